@@ -1,0 +1,1 @@
+"""Every event of the platform, one module per producing context."""

@@ -1,0 +1,305 @@
+"""The Kafka consumer runtime shared by every service.
+
+For each batch of one partition:
+1. decode; a message that can never be handled (bad JSON, unknown `ce_type`, schema
+   violation, missing header) goes straight to the dead-letter topic with the reason;
+2. in one transaction: claim the events in the inbox, run their handlers, commit;
+3. only then commit the Kafka offset.
+
+A crash after step 2 and before step 3 redelivers the batch; the inbox turns it into a no-op.
+When a handler fails, the batch is rolled back and replayed one message at a time, each with
+retries and backoff; after `max_attempts` the message is parked in `<group>.dlq` with the
+error and its original headers, and the partition keeps flowing. Partitions are handled
+concurrently, each in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import ConsumerRecord
+
+from contracts import DecodeError, Envelope, Event, decode
+from contracts.topics import dead_letter_topic
+from shopkit.handlers import EventHandlers
+from shopkit.inbox import InboxStore
+from shopkit.kafka import DLQ_RETENTION_MS, create_consumer, create_producer, ensure_topics
+from shopkit.metrics import CONSUMER_LAG, DEAD_LETTERS, HANDLER_DURATION
+from shopkit.tracing import continue_trace
+
+log = logging.getLogger(__name__)
+
+C = TypeVar("C")
+
+Record = ConsumerRecord[bytes, bytes]
+
+
+@dataclass
+class ConsumerConfig:
+    service: str
+    group_id: str
+    bootstrap: str
+    max_attempts: int = 5
+    base_backoff_seconds: float = 0.1
+    max_backoff_seconds: float = 5.0
+    max_batch: int = 500
+    poll_timeout_ms: int = 200
+
+
+class _Stopping(Exception):
+    """Shutdown requested while a message was being retried: leave its offset uncommitted."""
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runtime: EventConsumer[Any]) -> None:
+        self.runtime = runtime
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # Wait for the batch in flight: its effects and offsets are committed before another
+        # member takes the partitions over.
+        async with self.runtime.processing:
+            log.info("partitions revoked", extra={"group": self.runtime.config.group_id,
+                                                   "partitions": [str(tp) for tp in revoked]})
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("partitions assigned", extra={"group": self.runtime.config.group_id,
+                                                "partitions": [str(tp) for tp in assigned]})
+
+
+class EventConsumer(Generic[C]):
+    def __init__(
+        self,
+        config: ConsumerConfig,
+        handlers: EventHandlers[C],
+        store: InboxStore[C],
+    ) -> None:
+        self.config = config
+        self.handlers = handlers
+        self.store = store
+        self.processing = asyncio.Lock()
+        self.handled = 0
+        self.dead_lettered = 0
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._stop = asyncio.Event()
+        self.ready = asyncio.Event()
+
+    @property
+    def dlq_topic(self) -> str:
+        return dead_letter_topic(self.config.group_id)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set, reconnecting after broker failures."""
+        self._stop = stop
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                await self._consume(stop)
+                backoff = 0.5
+            except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+                log.warning("consumer interrupted, reconnecting",
+                            extra={"group": self.config.group_id, "error": repr(exc)})
+            except _Stopping:
+                pass
+            except Exception:
+                log.exception("consumer failed unexpectedly, restarting",
+                              extra={"group": self.config.group_id})
+            finally:
+                self.ready.clear()
+                await self._close()
+            if not stop.is_set():
+                await _sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        await ensure_topics(self.config.bootstrap, [self.dlq_topic],
+                            config={"retention.ms": str(DLQ_RETENTION_MS)})
+        self._producer = create_producer(self.config.bootstrap, client_id=f"{self.config.group_id}-dlq")
+        await asyncio.wait_for(self._producer.start(), 30)
+        self._consumer = create_consumer(
+            self.config.bootstrap, group_id=self.config.group_id, client_id=self.config.group_id
+        )
+        self._consumer.subscribe(self.handlers.topics, listener=_Rebalance(self))
+        await asyncio.wait_for(self._consumer.start(), 30)
+        self.ready.set()
+        log.info("consumer started", extra={"group": self.config.group_id, "topics": self.handlers.topics})
+        while not stop.is_set():
+            batches = await self._consumer.getmany(
+                timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_batch
+            )
+            if not batches:
+                continue
+            async with self.processing:
+                await asyncio.gather(*(self._partition(tp, records) for tp, records in batches.items()))
+
+    async def _close(self) -> None:
+        if self._consumer is not None:
+            try:
+                await self._consumer.stop()
+            except Exception:
+                log.debug("consumer stop failed", exc_info=True)
+            self._consumer = None
+        if self._producer is not None:
+            try:
+                await self._producer.stop()
+            except Exception:
+                log.debug("dlq producer stop failed", exc_info=True)
+            self._producer = None
+
+    async def _partition(self, tp: TopicPartition, records: list[Record]) -> None:
+        handled: list[tuple[Record, Envelope[Event]]] = []
+        for record in records:
+            try:
+                envelope = decode(record.headers, record.value)  # type: ignore[arg-type]
+            except DecodeError as exc:
+                await self._flush(tp, handled)
+                handled = []
+                await self._dead_letter(record, exc.reason, str(exc), attempts=0)
+                await self._commit(tp, record.offset)
+                continue
+            if self.handlers.handler_for(envelope.type) is not None:
+                handled.append((record, envelope))
+        await self._flush(tp, handled)
+        await self._commit(tp, records[-1].offset)
+        self._record_lag(tp, records[-1].offset)
+
+    async def _flush(self, tp: TopicPartition, batch: Sequence[tuple[Record, Envelope[Event]]]) -> None:
+        """Apply a run of decodable messages: all in one transaction, or one by one on failure."""
+        if not batch:
+            return
+        try:
+            await self._apply([envelope for _, envelope in batch])
+            return
+        except Exception:
+            log.info("batch failed, replaying one message at a time",
+                     extra={"group": self.config.group_id, "partition": str(tp), "size": len(batch)})
+        for record, envelope in batch:
+            await self._apply_with_retries(tp, record, envelope)
+
+    async def _apply(self, envelopes: Sequence[Envelope[Event]]) -> None:
+        started = time.perf_counter()
+        async with self.store.transaction() as tx:
+            fresh = await tx.claim(self.config.group_id, envelopes)
+            applied: set[str] = set()
+            for envelope in envelopes:
+                if envelope.id not in fresh or envelope.id in applied:
+                    continue  # duplicate delivery: already applied (or twice in this batch)
+                applied.add(envelope.id)
+                handler = self.handlers.handler_for(envelope.type)
+                assert handler is not None
+                with continue_trace(
+                    f"{self.config.group_id} process {envelope.type}",
+                    envelope.traceparent,
+                    envelope.tracestate,
+                    attributes={
+                        "messaging.system": "kafka",
+                        "messaging.destination.name": envelope.topic,
+                        "messaging.message.id": envelope.id,
+                        "messaging.consumer.group.name": self.config.group_id,
+                    },
+                ):
+                    await handler(envelope, tx.context(envelope))
+            await tx.commit()
+        elapsed = (time.perf_counter() - started) / max(len(envelopes), 1)
+        for envelope in envelopes:
+            HANDLER_DURATION.labels(self.config.service, self.config.group_id, envelope.type,
+                                    "ok").observe(elapsed)
+        self.handled += len(envelopes)
+
+    async def _apply_with_retries(self, tp: TopicPartition, record: Record, envelope: Envelope[Event]) -> None:
+        error: BaseException | None = None
+        for attempt in range(1, self.config.max_attempts + 1):
+            try:
+                await self._apply([envelope])
+                return
+            except Exception as exc:
+                error = exc
+                HANDLER_DURATION.labels(self.config.service, self.config.group_id, envelope.type,
+                                        "error").observe(0)
+                log.warning("handler failed", extra={
+                    "group": self.config.group_id, "event_id": envelope.id, "ce_type": envelope.type,
+                    "attempt": attempt, "error": repr(exc)})
+                if attempt < self.config.max_attempts:
+                    delay = min(self.config.base_backoff_seconds * 2 ** (attempt - 1),
+                                self.config.max_backoff_seconds)
+                    if await _sleep_or_stop(self._stop, delay):
+                        raise _Stopping from exc
+        await self._dead_letter(record, "handler_failed", repr(error), attempts=self.config.max_attempts)
+
+    async def _dead_letter(self, record: Record, reason: str, error: str, *, attempts: int) -> None:
+        """Park a message with why it failed; retried until the broker has it."""
+        headers = list(record.headers or ()) + [
+            ("dlq_reason", reason.encode()),
+            ("dlq_error", error[:4000].encode()),
+            ("dlq_group", self.config.group_id.encode()),
+            ("dlq_original_topic", record.topic.encode()),
+            ("dlq_original_partition", str(record.partition).encode()),
+            ("dlq_original_offset", str(record.offset).encode()),
+            ("dlq_attempts", str(attempts).encode()),
+            ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
+        ]
+        assert self._producer is not None
+        backoff = 0.2
+        while True:
+            try:
+                await (await self._producer.send(self.dlq_topic, value=record.value, key=record.key,
+                                                 headers=headers))
+                break
+            except KafkaError as exc:
+                log.warning("dead-letter publish failed, retrying", extra={"error": repr(exc)})
+                if await _sleep_or_stop(self._stop, backoff):
+                    raise _Stopping from exc
+                backoff = min(backoff * 2, 5.0)
+        self.dead_lettered += 1
+        DEAD_LETTERS.labels(self.config.service, self.config.group_id, reason).inc()
+        log.error("message dead-lettered", extra={
+            "group": self.config.group_id, "topic": record.topic, "partition": record.partition,
+            "offset": record.offset, "reason": reason, "error": error[:500]})
+
+    async def _commit(self, tp: TopicPartition, offset: int) -> None:
+        assert self._consumer is not None
+        try:
+            await self._consumer.commit({tp: offset + 1})
+        except CommitFailedError:
+            # The partition moved to another member during a rebalance; it will redeliver from
+            # the last committed offset and the inbox turns the repeats into no-ops.
+            log.info("offset commit lost to a rebalance", extra={"partition": str(tp)})
+
+    def _record_lag(self, tp: TopicPartition, last_offset: int) -> None:
+        assert self._consumer is not None
+        highwater = self._consumer.highwater(tp)
+        if highwater is not None:
+            CONSUMER_LAG.labels(self.config.service, self.config.group_id, tp.topic,
+                                str(tp.partition)).set(max(highwater - last_offset - 1, 0))
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+def make_consumer(
+    *,
+    service: str,
+    group_id: str,
+    bootstrap: str,
+    handlers: EventHandlers[C],
+    store: InboxStore[C],
+    max_attempts: int = 5,
+) -> EventConsumer[C]:
+    return EventConsumer(
+        ConsumerConfig(service=service, group_id=group_id, bootstrap=bootstrap, max_attempts=max_attempts),
+        handlers,
+        store,
+    )

@@ -1,0 +1,103 @@
+"""Async SQLAlchemy: engine, request-scoped sessions and the unit of work.
+
+A request's session is owned by its dependency: committed when the route returns, rolled back
+when it raises. Consumers and background jobs use `UnitOfWork`, whose default is rollback:
+nothing is written unless `commit()` is called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def service_metadata() -> MetaData:
+    """Metadata for one service's tables, with constraint names Alembic can diff."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def create_engine(url: str, *, pool_size: int = 10, application_name: str = "shop") -> AsyncEngine:
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={"server_settings": {"application_name": application_name}},
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+class UnitOfWork:
+    """One transaction; rolled back on exit unless committed (cosmicpython's default)."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            raise RuntimeError("unit of work used outside `async with`")
+        return self._session
+
+    async def __aenter__(self) -> UnitOfWork:
+        self._session = self._sessionmaker()
+        await self._session.begin()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session = self.session
+        try:
+            if session.in_transaction():
+                await session.rollback()
+        finally:
+            await session.close()
+            self._session = None
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+    async def rollback(self) -> None:
+        await self.session.rollback()
+
+
+def _sessionmaker_of(request: Request) -> async_sessionmaker[AsyncSession]:
+    sessionmaker: async_sessionmaker[AsyncSession] | None = getattr(
+        request.app.state, "sessionmaker", None
+    )
+    if sessionmaker is None:
+        raise RuntimeError("this service has no database configured")
+    return sessionmaker
+
+
+async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session: commits after the route succeeds, rolls back if it raises."""
+    async with _sessionmaker_of(request)() as session, session.begin():
+        yield session
+
+
+# scope="function": the commit happens before the response is sent, so a client never sees
+# success for a transaction that then failed to commit.
+SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]

@@ -1,0 +1,51 @@
+"""Event handler registries: an explicit `{EventType: handler}` map per consumer."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+from contracts import Envelope, Event
+
+E = TypeVar("E", bound=Event)
+C = TypeVar("C")
+
+Handler = Callable[[Envelope[Any], C], Awaitable[None]]
+
+
+class EventHandlers(Generic[C]):
+    """The events one consumer reacts to, each with exactly one handler.
+
+    Handlers receive the envelope and a context (a unit of work); they must be idempotent with
+    respect to their effect, which the inbox guarantees for the PostgreSQL runtime.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._handlers: dict[str, Handler[C]] = {}
+        self._types: dict[str, type[Event]] = {}
+
+    def on(self, event_type: type[E]) -> Callable[
+        [Callable[[Envelope[E], C], Awaitable[None]]], Callable[[Envelope[E], C], Awaitable[None]]
+    ]:
+        def register(
+            handler: Callable[[Envelope[E], C], Awaitable[None]],
+        ) -> Callable[[Envelope[E], C], Awaitable[None]]:
+            if event_type.ce_type in self._handlers:
+                raise ValueError(f"{self.name}: {event_type.__name__} already has a handler")
+            self._handlers[event_type.ce_type] = handler
+            self._types[event_type.ce_type] = event_type
+            return handler
+
+        return register
+
+    def handler_for(self, ce_type: str) -> Handler[C] | None:
+        return self._handlers.get(ce_type)
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted({event_type.topic for event_type in self._types.values()})
+
+    @property
+    def event_types(self) -> list[type[Event]]:
+        return list(self._types.values())

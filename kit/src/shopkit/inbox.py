@@ -1,0 +1,91 @@
+"""The inbox: which events a consumer has already applied, recorded with the effect itself.
+
+`PostgresInbox` writes `(consumer, event_id)` in the same transaction as the handler's changes,
+so an event's effect happens at most once however often it is delivered, concurrently or after
+a crash. A duplicate is acknowledged and skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts import Envelope, Event, caused_by
+from shopkit.messaging import MessagingTables
+from shopkit.outbox import Outbox
+
+C = TypeVar("C", covariant=True)
+
+
+class InboxTransaction(Protocol[C]):
+    async def claim(self, consumer: str, envelopes: Sequence[Envelope[Event]]) -> set[str]:
+        """Record the envelopes as handled; returns the ids not handled before."""
+
+    def context(self, envelope: Envelope[Event]) -> C:
+        """What a handler receives for one envelope."""
+
+    async def commit(self) -> None: ...
+
+
+class InboxStore(Protocol[C]):
+    def transaction(self) -> Any:
+        """An async context manager yielding an `InboxTransaction`; rolls back unless committed."""
+
+
+class EventContext:
+    """A handler's unit of work: its session, and `emit` for the events it causes."""
+
+    def __init__(self, session: AsyncSession, outbox: Outbox, envelope: Envelope[Event]) -> None:
+        self.session = session
+        self.outbox = outbox
+        self.envelope = envelope
+
+    async def emit(self, *events: Event) -> None:
+        """Write events to the outbox in this transaction, continuing the cause's flow."""
+        await self.outbox.add(*(caused_by(self.envelope, event) for event in events))
+
+
+class PostgresInboxTransaction:
+    def __init__(self, session: AsyncSession, tables: MessagingTables) -> None:
+        self.session = session
+        self.tables = tables
+        self.outbox = Outbox(session, tables.outbox)
+
+    async def claim(self, consumer: str, envelopes: Sequence[Envelope[Event]]) -> set[str]:
+        if not envelopes:
+            return set()
+        rows = {e.id: {"consumer": consumer, "event_id": e.id, "ce_type": e.type} for e in envelopes}
+        statement = (
+            insert(self.tables.inbox)
+            .values(list(rows.values()))
+            .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+            .returning(self.tables.inbox.c.event_id)
+        )
+        result = await self.session.execute(statement)
+        return {str(event_id) for event_id in result.scalars()}
+
+    def context(self, envelope: Envelope[Event]) -> EventContext:
+        return EventContext(self.session, self.outbox, envelope)
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+
+class PostgresInbox:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], tables: MessagingTables) -> None:
+        self.sessionmaker = sessionmaker
+        self.tables = tables
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgresInboxTransaction]:
+        async with self.sessionmaker() as session:
+            await session.begin()
+            try:
+                yield PostgresInboxTransaction(session, self.tables)
+            finally:
+                if session.in_transaction():
+                    await session.rollback()

@@ -1,0 +1,87 @@
+"""Kafka clients with the settings the delivery guarantees depend on, and topic administration."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from contracts import topics
+
+log = logging.getLogger(__name__)
+
+DLQ_RETENTION_MS = 30 * 24 * 3600 * 1000
+
+
+def create_producer(bootstrap: str, *, client_id: str) -> AIOKafkaProducer:
+    """An idempotent producer: acks from all in-sync replicas, no duplicates on retry, and
+    per-partition order kept across retries."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=2,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=30_000,
+        retry_backoff_ms=200,
+        compression_type=None,
+    )
+
+
+def create_consumer(bootstrap: str, *, group_id: str, client_id: str, **options: object) -> AIOKafkaConsumer:
+    """A consumer that never commits on its own: offsets move only after the effect is durable."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        client_id=client_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=500,
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=1_000,
+        max_poll_interval_ms=300_000,
+        **options,
+    )
+
+
+async def ensure_topics(
+    bootstrap: str,
+    names: list[str] | tuple[str, ...],
+    *,
+    partitions: int = topics.PARTITIONS,
+    config: dict[str, str] | None = None,
+) -> list[str]:
+    """Create the topics that do not exist yet; returns the ones created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="shop-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in names if name not in existing]
+        if not missing:
+            return []
+        try:
+            await admin.create_topics(
+                [NewTopic(name, partitions, 1, topic_configs=config or {}) for name in missing]
+            )
+        except TopicAlreadyExistsError:
+            pass  # another process created it first
+        return missing
+    finally:
+        await admin.close()
+
+
+async def ping(bootstrap: str, timeout: float = 5.0) -> bool:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="shop-ping",
+                                request_timeout_ms=int(timeout * 1000))
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+        await asyncio.wait_for(admin.list_topics(), timeout)
+        return True
+    except Exception:
+        return False
+    finally:
+        await admin.close()

@@ -1,0 +1,63 @@
+"""The transactional outbox writer: events are rows in the caller's transaction.
+
+A state change and the events announcing it commit together or not at all; the relay
+(`shopkit.relay`) publishes committed rows to Kafka afterwards.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Table, insert, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts import Envelope, Event, encode
+from shopkit.tracing import current_trace_headers
+
+_NOTIFIED = "shopkit.outbox.notified"
+
+
+def notify_channel(table: Table) -> str:
+    """The PostgreSQL NOTIFY channel that wakes the relay of this outbox."""
+    return f"{table.name}_pending"
+
+
+class Outbox:
+    """Adds events to the outbox through `session`; nothing is sent before the commit."""
+
+    def __init__(self, session: AsyncSession, table: Table) -> None:
+        self.session = session
+        self.table = table
+
+    async def add(self, *envelopes: Envelope[Event]) -> None:
+        if not envelopes:
+            return
+        trace_headers = current_trace_headers()
+        rows = []
+        for envelope in envelopes:
+            if envelope.traceparent is None and "traceparent" in trace_headers:
+                envelope = envelope.with_trace(
+                    trace_headers["traceparent"], trace_headers.get("tracestate")
+                )
+            record = encode(envelope)
+            rows.append({
+                "event_id": envelope.id,
+                "topic": record.topic,
+                "key": envelope.subject,
+                "ce_type": envelope.type,
+                "headers": {name: value.decode() for name, value in record.headers},
+                "payload": record.value,
+            })
+        await self.session.execute(insert(self.table), rows)
+        transaction = id(self.session.get_transaction())
+        if self.session.info.get(_NOTIFIED) != transaction:
+            # Delivered at commit (and dropped on rollback): the relay wakes only for real rows.
+            await self.session.execute(
+                text("SELECT pg_notify(:channel, '')"), {"channel": notify_channel(self.table)}
+            )
+            self.session.info[_NOTIFIED] = transaction
+
+    async def publish(self, *events: Event, correlation_id: str = "", causation_id: str | None = None) -> None:
+        """Shortcut for events that start a new flow (or continue one by explicit ids)."""
+        await self.add(*(
+            Envelope(data=event, correlation_id=correlation_id, causation_id=causation_id)
+            for event in events
+        ))

@@ -1,0 +1,261 @@
+"""The outbox relay: publishes committed outbox rows to Kafka, in order, forever.
+
+* One active relay per service database: leadership is a PostgreSQL session advisory lock held
+  on the relay's own connection. Other replicas stand by and take over when that connection
+  ends (crash, kill, network loss), so several replicas never publish concurrently.
+* Per-aggregate order: a round publishes at most one pending row per key, so an event is sent
+  only after every earlier event of its aggregate was acknowledged by the broker.
+* At-least-once: a row is marked sent only after the broker acknowledged it (`acks=all`,
+  idempotent producer). A crash between the ack and the mark re-sends the row; consumers drop
+  the duplicate by event id (inbox).
+* Retries forever with capped exponential backoff; never gives up on a row.
+
+Runs in-process as a background task of each service (`create_service`) or standalone:
+`python -m shopkit.relay --dsn postgresql://... --service orders`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from shopkit.kafka import create_producer
+from shopkit.metrics import OUTBOX_BACKLOG, OUTBOX_FAILURES, OUTBOX_PUBLISHED
+
+log = logging.getLogger(__name__)
+
+ProducerFactory = Callable[[], AIOKafkaProducer]
+
+
+def asyncpg_dsn(url: str) -> str:
+    """A libpq-style DSN from an SQLAlchemy URL (`postgresql+asyncpg://` -> `postgresql://`)."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def advisory_lock_key(table: str) -> int:
+    """A stable 63-bit key naming "the relay of this outbox" within one database."""
+    return zlib.crc32(f"shopkit.outbox-relay:{table}".encode()) & 0x7FFFFFFF
+
+
+@dataclass
+class RelayConfig:
+    service: str
+    dsn: str
+    bootstrap: str
+    table: str = "outbox"
+    batch_size: int = 1000
+    idle_poll_seconds: float = 1.0
+    standby_poll_seconds: float = 2.0
+    max_backoff_seconds: float = 5.0
+    retention: timedelta = timedelta(days=1)
+    purge_every_seconds: float = 60.0
+
+
+class PublishError(Exception):
+    pass
+
+
+class OutboxRelay:
+    def __init__(self, config: RelayConfig, producer_factory: ProducerFactory | None = None) -> None:
+        self.config = config
+        self._producer_factory = producer_factory or (
+            lambda: create_producer(config.bootstrap, client_id=f"{config.service}-relay")
+        )
+        self._wake = asyncio.Event()
+        self.is_leader = False
+        self.published = 0
+
+    @property
+    def channel(self) -> str:
+        return f"{self.config.table}_pending"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Lead or stand by until `stop` is set; every failure is retried with backoff."""
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                await self._lead(stop)
+                backoff = 0.2
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, PublishError,
+                    asyncio.TimeoutError) as exc:
+                OUTBOX_FAILURES.labels(self.config.service).inc()
+                log.warning("outbox relay interrupted, retrying", extra={"error": repr(exc),
+                                                                          "retry_in": backoff})
+            except Exception:
+                OUTBOX_FAILURES.labels(self.config.service).inc()
+                log.exception("outbox relay failed unexpectedly, retrying")
+            finally:
+                self.is_leader = False
+            await _sleep_or_stop(stop, backoff)
+            backoff = min(backoff * 2, self.config.max_backoff_seconds)
+
+    async def _lead(self, stop: asyncio.Event) -> None:
+        conn: asyncpg.Connection = await asyncpg.connect(self.config.dsn, timeout=10)
+        producer: AIOKafkaProducer | None = None
+        try:
+            key = advisory_lock_key(self.config.table)
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+                if await _sleep_or_stop(stop, self.config.standby_poll_seconds):
+                    return
+            self.is_leader = True
+            log.info("outbox relay is the active publisher", extra={"service": self.config.service})
+            await conn.add_listener(self.channel, self._on_notify)
+            producer = self._producer_factory()
+            await asyncio.wait_for(producer.start(), 30)
+            last_purge = 0.0
+            loop = asyncio.get_running_loop()
+            while not stop.is_set():
+                self._wake.clear()
+                sent, more = await self._round(conn, producer)
+                if loop.time() - last_purge > self.config.purge_every_seconds:
+                    await self._purge_and_measure(conn)
+                    last_purge = loop.time()
+                if more:
+                    continue
+                if sent == 0:
+                    await self._wait_for_work(stop)
+        finally:
+            if producer is not None:
+                await _quietly(producer.stop())
+            await _quietly(conn.close(timeout=5))
+
+    def _on_notify(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def _wait_for_work(self, stop: asyncio.Event) -> None:
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=self.config.idle_poll_seconds,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _round(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> tuple[int, bool]:
+        """Publish up to one pending row per aggregate; returns (sent, more rows waiting)."""
+        rows = await conn.fetch(
+            f"SELECT seq, topic, key, headers, payload FROM {self.config.table} "  # noqa: S608
+            "WHERE sent_at IS NULL ORDER BY seq LIMIT $1",
+            self.config.batch_size,
+        )
+        if not rows:
+            return 0, False
+        chosen = []
+        seen_keys: set[str] = set()
+        for row in rows:
+            if row["key"] in seen_keys:
+                continue  # waits until the earlier event of this aggregate is acknowledged
+            seen_keys.add(row["key"])
+            chosen.append(row)
+
+        futures: list[asyncio.Future[Any]] = []
+        send_error: BaseException | None = None
+        for row in chosen:
+            try:
+                futures.append(await producer.send(
+                    row["topic"],
+                    value=bytes(row["payload"]),
+                    key=row["key"].encode(),
+                    headers=[(name, value.encode()) for name, value in _headers(row["headers"]).items()],
+                ))
+            except Exception as exc:  # the rest of this round would only pile up behind it
+                send_error = exc
+                break
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        acked = [row["seq"] for row, result in zip(chosen, results, strict=False)
+                 if not isinstance(result, BaseException)]
+        failed = [(row["seq"], result) for row, result in zip(chosen, results, strict=False)
+                  if isinstance(result, BaseException)]
+        if acked:
+            await conn.execute(
+                f"UPDATE {self.config.table} SET sent_at = now(), attempts = attempts + 1 "  # noqa: S608
+                "WHERE seq = ANY($1::bigint[])",
+                acked,
+            )
+            self.published += len(acked)
+            OUTBOX_PUBLISHED.labels(self.config.service).inc(len(acked))
+        first_error = failed[0][1] if failed else send_error
+        if first_error is not None:
+            unsent = [seq for seq, _ in failed] or [chosen[len(futures)]["seq"]]
+            await conn.execute(
+                f"UPDATE {self.config.table} SET attempts = attempts + 1, last_error = $2 "  # noqa: S608
+                "WHERE seq = ANY($1::bigint[])",
+                unsent, repr(first_error)[:1000],
+            )
+            raise PublishError(f"{len(unsent)} event(s) not acknowledged: {first_error!r}")
+        return len(acked), len(rows) == self.config.batch_size or len(chosen) < len(rows)
+
+    async def _purge_and_measure(self, conn: asyncpg.Connection) -> None:
+        await conn.execute(
+            f"DELETE FROM {self.config.table} WHERE sent_at < now() - $1::interval",  # noqa: S608
+            self.config.retention,
+        )
+        OUTBOX_BACKLOG.labels(self.config.service).set(await backlog(conn, self.config.table))
+
+
+def _headers(value: Any) -> dict[str, str]:
+    # asyncpg returns jsonb as text unless a codec is registered.
+    return dict(json.loads(value) if isinstance(value, str) else value)
+
+
+async def backlog(conn: asyncpg.Connection, table: str = "outbox") -> int:
+    """Rows committed but not yet acknowledged by Kafka."""
+    count = await conn.fetchval(f"SELECT count(*) FROM {table} WHERE sent_at IS NULL")  # noqa: S608
+    return int(count)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep, waking early when stopping; True when `stop` is set."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def _quietly(awaitable: Any) -> None:
+    try:
+        await awaitable
+    except Exception:
+        log.debug("ignored error while closing", exc_info=True)
+
+
+def main() -> None:
+    import signal
+
+    from shopkit.logs import configure_logging
+
+    parser = argparse.ArgumentParser(prog="python -m shopkit.relay", description=__doc__)
+    parser.add_argument("--dsn", required=True, help="postgresql://user:pass@host/db")
+    parser.add_argument("--service", required=True)
+    parser.add_argument("--bootstrap", default="127.0.0.1:9092")
+    parser.add_argument("--batch-size", type=int, default=1000)
+    args = parser.parse_args()
+    configure_logging(f"{args.service}-relay")
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        relay = OutboxRelay(RelayConfig(
+            service=args.service, dsn=asyncpg_dsn(args.dsn), bootstrap=args.bootstrap,
+            batch_size=args.batch_size,
+        ))
+        await relay.run(stop)
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

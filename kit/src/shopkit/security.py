@@ -1,0 +1,177 @@
+"""Access-token verification shared by every service and the gateway.
+
+Tokens are EdDSA-signed JWTs from the auth service. Verification is local: the JWKS is fetched
+once and cached, refreshed when an unknown `kid` appears (at most once per cooldown, so forged
+kids cannot flood auth). Exactly one algorithm is accepted, which rules out `alg: none` and
+HS/RS confusion. A logged-out token's `jti` is denied in Redis until it expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import httpx
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from jwt.algorithms import OKPAlgorithm
+from redis.asyncio import Redis
+
+from shopkit.problems import ForbiddenError, UnauthorizedError
+
+ALGORITHM = "EdDSA"
+DENIED_JTI_PREFIX = "auth:denied-jti:"
+JWKS_REFRESH_COOLDOWN = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller, as proven by a verified access token."""
+
+    user_id: str
+    roles: frozenset[str]
+    token_id: str
+    expires_at: int
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+
+class InvalidTokenError(UnauthorizedError):
+    slug = "invalid-token"
+    title = "Invalid access token"
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        *,
+        jwks_url: str,
+        issuer: str,
+        audience: str,
+        http: httpx.AsyncClient | None = None,
+        redis: Redis | None = None,
+    ) -> None:
+        self.jwks_url = jwks_url
+        self.issuer = issuer
+        self.audience = audience
+        self._http = http
+        self._redis = redis
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    def set_keys(self, jwks: dict[str, Any]) -> None:
+        keys: dict[str, Any] = {}
+        for jwk in jwks.get("keys", []):
+            if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519" and "kid" in jwk:
+                keys[jwk["kid"]] = OKPAlgorithm.from_jwk(jwk)
+        self._keys = keys
+        self._fetched_at = time.monotonic()
+
+    async def _refresh(self) -> None:
+        async with self._lock:
+            if time.monotonic() - self._fetched_at < JWKS_REFRESH_COOLDOWN and self._keys:
+                return
+            client = self._http or httpx.AsyncClient(timeout=3.0)
+            try:
+                response = await client.get(self.jwks_url)
+                response.raise_for_status()
+                self.set_keys(response.json())
+            except (httpx.HTTPError, ValueError):
+                self._fetched_at = time.monotonic()  # back off; keep the keys we had
+            finally:
+                if self._http is None:
+                    await client.aclose()
+
+    async def _key_for(self, kid: str) -> Any:
+        if kid not in self._keys:
+            await self._refresh()
+        key = self._keys.get(kid)
+        if key is None:
+            raise InvalidTokenError("token signed with an unknown key")
+        return key
+
+    def _decode(self, token: str, key: Any) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": ["exp", "iat", "sub", "jti", "iss", "aud"]},
+                leeway=5,
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise InvalidTokenError("token expired") from exc
+        except jwt.PyJWTError as exc:
+            raise InvalidTokenError("token rejected") from exc
+        return claims
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidTokenError("malformed token") from exc
+        if header.get("alg") != ALGORITHM:
+            raise InvalidTokenError("token algorithm not allowed")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise InvalidTokenError("token has no key id")
+        claims = self._decode(token, await self._key_for(kid))
+        roles = claims.get("roles", [])
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise InvalidTokenError("token roles malformed")
+        principal = Principal(
+            user_id=str(claims["sub"]),
+            roles=frozenset(roles),
+            token_id=str(claims["jti"]),
+            expires_at=int(claims["exp"]),
+        )
+        if self._redis is not None and await self._redis.exists(DENIED_JTI_PREFIX + principal.token_id):
+            raise InvalidTokenError("token revoked")
+        return principal
+
+
+bearer_scheme = HTTPBearer(auto_error=False, description="Access token from POST /api/auth/login")
+
+
+def verifier_of(request: Request) -> TokenVerifier:
+    verifier: TokenVerifier | None = getattr(request.app.state, "token_verifier", None)
+    if verifier is None:
+        raise RuntimeError("token verification is not configured for this service")
+    return verifier
+
+
+async def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise UnauthorizedError("a bearer access token is required", headers={"WWW-Authenticate": "Bearer"})
+    return await verifier_of(request).verify(credentials.credentials)
+
+
+async def optional_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal | None:
+    if credentials is None:
+        return None
+    return await verifier_of(request).verify(credentials.credentials)
+
+
+async def admin_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    if not principal.is_admin:
+        raise ForbiddenError("this operation needs the admin role")
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(current_principal)]
+OptionalUser = Annotated[Principal | None, Depends(optional_principal)]
+AdminUser = Annotated[Principal, Depends(admin_principal)]

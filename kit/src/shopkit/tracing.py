@@ -1,0 +1,86 @@
+"""OpenTelemetry: tracer provider set-up and W3C context carried through outbox rows and Kafka.
+
+One checkout is one trace: the HTTP span's context is written into the outbox row, the relay
+puts it in the Kafka headers, and each consumer continues the trace from those headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Literal
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Span, SpanKind
+
+ExporterKind = Literal["none", "otlp", "console", "memory"]
+
+_memory_exporter: InMemorySpanExporter | None = None
+
+
+def configure_tracing(service: str, exporter: ExporterKind, endpoint: str) -> None:
+    """Install the global tracer provider once per process."""
+    global _memory_exporter
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    span_exporter: SpanExporter | None = None
+    if exporter == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        span_exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
+        provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    elif exporter == "console":
+        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    elif exporter == "memory":
+        _memory_exporter = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(_memory_exporter))
+    trace.set_tracer_provider(provider)
+
+
+def memory_exporter() -> InMemorySpanExporter | None:
+    """The in-memory exporter when `otel_exporter=memory` (tests read finished spans here)."""
+    return _memory_exporter
+
+
+def tracer(name: str = "shop") -> trace.Tracer:
+    return trace.get_tracer(name)
+
+
+def current_trace_headers() -> dict[str, str]:
+    """`traceparent`/`tracestate` of the active span, empty when there is none."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+@contextmanager
+def continue_trace(
+    name: str,
+    traceparent: str | None,
+    tracestate: str | None = None,
+    *,
+    kind: SpanKind = SpanKind.CONSUMER,
+    attributes: dict[str, str | int] | None = None,
+) -> Iterator[Span]:
+    """A span whose parent is the remote context carried by an event."""
+    carrier = {"traceparent": traceparent} if traceparent else {}
+    if tracestate:
+        carrier["tracestate"] = tracestate
+    parent = propagate.extract(carrier)
+    token = otel_context.attach(parent)
+    try:
+        with tracer().start_as_current_span(name, kind=kind, attributes=attributes) as span:
+            yield span
+    finally:
+        otel_context.detach(token)

@@ -1,0 +1,1 @@
+"""The catalog service: products, categories, reviews and search, stored in MongoDB."""

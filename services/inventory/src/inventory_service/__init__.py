@@ -1,0 +1,1 @@
+"""The inventory service: Stock levels per SKU and the reservations of the checkout saga."""

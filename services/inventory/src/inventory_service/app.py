@@ -1,0 +1,18 @@
+"""ASGI entry point of the inventory service: `uvicorn inventory_service.app:app`."""
+
+from __future__ import annotations
+
+from inventory_service.config import InventorySettings
+from inventory_service.models import messaging
+from inventory_service.router import router
+from shopkit.app import ServiceParts, create_service
+
+settings = InventorySettings()
+
+app = create_service(
+    settings,
+    title="Inventory service",
+    description="Stock levels per SKU and the reservations of the checkout saga.",
+    routers=[router],
+    parts=ServiceParts(tables=messaging),
+)

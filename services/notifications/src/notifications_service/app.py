@@ -1,0 +1,18 @@
+"""ASGI entry point of the notifications service: `uvicorn notifications_service.app:app`."""
+
+from __future__ import annotations
+
+from notifications_service.config import NotificationsSettings
+from notifications_service.models import messaging
+from notifications_service.router import router
+from shopkit.app import ServiceParts, create_service
+
+settings = NotificationsSettings()
+
+app = create_service(
+    settings,
+    title="Notifications service",
+    description="Email and SMS rendered from templates when domain events happen.",
+    routers=[router],
+    parts=ServiceParts(tables=messaging),
+)

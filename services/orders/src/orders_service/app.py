@@ -1,0 +1,18 @@
+"""ASGI entry point of the orders service: `uvicorn orders_service.app:app`."""
+
+from __future__ import annotations
+
+from orders_service.config import OrdersSettings
+from orders_service.models import messaging
+from orders_service.router import router
+from shopkit.app import ServiceParts, create_service
+
+settings = OrdersSettings()
+
+app = create_service(
+    settings,
+    title="Orders service",
+    description="Carts, coupons, orders and their status history: where the checkout saga starts.",
+    routers=[router],
+    parts=ServiceParts(tables=messaging),
+)

@@ -1,0 +1,1 @@
+"""The payments service: Stripe PaymentIntents with manual capture, 3-D Secure, webhooks, refunds and risk checks."""

@@ -1,0 +1,18 @@
+"""ASGI entry point of the shipping service: `uvicorn shipping_service.app:app`."""
+
+from __future__ import annotations
+
+from shipping_service.config import ShippingSettings
+from shipping_service.models import messaging
+from shipping_service.router import router
+from shopkit.app import ServiceParts, create_service
+
+settings = ShippingSettings()
+
+app = create_service(
+    settings,
+    title="Shipping service",
+    description="Carriers, rate tables, quotes, shipments, labels and carrier tracking webhooks.",
+    routers=[router],
+    parts=ServiceParts(tables=messaging),
+)

@@ -1,0 +1,1 @@
+"""The users service: Profiles, addresses, notification preferences and wishlists."""

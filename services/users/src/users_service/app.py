@@ -1,0 +1,18 @@
+"""ASGI entry point of the users service: `uvicorn users_service.app:app`."""
+
+from __future__ import annotations
+
+from users_service.config import UsersSettings
+from users_service.models import messaging
+from users_service.router import router
+from shopkit.app import ServiceParts, create_service
+
+settings = UsersSettings()
+
+app = create_service(
+    settings,
+    title="Users service",
+    description="Profiles, addresses, notification preferences and wishlists.",
+    routers=[router],
+    parts=ServiceParts(tables=messaging),
+)
