@@ -8,6 +8,7 @@ from pydantic.json_schema import models_json_schema
 
 from contracts import topics
 from contracts.base import REGISTRY
+from contracts.schemas import platform_types
 
 VERSION = "1.0.0"
 
@@ -37,7 +38,7 @@ def _channel_id(topic: str) -> str:
 
 
 def document() -> dict[str, Any]:
-    models = [REGISTRY[ce_type] for ce_type in sorted(REGISTRY)]
+    models = [REGISTRY[ce_type] for ce_type in platform_types()]
     _, definitions = models_json_schema(
         [(model, "validation") for model in models],
         ref_template="#/components/schemas/{model}",

@@ -119,6 +119,7 @@ def create_service(
             relay = OutboxRelay(RelayConfig(
                 service=settings.service_name, dsn=asyncpg_dsn(settings.database_url),
                 bootstrap=settings.kafka_bootstrap, table=parts.tables.outbox.name,
+                topic_namespace=settings.kafka_namespace,
             ))
             app.state.relay = relay
             tasks.append(asyncio.create_task(relay.run(stop), name="outbox-relay"))
@@ -133,6 +134,7 @@ def create_service(
                     handlers=handlers,
                     store=store,
                     max_attempts=settings.consumer_max_attempts,
+                    topic_namespace=settings.kafka_namespace,
                 )
                 app.state.consumers.append(consumer)
                 tasks.append(asyncio.create_task(consumer.run(stop), name=f"consumer-{handlers.name}"))

@@ -47,6 +47,10 @@ class ConsumerConfig:
     service: str
     group_id: str
     bootstrap: str
+    topic_namespace: str = ""
+    """Prefix of the topics subscribed to (isolated test runs)."""
+    inbox_name: str = ""
+    """Key of this consumer's rows in the inbox; defaults to the group id."""
     max_attempts: int = 5
     base_backoff_seconds: float = 0.1
     max_backoff_seconds: float = 5.0
@@ -96,6 +100,14 @@ class EventConsumer(Generic[C]):
     def dlq_topic(self) -> str:
         return dead_letter_topic(self.config.group_id)
 
+    @property
+    def inbox_name(self) -> str:
+        return self.config.inbox_name or self.config.group_id
+
+    @property
+    def subscribed_topics(self) -> list[str]:
+        return [self.config.topic_namespace + topic for topic in self.handlers.topics]
+
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, reconnecting after broker failures."""
         self._stop = stop
@@ -122,15 +134,17 @@ class EventConsumer(Generic[C]):
     async def _consume(self, stop: asyncio.Event) -> None:
         await ensure_topics(self.config.bootstrap, [self.dlq_topic],
                             config={"retention.ms": str(DLQ_RETENTION_MS)})
+        if self.config.topic_namespace:
+            await ensure_topics(self.config.bootstrap, self.subscribed_topics)
         self._producer = create_producer(self.config.bootstrap, client_id=f"{self.config.group_id}-dlq")
         await asyncio.wait_for(self._producer.start(), 30)
         self._consumer = create_consumer(
             self.config.bootstrap, group_id=self.config.group_id, client_id=self.config.group_id
         )
-        self._consumer.subscribe(self.handlers.topics, listener=_Rebalance(self))
+        self._consumer.subscribe(self.subscribed_topics, listener=_Rebalance(self))
         await asyncio.wait_for(self._consumer.start(), 30)
         self.ready.set()
-        log.info("consumer started", extra={"group": self.config.group_id, "topics": self.handlers.topics})
+        log.info("consumer started", extra={"group": self.config.group_id, "topics": self.subscribed_topics})
         while not stop.is_set():
             batches = await self._consumer.getmany(
                 timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_batch
@@ -187,7 +201,7 @@ class EventConsumer(Generic[C]):
     async def _apply(self, envelopes: Sequence[Envelope[Event]]) -> None:
         started = time.perf_counter()
         async with self.store.transaction() as tx:
-            fresh = await tx.claim(self.config.group_id, envelopes)
+            fresh = await tx.claim(self.inbox_name, envelopes)
             applied: set[str] = set()
             for envelope in envelopes:
                 if envelope.id not in fresh or envelope.id in applied:
@@ -297,9 +311,11 @@ def make_consumer(
     handlers: EventHandlers[C],
     store: InboxStore[C],
     max_attempts: int = 5,
+    topic_namespace: str = "",
 ) -> EventConsumer[C]:
     return EventConsumer(
-        ConsumerConfig(service=service, group_id=group_id, bootstrap=bootstrap, max_attempts=max_attempts),
+        ConsumerConfig(service=service, group_id=group_id, bootstrap=bootstrap,
+                       max_attempts=max_attempts, topic_namespace=topic_namespace),
         handlers,
         store,
     )

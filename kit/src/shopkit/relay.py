@@ -29,7 +29,8 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from shopkit.kafka import create_producer
+from contracts import topics
+from shopkit.kafka import create_producer, ensure_topics
 from shopkit.metrics import OUTBOX_BACKLOG, OUTBOX_FAILURES, OUTBOX_PUBLISHED
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class RelayConfig:
     dsn: str
     bootstrap: str
     table: str = "outbox"
+    topic_namespace: str = ""
+    """Prefix added to every topic at publish time (isolated test runs)."""
     batch_size: int = 1000
     idle_poll_seconds: float = 1.0
     standby_poll_seconds: float = 2.0
@@ -110,6 +113,9 @@ class OutboxRelay:
             self.is_leader = True
             log.info("outbox relay is the active publisher", extra={"service": self.config.service})
             await conn.add_listener(self.channel, self._on_notify)
+            if self.config.topic_namespace:
+                await ensure_topics(self.config.bootstrap,
+                                    [self.config.topic_namespace + t for t in topics.ALL])
             producer = self._producer_factory()
             await asyncio.wait_for(producer.start(), 30)
             last_purge = 0.0
@@ -163,7 +169,7 @@ class OutboxRelay:
         for row in chosen:
             try:
                 futures.append(await producer.send(
-                    row["topic"],
+                    self.config.topic_namespace + row["topic"],
                     value=bytes(row["payload"]),
                     key=row["key"].encode(),
                     headers=[(name, value.encode()) for name, value in _headers(row["headers"]).items()],
@@ -240,6 +246,7 @@ def main() -> None:
     parser.add_argument("--service", required=True)
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--topic-namespace", default="")
     args = parser.parse_args()
     configure_logging(f"{args.service}-relay")
 
@@ -250,7 +257,7 @@ def main() -> None:
             loop.add_signal_handler(sig, stop.set)
         relay = OutboxRelay(RelayConfig(
             service=args.service, dsn=asyncpg_dsn(args.dsn), bootstrap=args.bootstrap,
-            batch_size=args.batch_size,
+            batch_size=args.batch_size, topic_namespace=args.topic_namespace,
         ))
         await relay.run(stop)
 

@@ -55,8 +55,9 @@ class ServiceSettings(BaseSettings):
     database_pool_size: int = 10
     redis_url: str = "redis://127.0.0.1:6379/0"
     kafka_bootstrap: str = "127.0.0.1:9092"
-    kafka_client_prefix: str = ""
-    """Prefixes consumer groups (tests run isolated groups against the shared broker)."""
+    kafka_namespace: str = ""
+    """Prefix of every topic and consumer group this process uses. Empty in real deployments;
+    test runs set a unique one to stay isolated on a shared broker."""
 
     jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
     jwt_issuer: str = "http://127.0.0.1:8001"
@@ -102,7 +103,7 @@ class ServiceSettings(BaseSettings):
 
     def consumer_group(self, name: str = "") -> str:
         base = f"{self.service_name}-{name}" if name else self.service_name
-        return f"{self.kafka_client_prefix}{base}"
+        return f"{self.kafka_namespace}{base}"
 
 
 def _is_placeholder(secret: str) -> bool:

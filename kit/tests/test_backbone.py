@@ -1,0 +1,90 @@
+"""Outbox -> relay -> Kafka -> consumer -> inbox, against the real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts import Envelope, new_id
+from shopkit.consumer import ConsumerConfig, EventConsumer
+from shopkit.inbox import PostgresInbox
+from shopkit.outbox import Outbox
+from shopkit.relay import OutboxRelay, RelayConfig, asyncpg_dsn
+from shopkit.testing import KAFKA_BOOTSTRAP, eventually
+
+from .probe import ProbeHappened, effects, handlers, messaging
+
+
+@asynccontextmanager
+async def running(*runners: OutboxRelay | EventConsumer[object]) -> AsyncIterator[asyncio.Event]:
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(r.run(stop)) for r in runners]
+    try:
+        yield stop
+    finally:
+        stop.set()
+        await asyncio.wait(tasks, timeout=20)
+
+
+def relay_for(url: str, namespace: str) -> OutboxRelay:
+    return OutboxRelay(RelayConfig(service="kittest", dsn=asyncpg_dsn(url), bootstrap=KAFKA_BOOTSTRAP,
+                                   topic_namespace=namespace, idle_poll_seconds=0.2))
+
+
+def consumer_for(sessionmaker: async_sessionmaker[AsyncSession], namespace: str,
+                 group: str = "probe", inbox_name: str = "") -> EventConsumer[object]:
+    return EventConsumer(
+        ConsumerConfig(service="kittest", group_id=f"{namespace}{group}", bootstrap=KAFKA_BOOTSTRAP,
+                       topic_namespace=namespace, inbox_name=inbox_name, max_attempts=3,
+                       base_backoff_seconds=0.05),
+        handlers,  # type: ignore[arg-type]
+        PostgresInbox(sessionmaker, messaging),
+    )
+
+
+async def publish(sessionmaker: async_sessionmaker[AsyncSession], events: Sequence[ProbeHappened],
+                  *, commit: bool = True) -> None:
+    async with sessionmaker() as session, session.begin():
+        await Outbox(session, messaging.outbox).add(*(Envelope(data=e) for e in events))
+        if not commit:
+            await session.rollback()
+
+
+async def effect_counts(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, int]:
+    async with sessionmaker() as session:
+        rows = await session.execute(select(effects.c.probe_id, func.count()).group_by(effects.c.probe_id))
+        return {probe_id: count for probe_id, count in rows.all()}
+
+
+async def test_committed_event_is_published_and_applied_once(
+    sessionmaker: async_sessionmaker[AsyncSession], database_url: str, namespace: str
+) -> None:
+    events = [ProbeHappened(probe_id=new_id(), value=i) for i in range(50)]
+    async with running(relay_for(database_url, namespace), consumer_for(sessionmaker, namespace)):
+        await publish(sessionmaker, events)
+        counts = await eventually(
+            lambda: _when(effect_counts(sessionmaker), lambda c: len(c) == len(events))
+        )
+    assert set(counts) == {e.probe_id for e in events}
+    assert set(counts.values()) == {1}
+
+
+async def test_rolled_back_change_publishes_nothing(
+    sessionmaker: async_sessionmaker[AsyncSession], database_url: str, namespace: str
+) -> None:
+    rolled_back = ProbeHappened(probe_id=new_id(), value=1)
+    marker = ProbeHappened(probe_id=new_id(), value=2)
+    async with running(relay_for(database_url, namespace), consumer_for(sessionmaker, namespace)):
+        await publish(sessionmaker, [rolled_back], commit=False)
+        await publish(sessionmaker, [marker])
+        counts = await eventually(lambda: _when(effect_counts(sessionmaker), lambda c: marker.probe_id in c))
+    assert rolled_back.probe_id not in counts
+
+
+async def _when(awaitable: object, predicate: object) -> object:
+    value = await awaitable  # type: ignore[misc]
+    return value if predicate(value) else None  # type: ignore[operator]
