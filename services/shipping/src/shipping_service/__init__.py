@@ -1,1 +1,1 @@
-"""The shipping service: Carriers, rate tables, quotes, shipments, labels and carrier tracking webhooks."""
+"""The shipping service: carriers, rate tables, quotes, shipments, labels, carrier webhooks."""

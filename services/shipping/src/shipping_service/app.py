@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from shopkit.app import ServiceParts, create_service
 
 from shipping_service.config import ShippingSettings
+from shipping_service.consumers import handlers
 from shipping_service.models import messaging
 from shipping_service.router import router
-from shopkit.app import ServiceParts, create_service
+from shipping_service.sandbox import sandbox_job
+
 
 def build_app(settings: ShippingSettings | None = None) -> FastAPI:
     """The service's ASGI app; tests pass settings pointing at their own database and topics."""
@@ -15,9 +18,9 @@ def build_app(settings: ShippingSettings | None = None) -> FastAPI:
     return create_service(
         settings,
         title="Shipping service",
-        description="Carriers, rate tables, quotes, shipments, labels and carrier tracking webhooks.",
+        description="Carriers, rate tables, quotes, shipments, labels and carrier webhooks.",
         routers=[router],
-        parts=ServiceParts(tables=messaging),
+        parts=ServiceParts(tables=messaging, consumers=[handlers], background=[sandbox_job]),
     )
 
 

@@ -1,0 +1,60 @@
+"""What shipping reacts to: catalog weights, confirmed and cancelled orders, account deletion."""
+
+from __future__ import annotations
+
+from contracts.events.catalog import ProductCreated, ProductDeactivated, ProductUpdated
+from contracts.events.orders import OrderCancelled, OrderConfirmed
+from contracts.events.users import UserDeletionRequested
+from shopkit.handlers import EventHandlers
+from shopkit.inbox import EventContext
+
+from contracts import Envelope
+from shipping_service import repository
+from shipping_service.service import shipments
+
+handlers: EventHandlers[EventContext] = EventHandlers("events")
+
+
+@handlers.on(ProductCreated)
+async def on_product_created(envelope: Envelope[ProductCreated], ctx: EventContext) -> None:
+    await _project(envelope.data, ctx)
+
+
+@handlers.on(ProductUpdated)
+async def on_product_updated(envelope: Envelope[ProductUpdated], ctx: EventContext) -> None:
+    await _project(envelope.data, ctx)
+
+
+async def _project(product: ProductCreated | ProductUpdated, ctx: EventContext) -> None:
+    await repository.upsert_product(
+        ctx.session,
+        product_id=product.product_id,
+        sku=product.sku,
+        weight_grams=product.weight_grams,
+        is_active=product.is_active,
+        version=product.version,
+    )
+
+
+@handlers.on(ProductDeactivated)
+async def on_product_deactivated(envelope: Envelope[ProductDeactivated], ctx: EventContext) -> None:
+    await repository.deactivate_product(
+        ctx.session, product_id=envelope.data.product_id, version=envelope.data.version
+    )
+
+
+@handlers.on(OrderConfirmed)
+async def on_order_confirmed(envelope: Envelope[OrderConfirmed], ctx: EventContext) -> None:
+    created = await shipments.create_for_order(session=ctx.session, envelope=envelope)
+    if created is not None:
+        await ctx.emit(created)
+
+
+@handlers.on(OrderCancelled)
+async def on_order_cancelled(envelope: Envelope[OrderCancelled], ctx: EventContext) -> None:
+    await shipments.cancel_for_order(session=ctx.session, event=envelope.data)
+
+
+@handlers.on(UserDeletionRequested)
+async def on_user_deletion(envelope: Envelope[UserDeletionRequested], ctx: EventContext) -> None:
+    await shipments.anonymise_user(session=ctx.session, user_id=envelope.data.user_id)

@@ -1,0 +1,56 @@
+"""Domain errors of the shipping service, each one problem+json status and slug."""
+
+from __future__ import annotations
+
+from shopkit.problems import DomainError, NotFoundError, UnauthorizedError, UnprocessableError
+
+
+class InvalidCepError(UnprocessableError):
+    slug = "invalid-cep"
+    title = "Invalid CEP"
+
+
+class CepNotFoundError(NotFoundError):
+    slug = "cep-not-found"
+    title = "CEP not found"
+
+
+class UnknownSkuError(UnprocessableError):
+    slug = "unknown-sku"
+    title = "Unknown or unavailable sku"
+
+
+class InvalidQuoteItemsError(UnprocessableError):
+    slug = "invalid-quote-items"
+    title = "Invalid quote items"
+
+
+class ShipmentNotFoundError(NotFoundError):
+    slug = "shipment-not-found"
+    title = "Shipment not found"
+
+
+class UnknownCarrierError(NotFoundError):
+    slug = "unknown-carrier"
+    title = "Unknown carrier"
+
+
+class InvalidWebhookSignatureError(UnauthorizedError):
+    slug = "invalid-webhook-signature"
+    title = "Webhook signature rejected"
+
+
+class StaleWebhookError(UnauthorizedError):
+    slug = "stale-webhook"
+    title = "Webhook timestamp outside the tolerance window"
+
+
+class InvalidWebhookPayloadError(UnprocessableError):
+    slug = "invalid-webhook-payload"
+    title = "Webhook payload invalid"
+
+
+class UnsupportedLabelFormatError(DomainError):
+    status = 406
+    slug = "unsupported-label-format"
+    title = "Label format not supported"

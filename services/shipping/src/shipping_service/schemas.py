@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from contracts.types import Sku
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+CarrierStatus = Literal["posted", "in_transit", "out_for_delivery", "delivered", "exception"]
+ShipmentStatus = Literal[
+    "created", "posted", "in_transit", "out_for_delivery", "delivered", "exception", "cancelled"
+]
+
+
+class QuoteItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: Sku
+    quantity: int = Field(gt=0, le=10_000)
+
+
+class QuoteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    destination_cep: Annotated[str, StringConstraints(max_length=16)]
+    items: list[QuoteItem] = Field(min_length=1, max_length=100)
+
+
+class QuoteOption(BaseModel):
+    quote_id: str
+    carrier: str
+    service: str
+    price: int
+    currency: str
+    estimated_days: int
+    expires_at: datetime
+
+
+class QuoteResponse(BaseModel):
+    destination_cep: str
+    weight_grams: int
+    options: list[QuoteOption]
+
+
+class CepPublic(BaseModel):
+    cep: str
+    state: str
+    city: str | None
+    district: str | None = None
+    street: str | None = None
+    source: Literal["viacep", "offline"]
+
+
+class TrackingEventPublic(BaseModel):
+    status: str
+    description: str | None
+    location: str | None
+    occurred_at: datetime
+
+
+class ShipmentPublic(BaseModel):
+    shipment_id: str
+    order_id: str
+    carrier: str
+    service: str
+    tracking_number: str
+    status: ShipmentStatus
+    estimated_days: int
+    price: int
+    created_at: datetime
+    dispatched_at: datetime | None
+    delivered_at: datetime | None
+    label_url: str
+    events: list[TrackingEventPublic]
+
+
+class ShipmentList(BaseModel):
+    items: list[ShipmentPublic]
+    next_cursor: str | None = None
+
+
+class TrackingPublic(BaseModel):
+    """What anyone holding a tracking number may see: no names, no street address."""
+
+    tracking_number: str
+    carrier: str
+    service: str
+    status: ShipmentStatus
+    destination_city: str | None
+    destination_state: str | None
+    events: list[TrackingEventPublic]
+
+
+class CarrierUpdate(BaseModel):
+    """A carrier's tracking webhook body.
+
+    Unknown fields are ignored rather than refused (carriers add fields over time); nothing in
+    the payload is ever dereferenced, in particular no URL is fetched.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    event_id: Annotated[str, StringConstraints(min_length=1, max_length=120)]
+    tracking_number: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    status: CarrierStatus
+    occurred_at: AwareDatetime
+    description: Annotated[str, StringConstraints(max_length=500)] | None = None
+    location: Annotated[str, StringConstraints(max_length=120)] | None = None
+
+
+WebhookOutcome = Literal["applied", "duplicate", "stale", "unknown_shipment"]
+
+
+class WebhookAck(BaseModel):
+    outcome: WebhookOutcome
+    shipment_status: ShipmentStatus | None = None
+
+
+class ShippingExport(BaseModel):
+    """Everything shipping holds about the caller (LGPD/GDPR access request)."""
+
+    user_id: str
+    shipments: list[ShipmentPublic]
+    addresses: list[dict[str, object]]

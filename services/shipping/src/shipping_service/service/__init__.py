@@ -1,0 +1,1 @@
+"""Business rules of the shipping service, one module per topic."""

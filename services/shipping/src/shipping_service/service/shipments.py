@@ -1,0 +1,263 @@
+"""Shipments: created when an order is confirmed, read by their owner, anonymised on request."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+from contracts.events.orders import OrderCancelled, OrderConfirmed
+from contracts.events.shipping import ShipmentCreated
+from shopkit.security import Principal
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts import Envelope, new_id
+from shipping_service import repository
+from shipping_service.config import ShippingSettings
+from shipping_service.errors import ShipmentNotFoundError, UnsupportedLabelFormatError
+from shipping_service.labels import LabelData, address_lines, render_pdf, render_zpl
+from shipping_service.models import Shipment, TrackingEvent
+from shipping_service.schemas import (
+    ShipmentList,
+    ShipmentPublic,
+    ShippingExport,
+    TrackingEventPublic,
+    TrackingPublic,
+)
+
+CORREIOS_PREFIX = {"PAC": "PN", "SEDEX": "SX"}
+S10_WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)
+ANONYMISED = "[removed]"
+
+
+def s10_check_digit(serial: str) -> int:
+    """UPU S10 check digit of an 8-digit serial (the format of Correios tracking numbers)."""
+    remainder = sum(int(d) * w for d, w in zip(serial, S10_WEIGHTS, strict=True)) % 11
+    digit = 11 - remainder
+    return {10: 0, 11: 5}.get(digit, digit)
+
+
+def new_tracking_number(carrier: str, service: str) -> str:
+    if carrier == "correios":
+        serial = f"{secrets.randbelow(10**8):08d}"
+        return f"{CORREIOS_PREFIX.get(service, 'XX')}{serial}{s10_check_digit(serial)}BR"
+    return f"{carrier[:3].upper()}{secrets.randbelow(10**12):012d}"
+
+
+async def create_for_order(
+    *, session: AsyncSession, envelope: Envelope[OrderConfirmed]
+) -> ShipmentCreated | None:
+    """The order's shipment and its `ShipmentCreated`; None if the order already has one."""
+    order = envelope.data
+    if await repository.shipment_for_order(session, order.order_id) is not None:
+        return None
+    products = await repository.products_by_sku(session, [line.sku for line in order.lines])
+    # A sku missing from the projection weighs nothing here: the quote already priced the
+    # parcel, and refusing to ship a paid order would be worse than a light label.
+    weight = sum(
+        products[line.sku].weight_grams * line.quantity
+        for line in order.lines
+        if line.sku in products
+    )
+    choice = order.shipping_choice
+    now = datetime.now(UTC)
+    shipment = Shipment(
+        id=new_id(),
+        order_id=order.order_id,
+        user_id=order.user_id,
+        carrier=choice.carrier,
+        service=choice.service,
+        tracking_number=new_tracking_number(choice.carrier, choice.service),
+        status="created",
+        progress=0,
+        quote_id=choice.quote_id,
+        price=choice.price,
+        estimated_days=choice.estimated_days,
+        weight_grams=weight,
+        address=order.shipping_address.model_dump(mode="json"),
+        items=[{"sku": line.sku, "quantity": line.quantity} for line in order.lines],
+        skus=sorted({line.sku for line in order.lines}),
+        created_at=now,
+        updated_at=now,
+        correlation_id=envelope.correlation_id,
+    )
+    session.add(shipment)
+    repository.add_tracking_event(
+        session,
+        shipment_id=shipment.id,
+        status="created",
+        occurred_at=now,
+        applied=True,
+        description="Label issued, awaiting pickup",
+    )
+    await session.flush()
+    return ShipmentCreated(
+        shipment_id=shipment.id,
+        order_id=shipment.order_id,
+        user_id=shipment.user_id,
+        carrier=shipment.carrier,
+        service=shipment.service,
+        tracking_number=shipment.tracking_number,
+        created_at=now,
+    )
+
+
+async def cancel_for_order(*, session: AsyncSession, event: OrderCancelled) -> bool:
+    """Void a shipment whose parcel has not left yet; a dispatched one is past cancelling."""
+    shipment = await repository.shipment_for_order(session, event.order_id, for_update=True)
+    if shipment is None or shipment.progress > 0 or shipment.status != "created":
+        return False
+    now = datetime.now(UTC)
+    shipment.status = "cancelled"
+    shipment.updated_at = now
+    repository.add_tracking_event(
+        session,
+        shipment_id=shipment.id,
+        status="cancelled",
+        occurred_at=now,
+        applied=True,
+        description=f"Order cancelled ({event.reason})",
+    )
+    return True
+
+
+def _event_public(event: TrackingEvent) -> TrackingEventPublic:
+    return TrackingEventPublic(
+        status=event.status,
+        description=event.description,
+        location=event.location,
+        occurred_at=event.occurred_at,
+    )
+
+
+def to_public(shipment: Shipment, events: list[TrackingEvent]) -> ShipmentPublic:
+    return ShipmentPublic(
+        shipment_id=shipment.id,
+        order_id=shipment.order_id,
+        carrier=shipment.carrier,
+        service=shipment.service,
+        tracking_number=shipment.tracking_number,
+        status=shipment.status,  # type: ignore[arg-type]
+        estimated_days=shipment.estimated_days,
+        price=shipment.price,
+        created_at=shipment.created_at,
+        dispatched_at=shipment.dispatched_at,
+        delivered_at=shipment.delivered_at,
+        label_url=f"/api/shipping/shipments/{shipment.id}/label",
+        events=[_event_public(e) for e in events],
+    )
+
+
+def _check_access(shipment: Shipment | None, principal: Principal) -> Shipment:
+    # Someone else's shipment answers exactly like a missing one (no existence oracle).
+    if shipment is None or (shipment.user_id != principal.user_id and not principal.is_admin):
+        raise ShipmentNotFoundError("no such shipment for this account")
+    return shipment
+
+
+async def for_order(
+    *, session: AsyncSession, principal: Principal, order_id: str
+) -> ShipmentPublic:
+    shipment = _check_access(await repository.shipment_for_order(session, order_id), principal)
+    events = await repository.tracking_events(session, [shipment.id])
+    return to_public(shipment, events[shipment.id])
+
+
+async def get(*, session: AsyncSession, principal: Principal, shipment_id: str) -> ShipmentPublic:
+    shipment = _check_access(await repository.get_shipment(session, shipment_id), principal)
+    events = await repository.tracking_events(session, [shipment.id])
+    return to_public(shipment, events[shipment.id])
+
+
+async def list_mine(
+    *, session: AsyncSession, principal: Principal, limit: int, cursor: str | None
+) -> ShipmentList:
+    rows = await repository.shipments_of_user(
+        session, principal.user_id, limit=limit + 1, before=cursor
+    )
+    page = rows[:limit]
+    events = await repository.tracking_events(session, [s.id for s in page])
+    return ShipmentList(
+        items=[to_public(s, events[s.id]) for s in page],
+        next_cursor=page[-1].id if len(rows) > limit else None,
+    )
+
+
+async def track(*, session: AsyncSession, tracking_number: str) -> TrackingPublic:
+    shipment = await repository.shipment_by_tracking(session, tracking_number.strip().upper())
+    if shipment is None:
+        raise ShipmentNotFoundError("unknown tracking number")
+    events = await repository.tracking_events(session, [shipment.id])
+    city = shipment.address.get("city") if shipment.anonymised_at is None else None
+    state = shipment.address.get("state")
+    return TrackingPublic(
+        tracking_number=shipment.tracking_number,
+        carrier=shipment.carrier,
+        service=shipment.service,
+        status=shipment.status,  # type: ignore[arg-type]
+        destination_city=str(city) if city else None,
+        destination_state=str(state) if state else None,
+        events=[_event_public(e) for e in events[shipment.id]],
+    )
+
+
+async def label(
+    *,
+    session: AsyncSession,
+    settings: ShippingSettings,
+    principal: Principal,
+    shipment_id: str,
+    fmt: str,
+) -> tuple[bytes, str]:
+    """The label document and its media type."""
+    shipment = _check_access(await repository.get_shipment(session, shipment_id), principal)
+    data = LabelData(
+        carrier=shipment.carrier,
+        service=shipment.service,
+        tracking_number=shipment.tracking_number,
+        order_id=shipment.order_id,
+        weight_grams=shipment.weight_grams,
+        recipient_lines=address_lines(shipment.address),
+        sender_lines=list(settings.label_sender),
+    )
+    if fmt == "pdf":
+        return render_pdf(data), "application/pdf"
+    if fmt == "zpl":
+        return render_zpl(data).encode(), "application/zpl"
+    raise UnsupportedLabelFormatError("label formats: pdf, zpl")
+
+
+async def export(*, session: AsyncSession, principal: Principal) -> ShippingExport:
+    rows = await repository.shipments_of_user(session, principal.user_id, limit=10_000)
+    events = await repository.tracking_events(session, [s.id for s in rows])
+    return ShippingExport(
+        user_id=principal.user_id,
+        shipments=[to_public(s, events[s.id]) for s in rows],
+        addresses=[dict(s.address) for s in rows],
+    )
+
+
+async def anonymise_user(*, session: AsyncSession, user_id: str) -> int:
+    """Strip personal data from the user's shipments; what the carrier needs (state, CEP
+    prefix for statistics, tracking) stays so the delivery record still makes sense."""
+    now = datetime.now(UTC)
+    shipments = await repository.shipments_to_anonymise(session, user_id)
+    for shipment in shipments:
+        address = shipment.address
+        shipment.address = {
+            "recipient": ANONYMISED,
+            "street": ANONYMISED,
+            "number": "",
+            "complement": None,
+            "district": ANONYMISED,
+            "city": ANONYMISED,
+            "state": address.get("state"),
+            "cep": _cep_prefix(str(address.get("cep") or "")),
+            "country": address.get("country"),
+        }
+        shipment.anonymised_at = now
+    return len(shipments)
+
+
+def _cep_prefix(value: str) -> str:
+    # Keep the five-digit sector (a region, not a street); blank the rest.
+    return value[:5] + "000" if len(value) == 8 else ""

@@ -1,0 +1,200 @@
+"""Carrier tracking webhooks: verified on the raw body, deduplicated, applied forward only.
+
+State machine (rank): created 0 -> posted 1 -> in_transit 2 -> out_for_delivery 3 ->
+delivered 4 (terminal). An update whose rank is not above the furthest rank reached is stale
+(replayed, reordered or backwards) and is recorded without being applied. A carrier may skip
+steps; the first update at or beyond `posted` always announces `ShipmentDispatched` first, so
+payments captures and orders ships even when the `posted` webhook arrives late or never.
+`exception` (failed attempt, damage) does not move the rank: it applies unless it happened
+before the latest applied update, and the shipment continues when the next forward update
+comes.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from contracts.events.shipping import (
+    ShipmentDelivered,
+    ShipmentDispatched,
+    ShipmentException,
+    ShipmentTrackingUpdated,
+)
+from pydantic import ValidationError
+from shopkit.outbox import Outbox
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts import Envelope, Event
+from shipping_service import rates, repository
+from shipping_service.config import ShippingSettings
+from shipping_service.errors import (
+    InvalidWebhookPayloadError,
+    InvalidWebhookSignatureError,
+    StaleWebhookError,
+    UnknownCarrierError,
+)
+from shipping_service.models import Shipment, messaging
+from shipping_service.schemas import CarrierUpdate, WebhookAck
+from shipping_service.webhooks import SignatureError, StaleSignatureError, verify_signature
+
+RANK = {"created": 0, "posted": 1, "in_transit": 2, "out_for_delivery": 3, "delivered": 4}
+FORWARD_PATH = ("posted", "in_transit", "out_for_delivery", "delivered")
+TERMINAL = frozenset({"delivered", "cancelled"})
+
+
+def parse_update(
+    carrier: str, raw_body: bytes, signature: str | None, settings: ShippingSettings, now: datetime
+) -> CarrierUpdate:
+    """Authenticate and parse a webhook; nothing in it is trusted before the MAC checks out."""
+    secret = settings.webhook_secret(carrier)
+    if carrier not in rates.CARRIERS or secret is None:
+        raise UnknownCarrierError(f"no carrier named {carrier!r}")
+    try:
+        verify_signature(
+            header=signature,
+            body=raw_body,
+            secret=secret.get_secret_value(),
+            now=int(now.timestamp()),
+            tolerance_seconds=settings.webhook_tolerance_seconds,
+        )
+    except StaleSignatureError as exc:
+        raise StaleWebhookError(str(exc)) from exc
+    except SignatureError as exc:
+        raise InvalidWebhookSignatureError(str(exc)) from exc
+    try:
+        return CarrierUpdate.model_validate_json(raw_body)
+    except ValidationError as exc:
+        raise InvalidWebhookPayloadError(
+            exc.errors()[0]["msg"] if exc.errors() else "invalid"
+        ) from exc
+
+
+async def receive(
+    *,
+    session: AsyncSession,
+    settings: ShippingSettings,
+    carrier: str,
+    raw_body: bytes,
+    signature: str | None,
+    now: datetime | None = None,
+) -> WebhookAck:
+    update = parse_update(carrier, raw_body, signature, settings, now or datetime.now(UTC))
+    payload: dict[str, Any] = json.loads(raw_body)
+    fresh = await repository.claim_webhook(
+        session,
+        carrier=carrier,
+        event_id=update.event_id,
+        tracking_number=update.tracking_number,
+        status=update.status,
+        payload=payload,
+    )
+    if not fresh:
+        return WebhookAck(outcome="duplicate")
+    # Row lock: concurrent webhooks of one parcel apply one at a time, in arrival order.
+    shipment = await repository.shipment_by_tracking(
+        session, update.tracking_number, for_update=True
+    )
+    if shipment is None or shipment.carrier != carrier:
+        # Acknowledged (a carrier would retry forever otherwise) and kept in the inbox.
+        await repository.set_webhook_outcome(
+            session, carrier=carrier, event_id=update.event_id, outcome="unknown_shipment"
+        )
+        return WebhookAck(outcome="unknown_shipment")
+    events = apply_update(session, shipment, update)
+    outcome = "applied" if events else "stale"
+    await repository.set_webhook_outcome(
+        session, carrier=carrier, event_id=update.event_id, outcome=outcome
+    )
+    if events:
+        await Outbox(session, messaging.outbox).add(
+            *(Envelope(data=event, correlation_id=shipment.correlation_id) for event in events)
+        )
+    return WebhookAck(outcome=outcome, shipment_status=shipment.status)  # type: ignore[arg-type]
+
+
+def is_stale(shipment: Shipment, update: CarrierUpdate) -> bool:
+    if shipment.status in TERMINAL:
+        return True
+    if update.status == "exception":
+        return shipment.last_event_at is not None and update.occurred_at < shipment.last_event_at
+    return RANK[update.status] <= shipment.progress
+
+
+def apply_update(session: AsyncSession, shipment: Shipment, update: CarrierUpdate) -> list[Event]:
+    """Move the shipment forward and return the events that announce it (none when stale)."""
+    stale = is_stale(shipment, update)
+    repository.add_tracking_event(
+        session,
+        shipment_id=shipment.id,
+        status=update.status,
+        occurred_at=update.occurred_at,
+        applied=not stale,
+        description=update.description,
+        location=update.location,
+        carrier_event_id=update.event_id,
+    )
+    if stale:
+        return []
+    events: list[Event] = []
+    at = update.occurred_at
+    if update.status == "exception":
+        events.append(
+            ShipmentException(
+                shipment_id=shipment.id,
+                order_id=shipment.order_id,
+                user_id=shipment.user_id,
+                tracking_number=shipment.tracking_number,
+                description=update.description or "carrier reported an exception",
+                occurred_at=at,
+            )
+        )
+    else:
+        if shipment.progress < RANK["posted"]:
+            shipment.dispatched_at = at
+            events.append(
+                ShipmentDispatched(
+                    shipment_id=shipment.id,
+                    order_id=shipment.order_id,
+                    user_id=shipment.user_id,
+                    carrier=shipment.carrier,
+                    tracking_number=shipment.tracking_number,
+                    dispatched_at=at,
+                )
+            )
+        shipment.progress = RANK[update.status]
+        if update.status in ("in_transit", "out_for_delivery"):
+            events.append(
+                ShipmentTrackingUpdated(
+                    shipment_id=shipment.id,
+                    order_id=shipment.order_id,
+                    status=update.status,
+                    description=update.description,
+                    occurred_at=at,
+                )
+            )
+        elif update.status == "delivered":
+            shipment.delivered_at = at
+            events.append(
+                ShipmentDelivered(
+                    shipment_id=shipment.id,
+                    order_id=shipment.order_id,
+                    user_id=shipment.user_id,
+                    skus=list(shipment.skus),
+                    tracking_number=shipment.tracking_number,
+                    delivered_at=at,
+                )
+            )
+    shipment.status = update.status
+    shipment.last_event_at = max(at, shipment.last_event_at) if shipment.last_event_at else at
+    shipment.updated_at = datetime.now(UTC)
+    return events
+
+
+def next_status(status: str, progress: int) -> str | None:
+    """The next step of the happy path (the sandbox carrier's script)."""
+    if status in TERMINAL:
+        return None
+    following = [s for s in FORWARD_PATH if RANK[s] > progress]
+    return following[0] if following else None
