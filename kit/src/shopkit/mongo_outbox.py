@@ -1,0 +1,637 @@
+"""The MongoDB variant of the outbox and inbox, for services whose state lives in documents.
+
+Outbox: pending events live inside the document they describe (an `outbox` array pushed by the
+same write that changes the document), so the change and its events are stored together or not
+at all. `MongoOutboxRelay` publishes them with the idempotent producer and removes each one only
+after the broker acknowledged it; it never sends an event before the previous event of the same
+document was acknowledged, retries forever with backoff, and prefixes topics with
+`kafka_namespace` like `shopkit.relay`.
+
+Inbox: `MongoInbox` implements the consumer runtime's `InboxStore`. Without multi-document
+transactions it cannot record an event in the same transaction as its effect, so it records the
+event *after* the effect: a crash in between redelivers it, and handlers must be idempotent on
+their own. The inbox still turns ordinary redeliveries into no-ops.
+
+Concurrency: a MongoDB update is atomic per document, but the MongoDB-wire server of the local
+stack (FerretDB 1.x on PostgreSQL) executes an update as read, modify in memory, replace by
+`_id`, with nothing between the read and the replace. Two concurrent `$inc` or `$push` on one
+document lose one of them, and a filter such as `{"version": 3}` is not re-checked at replace
+time. Every read-modify-write of a document that carries an outbox therefore runs under
+`DocumentLocks`: leases built only from operations FerretDB does make atomic (inserting a unique
+`_id`; deleting by `_id`). The relay takes the same lock to remove a published event, so it can
+never overwrite a change made while it was publishing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+
+from contracts import Envelope, Event, caused_by, encode, topics
+from shopkit.kafka import create_producer, ensure_topics
+from shopkit.metrics import OUTBOX_BACKLOG, OUTBOX_FAILURES, OUTBOX_PUBLISHED
+from shopkit.tracing import current_trace_headers
+
+log = logging.getLogger(__name__)
+
+Document = dict[str, Any]
+Collection = AsyncCollection[Document]
+Database = AsyncDatabase[Document]
+
+OUTBOX_FIELD = "outbox"
+PENDING_FIELD = "outbox_pending"
+"""True while the document holds unpublished events (a flag the relay can find cheaply)."""
+PENDING_SINCE_FIELD = "outbox_since"
+LEASES_COLLECTION = "_leases"
+INBOX_COLLECTION = "inbox"
+
+_DUPLICATE_KEY = 11000
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------------------------
+# Leases and document locks
+# --------------------------------------------------------------------------------------------
+
+
+class LeaseLostError(RuntimeError):
+    """The lease expired and someone else may hold it now: stop acting on its behalf."""
+
+
+class LockTimeoutError(RuntimeError):
+    """The document stayed locked by someone else for longer than the caller would wait."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    name: str
+    generation: int
+    owner: str
+    expires_at: datetime
+
+    def seconds_left(self) -> float:
+        return (self.expires_at - utc_now()).total_seconds()
+
+
+class Leases:
+    """Named, expiring leases kept as an append-only log of generations.
+
+    A lease is held by whoever inserted the newest generation of its name with an owner and an
+    expiry still in the future. Acquiring, renewing and releasing all mean inserting generation
+    `n + 1` with a unique `_id`, so when several processes race for the same step exactly one
+    insert succeeds; no document is ever updated in place, which keeps this correct on servers
+    whose updates are not atomic. Old generations are pruned; a late insert that slips under a
+    pruned generation is caught by re-reading the newest one.
+
+    Like every lease, it protects only while its holder is not paused beyond its expiry; callers
+    keep their critical sections far shorter than `ttl` and check `seconds_left()` before acting.
+    """
+
+    def __init__(self, collection: Collection, *, ttl: timedelta = timedelta(seconds=30)) -> None:
+        self.collection = collection
+        self.ttl = ttl
+
+    async def create_indexes(self) -> None:
+        await self.collection.create_index([("name", ASCENDING), ("generation", DESCENDING)])
+
+    async def _newest(self, name: str) -> Document | None:
+        return await self.collection.find_one({"name": name}, sort=[("generation", DESCENDING)])
+
+    async def _insert(
+        self, name: str, generation: int, owner: str | None, expires_at: datetime
+    ) -> bool:
+        try:
+            await self.collection.insert_one(
+                {
+                    "_id": f"{name}#{generation:012d}",
+                    "name": name,
+                    "generation": generation,
+                    "owner": owner,
+                    "expires_at": expires_at,
+                    "at": utc_now(),
+                }
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def try_acquire(
+        self, name: str, *, owner: str | None = None, ttl: timedelta | None = None
+    ) -> Lease | None:
+        """The lease if it is free (never taken, released or expired), else None."""
+        owner = owner or secrets.token_hex(8)
+        newest = await self._newest(name)
+        now = utc_now()
+        if newest is not None and newest.get("owner") and newest["expires_at"] > now:
+            return None
+        generation = (int(newest["generation"]) if newest else 0) + 1
+        expires_at = now + (ttl or self.ttl)
+        if not await self._insert(name, generation, owner, expires_at):
+            return None  # someone else took this generation first
+        check = await self._newest(name)
+        if check is None or int(check["generation"]) != generation:
+            return None  # we read a generation that had been pruned: we are not the newest
+        return Lease(name, generation, owner, expires_at)
+
+    async def renew(self, lease: Lease, *, ttl: timedelta | None = None) -> Lease:
+        """Extend a held lease; raises `LeaseLostError` if someone took it meanwhile."""
+        expires_at = utc_now() + (ttl or self.ttl)
+        if not await self._insert(lease.name, lease.generation + 1, lease.owner, expires_at):
+            raise LeaseLostError(f"lease {lease.name} generation {lease.generation} was taken over")
+        renewed = Lease(lease.name, lease.generation + 1, lease.owner, expires_at)
+        await self._prune(renewed)
+        return renewed
+
+    async def release(self, lease: Lease) -> bool:
+        """Free the lease now; False when it had already been lost."""
+        released = await self._insert(
+            lease.name, lease.generation + 1, None, datetime.fromtimestamp(0, UTC)
+        )
+        if released:
+            await self._prune(
+                Lease(lease.name, lease.generation + 1, lease.owner, lease.expires_at)
+            )
+        return released
+
+    async def _prune(self, newest: Lease) -> None:
+        if newest.generation % 8:
+            return  # prune in batches: one extra round trip every eight generations
+        try:
+            await self.collection.delete_many(
+                {"name": newest.name, "generation": {"$lt": newest.generation}}
+            )
+        except PyMongoError:
+            log.debug("lease pruning failed", exc_info=True)
+
+    @asynccontextmanager
+    async def hold(self, name: str, *, wait: float = 10.0) -> AsyncIterator[Lease]:
+        """Wait (polling with backoff) until the lease is ours, hold it for the block, release."""
+        owner = secrets.token_hex(8)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        delay = 0.005
+        while True:
+            lease = await self.try_acquire(name, owner=owner)
+            if lease is not None:
+                break
+            if loop.time() >= deadline:
+                raise LockTimeoutError(f"{name} stayed locked for more than {wait}s")
+            # Jitter, so waiters for one document do not retry in lockstep.
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 0.1)
+        try:
+            yield lease
+        finally:
+            try:
+                await self.release(lease)
+            except PyMongoError:
+                # The lease expires on its own; the next holder waits at most its ttl.
+                log.warning("lease release failed", extra={"lease": name}, exc_info=True)
+
+
+class DocumentLocks:
+    """Mutual exclusion per document, for read-modify-write of documents with an outbox."""
+
+    def __init__(
+        self, db: Database, *, ttl: timedelta = timedelta(seconds=30), timeout: float = 10.0
+    ) -> None:
+        self.leases = Leases(db[LEASES_COLLECTION], ttl=ttl)
+        self.timeout = timeout
+
+    @staticmethod
+    def name(collection: str, document_id: object) -> str:
+        return f"doc/{collection}/{document_id}"
+
+    def hold(self, collection: str, document_id: object) -> AbstractAsyncContextManager[Lease]:
+        """`async with locks.hold("products", id) as lease:` exclusive access to that document."""
+        return self.leases.hold(self.name(collection, document_id), wait=self.timeout)
+
+
+def ensure_held(lease: Lease, *, margin: float = 2.0) -> None:
+    """Refuse to write when the lease is about to expire (a stalled holder must not write)."""
+    if lease.seconds_left() < margin:
+        raise LeaseLostError(f"lease {lease.name} is about to expire; not writing")
+
+
+# --------------------------------------------------------------------------------------------
+# Writing events into documents
+# --------------------------------------------------------------------------------------------
+
+
+def outbox_entries(*envelopes: Envelope[Event]) -> list[Document]:
+    """Pending-event entries for a document's outbox array (with the current trace context)."""
+    trace_headers = current_trace_headers()
+    entries: list[Document] = []
+    now = utc_now()
+    for original in envelopes:
+        envelope = original
+        if envelope.traceparent is None and "traceparent" in trace_headers:
+            envelope = envelope.with_trace(
+                trace_headers["traceparent"], trace_headers.get("tracestate")
+            )
+        record = encode(envelope)
+        entries.append(
+            {
+                "id": envelope.id,
+                "topic": record.topic,
+                "key": envelope.subject,
+                "ce_type": envelope.type,
+                "headers": {name: value.decode() for name, value in record.headers},
+                "payload": record.value,
+                "created_at": now,
+            }
+        )
+    return entries
+
+
+def with_outbox(document: Document, *envelopes: Envelope[Event]) -> Document:
+    """A new document carrying its first events (for `insert_one`)."""
+    entries = outbox_entries(*envelopes)
+    return {
+        **document,
+        OUTBOX_FIELD: entries,
+        PENDING_FIELD: bool(entries),
+        PENDING_SINCE_FIELD: utc_now() if entries else None,
+    }
+
+
+def outbox_update(update: Document, current: Document, *envelopes: Envelope[Event]) -> Document:
+    """`update` (of `current`, the document as read under its lock) plus "append these events",
+    so the change and its events are written by one single-document update."""
+    if not envelopes:
+        return update
+    merged = {operator: dict(fields) for operator, fields in update.items()}
+    merged.setdefault("$push", {})[OUTBOX_FIELD] = {"$each": outbox_entries(*envelopes)}
+    sets = merged.setdefault("$set", {})
+    sets[PENDING_FIELD] = True
+    if not current.get(PENDING_FIELD):
+        sets[PENDING_SINCE_FIELD] = utc_now()
+    return merged
+
+
+# --------------------------------------------------------------------------------------------
+# The relay
+# --------------------------------------------------------------------------------------------
+
+
+ProducerFactory = Callable[[], AIOKafkaProducer]
+
+
+@dataclass
+class MongoRelayConfig:
+    service: str
+    bootstrap: str
+    collections: Sequence[str]
+    """Collections whose documents carry an outbox."""
+    topic_namespace: str = ""
+    """Prefix added to every topic at publish time (isolated test runs)."""
+    batch_size: int = 500
+    idle_poll_seconds: float = 0.25
+    standby_poll_seconds: float = 1.0
+    max_backoff_seconds: float = 5.0
+    lease_ttl: timedelta = timedelta(seconds=15)
+
+
+class PublishError(Exception):
+    pass
+
+
+class MongoOutboxRelay:
+    """Publishes the outbox entries of documents, one document's events strictly in order.
+
+    Several replicas may run it: one holds the relay lease and publishes, the others stand by
+    and take over when the lease expires. If a stalled leader resumes after losing the lease,
+    both may send a document's head event; consumers drop the duplicate by event id, and the
+    order of first deliveries is kept because each sends only a document's oldest event.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        config: MongoRelayConfig,
+        producer_factory: ProducerFactory | None = None,
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.locks = DocumentLocks(db)
+        self.leases = Leases(db[LEASES_COLLECTION], ttl=config.lease_ttl)
+        self._producer_factory = producer_factory or (
+            lambda: create_producer(config.bootstrap, client_id=f"{config.service}-mongo-relay")
+        )
+        self._wake = asyncio.Event()
+        self.is_leader = False
+        self.published = 0
+
+    @property
+    def lease_name(self) -> str:
+        return f"relay/{self.config.service}"
+
+    def wake(self) -> None:
+        """Start the next round now (writers in the same process call it after a commit)."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Lead or stand by until `stop` is set; every failure is retried with backoff."""
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                await self._lead(stop)
+                backoff = 0.2
+            except (
+                PyMongoError,
+                KafkaError,
+                OSError,
+                PublishError,
+                LeaseLostError,
+                LockTimeoutError,
+                TimeoutError,
+            ) as exc:
+                OUTBOX_FAILURES.labels(self.config.service).inc()
+                log.warning(
+                    "mongo outbox relay interrupted, retrying",
+                    extra={"error": repr(exc), "retry_in": backoff},
+                )
+            except Exception:
+                OUTBOX_FAILURES.labels(self.config.service).inc()
+                log.exception("mongo outbox relay failed unexpectedly, retrying")
+            finally:
+                self.is_leader = False
+            if await _sleep_or_stop(stop, backoff):
+                return
+            backoff = min(backoff * 2, self.config.max_backoff_seconds)
+
+    async def _lead(self, stop: asyncio.Event) -> None:
+        owner = secrets.token_hex(8)
+        lease = await self.leases.try_acquire(self.lease_name, owner=owner)
+        while lease is None:
+            if await _sleep_or_stop(stop, self.config.standby_poll_seconds):
+                return
+            lease = await self.leases.try_acquire(self.lease_name, owner=owner)
+        producer: AIOKafkaProducer | None = None
+        try:
+            self.is_leader = True
+            log.info(
+                "mongo outbox relay is the active publisher", extra={"service": self.config.service}
+            )
+            if self.config.topic_namespace:
+                await ensure_topics(
+                    self.config.bootstrap, [self.config.topic_namespace + t for t in topics.ALL]
+                )
+            producer = self._producer_factory()
+            await asyncio.wait_for(producer.start(), 30)
+            while not stop.is_set():
+                if lease.seconds_left() < self.config.lease_ttl.total_seconds() / 2:
+                    lease = await self.leases.renew(lease)
+                self._wake.clear()
+                sent, more = await self.publish_round(producer)
+                if more:
+                    continue
+                if sent == 0:
+                    await self._wait_for_work(stop)
+        finally:
+            if producer is not None:
+                await _quietly(producer.stop())
+            await _quietly(self.leases.release(lease))
+
+    async def _wait_for_work(self, stop: asyncio.Event) -> None:
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(
+                waiters, timeout=self.config.idle_poll_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def pending_heads(self) -> tuple[list[tuple[str, Any, Document]], bool]:
+        """The oldest pending event of each document with events; and whether more wait."""
+        heads: list[tuple[str, Any, Document]] = []
+        more = False
+        for name in self.config.collections:
+            cursor = (
+                self.db[name]
+                .find({PENDING_FIELD: True}, {OUTBOX_FIELD: 1, PENDING_SINCE_FIELD: 1})
+                .sort([(PENDING_SINCE_FIELD, ASCENDING), ("_id", ASCENDING)])
+                .limit(self.config.batch_size)
+            )
+            count = 0
+            async for doc in cursor:
+                count += 1
+                entries = doc.get(OUTBOX_FIELD) or []
+                if entries:
+                    heads.append((name, doc["_id"], entries[0]))
+                    more = more or len(entries) > 1
+                else:
+                    await self._settle(name, doc["_id"], set())  # flag left set: clear it
+            more = more or count == self.config.batch_size
+        return heads, more
+
+    async def send(
+        self, producer: AIOKafkaProducer, heads: Sequence[tuple[str, Any, Document]]
+    ) -> tuple[list[int], BaseException | None]:
+        """Send the head events; returns the indexes the broker acknowledged and the first error."""
+        futures: list[asyncio.Future[Any]] = []
+        error: BaseException | None = None
+        for _, _, entry in heads:
+            try:
+                futures.append(
+                    await producer.send(
+                        self.config.topic_namespace + entry["topic"],
+                        value=bytes(entry["payload"]),
+                        key=str(entry["key"]).encode(),
+                        headers=[
+                            (name, str(value).encode()) for name, value in entry["headers"].items()
+                        ],
+                    )
+                )
+            except Exception as exc:  # the rest of this round would only pile up behind it
+                error = exc
+                break
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        acked = [i for i, result in enumerate(results) if not isinstance(result, BaseException)]
+        failed = [result for result in results if isinstance(result, BaseException)]
+        return acked, (failed[0] if failed else error)
+
+    async def publish_round(self, producer: AIOKafkaProducer) -> tuple[int, bool]:
+        """Publish each document's oldest pending event; returns (sent, more waiting)."""
+        heads, more = await self.pending_heads()
+        if not heads:
+            OUTBOX_BACKLOG.labels(self.config.service).set(0)
+            return 0, False
+        acked, error = await self.send(producer, heads)
+        for index in acked:
+            name, document_id, entry = heads[index]
+            await self._settle(name, document_id, {entry["id"]})
+        self.published += len(acked)
+        OUTBOX_PUBLISHED.labels(self.config.service).inc(len(acked))
+        if error is not None:
+            raise PublishError(f"{len(heads) - len(acked)} event(s) not acknowledged: {error!r}")
+        return len(acked), more
+
+    async def _settle(self, collection: str, document_id: Any, published: set[str]) -> None:
+        """Remove acknowledged events from the document, under the writers' lock."""
+        async with self.locks.hold(collection, document_id) as lease:
+            doc = await self.db[collection].find_one({"_id": document_id}, {OUTBOX_FIELD: 1})
+            if doc is None:
+                return
+            remaining = [e for e in doc.get(OUTBOX_FIELD) or [] if e.get("id") not in published]
+            ensure_held(lease)
+            await self.db[collection].update_one(
+                {"_id": document_id},
+                {
+                    "$set": {
+                        OUTBOX_FIELD: remaining,
+                        PENDING_FIELD: bool(remaining),
+                        PENDING_SINCE_FIELD: (remaining[0]["created_at"] if remaining else None),
+                    }
+                },
+            )
+
+
+async def mongo_backlog(db: Database, collections: Sequence[str]) -> int:
+    """Events stored in documents and not yet acknowledged by Kafka."""
+    total = 0
+    for name in collections:
+        async for doc in db[name].find({PENDING_FIELD: True}, {OUTBOX_FIELD: 1}):
+            total += len(doc.get(OUTBOX_FIELD) or [])
+    return total
+
+
+# --------------------------------------------------------------------------------------------
+# The inbox
+# --------------------------------------------------------------------------------------------
+
+
+class MongoEventContext:
+    """What a handler of a Mongo-backed consumer receives: the database and the envelope."""
+
+    def __init__(self, db: Database, envelope: Envelope[Event]) -> None:
+        self.db = db
+        self.envelope = envelope
+
+    def caused(self, event: Event) -> Envelope[Event]:
+        """An envelope for an event this one causes (same correlation and trace), to be
+        written into a document's outbox with `outbox_update`."""
+        return caused_by(self.envelope, event)
+
+
+C = TypeVar("C")
+
+ContextFactory = Callable[[Database, Envelope[Event]], C]
+
+
+class MongoInboxTransaction(Generic[C]):
+    """A batch of events for one consumer: which ones are new, and recording them once applied.
+
+    There is no transaction around the handlers: their effects are written as they run, and the
+    batch is recorded afterwards, so a crash in between replays effects that must be idempotent.
+    """
+
+    def __init__(self, db: Database, factory: ContextFactory[C]) -> None:
+        self.db = db
+        self.factory = factory
+        self._claimed: list[Document] = []
+
+    async def claim(self, consumer: str, envelopes: Sequence[Envelope[Event]]) -> set[str]:
+        if not envelopes:
+            return set()
+        ids = list(dict.fromkeys(e.id for e in envelopes))
+        seen = {
+            str(doc["event_id"])
+            async for doc in self.db[INBOX_COLLECTION].find(
+                {"consumer": consumer, "event_id": {"$in": ids}}, {"event_id": 1}
+            )
+        }
+        types = {e.id: e.type for e in envelopes}
+        now = utc_now()
+        self._claimed = [
+            {
+                "_id": f"{consumer}/{event_id}",
+                "consumer": consumer,
+                "event_id": event_id,
+                "ce_type": types[event_id],
+                "received_at": now,
+            }
+            for event_id in ids
+            if event_id not in seen
+        ]
+        return {record["event_id"] for record in self._claimed}
+
+    def context(self, envelope: Envelope[Event]) -> C:
+        return self.factory(self.db, envelope)
+
+    async def commit(self) -> None:
+        if not self._claimed:
+            return
+        try:
+            await self.db[INBOX_COLLECTION].insert_many(self._claimed, ordered=False)
+        except BulkWriteError as exc:
+            # A concurrent delivery recorded some of them first: that is the outcome we want.
+            others = [
+                e for e in exc.details.get("writeErrors", []) if e.get("code") != _DUPLICATE_KEY
+            ]
+            if others:
+                raise
+        self._claimed = []
+
+
+def _default_context(db: Database, envelope: Envelope[Event]) -> MongoEventContext:
+    return MongoEventContext(db, envelope)
+
+
+class MongoInbox(Generic[C]):
+    """`InboxStore` for the consumer runtime, on a MongoDB database (its `inbox` collection)."""
+
+    def __init__(self, db: Database, factory: ContextFactory[C]) -> None:
+        self.db = db
+        self.factory = factory
+
+    @classmethod
+    def plain(cls, db: Database) -> MongoInbox[MongoEventContext]:
+        return MongoInbox(db, _default_context)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[MongoInboxTransaction[C]]:
+        # Nothing to roll back: effects already written stay (handlers are idempotent) and an
+        # unrecorded batch is simply redelivered.
+        yield MongoInboxTransaction(self.db, self.factory)
+
+
+async def create_indexes(db: Database) -> None:
+    """Indexes the outbox, leases and inbox rely on (call from a service's Mongo migration)."""
+    await Leases(db[LEASES_COLLECTION]).create_indexes()
+    await db[INBOX_COLLECTION].create_index(
+        [("consumer", ASCENDING), ("event_id", ASCENDING)], unique=True
+    )
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def _quietly(awaitable: Any) -> None:
+    try:
+        await awaitable
+    except Exception:
+        log.debug("ignored error while closing", exc_info=True)
