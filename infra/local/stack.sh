@@ -120,11 +120,15 @@ install_redis() {
   apt_install redis-server
 }
 
+# The JVM: $JAVA_HOME/bin/java when JAVA_HOME is set, otherwise java on PATH.
+java_bin() { if [ -n "${JAVA_HOME:-}" ]; then echo "$JAVA_HOME/bin/java"; else echo java; fi; }
+
 require_java() {
-  command -v java >/dev/null || die "Java 17+ is required to run Kafka: java not found (apt-get install openjdk-17-jre-headless)"
+  command -v "$(java_bin)" >/dev/null \
+    || die "Java 17+ is required to run Kafka: $(java_bin) not found (apt-get install openjdk-17-jre-headless, or set JAVA_HOME)"
   local major
-  major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
-  [ "${major:-0}" -ge 17 ] || die "Java 17+ is required to run Kafka: found Java ${major:-unknown}"
+  major=$("$(java_bin)" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
+  [ "${major:-0}" -ge 17 ] || die "Java 17+ is required to run Kafka: found Java ${major:-unknown} at $(java_bin)"
 }
 
 install_kafka() {
@@ -269,11 +273,11 @@ start_kafka() {
     "$ROOT/infra/local/kafka/server.properties.in" >"$home/server.properties"
   if [ ! -f "$home/data/meta.properties" ]; then
     local cluster_id
-    cluster_id=$(java -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
-    java -cp "$libs/*" kafka.tools.StorageTool format -t "$cluster_id" -c "$home/server.properties" >"$LOGS/kafka-format.log" 2>&1 \
+    cluster_id=$("$(java_bin)" -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
+    "$(java_bin)" -cp "$libs/*" kafka.tools.StorageTool format -t "$cluster_id" -c "$home/server.properties" >"$LOGS/kafka-format.log" 2>&1 \
       || die "formatting Kafka storage failed (see $LOGS/kafka-format.log)"
   fi
-  launch kafka java -Xms256m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+  launch kafka "$(java_bin)" -Xms256m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$ROOT/infra/local/kafka/log4j2.yaml" -cp "$libs/*" kafka.Kafka "$home/server.properties"
   wait_until kafka 90 kafka_ready
   "$VENV/bin/python" -m shopkit.kafka_admin ensure-topics --bootstrap "127.0.0.1:$KAFKA_PORT" \

@@ -75,7 +75,7 @@ class TokenVerifier:
 
     async def _refresh(self) -> None:
         async with self._lock:
-            if time.monotonic() - self._fetched_at < JWKS_REFRESH_COOLDOWN and self._keys:
+            if self._fetched_at and time.monotonic() - self._fetched_at < JWKS_REFRESH_COOLDOWN:
                 return
             client = self._http or httpx.AsyncClient(timeout=3.0)
             try:

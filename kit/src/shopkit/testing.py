@@ -125,7 +125,8 @@ async def app_client(app: FastAPI, tokens: TestTokens | None = None,
     async with LifespanManager(app, startup_timeout=startup_timeout, shutdown_timeout=30) as manager:
         if tokens is not None:
             tokens.trust(app)
-        transport = httpx.ASGITransport(app=manager.app)
+        # Unhandled errors are answered as problem documents; do not re-raise them in the test.
+        transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client
 

@@ -26,26 +26,33 @@ from opentelemetry.trace import Span, SpanKind
 ExporterKind = Literal["none", "otlp", "console", "memory"]
 
 _memory_exporter: InMemorySpanExporter | None = None
+_installed: set[str] = set()
 
 
 def configure_tracing(service: str, exporter: ExporterKind, endpoint: str) -> None:
-    """Install the global tracer provider once per process."""
+    """Install the SDK tracer provider once per process and add the requested exporter once.
+
+    Spans are always recorded (so W3C context propagates through outbox rows and Kafka even
+    when nothing is exported); `exporter` only decides where finished spans go.
+    """
     global _memory_exporter
-    if isinstance(trace.get_tracer_provider(), TracerProvider):
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider(resource=Resource.create({"service.name": service}))
+        trace.set_tracer_provider(provider)
+    if exporter in _installed or exporter == "none":
         return
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    span_exporter: SpanExporter | None = None
+    _installed.add(exporter)
     if exporter == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        span_exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
+        span_exporter: SpanExporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
         provider.add_span_processor(BatchSpanProcessor(span_exporter))
     elif exporter == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     elif exporter == "memory":
         _memory_exporter = InMemorySpanExporter()
         provider.add_span_processor(SimpleSpanProcessor(_memory_exporter))
-    trace.set_tracer_provider(provider)
 
 
 def memory_exporter() -> InMemorySpanExporter | None:

@@ -1,0 +1,135 @@
+"""Duplicates, poison messages, malformed messages and dead-letter replay."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts import Envelope, encode, new_id
+from shopkit.cli import read_parked
+from shopkit.kafka import committed_offsets
+from shopkit.testing import KAFKA_BOOTSTRAP, eventually, fetchval
+
+from . import probe
+from .probe import PROBE_TOPIC, ProbeHappened
+from .test_backbone import consumer_for, effect_counts, running
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def _produce(namespace: str, records: list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_idempotence=True, acks="all")
+    await producer.start()
+    try:
+        for key, value, headers in records:
+            await (await producer.send(namespace + PROBE_TOPIC, value=value, key=key, headers=headers))
+    finally:
+        await producer.stop()
+
+
+def _record(event: ProbeHappened, envelope_id: str | None = None) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    envelope = Envelope(data=event) if envelope_id is None else Envelope(data=event, id=envelope_id)
+    record = encode(envelope)
+    return record.key, record.value, record.headers
+
+
+async def test_same_event_delivered_twice_concurrently_takes_effect_once(
+    sessionmaker: async_sessionmaker[AsyncSession], namespace: str
+) -> None:
+    # Two consumer groups sharing one inbox name play two members that both received the
+    # event (as happens around a rebalance); each message is also duplicated on the topic.
+    events = [ProbeHappened(probe_id=new_id(), value=i) for i in range(20)]
+    records = [_record(e) for e in events]
+    await _produce(namespace, records + records)
+    first = consumer_for(sessionmaker, namespace, group="member-a", inbox_name="probe")
+    second = consumer_for(sessionmaker, namespace, group="member-b", inbox_name="probe")
+    async with running(first, second):
+        # Both members have seen all 40 deliveries once their committed offsets cover them.
+        for member in (first, second):
+            await eventually(lambda m=member: _committed_total(m.config.group_id, len(records) * 2))
+    counts = await effect_counts(sessionmaker)
+    assert counts == {e.probe_id: 1 for e in events}
+
+
+async def test_poison_message_is_parked_partition_keeps_flowing_and_replay_redelivers(
+    sessionmaker: async_sessionmaker[AsyncSession], database_url: str, namespace: str
+) -> None:
+    key_id = new_id()  # same key: same partition, right behind the poison message
+    poison = ProbeHappened(probe_id=key_id, value=1, poison=True)
+    follower_records = [_record(ProbeHappened(probe_id=key_id, value=v)) for v in (2, 3)]
+    poison_record = _record(poison)
+    await _produce(namespace, [poison_record, *follower_records])
+    consumer = consumer_for(sessionmaker, namespace)
+    async with running(consumer):
+        await eventually(lambda: _effect_value_count(database_url, key_id, 2))
+        parked = await eventually(lambda: read_parked(KAFKA_BOOTSTRAP, consumer.config.group_id))
+        assert len(parked) == 1
+        meta = parked[0].meta
+        assert meta["dlq_reason"] == "handler_failed"
+        assert "is poison" in meta["dlq_error"]
+        assert meta["dlq_attempts"] == "3"
+        assert meta["ce_type"] == poison.ce_type
+        assert meta["dlq_original_topic"] == namespace + PROBE_TOPIC
+        assert consumer.dead_lettered == 1
+
+        # Fixed: replay through the real CLI re-delivers it, and it is applied.
+        probe.cured.add(key_id)
+        replay = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "shop_cli.main", "events", "dlq", "replay", consumer.config.group_id,
+            cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        output, _ = await replay.communicate()
+        assert replay.returncode == 0, output.decode()
+        assert "replayed 1 message" in output.decode()
+        await eventually(lambda: _effect_value_count(database_url, key_id, 3))
+    assert await read_parked(KAFKA_BOOTSTRAP, consumer.config.group_id) == []
+    assert sorted(json.loads(json.dumps(list((await effect_counts(sessionmaker)).values())))) == [3]
+
+
+async def test_malformed_messages_go_to_the_dlq_with_a_reason_and_never_stop_the_consumer(
+    sessionmaker: async_sessionmaker[AsyncSession], namespace: str
+) -> None:
+    good = ProbeHappened(probe_id=new_id(), value=1)
+    key, value, headers = _record(ProbeHappened(probe_id=new_id(), value=9))
+    unknown = [(k, b"shop.kittest.never_defined.v1" if k == "ce_type" else v) for k, v in headers]
+    no_id = [(k, v) for k, v in headers if k != "ce_id"]
+    wrong_schema = json.dumps({"probe_id": "not-a-uuid", "value": "x"}).encode()
+    await _produce(namespace, [
+        (key, b"{this is not json", headers),
+        (key, value, unknown),
+        (key, value, no_id),
+        (key, wrong_schema, headers),
+        (key, None, headers),
+        _record(good),
+    ])
+    consumer = consumer_for(sessionmaker, namespace)
+    async with running(consumer):
+        await eventually(lambda: _applied_all(sessionmaker, [good]))
+        parked = await eventually(lambda: _at_least(read_parked(KAFKA_BOOTSTRAP, consumer.config.group_id), 5))
+    reasons = sorted(m.meta["dlq_reason"] for m in parked)
+    assert reasons == ["invalid_payload", "invalid_payload", "invalid_payload", "missing_header", "unknown_type"]
+    errors = " | ".join(m.meta["dlq_error"] for m in parked)
+    assert "never_defined" in errors and "ce_id" in errors and "probe_id" in errors
+
+
+async def _applied_all(sessionmaker: async_sessionmaker[AsyncSession], events: list[ProbeHappened]) -> bool:
+    counts = await effect_counts(sessionmaker)
+    return all(e.probe_id in counts for e in events)
+
+
+async def _effect_value_count(database_url: str, probe_id: str, count: int) -> bool:
+    found = await fetchval(database_url, "SELECT count(*) FROM effects WHERE probe_id = $1", probe_id)
+    return bool(found == count)
+
+
+async def _at_least(awaitable: object, n: int) -> object:
+    value = await awaitable  # type: ignore[misc]
+    return value if len(value) >= n else None
+
+
+async def _committed_total(group: str, expected: int) -> bool:
+    return sum((await committed_offsets(KAFKA_BOOTSTRAP, group)).values()) >= expected

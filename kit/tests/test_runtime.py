@@ -1,0 +1,203 @@
+"""Settings, problem documents, health, token verification and signed quotes."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import jwt
+import pytest
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, SecretStr
+from redis.asyncio import Redis
+
+from contracts import new_id
+from shopkit.app import ServiceParts, create_service
+from shopkit.problems import ConflictError, responses
+from shopkit.quotes import InvalidQuoteError, QuoteItem, SignedQuote, sign_quote, verify_quote
+from shopkit.security import DENIED_JTI_PREFIX, CurrentUser, InvalidTokenError, TokenVerifier
+from shopkit.settings import ServiceSettings, settings_config
+from shopkit.testing import TestTokens, app_client
+
+
+class DemoSettings(ServiceSettings):
+    model_config = settings_config("KITDEMO_")
+    service_name = "orders"
+    signing_secret: SecretStr = SecretStr("local_development_only-demo")
+
+
+def test_service_prefix_wins_over_shared_prefix_over_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert DemoSettings().kafka_bootstrap == "127.0.0.1:9092"
+    assert DemoSettings().port == 8005
+    assert DemoSettings().database_url.endswith("/orders")
+    monkeypatch.setenv("SHOP_KAFKA_BOOTSTRAP", "shared:9092")
+    assert DemoSettings().kafka_bootstrap == "shared:9092"
+    monkeypatch.setenv("KITDEMO_KAFKA_BOOTSTRAP", "mine:9092")
+    assert DemoSettings().kafka_bootstrap == "mine:9092"
+
+
+def test_placeholder_secrets_are_refused_outside_development(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOP_ENVIRONMENT", "production")
+    with pytest.raises(ValueError, match="signing_secret"):
+        DemoSettings()
+    monkeypatch.setenv("KITDEMO_SIGNING_SECRET", "a-real-secret-from-the-vault-9f2c")
+    assert DemoSettings().environment == "production"
+
+
+class Thing(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    price: int
+
+
+class DuplicateThingError(ConflictError):
+    slug = "duplicate-thing"
+    title = "Thing already exists"
+
+
+router = APIRouter()
+
+
+@router.post("/things", responses=responses(DuplicateThingError))
+async def create_thing(thing: Thing) -> Thing:
+    if thing.name == "taken":
+        raise DuplicateThingError(f"a thing named {thing.name!r} exists", name=thing.name)
+    if thing.name == "boom":
+        raise RuntimeError("internal detail that must not leak")
+    return thing
+
+
+@router.get("/me")
+async def me(user: CurrentUser) -> dict[str, object]:
+    return {"id": user.user_id, "admin": user.is_admin}
+
+
+def _app() -> object:
+    return create_service(DemoSettings(), title="demo", description="demo", routers=[router],
+                          parts=ServiceParts(redis=True))
+
+
+async def test_errors_are_problem_documents_without_internals() -> None:
+    app = _app()
+    async with app_client(app) as client:  # type: ignore[arg-type]
+        invalid = await client.post("/things", json={"name": "x", "price": 1.5, "extra": 1})
+        assert invalid.status_code == 422
+        assert invalid.headers["content-type"] == "application/problem+json"
+        body = invalid.json()
+        assert {"type", "title", "status", "detail"} <= set(body)
+        assert {tuple(e["loc"]) for e in body["errors"]} >= {("body", "price"), ("body", "extra")}
+
+        conflict = await client.post("/things", json={"name": "taken", "price": 1})
+        assert conflict.status_code == 409
+        assert conflict.json()["type"].endswith("/duplicate-thing")
+        assert conflict.json()["name"] == "taken"
+
+        crash = await client.post("/things", json={"name": "boom", "price": 1})
+        assert crash.status_code == 500
+        assert "internal detail" not in crash.text
+        assert crash.headers["content-type"] == "application/problem+json"
+
+        missing = await client.get("/nowhere")
+        assert missing.status_code == 404
+        assert missing.json()["status"] == 404
+
+        assert (await client.get("/health/live")).json() == {"status": "ok"}
+        ready = await client.get("/health/ready")
+        assert ready.status_code == 200 and ready.json()["checks"] == {"redis": "ok"}
+        metrics = await client.get("/metrics")
+        assert 'route="/things"' in metrics.text
+
+
+async def test_token_verification_rejects_every_forgery() -> None:
+    app = _app()
+    tokens = TestTokens()
+    async with app_client(app, tokens) as client:  # type: ignore[arg-type]
+        user_id = new_id()
+        ok = await client.get("/me", headers=tokens.headers(user_id, roles=("customer", "admin")))
+        assert ok.status_code == 200 and ok.json() == {"id": user_id, "admin": True}
+
+        public_pem = tokens._key.public_key().public_bytes_raw()
+        now = int(time.time())
+        claims = {"iss": tokens.issuer, "aud": tokens.audience, "sub": user_id, "roles": ["admin"],
+                  "iat": now, "exp": now + 600, "jti": new_id()}
+        unsigned = _b64({"alg": "none", "typ": "JWT", "kid": tokens.kid}) + "." + _b64(claims) + "."
+        hs_confused = jwt.encode(claims, public_pem, algorithm="HS256", headers={"kid": tokens.kid})
+        forged = {
+            "missing": None,
+            "alg none": unsigned,
+            "HS256 with the public key": hs_confused,
+            "expired": tokens.mint(user_id, ttl=-60),
+            "wrong audience": TestTokens.mint(tokens, user_id, aud="someone-else"),
+            "wrong issuer": TestTokens.mint(tokens, user_id, iss="https://evil.example"),
+            "unknown kid": TestTokens().mint(user_id),
+            "garbage": "not.a.token",
+        }
+        for name, token in forged.items():
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            response = await client.get("/me", headers=headers)
+            assert response.status_code == 401, name
+            assert response.headers["content-type"] == "application/problem+json", name
+
+        revoked = tokens.mint(user_id)
+        claims_of_revoked = jwt.decode(revoked, options={"verify_signature": False})
+        redis: Redis = app.state.redis  # type: ignore[attr-defined]
+        await redis.set(DENIED_JTI_PREFIX + claims_of_revoked["jti"], b"1", ex=60)
+        assert (await client.get("/me", headers={"Authorization": f"Bearer {revoked}"})).status_code == 401
+
+
+async def test_unknown_kid_refetches_jwks_at_most_once_per_cooldown() -> None:
+    fetches = 0
+
+    def jwks(request: httpx.Request) -> httpx.Response:
+        nonlocal fetches
+        fetches += 1
+        return httpx.Response(200, json={"keys": []})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(jwks)) as http:
+        verifier = TokenVerifier(jwks_url="http://auth.test/jwks", issuer="i", audience="a", http=http)
+        for _ in range(5):  # five tokens with kids nobody published
+            with pytest.raises(InvalidTokenError, match="unknown key"):
+                await verifier.verify(TestTokens(issuer="i", audience="a").mint())
+    assert fetches == 1
+
+
+def _b64(data: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _quote(**overrides: object) -> SignedQuote:
+    fields: dict[str, object] = {
+        "carrier": "correios", "service": "PAC", "price": 2590, "currency": "BRL",
+        "estimated_days": 6, "destination_cep": "01310100",
+        "items": (QuoteItem(sku="A", quantity=2),),
+        "expires_at": datetime.now(UTC) + timedelta(minutes=30),
+    }
+    fields.update(overrides)
+    return SignedQuote.model_validate(fields)
+
+
+def test_signed_quotes_verify_and_reject_tampering() -> None:
+    quote_id = sign_quote(_quote(), "secret")
+    verified = verify_quote(quote_id, "secret")
+    assert verified.price == 2590 and verified.quote_id == quote_id
+    assert verified.covers([("A", 2)]) and not verified.covers([("A", 3)])
+    assert not verified.is_expired()
+    assert _quote(expires_at=datetime.now(UTC) - timedelta(seconds=1)).is_expired()
+
+    payload, signature = quote_id.split(".")
+    cheaper = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    cheaper["price"] = 1
+    tampered = base64.urlsafe_b64encode(json.dumps(cheaper).encode()).rstrip(b"=").decode()
+    for bad in (f"{tampered}.{signature}", "nonsense", quote_id + "x"):
+        with pytest.raises(InvalidQuoteError):
+            verify_quote(bad, "secret")
+    with pytest.raises(InvalidQuoteError):
+        verify_quote(quote_id, "another-secret")
+    forged_sig = hmac.new(b"guess", base64.urlsafe_b64decode(payload + "=="), hashlib.sha256).digest()
+    with pytest.raises(InvalidQuoteError):
+        verify_quote(payload + "." + base64.urlsafe_b64encode(forged_sig).decode().rstrip("="), "secret")
