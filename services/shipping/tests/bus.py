@@ -12,11 +12,11 @@ from typing import Any
 
 import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-
-from contracts import Envelope, Event, decode, encode
 from contracts.topics import PARTITIONS
 from shopkit.kafka import ensure_topics
 from shopkit.testing import KAFKA_BOOTSTRAP
+
+from contracts import Envelope, Event, decode, encode
 
 
 def envelope(event: Event, **fields: Any) -> Envelope[Event]:
@@ -32,8 +32,12 @@ async def publish(namespace: str, *items: Event | Envelope[Event]) -> list[Envel
     try:
         for item in envelopes:
             record = encode(item)
-            await producer.send_and_wait(namespace + record.topic, value=record.value,
-                                         key=record.key, headers=list(record.headers))
+            await producer.send_and_wait(
+                namespace + record.topic,
+                value=record.value,
+                key=record.key,
+                headers=list(record.headers),
+            )
     finally:
         await producer.stop()
     return envelopes
@@ -43,8 +47,9 @@ async def read_topic(namespace: str, topic: str) -> list[Envelope[Event]]:
     """Every decodable event on a namespaced topic, from the beginning."""
     name = namespace + topic
     await ensure_topics(KAFKA_BOOTSTRAP, [name])
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=KAFKA_BOOTSTRAP, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         partitions = [TopicPartition(name, p) for p in range(PARTITIONS)]
@@ -66,15 +71,24 @@ async def read_topic(namespace: str, topic: str) -> list[Envelope[Event]]:
         await consumer.stop()
 
 
-async def wait_for_events(namespace: str, topic: str, event_type: type[Event], *,
-                          where: Callable[[Any], bool] = lambda _: True, count: int = 1,
-                          timeout: float = 30) -> list[Any]:
+async def wait_for_events(
+    namespace: str,
+    topic: str,
+    event_type: type[Event],
+    *,
+    where: Callable[[Any], bool] = lambda _: True,
+    count: int = 1,
+    within: float = 30,
+) -> list[Any]:
     """The events of a type (matching `where`) once at least `count` of them are on the topic."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     matching: list[Any] = []
     while time.monotonic() < deadline:
-        matching = [e.data for e in await read_topic(namespace, topic)
-                    if isinstance(e.data, event_type) and where(e.data)]
+        matching = [
+            e.data
+            for e in await read_topic(namespace, topic)
+            if isinstance(e.data, event_type) and where(e.data)
+        ]
         if len(matching) >= count:
             return matching
         await asyncio.sleep(0.3)
@@ -92,8 +106,9 @@ def free_port() -> int:
 async def serve(app: Any, *, lifespan: str = "off") -> AsyncIterator[str]:
     """Serve an ASGI app on a loopback port for the duration; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan=lifespan,
-                                           log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan=lifespan, log_level="warning")
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

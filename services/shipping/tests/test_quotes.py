@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from contracts.events.catalog import ProductDeactivated, ProductUpdated
 from shopkit.quotes import InvalidQuoteError, verify_quote
 from shopkit.testing import eventually
@@ -18,8 +17,10 @@ PROBLEM = "application/problem+json"
 
 
 async def _quote(shipping: Running, cep: str, items: list[tuple[str, int]]) -> Any:
-    return await shipping.client.post("/api/shipping/quotes", json={
-        "destination_cep": cep, "items": [{"sku": s, "quantity": q} for s, q in items]})
+    return await shipping.client.post(
+        "/api/shipping/quotes",
+        json={"destination_cep": cep, "items": [{"sku": s, "quantity": q} for s, q in items]},
+    )
 
 
 async def _projected(shipping: Running, sku: str, weight: int) -> None:
@@ -43,19 +44,33 @@ async def test_quotes_are_signed_for_exactly_the_items_and_cep(shipping: Running
     assert body["weight_grams"] == 2 * 400 + 1200
     options = body["options"]
     assert {(o["carrier"], o["service"]) for o in options} == {
-        ("correios", "PAC"), ("correios", "SEDEX"), ("veloz", "EXPRESS")}
+        ("correios", "PAC"),
+        ("correios", "SEDEX"),
+        ("veloz", "EXPRESS"),
+    }
     assert [o["price"] for o in options] == sorted(o["price"] for o in options)
     secret = shipping.settings.quote_signing_secret.get_secret_value()
     for option in options:
         quote = verify_quote(option["quote_id"], secret)
-        assert (quote.carrier, quote.service, quote.price, quote.currency,
-                quote.estimated_days) == (option["carrier"], option["service"], option["price"],
-                                          option["currency"], option["estimated_days"])
+        assert (
+            quote.carrier,
+            quote.service,
+            quote.price,
+            quote.currency,
+            quote.estimated_days,
+        ) == (
+            option["carrier"],
+            option["service"],
+            option["price"],
+            option["currency"],
+            option["estimated_days"],
+        )
         assert quote.destination_cep == "20040002"
         assert quote.covers([(book.sku, 2), (lamp.sku, 1)])
         assert not quote.covers([(book.sku, 1), (lamp.sku, 1)])
         assert not quote.is_expired()
-        assert option["currency"] == "BRL" and isinstance(option["price"], int)
+        assert option["currency"] == "BRL"
+        assert isinstance(option["price"], int)
 
 
 async def test_a_tampered_quote_does_not_verify(shipping: Running) -> None:
@@ -76,13 +91,17 @@ async def test_get_form_matches_post(shipping: Running) -> None:
     await publish(shipping.settings.kafka_namespace, item)
     await _projected(shipping, item.sku, 2500)
     posted = (await _quote(shipping, "90010-000", [(item.sku, 3)])).json()
-    got = await shipping.client.get("/api/shipping/quotes", params={
-        "destination_cep": "90010000", "items": [f"{item.sku}:3"]})
+    got = await shipping.client.get(
+        "/api/shipping/quotes", params={"destination_cep": "90010000", "items": [f"{item.sku}:3"]}
+    )
     assert got.status_code == 200
     assert [(o["service"], o["price"]) for o in got.json()["options"]] == [
-        (o["service"], o["price"]) for o in posted["options"]]
-    bad = await shipping.client.get("/api/shipping/quotes", params={
-        "destination_cep": "90010000", "items": [f"{item.sku}:zero"]})
+        (o["service"], o["price"]) for o in posted["options"]
+    ]
+    bad = await shipping.client.get(
+        "/api/shipping/quotes",
+        params={"destination_cep": "90010000", "items": [f"{item.sku}:zero"]},
+    )
     assert bad.status_code == 422
     assert bad.headers["content-type"] == PROBLEM
 
@@ -99,8 +118,12 @@ async def test_projection_ignores_older_versions_and_deactivation(shipping: Runn
     response = await _quote(shipping, "20040002", [(item.sku, 1)])
     assert response.json()["weight_grams"] == 900
 
-    await publish(shipping.settings.kafka_namespace, ProductDeactivated(
-        product_id=item.product_id, sku=item.sku, version=4, occurred_at=item.occurred_at))
+    await publish(
+        shipping.settings.kafka_namespace,
+        ProductDeactivated(
+            product_id=item.product_id, sku=item.sku, version=4, occurred_at=item.occurred_at
+        ),
+    )
 
     async def refused() -> bool:
         return (await _quote(shipping, "20040002", [(item.sku, 1)])).status_code == 422
@@ -123,12 +146,15 @@ async def test_unknown_sku_is_a_422_problem(shipping: Running) -> None:
     assert response.json()["skus"] == ["NO-SUCH-SKU"]
 
 
-@pytest.mark.parametrize("body", [
-    {"destination_cep": "01310100", "items": []},
-    {"destination_cep": "01310100", "items": [{"sku": "A", "quantity": 0}]},
-    {"destination_cep": "01310100", "items": [{"sku": "A", "quantity": 1}], "price": 1},
-    {"items": [{"sku": "A", "quantity": 1}]},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"destination_cep": "01310100", "items": []},
+        {"destination_cep": "01310100", "items": [{"sku": "A", "quantity": 0}]},
+        {"destination_cep": "01310100", "items": [{"sku": "A", "quantity": 1}], "price": 1},
+        {"items": [{"sku": "A", "quantity": 1}]},
+    ],
+)
 async def test_malformed_quote_requests_are_422(shipping: Running, body: dict[str, Any]) -> None:
     response = await shipping.client.post("/api/shipping/quotes", json=body)
     assert response.status_code == 422
@@ -138,8 +164,14 @@ async def test_malformed_quote_requests_are_422(shipping: Running, body: dict[st
 async def test_cep_lookup_works_offline(shipping: Running) -> None:
     response = await shipping.client.get("/api/shipping/cep/01310-100")
     assert response.status_code == 200
-    assert response.json() == {"cep": "01310100", "state": "SP", "city": "São Paulo",
-                               "district": None, "street": None, "source": "offline"}
+    assert response.json() == {
+        "cep": "01310100",
+        "state": "SP",
+        "city": "São Paulo",
+        "district": None,
+        "street": None,
+        "source": "offline",
+    }
     inland = (await shipping.client.get("/api/shipping/cep/17500000")).json()
     assert (inland["state"], inland["city"]) == ("SP", None)
     invalid = await shipping.client.get("/api/shipping/cep/12")

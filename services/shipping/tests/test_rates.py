@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
-
 from shipping_service import cep, rates
 from shipping_service.service.shipments import new_tracking_number, s10_check_digit
 
 
 @pytest.mark.parametrize(
-    ("raw", "normalized"), [("01310-100", "01310100"), ("01310100", "01310100"),
-                            (" 90010-000 ", "90010000")],
+    ("raw", "normalized"),
+    [("01310-100", "01310100"), ("01310100", "01310100"), (" 90010-000 ", "90010000")],
 )
 def test_cep_is_normalized(raw: str, normalized: str) -> None:
     assert cep.normalize_cep(raw) == normalized
@@ -43,8 +42,11 @@ def test_zones_and_services() -> None:
     assert rates.zone_between(sp, manaus) == 4
     local = rates.rates_for(origin_cep=sp, destination_cep=sp, weight_grams=800)
     remote = rates.rates_for(origin_cep=sp, destination_cep=manaus, weight_grams=800)
-    assert {(r.carrier, r.service) for r in local} == {("correios", "PAC"), ("correios", "SEDEX"),
-                                                        ("veloz", "EXPRESS")}
+    assert {(r.carrier, r.service) for r in local} == {
+        ("correios", "PAC"),
+        ("correios", "SEDEX"),
+        ("veloz", "EXPRESS"),
+    }
     assert ("veloz", "EXPRESS") not in {(r.carrier, r.service) for r in remote}
     assert [r.price for r in local] == sorted(r.price for r in local)
     by_service = {r.service: r for r in local}
@@ -67,6 +69,8 @@ def test_heavier_costs_more_and_splits_into_parcels() -> None:
 def test_correios_tracking_numbers_carry_a_valid_check_digit() -> None:
     assert s10_check_digit("47312482") == 9  # UPU S10 example: AA 47312482 9 GB
     number = new_tracking_number("correios", "SEDEX")
-    assert number.startswith("SX") and number.endswith("BR") and len(number) == 13
+    assert number.startswith("SX")
+    assert number.endswith("BR")
+    assert len(number) == 13
     assert int(number[10]) == s10_check_digit(number[2:10])
     assert new_tracking_number("veloz", "EXPRESS").startswith("VEL")

@@ -18,6 +18,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def carrier() -> None:
+    """Sandbox carrier commands (a group, so `shop carrier simulate` keeps its name)."""
+
+
 async def _pending_tracking_numbers(settings: ShippingSettings) -> list[str]:
     engine = create_engine(settings.database_url, pool_size=1, application_name="shop-carrier")
     try:

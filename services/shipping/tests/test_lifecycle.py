@@ -1,0 +1,379 @@
+"""A shipment from OrderConfirmed to delivery, driven by signed carrier webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from contracts.events.orders import OrderCancelled
+from contracts.events.shipping import (
+    ShipmentCreated,
+    ShipmentDelivered,
+    ShipmentDispatched,
+    ShipmentException,
+    ShipmentTrackingUpdated,
+)
+from shipping_service import cli, repository
+from shipping_service.sandbox import SandboxCarrier
+from shipping_service.webhooks import SIGNATURE_HEADER, signature_header
+from shopkit.app import sessionmaker_of
+from shopkit.testing import eventually
+from typer.testing import CliRunner
+
+from contracts import new_id
+
+from . import factories
+from .bus import publish, serve, wait_for_events
+from .conftest import Running
+
+TOPIC = "shipping.events"
+
+
+async def _confirmed_order(
+    shipping: Running, *, service: str = "SEDEX", carrier: str = "correios"
+) -> tuple[str, str, dict[str, Any]]:
+    """Publish products and an OrderConfirmed; returns (user id, order id, the shipment)."""
+    ns = shipping.settings.kafka_namespace
+    book, mug = factories.product(weight_grams=350), factories.product(weight_grams=420)
+    user_id = new_id()
+    order = factories.order_confirmed(
+        user_id=user_id, lines=[(book.sku, 2), (mug.sku, 1)], carrier=carrier, service=service
+    )
+    await publish(ns, book, mug, order)
+    headers = shipping.tokens.headers(user_id)
+
+    async def created() -> Any:
+        response = await shipping.client.get(
+            f"/api/shipping/orders/{order.order_id}", headers=headers
+        )
+        return response.json() if response.status_code == 200 else None
+
+    shipment = await eventually(created, timeout=30, interval=0.3)
+    return user_id, order.order_id, shipment
+
+
+def _carrier(shipping: Running) -> SandboxCarrier:
+    return SandboxCarrier(http=shipping.client, settings=shipping.settings)
+
+
+async def test_full_lifecycle_driven_by_the_sandbox_carrier_cli(shipping: Running) -> None:
+    user_id, order_id, shipment = await _confirmed_order(shipping)
+    ns = shipping.settings.kafka_namespace
+    assert shipment["status"] == "created"
+    assert shipment["carrier"] == "correios"
+    assert shipment["service"] == "SEDEX"
+    created = await wait_for_events(
+        ns, TOPIC, ShipmentCreated, where=lambda e: e.order_id == order_id
+    )
+    assert created[0].tracking_number == shipment["tracking_number"]
+    assert created[0].user_id == user_id
+
+    # The CLI, as an operator runs it, against the service's public endpoint over real HTTP.
+    async with serve(shipping.app) as base_url:
+        result = await asyncio.to_thread(
+            CliRunner().invoke,
+            cli.app,
+            ["simulate", shipment["tracking_number"], "--base-url", base_url],
+        )
+    assert result.exit_code == 0, result.output
+    assert "posted -> in_transit -> out_for_delivery -> delivered" in result.output
+
+    final = (
+        await shipping.client.get(
+            f"/api/shipping/orders/{order_id}", headers=shipping.tokens.headers(user_id)
+        )
+    ).json()
+    assert final["status"] == "delivered"
+    assert [e["status"] for e in final["events"]] == [
+        "created",
+        "posted",
+        "in_transit",
+        "out_for_delivery",
+        "delivered",
+    ]
+    assert final["dispatched_at"] is not None
+    assert final["delivered_at"] is not None
+
+    delivered = await wait_for_events(
+        ns, TOPIC, ShipmentDelivered, where=lambda e: e.order_id == order_id
+    )
+    dispatched = await wait_for_events(
+        ns, TOPIC, ShipmentDispatched, where=lambda e: e.order_id == order_id
+    )
+    updates = await wait_for_events(
+        ns, TOPIC, ShipmentTrackingUpdated, count=2, where=lambda e: e.order_id == order_id
+    )
+    assert len(dispatched) == 1
+    assert len(delivered) == 1
+    assert [u.status for u in updates] == ["in_transit", "out_for_delivery"]
+    assert delivered[0].user_id == user_id
+    assert sorted(delivered[0].skus) == sorted(
+        {line["sku"] for line in await _items(shipping, order_id, user_id)}
+    )
+
+    public = (
+        await shipping.client.get(f"/api/shipping/track/{shipment['tracking_number']}")
+    ).json()
+    assert public["status"] == "delivered"
+    assert "Maria" not in json.dumps(public)
+    assert "Augusta" not in json.dumps(public)
+
+
+async def _items(shipping: Running, order_id: str, user_id: str) -> list[dict[str, Any]]:
+    async with sessionmaker_of(shipping.app)() as session:
+        found = await repository.shipment_for_order(session, order_id)
+        assert found is not None
+        return list(found.items)
+
+
+async def test_redelivered_order_confirmed_creates_one_shipment(shipping: Running) -> None:
+    ns = shipping.settings.kafka_namespace
+    item = factories.product()
+    order = factories.order_confirmed(user_id=new_id(), lines=[(item.sku, 1)])
+    _, first = await publish(ns, item, order)
+    again = await publish(ns, order)  # same order, new event id: the inbox cannot help here
+    assert again[0].id != first.id
+    marker = factories.order_confirmed(user_id=new_id(), lines=[(item.sku, 1)])
+    await publish(ns, marker)
+    await wait_for_events(ns, TOPIC, ShipmentCreated, where=lambda e: e.order_id == marker.order_id)
+    created = await wait_for_events(
+        ns, TOPIC, ShipmentCreated, where=lambda e: e.order_id == order.order_id
+    )
+    assert len(created) == 1
+
+
+async def test_label_pdf_and_zpl_for_the_owner_only(shipping: Running) -> None:
+    user_id, _, shipment = await _confirmed_order(shipping)
+    url = f"/api/shipping/shipments/{shipment['shipment_id']}/label"
+    pdf = await shipping.client.get(url, headers=shipping.tokens.headers(user_id))
+    assert pdf.status_code == 200
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF-1.4")
+    assert pdf.content.rstrip().endswith(b"%%EOF")
+    assert shipment["tracking_number"].encode() in pdf.content
+    zpl = await shipping.client.get(
+        url, params={"format": "zpl"}, headers=shipping.tokens.headers(user_id)
+    )
+    assert zpl.text.startswith("^XA")
+    assert shipment["tracking_number"] in zpl.text
+    assert "Maria Silva" in zpl.text
+    other = await shipping.client.get(url, headers=shipping.tokens.headers(new_id()))
+    assert other.status_code == 404
+    admin = await shipping.client.get(
+        url, headers=shipping.tokens.headers(new_id(), ("customer", "admin"))
+    )
+    assert admin.status_code == 200
+    anonymous = await shipping.client.get(url)
+    assert anonymous.status_code == 401
+    unknown_format = await shipping.client.get(
+        url, params={"format": "docx"}, headers=shipping.tokens.headers(user_id)
+    )
+    assert unknown_format.status_code == 406
+
+
+async def test_order_shipment_is_owner_or_admin_only(shipping: Running) -> None:
+    user_id, order_id, _ = await _confirmed_order(shipping)
+    url = f"/api/shipping/orders/{order_id}"
+    assert (
+        await shipping.client.get(url, headers=shipping.tokens.headers(new_id()))
+    ).status_code == 404
+    assert (
+        await shipping.client.get(
+            url, headers=shipping.tokens.headers(new_id(), ("customer", "admin"))
+        )
+    ).status_code == 200
+    mine = (
+        await shipping.client.get(
+            "/api/shipping/shipments", headers=shipping.tokens.headers(user_id)
+        )
+    ).json()
+    assert [s["order_id"] for s in mine["items"]] == [order_id]
+
+
+def _signed(
+    shipping: Running,
+    body: dict[str, Any],
+    *,
+    secret: str | None = None,
+    timestamp: int | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    raw = json.dumps(body).encode()
+    key = secret or shipping.settings.correios_webhook_secret.get_secret_value()
+    stamp = timestamp if timestamp is not None else int(datetime.now(UTC).timestamp())
+    return raw, {
+        SIGNATURE_HEADER: signature_header(key, stamp, raw),
+        "Content-Type": "application/json",
+    }
+
+
+async def test_forged_stale_and_malformed_webhooks_are_rejected(shipping: Running) -> None:
+    _, order_id, shipment = await _confirmed_order(shipping)
+    url = "/api/shipping/webhooks/correios"
+    update = {
+        "event_id": new_id(),
+        "tracking_number": shipment["tracking_number"],
+        "status": "posted",
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+
+    raw, headers = _signed(shipping, update, secret="not-the-carrier-secret")
+    forged = await shipping.client.post(url, content=raw, headers=headers)
+    raw, headers = _signed(
+        shipping, update, timestamp=int((datetime.now(UTC) - timedelta(hours=1)).timestamp())
+    )
+    stale = await shipping.client.post(url, content=raw, headers=headers)
+    raw, headers = _signed(shipping, update)
+    tampered = await shipping.client.post(
+        url, content=raw.replace(b"posted", b"delivered"), headers=headers
+    )
+    unsigned = await shipping.client.post(
+        url, content=raw, headers={"Content-Type": "application/json"}
+    )
+    veloz_secret = shipping.settings.veloz_webhook_secret.get_secret_value()
+    raw_v, headers_v = _signed(shipping, update, secret=veloz_secret)
+    wrong_carrier_secret = await shipping.client.post(url, content=raw_v, headers=headers_v)
+    raw_u, headers_u = _signed(shipping, update)
+    unknown_carrier = await shipping.client.post(
+        "/api/shipping/webhooks/acme", content=raw_u, headers=headers_u
+    )
+    raw_m, headers_m = _signed(shipping, {"event_id": "x", "status": "teleported"})
+    malformed = await shipping.client.post(url, content=raw_m, headers=headers_m)
+
+    for response in (forged, stale, tampered, unsigned, wrong_carrier_secret):
+        assert response.status_code == 401
+        assert response.headers["content-type"] == "application/problem+json"
+    assert stale.json()["type"].endswith("/stale-webhook")
+    assert unknown_carrier.status_code == 404
+    assert malformed.status_code == 422
+    state = (await shipping.client.get(f"/api/shipping/track/{shipment['tracking_number']}")).json()
+    assert state["status"] == "created"  # none of them moved the parcel
+    assert [e["status"] for e in state["events"]] == ["created"]
+    assert order_id
+
+
+async def test_replayed_and_backward_webhooks_change_nothing(shipping: Running) -> None:
+    _, order_id, shipment = await _confirmed_order(shipping)
+    ns = shipping.settings.kafka_namespace
+    tracking = shipment["tracking_number"]
+    url = "/api/shipping/webhooks/correios"
+    posted = {
+        "event_id": new_id(),
+        "tracking_number": tracking,
+        "status": "posted",
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+    raw, headers = _signed(shipping, posted)
+    first = await shipping.client.post(url, content=raw, headers=headers)
+    replay = await shipping.client.post(url, content=raw, headers=headers)
+    assert first.json() == {"outcome": "applied", "shipment_status": "posted"}
+    assert replay.json()["outcome"] == "duplicate"
+
+    carrier = _carrier(shipping)
+    delivered = await carrier.send(carrier="correios", tracking_number=tracking, status="delivered")
+    assert delivered.json() == {"outcome": "applied", "shipment_status": "delivered"}
+    late = await carrier.send(
+        carrier="correios",
+        tracking_number=tracking,
+        status="in_transit",
+        occurred_at=datetime.now(UTC) - timedelta(minutes=5),
+    )
+    assert late.json()["outcome"] == "stale"
+    again_posted = await carrier.send(
+        carrier="correios", tracking_number=tracking, status="posted", event_id=new_id()
+    )
+    assert again_posted.json()["outcome"] == "stale"
+
+    state = (await shipping.client.get(f"/api/shipping/track/{tracking}")).json()
+    assert state["status"] == "delivered"
+    assert [e["status"] for e in state["events"]] == ["created", "posted", "delivered"]
+    dispatched = await wait_for_events(
+        ns, TOPIC, ShipmentDispatched, where=lambda e: e.order_id == order_id
+    )
+    delivered_events = await wait_for_events(
+        ns, TOPIC, ShipmentDelivered, where=lambda e: e.order_id == order_id
+    )
+    assert len(dispatched) == 1
+    assert len(delivered_events) == 1
+    updates = list(
+        await wait_for_events(ns, TOPIC, ShipmentCreated, where=lambda e: e.order_id == order_id)
+    )
+    assert len(updates) == 1
+
+
+async def test_skipping_posted_still_dispatches_before_delivery(shipping: Running) -> None:
+    _, order_id, shipment = await _confirmed_order(shipping, carrier="veloz", service="EXPRESS")
+    ns = shipping.settings.kafka_namespace
+    reply = await _carrier(shipping).send(
+        carrier="veloz", tracking_number=shipment["tracking_number"], status="out_for_delivery"
+    )
+    assert reply.json()["outcome"] == "applied"
+    dispatched = await wait_for_events(
+        ns, TOPIC, ShipmentDispatched, where=lambda e: e.order_id == order_id
+    )
+    assert len(dispatched) == 1
+    assert dispatched[0].carrier == "veloz"
+
+
+async def test_exceptions_are_reported_and_delivery_continues(shipping: Running) -> None:
+    _, order_id, shipment = await _confirmed_order(shipping)
+    ns = shipping.settings.kafka_namespace
+    tracking = shipment["tracking_number"]
+    carrier = _carrier(shipping)
+    await carrier.send(carrier="correios", tracking_number=tracking, status="posted")
+    absent = await carrier.send(
+        carrier="correios",
+        tracking_number=tracking,
+        status="exception",
+        description="Destinatário ausente",
+    )
+    assert absent.json() == {"outcome": "applied", "shipment_status": "exception"}
+    old_exception = await carrier.send(
+        carrier="correios",
+        tracking_number=tracking,
+        status="exception",
+        event_id=new_id(),
+        occurred_at=datetime.now(UTC) - timedelta(days=1),
+    )
+    assert old_exception.json()["outcome"] == "stale"
+    done = await carrier.send(carrier="correios", tracking_number=tracking, status="delivered")
+    assert done.json()["shipment_status"] == "delivered"
+    exceptions = await wait_for_events(
+        ns, TOPIC, ShipmentException, where=lambda e: e.order_id == order_id
+    )
+    assert [e.description for e in exceptions] == ["Destinatário ausente"]
+
+
+async def test_cancelled_order_voids_an_undispatched_shipment(shipping: Running) -> None:
+    user_id, order_id, shipment = await _confirmed_order(shipping)
+    await publish(
+        shipping.settings.kafka_namespace,
+        OrderCancelled(
+            order_id=order_id,
+            user_id=user_id,
+            reason="customer_request",
+            previous_status="CONFIRMED",
+            cancelled_at=datetime.now(UTC),
+        ),
+    )
+
+    async def cancelled() -> bool:
+        state = (
+            await shipping.client.get(f"/api/shipping/track/{shipment['tracking_number']}")
+        ).json()
+        return bool(state["status"] == "cancelled")
+
+    await eventually(cancelled, timeout=30, interval=0.3)
+    late = await _carrier(shipping).send(
+        carrier="correios", tracking_number=shipment["tracking_number"], status="posted"
+    )
+    assert late.json()["outcome"] == "stale"
+
+
+async def test_webhook_for_an_unknown_parcel_is_acknowledged_and_ignored(shipping: Running) -> None:
+    reply = await _carrier(shipping).send(
+        carrier="correios", tracking_number="SX000000000BR", status="posted"
+    )
+    assert reply.status_code == 200
+    assert reply.json()["outcome"] == "unknown_shipment"

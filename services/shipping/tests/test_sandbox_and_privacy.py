@@ -1,0 +1,97 @@
+"""The sandbox carrier's background mode, and the user's data: export and anonymisation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from contracts.events.users import UserDeletionRequested
+from shipping_service.app import build_app
+from shipping_service.config import ShippingSettings
+from shipping_service.service import shipments
+from shopkit.app import sessionmaker_of
+from shopkit.testing import app_client, eventually, kafka_namespace, migrated_database
+
+from contracts import Envelope, new_id
+
+from . import factories
+from .bus import publish
+from .conftest import Running
+from .test_lifecycle import _confirmed_order
+
+
+async def test_background_sandbox_delivers_open_shipments() -> None:
+    async with migrated_database("shipping") as url:
+        settings = ShippingSettings(
+            database_url=url,
+            kafka_namespace=kafka_namespace(),
+            consumers_enabled=False,
+            relay_enabled=False,
+            sandbox_carrier_enabled=True,
+            sandbox_step_seconds=0.2,
+            sandbox_poll_seconds=0.1,
+        )
+        app = build_app(settings)
+        async with app_client(app) as client:
+            order = factories.order_confirmed(user_id=new_id(), lines=[("SKU-BG", 1)])
+            async with sessionmaker_of(app)() as session, session.begin():
+                created = await shipments.create_for_order(
+                    session=session, envelope=Envelope(data=order)
+                )
+            assert created is not None
+
+            async def delivered() -> object:
+                state = (await client.get(f"/api/shipping/track/{created.tracking_number}")).json()
+                return state if state["status"] == "delivered" else None
+
+            state = await eventually(delivered, timeout=30, interval=0.2)
+    assert [e["status"] for e in state["events"]] == [
+        "created",
+        "posted",
+        "in_transit",
+        "out_for_delivery",
+        "delivered",
+    ]
+
+
+async def test_export_and_deletion(shipping: Running) -> None:
+    user_id, order_id, shipment = await _confirmed_order(shipping)
+    headers = shipping.tokens.headers(user_id)
+    export = (await shipping.client.get("/api/shipping/me/export", headers=headers)).json()
+    assert export["user_id"] == user_id
+    assert [s["order_id"] for s in export["shipments"]] == [order_id]
+    assert export["addresses"][0]["recipient"] == "Maria Silva"
+    other = (
+        await shipping.client.get(
+            "/api/shipping/me/export", headers=shipping.tokens.headers(new_id())
+        )
+    ).json()
+    assert other["shipments"] == []
+
+    await publish(
+        shipping.settings.kafka_namespace,
+        UserDeletionRequested(user_id=user_id, requested_at=datetime.now(UTC)),
+    )
+
+    async def anonymised() -> object:
+        body = (await shipping.client.get("/api/shipping/me/export", headers=headers)).json()
+        return body if body["addresses"][0]["recipient"] == "[removed]" else None
+
+    body = await eventually(anonymised, timeout=30, interval=0.3)
+    address = body["addresses"][0]
+    assert address["street"] == "[removed]"
+    assert address["number"] == ""
+    assert address["complement"] is None
+    assert address["city"] == "[removed]"
+    assert address["cep"] == "01304000"
+    assert address["state"] == "SP"
+    label = await shipping.client.get(
+        f"/api/shipping/shipments/{shipment['shipment_id']}/label",
+        params={"format": "zpl"},
+        headers=headers,
+    )
+    assert "Maria" not in label.text
+    assert "Augusta" not in label.text
+    tracking = (
+        await shipping.client.get(f"/api/shipping/track/{shipment['tracking_number']}")
+    ).json()
+    assert tracking["destination_city"] is None
