@@ -135,6 +135,8 @@ def test_services_wait_for_migrations_and_healthy_dependencies(compose) -> None:
         if name != "gateway":
             assert "migrations" in depends, name
             assert "kafka" in depends, name
+        # Every component checks logged-out tokens in Redis (shopkit.security).
+        assert "redis" in depends, name
     store = dict.fromkeys(POSTGRES_SERVICES, "postgres") | {"catalog": "mongo"}
     for name, dependency in store.items():
         assert dependency in _depends(all_services[name]), f"{name} does not wait for its store"

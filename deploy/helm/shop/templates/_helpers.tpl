@@ -1,0 +1,74 @@
+{{/* Names and labels shared by every template. */}}
+
+{{- define "shop.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of one component's objects: <fullname>-<component>. Args: (dict "root" $ "name" $name) */}}
+{{- define "shop.componentName" -}}
+{{- printf "%s-%s" (include "shop.fullname" .root) .name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "shop.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/part-of: shop
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end -}}
+
+{{/* Selector labels of one component. Args: (dict "root" $ "name" $name) */}}
+{{- define "shop.selectorLabels" -}}
+app.kubernetes.io/name: {{ .name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- end -}}
+
+{{/* Image of one component, pinned by digest when the deploy workflow passed one. */}}
+{{- define "shop.image" -}}
+{{- $g := .root.Values.global -}}
+{{- $repository := printf "shop-%s" .name -}}
+{{- if $g.imageRegistry }}{{ $repository = printf "%s/%s" (trimSuffix "/" $g.imageRegistry) $repository }}{{ end -}}
+{{- $digest := get $g.imageDigests .name -}}
+{{- if $digest -}}
+{{- printf "%s@%s" $repository $digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository (default .root.Chart.AppVersion $g.imageTag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* One service's settings merged over the defaults. Args: (dict "root" $ "name" $name "svc" $svc) */}}
+{{- define "shop.service" -}}
+{{- $merged := mustMergeOverwrite (deepCopy .root.Values.defaults) (deepCopy .svc) -}}
+{{- toYaml $merged -}}
+{{- end -}}
+
+{{/* Pod and container security settings (the image runs as uid 10001, writes nothing). */}}
+{{- define "shop.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "shop.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "shop.jwksUrl" -}}
+{{- $auth := .Values.services.auth -}}
+{{- default (printf "http://%s:%v/.well-known/jwks.json" (include "shop.componentName" (dict "root" . "name" "auth")) $auth.port) .Values.config.SHOP_JWKS_URL -}}
+{{- end -}}
