@@ -76,6 +76,8 @@ class PostgresInboxTransaction:
 
 
 class PostgresInbox:
+    transaction_class: type[PostgresInboxTransaction] = PostgresInboxTransaction
+
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], tables: MessagingTables) -> None:
         self.sessionmaker = sessionmaker
         self.tables = tables
@@ -85,7 +87,7 @@ class PostgresInbox:
         async with self.sessionmaker() as session:
             await session.begin()
             try:
-                yield PostgresInboxTransaction(session, self.tables)
+                yield self.transaction_class(session, self.tables)
             finally:
                 if session.in_transaction():
                     await session.rollback()

@@ -1,0 +1,160 @@
+"""Event backbone throughput and latency on the real broker and database.
+
+* relay publish rate: committed outbox rows -> acknowledged by Kafka (events/s);
+* consumer-with-inbox rate: Kafka -> handler + inbox row committed -> offset committed (events/s);
+* publish-to-handled latency p50/p99 at a fixed 500 events/s (commit of the outbox row to the
+  commit of the handler's transaction).
+
+Targets on a 2-core machine: relay >= 5,000/s, consumer >= 3,000/s, p99 < 50 ms at 500/s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from typing import Any, ClassVar
+
+from sqlalchemy import Column, Float, Integer, Table, insert
+
+from contracts import Envelope, Event, new_id
+from contracts.types import Id
+from shopkit.consumer import ConsumerConfig, EventConsumer
+from shopkit.db import create_engine, create_sessionmaker, service_metadata
+from shopkit.handlers import EventHandlers
+from shopkit.inbox import EventContext, PostgresInbox, PostgresInboxTransaction
+from shopkit.kafka import ensure_topics
+from shopkit.messaging import messaging_tables
+from shopkit.outbox import Outbox
+from shopkit.relay import OutboxRelay, RelayConfig, asyncpg_dsn
+from shopkit.testing import KAFKA_BOOTSTRAP, create_database, drop_database, fetchval, kafka_namespace
+
+TOPIC = "bench.events"
+EVENTS = 20_000
+RATE = 500
+RATE_SECONDS = 10
+
+metadata = service_metadata()
+messaging = messaging_tables(metadata)
+handled = Table("handled", metadata, Column("seq", Integer, primary_key=True),
+                Column("latency_ms", Float, nullable=False))
+
+
+class BenchTicked(Event):
+    ce_type: ClassVar[str] = "shop.bench.bench_ticked.v1"
+    topic: ClassVar[str] = TOPIC
+    key_field: ClassVar[str] = "aggregate_id"
+
+    aggregate_id: Id
+    committed_at: float
+
+
+handlers: EventHandlers[EventContext] = EventHandlers("bench")
+latencies: list[float] = []
+
+
+@handlers.on(BenchTicked)
+async def record(envelope: Envelope[BenchTicked], ctx: EventContext) -> None:
+    await ctx.session.execute(insert(handled).values(latency_ms=0.0))
+    # Latency counts until this transaction commits (MeasuringTransaction.commit).
+    ctx.session.info.setdefault("bench_committed_at", []).append(envelope.data.committed_at)
+
+
+class MeasuringTransaction(PostgresInboxTransaction):
+    """Records, right after each commit, how long its events took since their outbox commit."""
+
+    async def commit(self) -> None:
+        stamps = self.session.info.pop("bench_committed_at", [])
+        await super().commit()
+        now = time.time()
+        latencies.extend((now - stamp) * 1000 for stamp in stamps)
+
+
+class MeasuringInbox(PostgresInbox):
+    transaction_class = MeasuringTransaction
+
+
+async def _bulk_outbox(url: str, count: int) -> None:
+    engine = create_engine(url, pool_size=2)
+    sessionmaker = create_sessionmaker(engine)
+    try:
+        for start in range(0, count, 2000):
+            async with sessionmaker() as session, session.begin():
+                await Outbox(session, messaging.outbox).add(*(
+                    Envelope(data=BenchTicked(aggregate_id=new_id(), committed_at=time.time()))
+                    for _ in range(min(2000, count - start))
+                ))
+    finally:
+        await engine.dispose()
+
+
+async def _wait(check: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark did not finish in time")
+        await asyncio.sleep(0.02)
+
+
+async def run() -> dict[str, object]:
+    url = await create_database("bench_backbone")
+    namespace = kafka_namespace()
+    await ensure_topics(KAFKA_BOOTSTRAP, [namespace + TOPIC])
+    engine = create_engine(url, pool_size=10)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    sessionmaker = create_sessionmaker(engine)
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    figures: dict[str, object] = {}
+    try:
+        # 1. Relay publish rate over a backlog of committed rows.
+        await _bulk_outbox(url, EVENTS)
+        relay = OutboxRelay(RelayConfig(service="bench", dsn=asyncpg_dsn(url), bootstrap=KAFKA_BOOTSTRAP,
+                                        topic_namespace=namespace, batch_size=2000))
+        started = time.perf_counter()
+        tasks.append(asyncio.create_task(relay.run(stop)))
+        await _wait(lambda: fetchval(url, "SELECT count(*) = 0 FROM outbox WHERE sent_at IS NULL"), 300)
+        figures["relay_events_per_s"] = round(EVENTS / (time.perf_counter() - started))
+
+        # 2. Consumer with inbox over the same backlog, now in Kafka.
+        consumer = EventConsumer(
+            ConsumerConfig(service="bench", group_id=f"{namespace}bench", bootstrap=KAFKA_BOOTSTRAP,
+                           topic_namespace=namespace, max_batch=1000),
+            handlers, MeasuringInbox(sessionmaker, messaging),
+        )
+        tasks.append(asyncio.create_task(consumer.run(stop)))
+        await consumer.ready.wait()
+        started = time.perf_counter()
+        await _wait(lambda: fetchval(url, f"SELECT count(*) >= {EVENTS} FROM handled"), 300)
+        figures["consumer_with_inbox_events_per_s"] = round(EVENTS / (time.perf_counter() - started))
+
+        # 3. Latency at a fixed rate, one transaction per event as a service would write them.
+        latencies.clear()
+        interval = 1 / RATE
+        begin = time.perf_counter()
+        for i in range(RATE * RATE_SECONDS):
+            target = begin + i * interval
+            delay = target - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            async with sessionmaker() as session, session.begin():
+                await Outbox(session, messaging.outbox).publish(
+                    BenchTicked(aggregate_id=new_id(), committed_at=time.time()))
+        await _wait(lambda: _async(len(latencies) >= RATE * RATE_SECONDS), 120)
+        achieved = RATE * RATE_SECONDS / (time.perf_counter() - begin)
+        ordered = sorted(latencies)
+        figures["latency_rate_events_per_s"] = round(achieved)
+        figures["latency_p50_ms"] = round(statistics.median(ordered), 1)
+        figures["latency_p99_ms"] = round(ordered[int(len(ordered) * 0.99) - 1], 1)
+        figures["targets"] = "relay >= 5000/s, consumer >= 3000/s, p99 < 50 ms at 500/s"
+        return figures
+    finally:
+        stop.set()
+        await asyncio.wait(tasks, timeout=20)
+        await engine.dispose()
+        await drop_database(url)
+
+
+async def _async(value: bool) -> bool:
+    return value
