@@ -25,5 +25,6 @@ async def ready(request: Request) -> JSONResponse:
 
     results = dict(await asyncio.gather(*(probe(n, b) for n, b in upstreams.items())))
     ok = all(status == "ok" for status in results.values())
-    return JSONResponse({"status": "ok" if ok else "degraded", "services": results},
-                        status_code=200 if ok else 503)
+    return JSONResponse(
+        {"status": "ok" if ok else "degraded", "services": results}, status_code=200 if ok else 503
+    )

@@ -1,1 +1,1 @@
-"""The auth service: Credentials, access and refresh tokens, MFA, login history and password resets."""
+"""The auth service: credentials, tokens, MFA, login history and password resets."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from shopkit.app import ServiceParts, create_service
 
+from auth_service import runtime
 from auth_service.config import AuthSettings
 from auth_service.models import messaging
-from auth_service.router import router
-from shopkit.app import ServiceParts, create_service
+from auth_service.router import router, wellknown_router
+
 
 def build_app(settings: AuthSettings | None = None) -> FastAPI:
     """The service's ASGI app; tests pass settings pointing at their own database and topics."""
@@ -15,9 +17,11 @@ def build_app(settings: AuthSettings | None = None) -> FastAPI:
     return create_service(
         settings,
         title="Auth service",
-        description="Credentials, access and refresh tokens, MFA, login history and password resets.",
-        routers=[router],
-        parts=ServiceParts(tables=messaging),
+        description="Credentials, tokens, MFA, login history and password resets.",
+        routers=[router, wellknown_router],
+        parts=ServiceParts(
+            tables=messaging, startup=[runtime.start], background=[runtime.keep_keys_fresh]
+        ),
     )
 
 

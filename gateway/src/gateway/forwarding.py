@@ -1,0 +1,184 @@
+"""What crosses the gateway: the client's address, and which headers go up and come back.
+
+Clients must not be able to speak for the gateway: headers that carry identity or network
+facts (`X-User-Id`, `X-Forwarded-For`, ...) are dropped from every request and replaced by the
+gateway's own values. Hop-by-hop headers (RFC 9110 section 7.6.1) never cross a proxy.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import secrets
+from collections.abc import Iterable
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
+SPOOFABLE = frozenset(
+    {
+        # network facts only the gateway may state
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+        "x-real-ip",
+        "x-client-ip",
+        "true-client-ip",
+        "cf-connecting-ip",
+        "x-cluster-client-ip",
+        "x-original-forwarded-for",
+        # identity asserted by a trusted hop in some architectures: never by a client
+        "x-user-id",
+        "x-user",
+        "x-user-email",
+        "x-user-roles",
+        "x-roles",
+        "x-forwarded-user",
+        "x-forwarded-email",
+        "x-forwarded-groups",
+        "x-remote-user",
+        "remote-user",
+        "x-authenticated-user",
+        "x-authenticated-userid",
+        "x-auth-user",
+        "x-auth-request-user",
+        "x-auth-request-email",
+        "x-auth-request-groups",
+        "x-principal",
+        "x-internal-auth",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-http-method-override",
+        "x-method-override",
+    }
+)
+SPOOFABLE_PREFIXES = ("x-internal-", "x-auth-request-", "x-shop-")
+
+NOT_FORWARDED = frozenset({"host", "content-length", "x-request-id"}) | HOP_BY_HOP | SPOOFABLE
+"""`host` is the upstream's; content length and request id are set by the gateway itself."""
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+Networks = list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+
+
+def parse_networks(cidrs: Iterable[str]) -> Networks:
+    return [ipaddress.ip_network(cidr, strict=False) for cidr in cidrs]
+
+
+def _is_trusted(address: str, trusted: Networks) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+def forwarded_chain(peer: str, forwarded_for: str | None, trusted: Networks) -> list[str]:
+    """The X-Forwarded-For chain to send upstream, ending with the gateway's peer.
+
+    A client's own X-Forwarded-For is kept only when the peer is a trusted proxy, and then
+    only from the right up to (and including) the first untrusted address: that is the real
+    client, and anything further left was written by the client itself.
+    """
+    if not forwarded_for or not _is_trusted(peer, trusted):
+        return [peer]
+    chain: list[str] = []
+    for hop in reversed([part.strip() for part in forwarded_for.split(",") if part.strip()]):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            break
+        chain.insert(0, hop)
+        if not _is_trusted(hop, trusted):
+            break
+    return [*chain, peer]
+
+
+def client_ip(chain: list[str], trusted: Networks) -> str:
+    """The client's address: the rightmost untrusted entry of a chain built above."""
+    for hop in reversed(chain):
+        if not _is_trusted(hop, trusted):
+            return hop
+    return chain[0]
+
+
+def request_id(incoming: str | None) -> str:
+    """Keep a well-formed client request id (for correlation), otherwise mint one."""
+    if incoming and _REQUEST_ID.match(incoming):
+        return incoming
+    return secrets.token_hex(16)
+
+
+def _connection_listed(headers: Iterable[tuple[str, str]]) -> set[str]:
+    listed: set[str] = set()
+    for name, value in headers:
+        if name == "connection":
+            listed.update(token.strip().lower() for token in value.split(","))
+    return listed
+
+
+def upstream_headers(
+    raw: list[tuple[bytes, bytes]],
+    *,
+    chain: list[str],
+    proto: str,
+    host: str | None,
+    request_id: str,
+    content_length: int | None,
+) -> list[tuple[str, str]]:
+    """Client headers safe to pass on, plus the gateway's forwarding facts."""
+    decoded = [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in raw]
+    dropped = NOT_FORWARDED | _connection_listed(decoded)
+    headers = [
+        (name, value)
+        for name, value in decoded
+        if name not in dropped
+        and not name.startswith(SPOOFABLE_PREFIXES)
+        and not (name == "traceparent" and not _TRACEPARENT.match(value))
+    ]
+    headers.append(("x-forwarded-for", ", ".join(chain)))
+    headers.append(("x-forwarded-proto", proto))
+    if host:
+        headers.append(("x-forwarded-host", host))
+    headers.append(("x-request-id", request_id))
+    if content_length is not None:
+        headers.append(("content-length", str(content_length)))
+    return headers
+
+
+_SET_BY_GATEWAY = frozenset({b"x-request-id", b"server", b"date"})
+"""The gateway's own server states these; the upstream's copy would be a duplicate."""
+
+
+def response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Upstream response headers minus hop-by-hop ones (body framing is redone by the server)."""
+    items = [(name.lower(), value) for name, value in raw]
+    listed = {
+        token.strip().lower().encode()
+        for name, value in items
+        if name == b"connection"
+        for token in value.decode("latin-1").split(",")
+    }
+    return [
+        (name, value)
+        for name, value in items
+        if name.decode("latin-1") not in HOP_BY_HOP
+        and name not in listed
+        and name != b"x-request-id"
+    ]

@@ -1,0 +1,289 @@
+"""The reverse proxy: route, authenticate, rate-limit, forward, relay the answer.
+
+Bodies are forwarded as raw bytes (webhook signatures are verified downstream on exactly these
+bytes) and streamed both ways; small responses with a known length are relayed in one piece,
+which is cheaper than a stream. Only idempotent methods are ever retried, and only when the
+upstream could not be reached at all. Upstream failures become problem documents that name no
+host, port or exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+from shopkit.problems import problem_response
+from shopkit.security import InvalidTokenError, Principal, TokenVerifier
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from gateway import forwarding
+from gateway.config import GatewaySettings
+from gateway.ratelimit import Decision, Identity, RateLimiter
+from gateway.routes import IDEMPOTENT_METHODS, Route, RouteTable
+
+log = logging.getLogger(__name__)
+
+RELAY_WHOLE_MAX_BYTES = 256 * 1024
+"""Responses up to this size (with a Content-Length) are read whole and sent in one piece."""
+
+
+class BodyTooLargeError(Exception):
+    pass
+
+
+@dataclass
+class Gateway:
+    settings: GatewaySettings
+    client: httpx.AsyncClient
+    verifier: TokenVerifier
+    limiter: RateLimiter
+    routes: RouteTable
+    trusted: forwarding.Networks
+
+    async def handle(self, request: Request) -> Response:
+        request_id = forwarding.request_id(request.headers.get("x-request-id"))
+        response = await self._handle(request, request_id)
+        response.headers["X-Request-ID"] = request_id
+        return response
+
+    async def _handle(self, request: Request, request_id: str) -> Response:
+        path, method = request.url.path, request.method
+        if _has_dot_segments(request):
+            return _problem(
+                400, "The path contains dot segments or encoded separators.", slug="bad-path"
+            )
+        route = self.routes.match(method, path)
+        if route is None:
+            return _problem(404, "No service answers this path.", slug="not-found")
+
+        peer = request.client.host if request.client else "unknown"
+        chain = forwarding.forwarded_chain(
+            peer, request.headers.get("x-forwarded-for"), self.trusted
+        )
+        client_ip = forwarding.client_ip(chain, self.trusted)
+
+        principal, denial = await self._authenticate(request, route)
+        if denial is not None:
+            return denial
+
+        decision = await self._rate_limit(route, client_ip, principal)
+        if decision is not None and not decision.allowed:
+            return _problem(
+                429,
+                "Rate limit exceeded; retry later.",
+                slug="rate-limited",
+                headers=decision.headers(),
+            )
+
+        declared = request.headers.get("content-length")
+        if declared is not None and (
+            not declared.isdigit() or int(declared) > self.settings.max_body_bytes
+        ):
+            return _too_large(self.settings.max_body_bytes)
+
+        response = await self._forward(request, route, chain, request_id, declared)
+        if decision is not None:
+            response.headers.update(decision.headers())
+        return response
+
+    async def _authenticate(
+        self, request: Request, route: Route
+    ) -> tuple[Principal | None, Response | None]:
+        authorization = request.headers.get("authorization")
+        token = None
+        if authorization:
+            scheme, _, credentials = authorization.partition(" ")
+            if scheme.lower() == "bearer" and credentials.strip():
+                token = credentials.strip()
+        if token is None:
+            if route.public:
+                return None, None
+            return None, _problem(
+                401,
+                "A bearer access token is required.",
+                slug="unauthorized",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        try:
+            return await self.verifier.verify(token), None
+        except InvalidTokenError as exc:
+            if route.public:
+                return None, None  # the service decides what an invalid optional token means
+            return None, _problem(
+                401,
+                exc.detail,
+                slug="invalid-token",
+                title="Invalid access token",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+
+    async def _rate_limit(
+        self, route: Route, client_ip: str, principal: Principal | None
+    ) -> Decision | None:
+        if not self.settings.rate_limit_enabled:
+            return None
+        limits = self.settings.limits_for(route.budget)
+        identities = [Identity("ip", client_ip, limits.per_ip)]
+        if principal is not None:
+            identities.append(Identity("user", principal.user_id, limits.per_user))
+        return await self.limiter.hit(route.budget, identities)
+
+    async def _forward(
+        self,
+        request: Request,
+        route: Route,
+        chain: list[str],
+        request_id: str,
+        declared_length: str | None,
+    ) -> Response:
+        base = self.settings.upstreams.get(route.service)
+        if base is None:
+            return _unavailable()
+        method = request.method
+        retryable = method in IDEMPOTENT_METHODS
+        content: bytes | AsyncIterator[bytes] | None
+        length: int | None
+        if retryable:
+            # Idempotent requests are small and may be sent again: hold the body.
+            try:
+                content = await self._read_body(request)
+            except BodyTooLargeError:
+                return _too_large(self.settings.max_body_bytes)
+            length = len(content) if content or declared_length is not None else None
+        else:
+            content = self._stream_body(request)
+            length = int(declared_length) if declared_length is not None else None
+
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        target = base.rstrip("/") + raw_path.decode("latin-1")
+        if request.url.query:
+            target += "?" + request.url.query
+        headers = forwarding.upstream_headers(
+            request.headers.raw,
+            chain=chain,
+            proto=request.url.scheme,
+            host=request.headers.get("host"),
+            request_id=request_id,
+            content_length=length,
+        )
+        timeout = httpx.Timeout(
+            self.settings.timeout_for(route.service),
+            connect=self.settings.connect_timeout_seconds,
+            pool=self.settings.pool_timeout_seconds,
+        )
+        upstream = self.client.build_request(
+            method, target, headers=headers, content=content, timeout=timeout
+        )
+        attempts = 1 + (self.settings.retries if retryable else 0)
+        for attempt in range(attempts):
+            try:
+                response = await self.client.send(upstream, stream=True)
+                break
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if attempt + 1 < attempts:
+                    await asyncio.sleep(0.05 * 2**attempt)
+                    continue
+                log.warning(
+                    "upstream unreachable",
+                    extra={"service": route.service, "error": type(exc).__name__},
+                )
+                return _unavailable()
+            except httpx.PoolTimeout:
+                log.warning("upstream connection pool exhausted", extra={"service": route.service})
+                return _unavailable()
+            except httpx.TimeoutException:
+                log.warning("upstream timed out", extra={"service": route.service})
+                return _problem(504, "The service did not answer in time.", slug="upstream-timeout")
+            except BodyTooLargeError:
+                return _too_large(self.settings.max_body_bytes)
+            except httpx.HTTPError as exc:
+                log.warning(
+                    "upstream failed", extra={"service": route.service, "error": type(exc).__name__}
+                )
+                return _problem(502, "The service gave no valid answer.", slug="bad-gateway")
+        return await self._relay(response)
+
+    async def _read_body(self, request: Request) -> bytes:
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.settings.max_body_bytes:
+                raise BodyTooLargeError
+        return bytes(body)
+
+    async def _stream_body(self, request: Request) -> AsyncIterator[bytes]:
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > self.settings.max_body_bytes:
+                raise BodyTooLargeError
+            if chunk:
+                yield chunk
+
+    async def _relay(self, upstream: httpx.Response) -> Response:
+        headers = forwarding.response_headers(upstream.headers.raw)
+        length = upstream.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) <= RELAY_WHOLE_MAX_BYTES:
+            try:
+                body = b"".join([chunk async for chunk in upstream.aiter_raw()])
+            except httpx.TimeoutException:
+                return _problem(504, "The service did not answer in time.", slug="upstream-timeout")
+            except httpx.HTTPError:
+                return _problem(502, "The service gave no valid answer.", slug="bad-gateway")
+            finally:
+                await upstream.aclose()
+            response = Response(content=body, status_code=upstream.status_code)
+            response.raw_headers = headers
+            return response
+        streamed = StreamingResponse(
+            _raw_stream(upstream),
+            status_code=upstream.status_code,
+            background=BackgroundTask(upstream.aclose),
+        )
+        streamed.raw_headers = headers
+        return streamed
+
+
+async def _raw_stream(upstream: httpx.Response) -> AsyncIterator[bytes]:
+    """The upstream body as sent (still compressed if it was); a broken upstream ends it."""
+    try:
+        async for chunk in upstream.aiter_raw():
+            yield chunk
+    except httpx.HTTPError:
+        log.warning("upstream body interrupted")
+
+
+def _has_dot_segments(request: Request) -> bool:
+    raw = (request.scope.get("raw_path") or b"").lower()
+    if b"%2f" in raw or b"%5c" in raw or b"%2e" in raw:
+        return True
+    return any(segment in {".", ".."} for segment in request.url.path.split("/"))
+
+
+def _problem(
+    status: int,
+    detail: str,
+    *,
+    slug: str,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return problem_response(status, detail, slug=slug, title=title, headers=headers)
+
+
+def _unavailable() -> Response:
+    return _problem(
+        503,
+        "The service is unavailable; try again shortly.",
+        slug="unavailable",
+        headers={"Retry-After": "5"},
+    )
+
+
+def _too_large(limit: int) -> Response:
+    return _problem(413, f"The request body exceeds {limit} bytes.", slug="payload-too-large")

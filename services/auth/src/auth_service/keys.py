@@ -1,0 +1,137 @@
+"""Signing keys: Ed25519 pairs in the database, the in-memory key ring, rotation.
+
+The newest unretired key signs. Rotation creates a new key and retires the others; a retired
+key stays in the JWKS until every token it can have signed has expired, which includes tokens
+signed by replicas that had not yet reloaded the ring. Private keys are encrypted at rest and
+wiped on retirement.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from contracts.types import utc_now
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from jwt.algorithms import OKPAlgorithm
+from shopkit.security import ALGORITHM
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth_service import repository
+from auth_service.crypto import SecretBox
+from auth_service.models import SigningKey
+
+PUBLISH_LEEWAY = timedelta(seconds=60)
+"""Beyond the token lifetime: clock skew between replicas and verifiers."""
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """What a replica signs with and publishes, as last loaded from the database."""
+
+    kid: str
+    private_key: Ed25519PrivateKey
+    jwks: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kids(self) -> list[str]:
+        return [str(jwk["kid"]) for jwk in self.jwks.get("keys", [])]
+
+
+def _new_kid(now: datetime) -> str:
+    return f"{now:%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
+
+
+def _public_jwk(private_key: Ed25519PrivateKey, kid: str) -> dict[str, Any]:
+    jwk: dict[str, Any] = OKPAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
+    jwk.update({"kid": kid, "use": "sig", "alg": ALGORITHM})
+    return jwk
+
+
+async def _create_key(session: AsyncSession, box: SecretBox, now: datetime) -> SigningKey:
+    private_key = Ed25519PrivateKey.generate()
+    kid = _new_kid(now)
+    raw = private_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    key = SigningKey(
+        kid=kid,
+        public_jwk=_public_jwk(private_key, kid),
+        private_key=box.seal(raw, context=kid),
+        created_at=now,
+    )
+    await repository.add_signing_key(session, key)
+    return key
+
+
+def publish_window(*, access_token_ttl: timedelta, refresh_interval: timedelta) -> timedelta:
+    """How long a retired key must stay published."""
+    return access_token_ttl + refresh_interval + PUBLISH_LEEWAY
+
+
+async def rotate(
+    session: AsyncSession,
+    *,
+    box: SecretBox,
+    access_token_ttl: timedelta,
+    refresh_interval: timedelta,
+    now: datetime | None = None,
+) -> SigningKey:
+    """Make a new signing key active and retire the previous one (still published)."""
+    now = now or utc_now()
+    await repository.lock_key_rotation(session)
+    key = await _create_key(session, box, now)
+    await repository.retire_signing_keys(
+        session,
+        except_kid=key.kid,
+        now=now,
+        publish_until=now
+        + publish_window(access_token_ttl=access_token_ttl, refresh_interval=refresh_interval),
+    )
+    return key
+
+
+async def maintain(
+    session: AsyncSession,
+    *,
+    box: SecretBox,
+    max_age: timedelta,
+    access_token_ttl: timedelta,
+    refresh_interval: timedelta,
+    now: datetime | None = None,
+) -> bool:
+    """Create the first key, rotate an aged one, drop keys nothing can still verify.
+
+    Returns True when a new key was made. Safe on several replicas at once (advisory lock).
+    """
+    now = now or utc_now()
+    await repository.lock_key_rotation(session)
+    active = await repository.active_signing_key(session)
+    rotated = False
+    if active is None or active.private_key is None or now - active.created_at >= max_age:
+        await rotate(
+            session,
+            box=box,
+            access_token_ttl=access_token_ttl,
+            refresh_interval=refresh_interval,
+            now=now,
+        )
+        rotated = True
+    await repository.purge_signing_keys(session, now)
+    return rotated
+
+
+async def load(session: AsyncSession, *, box: SecretBox, now: datetime | None = None) -> KeyRing:
+    """The active private key and the JWKS of every key still published."""
+    now = now or utc_now()
+    active = await repository.active_signing_key(session)
+    if active is None or active.private_key is None:
+        raise RuntimeError("no active signing key; key maintenance has not run")
+    raw = box.open(active.private_key, context=active.kid)
+    published = await repository.published_signing_keys(session, now)
+    return KeyRing(
+        kid=active.kid,
+        private_key=Ed25519PrivateKey.from_private_bytes(raw),
+        jwks={"keys": [key.public_jwk for key in published]},
+    )

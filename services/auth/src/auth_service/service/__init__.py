@@ -1,0 +1,1 @@
+"""Business rules of the auth service, one module per topic."""

@@ -1,0 +1,227 @@
+"""Accounts: registration, profile, password change and reset, login history, admins."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from contracts.events.auth import PasswordChanged, PasswordResetRequested, UserRegistered
+from contracts.types import utc_now
+from shopkit.outbox import Outbox
+from shopkit.security import Principal
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth_service import repository
+from auth_service.crypto import new_opaque_token
+from auth_service.deps import ClientInfo
+from auth_service.errors import (
+    EmailTakenError,
+    InvalidResetTokenError,
+    ReauthenticationFailedError,
+    UserNotFoundError,
+)
+from auth_service.models import PasswordReset, User, messaging
+from auth_service.passwords import Passwords, check_policy
+from auth_service.runtime import Runtime
+from auth_service.schemas import (
+    LoginAttemptPublic,
+    LoginHistoryPage,
+    MePublic,
+    ProfileUpdate,
+    RegisterRequest,
+    TokenPair,
+    UserPublic,
+)
+from auth_service.service.sessions import normalise_email, open_session, revoke_all_sessions
+from contracts import new_id
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    passwords: Passwords,
+    email: str,
+    password: str,
+    name: str,
+    is_admin: bool = False,
+) -> User:
+    """A new account and its `UserRegistered` event, in the caller's transaction."""
+    email = normalise_email(email)
+    check_policy(password, email=email)
+    now = utc_now()
+    user = User(
+        id=new_id(),
+        email=email,
+        name=name,
+        password_hash=await passwords.hash(password),
+        is_admin=is_admin,
+        mfa_enabled=False,
+        created_at=now,
+        updated_at=now,
+        password_changed_at=now,
+    )
+    try:
+        await repository.add_user(session, user)
+    except repository.DuplicateEmailError as exc:
+        raise EmailTakenError("an account with this email already exists") from exc
+    await Outbox(session, messaging.outbox).publish(
+        UserRegistered(user_id=user.id, email=user.email, name=user.name, registered_at=now)
+    )
+    return user
+
+
+async def register(session: AsyncSession, *, rt: Runtime, request: RegisterRequest) -> UserPublic:
+    # Roles are not a field of the request: a new account is always a plain customer.
+    user = await create_user(
+        session,
+        passwords=rt.passwords,
+        email=str(request.email),
+        password=request.password,
+        name=request.name,
+    )
+    return UserPublic(id=user.id, email=user.email, name=user.name)
+
+
+async def _user(session: AsyncSession, user_id: str, *, for_update: bool = False) -> User:
+    user = await repository.get_user(session, user_id, for_update=for_update)
+    if user is None:
+        raise UserNotFoundError("the account of this token no longer exists")
+    return user
+
+
+def _me(user: User) -> MePublic:
+    return MePublic(
+        id=user.id,
+        email=user.email,
+        name=user.name,
+        roles=user.roles,
+        mfa_enabled=user.mfa_enabled,
+        created_at=user.created_at,
+    )
+
+
+async def me(session: AsyncSession, *, principal: Principal) -> MePublic:
+    return _me(await _user(session, principal.user_id))
+
+
+async def update_profile(
+    session: AsyncSession, *, principal: Principal, update: ProfileUpdate
+) -> MePublic:
+    user = await _user(session, principal.user_id, for_update=True)
+    user.name = update.name
+    user.updated_at = utc_now()
+    return _me(user)
+
+
+async def forgot_password(session: AsyncSession, *, rt: Runtime, email: str) -> None:
+    """Start a reset if the account exists; the caller answers the same either way."""
+    user = await repository.get_user_by_email(session, normalise_email(email), for_update=True)
+    if user is None:
+        return
+    now = utc_now()
+    latest = await repository.latest_password_reset(session, user.id)
+    cooldown = timedelta(seconds=rt.settings.password_reset_cooldown_seconds)
+    if latest is not None and latest.used_at is None and now - latest.created_at < cooldown:
+        return  # one email per cooldown: the endpoint must not become a mail cannon
+    token = new_opaque_token()
+    expires_at = now + timedelta(minutes=rt.settings.password_reset_ttl_minutes)
+    await repository.add_password_reset(
+        session,
+        PasswordReset(
+            id=new_id(),
+            user_id=user.id,
+            token_hash=rt.hasher.hash(token),
+            created_at=now,
+            expires_at=expires_at,
+        ),
+    )
+    await Outbox(session, messaging.outbox).publish(
+        PasswordResetRequested(
+            user_id=user.id,
+            email=user.email,
+            reset_token=token,
+            expires_at=expires_at,
+        )
+    )
+
+
+async def _set_password(
+    session: AsyncSession, *, rt: Runtime, user: User, password: str, via_reset: bool
+) -> None:
+    check_policy(password, email=user.email)
+    now = utc_now()
+    user.password_hash = await rt.passwords.hash(password)
+    user.password_changed_at = now
+    user.updated_at = now
+    await revoke_all_sessions(
+        session,
+        rt=rt,
+        user_id=user.id,
+        reason="password_reset" if via_reset else "password_changed",
+        now=now,
+    )
+    await repository.spend_password_resets(session, user_id=user.id, now=now)
+    await Outbox(session, messaging.outbox).publish(
+        PasswordChanged(user_id=user.id, changed_at=now, via_reset=via_reset)
+    )
+
+
+async def reset_password(
+    session: AsyncSession, *, rt: Runtime, token: str, new_password: str
+) -> None:
+    """Set a new password with a reset token; every session of the account ends."""
+    reset = await repository.lock_password_reset(session, rt.hasher.hash(token))
+    if reset is None or reset.used_at is not None or reset.expires_at <= utc_now():
+        raise InvalidResetTokenError("the reset link is invalid, used or expired")
+    user = await _user(session, reset.user_id, for_update=True)
+    await _set_password(session, rt=rt, user=user, password=new_password, via_reset=True)
+    await rt.throttle.clear_account(email=user.email)
+
+
+async def change_password(
+    session: AsyncSession,
+    *,
+    rt: Runtime,
+    principal: Principal,
+    current_password: str,
+    new_password: str,
+    client: ClientInfo,
+) -> TokenPair:
+    """Ends every session (this one included) and opens a fresh one for the caller."""
+    user = await _user(session, principal.user_id, for_update=True)
+    await rt.throttle.check(email=user.email, ip=client.ip)
+    if not await rt.passwords.verify(user.password_hash, current_password):
+        await rt.throttle.record_failure(email=user.email, ip=client.ip)
+        raise ReauthenticationFailedError("the current password is wrong")
+    await _set_password(session, rt=rt, user=user, password=new_password, via_reset=False)
+    return await open_session(session, rt=rt, user=user, now=utc_now())
+
+
+async def login_history(
+    session: AsyncSession, *, principal: Principal, limit: int, cursor: str | None
+) -> LoginHistoryPage:
+    attempts = await repository.login_history(
+        session, user_id=principal.user_id, limit=limit + 1, before=cursor
+    )
+    page = attempts[:limit]
+    return LoginHistoryPage(
+        items=[
+            LoginAttemptPublic(at=a.at, ip=a.ip, user_agent=a.user_agent, outcome=a.outcome)
+            for a in page
+        ],
+        next_cursor=page[-1].id if len(attempts) > limit else None,
+    )
+
+
+async def make_admin(
+    session: AsyncSession, *, passwords: Passwords, email: str, password: str, name: str
+) -> tuple[User, bool]:
+    """Create an admin account or promote an existing one; returns (user, created)."""
+    user = await repository.get_user_by_email(session, normalise_email(email), for_update=True)
+    if user is not None:
+        user.is_admin = True
+        user.updated_at = utc_now()
+        return user, False
+    user = await create_user(
+        session, passwords=passwords, email=email, password=password, name=name, is_admin=True
+    )
+    return user, True

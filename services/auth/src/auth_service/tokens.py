@@ -1,0 +1,89 @@
+"""Access tokens (EdDSA JWTs) and the verifier auth itself uses for its bearer routes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import jwt
+from redis.asyncio import Redis
+from shopkit.security import ALGORITHM, DENIED_JTI_PREFIX, JWKS_REFRESH_COOLDOWN, TokenVerifier
+
+from auth_service.keys import KeyRing
+from contracts import new_id
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    token: str
+    jti: str
+    expires_at: datetime
+
+
+def issue_access_token(
+    ring: KeyRing,
+    *,
+    user_id: str,
+    roles: list[str],
+    session_id: str,
+    issuer: str,
+    audience: str,
+    ttl: timedelta,
+    now: datetime,
+) -> AccessToken:
+    """A signed access token; `sid` names the refresh family (the login session)."""
+    jti = new_id()
+    expires_at = now + ttl
+    claims = {
+        "iss": issuer,
+        "aud": audience,
+        "sub": user_id,
+        "roles": roles,
+        "sid": session_id,
+        "iat": int(now.timestamp()),
+        "exp": int(expires_at.timestamp()),
+        "jti": jti,
+    }
+    token = jwt.encode(
+        claims, ring.private_key, algorithm=ALGORITHM, headers={"kid": ring.kid, "typ": "JWT"}
+    )
+    return AccessToken(token=token, jti=jti, expires_at=expires_at)
+
+
+async def deny_access_token(redis: Redis, *, jti: str, expires_at: int, now: datetime) -> None:
+    """Every verifier rejects this token from now until it would have expired anyway."""
+    ttl = max(1, expires_at - int(now.timestamp()) + 10)
+    await redis.set(DENIED_JTI_PREFIX + jti, b"1", ex=ttl)
+
+
+class KeyRingTokenVerifier(TokenVerifier):
+    """The shared verifier, fed from this service's own key ring instead of over HTTP.
+
+    Auth must not fetch its JWKS from itself (a test instance has no well-known URL, and a
+    replica that just rotated knows the new key before any load balancer does).
+    """
+
+    def __init__(
+        self,
+        *,
+        reload: Callable[[], Awaitable[KeyRing]],
+        issuer: str,
+        audience: str,
+        redis: Redis | None,
+    ) -> None:
+        super().__init__(jwks_url="", issuer=issuer, audience=audience, redis=redis)
+        self._reload = reload
+        self._reload_lock = asyncio.Lock()
+        self._reloaded_at = 0.0
+
+    async def _refresh(self) -> None:
+        # Unknown kids are attacker-controlled: reload at most once per cooldown.
+        async with self._reload_lock:
+            if time.monotonic() - self._reloaded_at < JWKS_REFRESH_COOLDOWN:
+                return
+            self._reloaded_at = time.monotonic()
+            ring = await self._reload()
+            self.set_keys(ring.jwks)
