@@ -1,1 +1,3 @@
-"""The orders service: Carts, coupons, orders and their status history: where the checkout saga starts."""
+"""The orders service: carts, coupons, orders and their status history.
+
+Where the checkout saga starts."""

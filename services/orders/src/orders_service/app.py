@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from shopkit.app import ServiceParts, create_service
 
+from orders_service.cache import CartCache
 from orders_service.config import OrdersSettings
+from orders_service.consumers import catalog_handlers, saga_handlers
+from orders_service.jobs import export_stuck_sagas, housekeeping, run_timeline_consumer
 from orders_service.models import messaging
 from orders_service.router import router
-from shopkit.app import ServiceParts, create_service
+
+DESCRIPTION = "Carts, coupons, orders and their status history: where the checkout saga starts."
+
+
+async def _cart_cache(app: FastAPI) -> None:
+    settings: OrdersSettings = app.state.settings
+    app.state.cart_cache = CartCache(
+        app.state.redis,
+        prefix=f"{settings.kafka_namespace}orders:cart:",
+        ttl_seconds=settings.cart_ttl_seconds,
+    )
+
 
 def build_app(settings: OrdersSettings | None = None) -> FastAPI:
     """The service's ASGI app; tests pass settings pointing at their own database and topics."""
@@ -15,9 +30,14 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
     return create_service(
         settings,
         title="Orders service",
-        description="Carts, coupons, orders and their status history: where the checkout saga starts.",
+        description=DESCRIPTION,
         routers=[router],
-        parts=ServiceParts(tables=messaging),
+        parts=ServiceParts(
+            tables=messaging,
+            consumers=[saga_handlers, catalog_handlers],
+            startup=[_cart_cache],
+            background=[run_timeline_consumer, export_stuck_sagas, housekeeping],
+        ),
     )
 
 

@@ -1,0 +1,110 @@
+"""What the orders service reacts to: the saga's events and the catalog's products.
+
+Two registries, two consumer groups, so a burst of catalog updates never delays a checkout.
+(The timeline projection, which reads every topic, is in service/timeline.py.)
+"""
+
+from __future__ import annotations
+
+from contracts.events import catalog, inventory, payments, shipping
+from shopkit.handlers import EventHandlers
+from shopkit.inbox import EventContext
+
+from contracts import Envelope
+from orders_service.service import catalog as catalog_service
+from orders_service.service import saga
+
+saga_handlers: EventHandlers[EventContext] = EventHandlers("saga")
+
+
+@saga_handlers.on(inventory.StockReservationFailed)
+async def on_stock_reservation_failed(
+    envelope: Envelope[inventory.StockReservationFailed], ctx: EventContext
+) -> None:
+    await saga.on_stock_reservation_failed(session=ctx.session, emit=ctx.emit, envelope=envelope)
+
+
+@saga_handlers.on(inventory.StockReleased)
+async def on_stock_released(envelope: Envelope[inventory.StockReleased], ctx: EventContext) -> None:
+    await saga.on_stock_released(session=ctx.session, emit=ctx.emit, envelope=envelope)
+
+
+@saga_handlers.on(payments.PaymentAuthorized)
+async def on_payment_authorized(
+    envelope: Envelope[payments.PaymentAuthorized], ctx: EventContext
+) -> None:
+    await saga.on_payment_authorized(session=ctx.session, emit=ctx.emit, envelope=envelope)
+
+
+@saga_handlers.on(payments.PaymentActionRequired)
+async def on_payment_action_required(
+    envelope: Envelope[payments.PaymentActionRequired], ctx: EventContext
+) -> None:
+    await saga.on_payment_action_required(session=ctx.session, emit=ctx.emit, envelope=envelope)
+
+
+@saga_handlers.on(payments.PaymentFailed)
+async def on_payment_failed(envelope: Envelope[payments.PaymentFailed], ctx: EventContext) -> None:
+    await saga.on_payment_failed(session=ctx.session, emit=ctx.emit, envelope=envelope)
+
+
+@saga_handlers.on(payments.PaymentCaptured)
+async def on_payment_captured(
+    envelope: Envelope[payments.PaymentCaptured], ctx: EventContext
+) -> None:
+    await saga.on_payment_settled(
+        session=ctx.session, order_id=envelope.data.order_id, reported="captured"
+    )
+
+
+@saga_handlers.on(payments.PaymentVoided)
+async def on_payment_voided(envelope: Envelope[payments.PaymentVoided], ctx: EventContext) -> None:
+    await saga.on_payment_settled(
+        session=ctx.session, order_id=envelope.data.order_id, reported="voided"
+    )
+
+
+@saga_handlers.on(payments.PaymentRefunded)
+async def on_payment_refunded(
+    envelope: Envelope[payments.PaymentRefunded], ctx: EventContext
+) -> None:
+    await saga.on_payment_refunded(session=ctx.session, emit=ctx.emit, envelope=envelope)
+
+
+@saga_handlers.on(shipping.ShipmentDispatched)
+async def on_shipment_dispatched(
+    envelope: Envelope[shipping.ShipmentDispatched], ctx: EventContext
+) -> None:
+    await saga.on_shipment_dispatched(session=ctx.session, emit=ctx.emit, envelope=envelope)
+
+
+@saga_handlers.on(shipping.ShipmentDelivered)
+async def on_shipment_delivered(
+    envelope: Envelope[shipping.ShipmentDelivered], ctx: EventContext
+) -> None:
+    await saga.on_shipment_delivered(session=ctx.session, emit=ctx.emit, envelope=envelope)
+
+
+catalog_handlers: EventHandlers[EventContext] = EventHandlers("catalog")
+
+
+@catalog_handlers.on(catalog.ProductCreated)
+async def on_product_created(envelope: Envelope[catalog.ProductCreated], ctx: EventContext) -> None:
+    await catalog_service.apply_snapshot(session=ctx.session, event=envelope.data)
+
+
+@catalog_handlers.on(catalog.ProductUpdated)
+async def on_product_updated(envelope: Envelope[catalog.ProductUpdated], ctx: EventContext) -> None:
+    await catalog_service.apply_snapshot(session=ctx.session, event=envelope.data)
+
+
+@catalog_handlers.on(catalog.PriceChanged)
+async def on_price_changed(envelope: Envelope[catalog.PriceChanged], ctx: EventContext) -> None:
+    await catalog_service.apply_price_change(session=ctx.session, event=envelope.data)
+
+
+@catalog_handlers.on(catalog.ProductDeactivated)
+async def on_product_deactivated(
+    envelope: Envelope[catalog.ProductDeactivated], ctx: EventContext
+) -> None:
+    await catalog_service.apply_deactivation(session=ctx.session, event=envelope.data)

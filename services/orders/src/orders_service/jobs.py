@@ -1,0 +1,99 @@
+"""Background work of the orders service: the timeline consumer, stuck-saga detection and
+housekeeping (expired carts, old idempotency keys)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import FastAPI
+from shopkit.app import sessionmaker_of
+from shopkit.consumer import EventConsumer, make_consumer
+from shopkit.db import UnitOfWork
+
+from orders_service.config import OrdersSettings
+from orders_service.metrics import STUCK_ORDERS
+from orders_service.repository import carts, idempotency
+from orders_service.service.orders import StuckThresholds, count_stuck
+from orders_service.service.timeline import TimelineStore, timeline_handlers
+from orders_service.state import FULFILMENT, IN_FLIGHT
+
+log = logging.getLogger(__name__)
+
+
+def settings_of(app: FastAPI) -> OrdersSettings:
+    settings: OrdersSettings = app.state.settings
+    return settings
+
+
+def stuck_thresholds(settings: OrdersSettings) -> StuckThresholds:
+    return StuckThresholds(
+        in_flight_seconds=settings.saga_stuck_after_seconds,
+        fulfilment_seconds=settings.fulfilment_stuck_after_seconds,
+    )
+
+
+async def run_timeline_consumer(app: FastAPI, stop: asyncio.Event) -> None:
+    settings = settings_of(app)
+    if not settings.consumers_enabled:
+        return
+    consumer: EventConsumer[Any] = make_consumer(
+        service=settings.service_name,
+        group_id=settings.consumer_group("timeline"),
+        bootstrap=settings.kafka_bootstrap,
+        handlers=timeline_handlers(),
+        store=TimelineStore(sessionmaker_of(app)),
+        max_attempts=settings.consumer_max_attempts,
+        topic_namespace=settings.kafka_namespace,
+    )
+    app.state.consumers.append(consumer)  # so /health/ready waits for it too
+    await consumer.run(stop)
+
+
+async def _every(
+    stop: asyncio.Event, seconds: float, work: Callable[[], Awaitable[None]], name: str
+) -> None:
+    while not stop.is_set():
+        try:
+            await work()
+        except Exception:
+            log.exception("background job failed; retrying next round", extra={"job": name})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def export_stuck_sagas(app: FastAPI, stop: asyncio.Event) -> None:
+    settings = settings_of(app)
+    thresholds = stuck_thresholds(settings)
+
+    async def scan() -> None:
+        async with UnitOfWork(sessionmaker_of(app)) as uow:
+            counts = await count_stuck(session=uow.session, thresholds=thresholds)
+        for status in sorted(IN_FLIGHT | FULFILMENT):
+            STUCK_ORDERS.labels(status).set(counts.get(status, 0))
+
+    await _every(stop, settings.stuck_scan_interval_seconds, scan, "stuck-sagas")
+
+
+async def housekeeping(app: FastAPI, stop: asyncio.Event) -> None:
+    settings = settings_of(app)
+
+    async def purge() -> None:
+        now = datetime.now(UTC)
+        async with UnitOfWork(sessionmaker_of(app)) as uow:
+            expired_carts = await carts.purge_expired(uow.session, now=now)
+            old_keys = await idempotency.purge(
+                uow.session,
+                created_before=now - timedelta(seconds=settings.idempotency_retention_seconds),
+            )
+            await uow.commit()
+        if expired_carts or old_keys:
+            log.info(
+                "housekeeping", extra={"expired_carts": expired_carts, "idempotency_keys": old_keys}
+            )
+
+    await _every(stop, settings.housekeeping_interval_seconds, purge, "housekeeping")

@@ -1,0 +1,142 @@
+"""Coupons and their redemptions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orders_service.models import Coupon, CouponRedemption
+from orders_service.pricing import CouponTerms
+
+_TERMS = (
+    Coupon.id,
+    Coupon.code,
+    Coupon.kind,
+    Coupon.percent_off,
+    Coupon.amount_off,
+    Coupon.currency,
+    Coupon.min_subtotal,
+    Coupon.valid_from,
+    Coupon.valid_until,
+    Coupon.max_uses,
+    Coupon.max_uses_per_user,
+    Coupon.uses,
+    Coupon.active,
+)
+
+
+async def create(session: AsyncSession, values: dict[str, Any]) -> Coupon | None:
+    """Insert a coupon; None when its code is taken."""
+    result = await session.execute(
+        insert(Coupon)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=[Coupon.code])
+        .returning(Coupon)
+    )
+    return result.scalar_one_or_none()
+
+
+async def get(session: AsyncSession, code: str) -> Coupon | None:
+    return (await session.execute(select(Coupon).where(Coupon.code == code))).scalar_one_or_none()
+
+
+async def page(session: AsyncSession, *, after_code: str | None, limit: int) -> Sequence[Coupon]:
+    query = select(Coupon).order_by(Coupon.code).limit(limit)
+    if after_code is not None:
+        query = query.where(Coupon.code > after_code)
+    return (await session.execute(query)).scalars().all()
+
+
+async def deactivate(session: AsyncSession, code: str) -> Coupon | None:
+    result = await session.execute(
+        update(Coupon).where(Coupon.code == code).values(active=False).returning(Coupon)
+    )
+    return result.scalar_one_or_none()
+
+
+async def terms(session: AsyncSession, code: str) -> CouponTerms | None:
+    row = (await session.execute(select(*_TERMS).where(Coupon.code == code))).first()
+    return CouponTerms(**row._mapping) if row is not None else None
+
+
+async def held_by_user(session: AsyncSession, *, coupon_id: str, user_id: str) -> int:
+    """Redemptions of the coupon by the user whose orders were not cancelled."""
+    return int(
+        (
+            await session.execute(
+                select(func.count())
+                .select_from(CouponRedemption)
+                .where(
+                    CouponRedemption.coupon_id == coupon_id,
+                    CouponRedemption.user_id == user_id,
+                    CouponRedemption.released_at.is_(None),
+                )
+            )
+        ).scalar_one()
+    )
+
+
+async def take_use(session: AsyncSession, *, code: str, now: datetime) -> CouponTerms | None:
+    """Count one more use of the coupon if it is usable now; None if it is not.
+
+    The row stays locked until the transaction ends, so concurrent checkouts with the same
+    coupon queue here and each re-checks the limit against the committed count
+    (READ COMMITTED re-evaluates the WHERE clause on the locked, newest row version)."""
+    row = (
+        await session.execute(
+            update(Coupon)
+            .where(
+                Coupon.code == code,
+                Coupon.active.is_(True),
+                or_(Coupon.max_uses.is_(None), Coupon.uses < Coupon.max_uses),
+                or_(Coupon.valid_from.is_(None), Coupon.valid_from <= now),
+                or_(Coupon.valid_until.is_(None), Coupon.valid_until > now),
+            )
+            .values(uses=Coupon.uses + 1)
+            .returning(*_TERMS)
+        )
+    ).first()
+    return CouponTerms(**row._mapping) if row is not None else None
+
+
+async def add_redemption(
+    session: AsyncSession,
+    *,
+    order_id: str,
+    coupon_id: str,
+    user_id: str,
+    discount: int,
+    now: datetime,
+) -> None:
+    await session.execute(
+        insert(CouponRedemption).values(
+            order_id=order_id,
+            coupon_id=coupon_id,
+            user_id=user_id,
+            discount=discount,
+            redeemed_at=now,
+        )
+    )
+
+
+async def release(session: AsyncSession, *, order_id: str, now: datetime) -> bool:
+    """Give the order's coupon use back (once); True if there was one to give back."""
+    released = (
+        update(CouponRedemption)
+        .where(CouponRedemption.order_id == order_id, CouponRedemption.released_at.is_(None))
+        .values(released_at=now)
+        .returning(CouponRedemption.coupon_id)
+        .cte("released")
+    )
+    result = await session.execute(
+        update(Coupon)
+        .where(Coupon.id.in_(select(released.c.coupon_id)))
+        .values(uses=Coupon.uses - 1)
+        .returning(Coupon.id)
+    )
+    return result.first() is not None

@@ -1,0 +1,352 @@
+"""Orders, their lines, status history and the events they ignored."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts import new_id
+from orders_service.models import IgnoredEvent, Order, OrderLine, OrderStatusChange
+from orders_service.schemas import IgnoredEventPublic, OrderPublic, OrderSummary, StuckOrder
+
+
+@dataclass(frozen=True, slots=True)
+class LockedOrder:
+    """The facts the state machine decides on, read under a row lock."""
+
+    id: str
+    user_id: str
+    status: str
+    total: int
+    currency: str
+    payment_status: str
+    payment_id: str | None
+    shipping_address: dict[str, Any]
+    shipping_choice: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StuckRule:
+    statuses: tuple[str, ...]
+    changed_before: datetime
+
+
+async def insert_order(
+    session: AsyncSession, values: dict[str, Any], lines: list[dict[str, Any]]
+) -> None:
+    await session.execute(insert(Order).values(values))
+    await session.execute(insert(OrderLine).values(lines))
+
+
+async def add_history(
+    session: AsyncSession,
+    *,
+    order_id: str,
+    from_status: str | None,
+    to_status: str,
+    reason: str,
+    at: datetime,
+    event_id: str | None = None,
+    event_type: str | None = None,
+    actor: str | None = None,
+) -> None:
+    await session.execute(
+        insert(OrderStatusChange).values(
+            id=new_id(),
+            order_id=order_id,
+            from_status=from_status,
+            to_status=to_status,
+            reason=reason,
+            event_id=event_id,
+            event_type=event_type,
+            actor=actor,
+            at=at,
+        )
+    )
+
+
+async def lock(session: AsyncSession, order_id: str) -> LockedOrder | None:
+    row = (
+        await session.execute(
+            select(
+                Order.id,
+                Order.user_id,
+                Order.status,
+                Order.total,
+                Order.currency,
+                Order.payment_status,
+                Order.payment_id,
+                Order.shipping_address,
+                Order.shipping_choice,
+            )
+            .where(Order.id == order_id)
+            .with_for_update()
+        )
+    ).first()
+    return LockedOrder(*row) if row is not None else None
+
+
+async def lines(session: AsyncSession, order_id: str) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        select(
+            OrderLine.sku,
+            OrderLine.product_id,
+            OrderLine.name,
+            OrderLine.quantity,
+            OrderLine.unit_price,
+            OrderLine.line_total,
+        )
+        .where(OrderLine.order_id == order_id)
+        .order_by(OrderLine.line_no)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+async def set_fields(session: AsyncSession, order_id: str, **values: Any) -> None:
+    await session.execute(update(Order).where(Order.id == order_id).values(**values))
+
+
+async def record_ignored(
+    session: AsyncSession,
+    *,
+    order_id: str,
+    event_id: str,
+    event_type: str,
+    order_status: str | None,
+    reason: str,
+) -> None:
+    await session.execute(
+        insert(IgnoredEvent)
+        .values(
+            order_id=order_id,
+            event_id=event_id,
+            event_type=event_type,
+            order_status=order_status,
+            reason=reason[:200],
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+def _json_lines() -> Any:
+    line = func.jsonb_build_object(
+        "sku",
+        OrderLine.sku,
+        "product_id",
+        OrderLine.product_id,
+        "name",
+        OrderLine.name,
+        "quantity",
+        OrderLine.quantity,
+        "unit_price",
+        OrderLine.unit_price,
+        "line_total",
+        OrderLine.line_total,
+    )
+    return (
+        select(
+            func.coalesce(
+                func.jsonb_agg(aggregate_order_by(line, OrderLine.line_no)), text("'[]'::jsonb")
+            )
+        )
+        .where(OrderLine.order_id == Order.id)
+        .scalar_subquery()
+    )
+
+
+def _json_history() -> Any:
+    change = func.jsonb_build_object(
+        "from",
+        OrderStatusChange.from_status,
+        "to",
+        OrderStatusChange.to_status,
+        "reason",
+        OrderStatusChange.reason,
+        "at",
+        OrderStatusChange.at,
+        "event_id",
+        OrderStatusChange.event_id,
+        "event_type",
+        OrderStatusChange.event_type,
+    )
+    return (
+        select(
+            func.coalesce(
+                func.jsonb_agg(
+                    aggregate_order_by(change, OrderStatusChange.at, OrderStatusChange.id)
+                ),
+                text("'[]'::jsonb"),
+            )
+        )
+        .where(OrderStatusChange.order_id == Order.id)
+        .scalar_subquery()
+    )
+
+
+async def detail(session: AsyncSession, order_id: str) -> OrderPublic | None:
+    """The whole order, its lines and its history, in one round trip."""
+    row = (
+        await session.execute(
+            select(Order, _json_lines().label("lines"), _json_history().label("history")).where(
+                Order.id == order_id
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    order: Order = row[0]
+    return OrderPublic.model_validate(
+        {
+            "id": order.id,
+            "user_id": order.user_id,
+            "status": order.status,
+            "lines": row.lines,
+            "subtotal": order.subtotal,
+            "discount": order.discount,
+            "shipping": order.shipping,
+            "total": order.total,
+            "currency": order.currency,
+            "coupon_code": order.coupon_code,
+            "shipping_address": order.shipping_address,
+            "shipping_choice": order.shipping_choice,
+            "history": row.history,
+            "payment": {
+                "status": order.payment_status,
+                "payment_id": order.payment_id,
+                "payment_method_id": order.payment_method_id,
+                "next_action": order.payment_next_action
+                if order.status == "AWAITING_PAYMENT"
+                else None,
+            },
+            "cancel_reason": order.cancel_reason,
+            "created_at": order.created_at,
+            "updated_at": order.updated_at,
+        }
+    )
+
+
+async def owner_of(session: AsyncSession, order_id: str) -> str | None:
+    return (
+        await session.execute(select(Order.user_id).where(Order.id == order_id))
+    ).scalar_one_or_none()
+
+
+async def ignored_events(session: AsyncSession, order_id: str) -> list[IgnoredEventPublic]:
+    rows = await session.execute(
+        select(
+            IgnoredEvent.event_id,
+            IgnoredEvent.event_type,
+            IgnoredEvent.order_status,
+            IgnoredEvent.reason,
+            IgnoredEvent.received_at,
+        )
+        .where(IgnoredEvent.order_id == order_id)
+        .order_by(IgnoredEvent.received_at)
+    )
+    return [IgnoredEventPublic.model_validate(dict(row._mapping)) for row in rows]
+
+
+def _summary_columns() -> tuple[Any, ...]:
+    item_count = (
+        select(func.coalesce(func.sum(OrderLine.quantity), 0))
+        .where(OrderLine.order_id == Order.id)
+        .scalar_subquery()
+    )
+    return (
+        Order.id,
+        Order.user_id,
+        Order.status,
+        Order.total,
+        Order.currency,
+        item_count.label("item_count"),
+        Order.created_at,
+        Order.updated_at,
+    )
+
+
+async def page(
+    session: AsyncSession,
+    *,
+    limit: int,
+    before_id: str | None = None,
+    user_id: str | None = None,
+    statuses: Sequence[str] = (),
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+) -> list[OrderSummary]:
+    """Newest first (ids are UUIDv7, so id order is creation order)."""
+    conditions: list[ColumnElement[bool]] = []
+    if before_id is not None:
+        conditions.append(Order.id < before_id)
+    if user_id is not None:
+        conditions.append(Order.user_id == user_id)
+    if statuses:
+        conditions.append(Order.status.in_(statuses))
+    if created_from is not None:
+        conditions.append(Order.created_at >= created_from)
+    if created_to is not None:
+        conditions.append(Order.created_at < created_to)
+    rows = await session.execute(
+        select(*_summary_columns()).where(*conditions).order_by(Order.id.desc()).limit(limit)
+    )
+    return [OrderSummary.model_validate(dict(row._mapping)) for row in rows]
+
+
+def _stuck_condition(rules: Sequence[StuckRule]) -> ColumnElement[bool]:
+    return or_(
+        *(
+            and_(Order.status.in_(rule.statuses), Order.status_changed_at < rule.changed_before)
+            for rule in rules
+        )
+    )
+
+
+async def stuck_page(
+    session: AsyncSession,
+    *,
+    rules: Sequence[StuckRule],
+    now: datetime,
+    limit: int,
+    after: tuple[datetime, str] | None = None,
+) -> list[StuckOrder]:
+    """Orders stuck under `rules`, longest stuck first."""
+    query = select(
+        Order.id,
+        Order.user_id,
+        Order.status,
+        Order.status_changed_at,
+        Order.created_at,
+        Order.total,
+        Order.currency,
+    ).where(_stuck_condition(rules))
+    if after is not None:
+        changed_at, order_id = after
+        query = query.where(
+            or_(
+                Order.status_changed_at > changed_at,
+                and_(Order.status_changed_at == changed_at, Order.id > order_id),
+            )
+        )
+    rows = await session.execute(query.order_by(Order.status_changed_at, Order.id).limit(limit))
+    return [
+        StuckOrder.model_validate(
+            {
+                **row._mapping,
+                "stuck_for_seconds": (now - row.status_changed_at).total_seconds(),
+            }
+        )
+        for row in rows
+    ]
+
+
+async def stuck_counts(session: AsyncSession, rules: Sequence[StuckRule]) -> dict[str, int]:
+    rows = await session.execute(
+        select(Order.status, func.count()).where(_stuck_condition(rules)).group_by(Order.status)
+    )
+    return {status: int(count) for status, count in rows}

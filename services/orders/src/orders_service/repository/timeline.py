@@ -1,0 +1,44 @@
+"""The saga timeline: every event of every topic, found by correlation id or subject."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orders_service.models import TimelineEvent
+from orders_service.schemas import TimelineEventPublic
+
+
+async def add(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Record events once each (a redelivered event is already there)."""
+    if rows:
+        await session.execute(insert(TimelineEvent).values(rows).on_conflict_do_nothing())
+
+
+async def for_order(
+    session: AsyncSession, order_id: str, *, with_data: bool
+) -> list[TimelineEventPublic]:
+    # The checkout flow's correlation id is the order id; events keyed by the order (a carrier
+    # webhook that started its own flow) are found by subject.
+    rows = await session.execute(
+        select(TimelineEvent)
+        .where(or_(TimelineEvent.correlation_id == order_id, TimelineEvent.subject == order_id))
+        .order_by(TimelineEvent.time, TimelineEvent.event_id)
+    )
+    return [
+        TimelineEventPublic(
+            id=event.event_id,
+            type=event.type,
+            source=event.source,
+            time=event.time,
+            subject=event.subject,
+            topic=event.topic,
+            correlation_id=event.correlation_id,
+            causation_id=event.causation_id,
+            data=event.data if with_data else None,
+        )
+        for event in rows.scalars()
+    ]

@@ -1,0 +1,165 @@
+"""/api/orders: checkout, the caller's orders, cancellation, timeline; admin listings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from contracts.events.orders import OrderStatus
+from fastapi import APIRouter, Body, Header, Query, Response
+from shopkit.db import SessionDep
+from shopkit.problems import ForbiddenError, responses
+from shopkit.security import AdminUser, CurrentUser
+
+from orders_service import errors
+from orders_service.deps import CartCacheDep, CheckoutRulesDep, ClientIpDep, SettingsDep
+from orders_service.jobs import stuck_thresholds
+from orders_service.schemas import (
+    OrderCancel,
+    OrderCreate,
+    OrderList,
+    OrderPublic,
+    StuckOrderList,
+    TimelinePublic,
+)
+from orders_service.service import checkout, orders
+from orders_service.session import TransactionDep
+
+router = APIRouter(prefix="/api/orders", tags=["orders"])
+
+Limit = Annotated[int, Query(ge=1, le=100)]
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=OrderPublic,
+    responses=responses(
+        errors.IdempotencyKeyMissingError,
+        errors.EmptyCartError,
+        errors.IdempotencyKeyReusedError,
+        errors.ExpiredQuoteError,
+        errors.CouponInvalidError,
+    ),
+)
+async def place_order(
+    *,
+    body: OrderCreate,
+    user: CurrentUser,
+    tx: TransactionDep,
+    cache: CartCacheDep,
+    rules: CheckoutRulesDep,
+    customer_ip: ClientIpDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            description="Required. Retrying with the same key and body returns the same order.",
+        ),
+    ] = None,
+) -> OrderPublic:
+    """Check out the caller's cart: the order is stored PENDING and the saga starts; follow it
+    at `Location`."""
+    if idempotency_key is None:
+        raise errors.IdempotencyKeyMissingError("send an Idempotency-Key header (e.g. a UUID)")
+    order = await checkout.place_order(
+        tx=tx,
+        cache=cache,
+        user_id=user.user_id,
+        idempotency_key=idempotency_key,
+        body=body,
+        customer_ip=customer_ip,
+        rules=rules,
+    )
+    response.headers["Location"] = f"/api/orders/{order.id}"
+    return order
+
+
+@router.get("", response_model=OrderList)
+async def list_orders(
+    *, session: SessionDep, user: CurrentUser, limit: Limit = 20, cursor: str | None = None
+) -> OrderList:
+    """The caller's orders, newest first."""
+    return await orders.list_own_orders(session=session, viewer=user, limit=limit, cursor=cursor)
+
+
+@router.get("/admin", response_model=OrderList, responses=responses(ForbiddenError))
+async def list_all_orders(
+    *,
+    session: SessionDep,
+    _: AdminUser,
+    status: Annotated[list[OrderStatus] | None, Query()] = None,
+    user_id: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    limit: Limit = 50,
+    cursor: str | None = None,
+) -> OrderList:
+    """Every order, newest first, filtered by status (repeatable), user and creation time."""
+    return await orders.list_all_orders(
+        session=session,
+        limit=limit,
+        cursor=cursor,
+        statuses=status or [],
+        user_id=user_id,
+        created_from=created_from,
+        created_to=created_to,
+    )
+
+
+@router.get("/admin/stuck", response_model=StuckOrderList, responses=responses(ForbiddenError))
+async def list_stuck_orders(
+    *,
+    session: SessionDep,
+    _: AdminUser,
+    settings: SettingsDep,
+    limit: Limit = 50,
+    cursor: str | None = None,
+) -> StuckOrderList:
+    """Orders whose saga has not moved for longer than their status allows (also exported as
+    the `shop_orders_stuck` gauge), longest stuck first."""
+    return await orders.stuck_orders(
+        session=session, thresholds=stuck_thresholds(settings), limit=limit, cursor=cursor
+    )
+
+
+@router.get(
+    "/{order_id}", response_model=OrderPublic, responses=responses(errors.OrderNotFoundError)
+)
+async def get_order(*, order_id: str, session: SessionDep, user: CurrentUser) -> OrderPublic:
+    """One of the caller's orders with its history and, while AWAITING_PAYMENT, the payment's
+    next action."""
+    return await orders.get_order(session=session, order_id=order_id, viewer=user)
+
+
+@router.post(
+    "/{order_id}/cancel",
+    response_model=OrderPublic,
+    responses=responses(errors.OrderNotFoundError, errors.InvalidTransitionError),
+)
+async def cancel_order(
+    *,
+    order_id: str,
+    session: SessionDep,
+    user: CurrentUser,
+    body: Annotated[OrderCancel | None, Body()] = None,
+) -> OrderPublic:
+    """Cancel before dispatch: the payment is voided and the stock released."""
+    return await orders.cancel_order(
+        session=session, order_id=order_id, viewer=user, note=body.reason if body else None
+    )
+
+
+@router.get(
+    "/{order_id}/timeline",
+    response_model=TimelinePublic,
+    responses=responses(errors.OrderNotFoundError),
+)
+async def order_timeline(
+    *, order_id: str, session: SessionDep, user: CurrentUser
+) -> TimelinePublic:
+    """Every event of this order's saga across services, in time order."""
+    return await orders.order_timeline(session=session, order_id=order_id, viewer=user)

@@ -1,0 +1,1 @@
+"""Business rules of the orders service, one module per topic."""

@@ -1,0 +1,241 @@
+"""Carts: add, change, remove, coupons, and merging an anonymous cart into a user's.
+
+Every change runs in one PostgreSQL transaction that raises the cart's version; the Redis copy
+is replaced after the commit. Prices always come from the catalog projection, never the client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orders_service import errors
+from orders_service.cache import EMPTY, CartCache, CartOwner, CartSnapshot
+from orders_service.pricing import PricedCart, coupon_problem, price_cart
+from orders_service.repository import carts, coupons, products
+from orders_service.schemas import CartItemPublic, CartPublic
+from orders_service.session import Transaction
+
+
+@dataclass(frozen=True, slots=True)
+class CartRules:
+    max_line_quantity: int
+    max_cart_lines: int
+    ttl_seconds: int
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def present(priced: PricedCart) -> CartPublic:
+    return CartPublic(
+        items=[
+            CartItemPublic(
+                sku=line.sku,
+                product_id=line.product.product_id if line.product else None,
+                name=line.product.name if line.product else line.sku,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                line_total=line.line_total,
+                available=line.available,
+            )
+            for line in priced.lines
+        ],
+        subtotal=priced.subtotal,
+        discount=priced.discount,
+        total=priced.total,
+        currency=priced.currency,
+        coupon_code=priced.coupon_code,
+        coupon_problem=priced.coupon_problem,
+        item_count=sum(line.quantity for line in priced.lines),
+    )
+
+
+async def _price(session: AsyncSession, snapshot: CartSnapshot, now: datetime) -> PricedCart:
+    known = await products.by_skus(session, (sku for sku, _ in snapshot.items))
+    coupon = await coupons.terms(session, snapshot.coupon_code) if snapshot.coupon_code else None
+    return price_cart(
+        snapshot.items, known, coupon_code=snapshot.coupon_code, coupon=coupon, now=now
+    )
+
+
+async def _snapshot(
+    session: AsyncSession, cache: CartCache, owner: CartOwner | None, now: datetime
+) -> CartSnapshot:
+    if owner is None:
+        return EMPTY
+    cached = await cache.get(owner)
+    if cached is not None:
+        return cached
+    stored = await carts.load(session, owner, now=now)
+    if stored is None:
+        return EMPTY
+    await cache.put(
+        owner, stored.snapshot, ttl_seconds=int((stored.expires_at - now).total_seconds())
+    )
+    return stored.snapshot
+
+
+async def view_cart(
+    *, session: AsyncSession, cache: CartCache, owner: CartOwner | None
+) -> CartPublic:
+    now = _now()
+    return present(await _price(session, await _snapshot(session, cache, owner, now), now))
+
+
+async def _finish(
+    tx: Transaction, cache: CartCache, owner: CartOwner, snapshot: CartSnapshot, now: datetime
+) -> PricedCart:
+    priced = await _price(tx.session, snapshot, now)
+
+    async def refresh_copy() -> None:
+        await cache.put(owner, snapshot)
+
+    tx.after_commit(refresh_copy)
+    return priced
+
+
+def _expiry(rules: CartRules, now: datetime) -> datetime:
+    return now + timedelta(seconds=rules.ttl_seconds)
+
+
+def _check_quantity(quantity: int, rules: CartRules) -> None:
+    if quantity > rules.max_line_quantity:
+        raise errors.QuantityLimitError(
+            f"at most {rules.max_line_quantity} units of one item per order",
+            limit=rules.max_line_quantity,
+        )
+
+
+async def add_item(
+    *,
+    tx: Transaction,
+    cache: CartCache,
+    owner: CartOwner,
+    sku: str,
+    quantity: int,
+    rules: CartRules,
+) -> CartPublic:
+    now, session = _now(), tx.session
+    product = (await products.by_skus(session, [sku])).get(sku)
+    if product is None:
+        raise errors.UnknownProductError(f"no product with sku {sku!r}")
+    if not product.is_active:
+        raise errors.ProductUnavailableError(f"{sku} is not for sale")
+    _check_quantity(quantity, rules)
+    head = await carts.touch(session, owner, now=now, expires_at=_expiry(rules, now))
+    _check_quantity(
+        await carts.add_item(session, cart_id=head.id, sku=sku, quantity=quantity, now=now), rules
+    )
+    items = await carts.items(session, head.id)
+    if len(items) > rules.max_cart_lines:
+        raise errors.CartFullError(f"a cart holds at most {rules.max_cart_lines} different items")
+    priced = await _finish(
+        tx, cache, owner, CartSnapshot(head.version, items, head.coupon_code), now
+    )
+    if any(line.product and line.product.currency != product.currency for line in priced.lines):
+        raise errors.CurrencyMismatchError(
+            f"{sku} is priced in {product.currency}, the cart is not"
+        )
+    return present(priced)
+
+
+async def set_quantity(
+    *,
+    tx: Transaction,
+    cache: CartCache,
+    owner: CartOwner,
+    sku: str,
+    quantity: int,
+    rules: CartRules,
+) -> CartPublic:
+    now, session = _now(), tx.session
+    _check_quantity(quantity, rules)
+    head = await carts.touch(session, owner, now=now, expires_at=_expiry(rules, now))
+    if not await carts.set_quantity(session, cart_id=head.id, sku=sku, quantity=quantity):
+        raise errors.CartItemNotFoundError(f"{sku} is not in the cart")
+    items = await carts.items(session, head.id)
+    return present(
+        await _finish(tx, cache, owner, CartSnapshot(head.version, items, head.coupon_code), now)
+    )
+
+
+async def remove_item(
+    *, tx: Transaction, cache: CartCache, owner: CartOwner, sku: str, rules: CartRules
+) -> CartPublic:
+    now, session = _now(), tx.session
+    head = await carts.touch(session, owner, now=now, expires_at=_expiry(rules, now))
+    if not await carts.remove_item(session, cart_id=head.id, sku=sku):
+        raise errors.CartItemNotFoundError(f"{sku} is not in the cart")
+    items = await carts.items(session, head.id)
+    return present(
+        await _finish(tx, cache, owner, CartSnapshot(head.version, items, head.coupon_code), now)
+    )
+
+
+async def apply_coupon(
+    *, tx: Transaction, cache: CartCache, owner: CartOwner, code: str, rules: CartRules
+) -> CartPublic:
+    now, session = _now(), tx.session
+    code = code.upper()
+    terms = await coupons.terms(session, code)
+    if terms is None:
+        raise errors.CouponInvalidError(f"no coupon {code}")
+    head = await carts.touch(session, owner, now=now, expires_at=_expiry(rules, now))
+    items = await carts.items(session, head.id)
+    priced = await _price(session, CartSnapshot(head.version, items, None), now)
+    problem = coupon_problem(terms, subtotal=priced.subtotal, currency=priced.currency, now=now)
+    if problem is not None:
+        raise errors.CouponInvalidError(problem)
+    if owner.user_id is not None and terms.max_uses_per_user is not None:
+        held = await coupons.held_by_user(session, coupon_id=terms.id, user_id=owner.user_id)
+        if held >= terms.max_uses_per_user:
+            raise errors.CouponInvalidError("you have used this coupon as often as it allows")
+    await carts.set_coupon(session, cart_id=head.id, code=code)
+    return present(await _finish(tx, cache, owner, CartSnapshot(head.version, items, code), now))
+
+
+async def remove_coupon(
+    *, tx: Transaction, cache: CartCache, owner: CartOwner, rules: CartRules
+) -> CartPublic:
+    now, session = _now(), tx.session
+    head = await carts.touch(session, owner, now=now, expires_at=_expiry(rules, now))
+    await carts.set_coupon(session, cart_id=head.id, code=None)
+    items = await carts.items(session, head.id)
+    return present(await _finish(tx, cache, owner, CartSnapshot(head.version, items, None), now))
+
+
+async def merge(
+    *, tx: Transaction, cache: CartCache, user_id: str, token: str, rules: CartRules
+) -> CartPublic:
+    """Move an anonymous cart into the user's (called by the client right after login)."""
+    now, session = _now(), tx.session
+    anonymous = CartOwner.of_token(token)
+    assert anonymous.anonymous_key is not None
+    source = await carts.lock_anonymous(session, anonymous.anonymous_key, now=now)
+    if source is None:
+        raise errors.CartNotFoundError(
+            "no anonymous cart with this id (merged already, or expired)"
+        )
+    owner = CartOwner.of_user(user_id)
+    head = await carts.touch(session, owner, now=now, expires_at=_expiry(rules, now))
+    await carts.merge_items(
+        session, source_id=source.id, target_id=head.id, max_quantity=rules.max_line_quantity
+    )
+    coupon_code = head.coupon_code or source.coupon_code
+    if coupon_code != head.coupon_code:
+        await carts.set_coupon(session, cart_id=head.id, code=coupon_code)
+    await carts.delete_cart(session, source.id)
+    items = await carts.items(session, head.id)
+    tombstone = CartSnapshot(source.version + 1, (), None)
+
+    async def forget_anonymous_copy() -> None:
+        await cache.put(anonymous, tombstone)
+
+    tx.after_commit(forget_anonymous_copy)
+    return present(
+        await _finish(tx, cache, owner, CartSnapshot(head.version, items, coupon_code), now)
+    )

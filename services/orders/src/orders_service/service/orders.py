@@ -1,0 +1,178 @@
+"""Reading orders (own, or any for admins), cancelling them, their timeline, stuck sagas."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from contracts.events.orders import OrderStatus
+from shopkit.security import Principal
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orders_service import errors
+from orders_service.repository import orders, timeline
+from orders_service.repository.orders import StuckRule
+from orders_service.schemas import (
+    OrderList,
+    OrderPublic,
+    StuckOrderList,
+    TimelinePublic,
+)
+from orders_service.service.paging import decode_cursor, decode_cursor_parts, encode_cursor
+from orders_service.service.saga import Cause, RequestEmitter, transition
+from orders_service.state import CUSTOMER_CANCELLABLE, FULFILMENT, IN_FLIGHT, as_status
+
+
+@dataclass(frozen=True, slots=True)
+class StuckThresholds:
+    in_flight_seconds: float
+    fulfilment_seconds: float
+
+    def rules(self, now: datetime) -> list[StuckRule]:
+        return [
+            StuckRule(tuple(sorted(IN_FLIGHT)), now - timedelta(seconds=self.in_flight_seconds)),
+            StuckRule(tuple(sorted(FULFILMENT)), now - timedelta(seconds=self.fulfilment_seconds)),
+        ]
+
+    def by_status(self) -> dict[str, float]:
+        return {
+            **dict.fromkeys(sorted(IN_FLIGHT), self.in_flight_seconds),
+            **dict.fromkeys(sorted(FULFILMENT), self.fulfilment_seconds),
+        }
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+async def _visible_order_id(session: AsyncSession, order_id: str, viewer: Principal) -> str:
+    """The order id if the viewer may see the order. Someone else's order is "not found", the
+    same answer as a missing one, so ids cannot be probed."""
+    if _is_uuid(order_id):
+        owner = await orders.owner_of(session, order_id)
+        if owner is not None and (owner == viewer.user_id or viewer.is_admin):
+            return order_id
+    raise errors.OrderNotFoundError(f"no order {order_id}")
+
+
+async def get_order(*, session: AsyncSession, order_id: str, viewer: Principal) -> OrderPublic:
+    order = await orders.detail(session, order_id) if _is_uuid(order_id) else None
+    if order is None or (order.user_id != viewer.user_id and not viewer.is_admin):
+        raise errors.OrderNotFoundError(f"no order {order_id}")
+    if viewer.is_admin:
+        order.ignored_events = await orders.ignored_events(session, order_id)
+    return order
+
+
+def _before_id(cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    before = decode_cursor(cursor)
+    if not _is_uuid(before):
+        raise errors.InvalidCursorError("cursor is not one this API issued")
+    return before
+
+
+async def list_own_orders(
+    *, session: AsyncSession, viewer: Principal, limit: int, cursor: str | None
+) -> OrderList:
+    page = await orders.page(
+        session, limit=limit + 1, before_id=_before_id(cursor), user_id=viewer.user_id
+    )
+    return OrderList(
+        items=page[:limit],
+        next_cursor=encode_cursor(page[limit - 1].id) if len(page) > limit else None,
+    )
+
+
+async def list_all_orders(
+    *,
+    session: AsyncSession,
+    limit: int,
+    cursor: str | None,
+    statuses: list[OrderStatus],
+    user_id: str | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+) -> OrderList:
+    if user_id is not None and not _is_uuid(user_id):
+        return OrderList(items=[], next_cursor=None)
+    page = await orders.page(
+        session,
+        limit=limit + 1,
+        before_id=_before_id(cursor),
+        user_id=user_id,
+        statuses=statuses,
+        created_from=created_from,
+        created_to=created_to,
+    )
+    return OrderList(
+        items=page[:limit],
+        next_cursor=encode_cursor(page[limit - 1].id) if len(page) > limit else None,
+    )
+
+
+async def cancel_order(
+    *, session: AsyncSession, order_id: str, viewer: Principal, note: str | None
+) -> OrderPublic:
+    """Cancel before dispatch: payments voids the authorization, inventory releases the stock."""
+    await _visible_order_id(session, order_id, viewer)
+    order = await orders.lock(session, order_id)
+    assert order is not None
+    status = as_status(order.status)
+    if status not in CUSTOMER_CANCELLABLE:
+        raise errors.InvalidTransitionError(
+            f"an order that is {status} cannot be cancelled", status=status
+        )
+    by_owner = order.user_id == viewer.user_id
+    await transition(
+        session,
+        RequestEmitter(session, correlation_id=order_id),
+        order,
+        "CANCELLED",
+        reason=(note or ("customer_request" if by_owner else "admin_request"))[:80],
+        cause=Cause(actor=viewer.user_id),
+        cancel_reason="customer_request" if by_owner else "admin_request",
+    )
+    return await get_order(session=session, order_id=order_id, viewer=viewer)
+
+
+async def order_timeline(
+    *, session: AsyncSession, order_id: str, viewer: Principal
+) -> TimelinePublic:
+    await _visible_order_id(session, order_id, viewer)
+    events = await timeline.for_order(session, order_id, with_data=viewer.is_admin)
+    return TimelinePublic(order_id=order_id, events=events)
+
+
+async def stuck_orders(
+    *, session: AsyncSession, thresholds: StuckThresholds, limit: int, cursor: str | None
+) -> StuckOrderList:
+    now = datetime.now(UTC)
+    after: tuple[datetime, str] | None = None
+    if cursor is not None:
+        changed_at, order_id = decode_cursor_parts(cursor, 2)
+        try:
+            after = (datetime.fromisoformat(changed_at), order_id)
+        except ValueError as exc:
+            raise errors.InvalidCursorError("cursor is not one this API issued") from exc
+        if not _is_uuid(order_id):
+            raise errors.InvalidCursorError("cursor is not one this API issued")
+    page = await orders.stuck_page(
+        session, rules=thresholds.rules(now), now=now, limit=limit + 1, after=after
+    )
+    last = page[limit - 1] if len(page) > limit else None
+    return StuckOrderList(
+        items=page[:limit],
+        next_cursor=encode_cursor(last.status_changed_at.isoformat(), last.id) if last else None,
+        thresholds=thresholds.by_status(),
+    )
+
+
+async def count_stuck(*, session: AsyncSession, thresholds: StuckThresholds) -> dict[str, int]:
+    return await orders.stuck_counts(session, thresholds.rules(datetime.now(UTC)))

@@ -1,0 +1,27 @@
+"""Opaque cursors for `{"items", "next_cursor"}` lists."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from orders_service import errors
+
+
+def encode_cursor(*parts: str) -> str:
+    return base64.urlsafe_b64encode("|".join(parts).encode()).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str, parts: int = 1) -> str:
+    return decode_cursor_parts(cursor, parts)[0]
+
+
+def decode_cursor_parts(cursor: str, parts: int) -> list[str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise errors.InvalidCursorError("cursor is not one this API issued") from exc
+    values = raw.split("|")
+    if len(values) != parts or not all(values):
+        raise errors.InvalidCursorError("cursor is not one this API issued")
+    return values

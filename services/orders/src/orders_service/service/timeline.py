@@ -1,0 +1,79 @@
+"""The timeline projection: every event of every topic, stored by correlation id and subject.
+
+It sees every event of the platform, so it is built for volume: instead of the inbox table
+plus one insert per event, each consumed batch becomes a single multi-row insert whose primary
+key (the event id) drops redeliveries. The effect is the same exactly-once projection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from shopkit.handlers import EventHandlers
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts import REGISTRY, Envelope, Event, topics
+from orders_service.repository import timeline
+
+
+class TimelineBatch:
+    """One consumed batch: collects the events, writes them on commit."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.rows: list[dict[str, Any]] = []
+
+    async def claim(self, consumer: str, envelopes: Sequence[Envelope[Event]]) -> set[str]:
+        return {envelope.id for envelope in envelopes}  # duplicates are dropped by the insert
+
+    def context(self, envelope: Envelope[Event]) -> TimelineBatch:
+        return self
+
+    def record(self, envelope: Envelope[Event]) -> None:
+        self.rows.append(
+            {
+                "event_id": envelope.id,
+                "correlation_id": envelope.correlation_id,
+                "subject": envelope.subject[:200],
+                "causation_id": envelope.causation_id,
+                "type": envelope.type,
+                "source": envelope.source,
+                "topic": envelope.topic,
+                "time": envelope.time,
+                "data": envelope.data.model_dump(mode="json"),
+            }
+        )
+
+    async def commit(self) -> None:
+        await timeline.add(self.session, self.rows)
+        await self.session.commit()
+
+
+class TimelineStore:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.sessionmaker = sessionmaker
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[TimelineBatch]:
+        async with self.sessionmaker() as session:
+            await session.begin()
+            try:
+                yield TimelineBatch(session)
+            finally:
+                if session.in_transaction():
+                    await session.rollback()
+
+
+async def _record(envelope: Envelope[Event], batch: TimelineBatch) -> None:
+    batch.record(envelope)
+
+
+def timeline_handlers() -> EventHandlers[TimelineBatch]:
+    """Every event type of every platform topic."""
+    handlers: EventHandlers[TimelineBatch] = EventHandlers("timeline")
+    for event_type in REGISTRY.values():
+        if event_type.topic in topics.ALL:
+            handlers.on(event_type)(_record)
+    return handlers

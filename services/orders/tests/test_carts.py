@@ -1,0 +1,232 @@
+"""Carts: catalog prices only, limits, anonymous carts and their merge, Redis loss."""
+
+from __future__ import annotations
+
+from contracts import new_id
+
+from .support import Harness, assert_problem
+
+
+async def test_cart_shows_catalog_prices_and_totals(harness: Harness) -> None:
+    user = harness.user()
+    shirt = await harness.product(price=4990)
+    mug = await harness.product(price=1250)
+
+    await harness.fill_cart(user, (shirt, 2), (mug, 1), (shirt, 1))
+    response = await harness.client.get("/api/cart", headers=user)
+
+    assert response.status_code == 200
+    cart = response.json()
+    assert [(i["sku"], i["quantity"], i["unit_price"], i["line_total"]) for i in cart["items"]] == [
+        (shirt.sku, 3, 4990, 3 * 4990),
+        (mug.sku, 1, 1250, 1250),
+    ]
+    assert cart["subtotal"] == 3 * 4990 + 1250
+    assert cart["discount"] == 0
+    assert cart["currency"] == "BRL"
+    assert cart["coupon_code"] is None
+    assert cart["items"][0]["name"] == shirt.name
+
+
+async def test_client_cannot_send_a_price(harness: Harness) -> None:
+    product = await harness.product(price=1000)
+    response = await harness.client.post(
+        "/api/cart/items",
+        headers=harness.user(),
+        json={"sku": product.sku, "quantity": 1, "unit_price": 1},
+    )
+    assert_problem(response, 422, "validation-error")
+
+
+async def test_price_follows_newer_catalog_versions_only(harness: Harness) -> None:
+    user = harness.user()
+    product = await harness.product(price=1000)
+    await harness.fill_cart(user, (product, 2))
+
+    await harness.change_price(product, 1500, version=3)
+    await harness.change_price(product, 900, version=2)  # older: must not win
+    await harness.change_price(product, 1700, version=3)  # same version again: no effect
+    await harness.wait_for_product(product.product_id, version=3)
+
+    cart = (await harness.client.get("/api/cart", headers=user)).json()
+    assert cart["items"][0]["unit_price"] == 1500
+    assert cart["subtotal"] == 3000
+
+
+async def test_change_and_remove_items(harness: Harness) -> None:
+    user = harness.user()
+    a, b = await harness.product(price=100), await harness.product(price=200)
+    await harness.fill_cart(user, (a, 1), (b, 1))
+
+    changed = await harness.client.patch(
+        f"/api/cart/items/{a.sku}", headers=user, json={"quantity": 4}
+    )
+    assert changed.status_code == 200
+    assert changed.json()["subtotal"] == 4 * 100 + 200
+
+    removed = await harness.client.delete(f"/api/cart/items/{b.sku}", headers=user)
+    assert removed.status_code == 200
+    assert [i["sku"] for i in removed.json()["items"]] == [a.sku]
+
+    cart = (await harness.client.get("/api/cart", headers=user)).json()
+    assert cart["subtotal"] == 400 and cart["item_count"] == 4
+
+    missing = await harness.client.delete(f"/api/cart/items/{b.sku}", headers=user)
+    assert_problem(missing, 404, "cart-item-not-found")
+
+
+async def test_bad_cart_input_is_a_problem(harness: Harness) -> None:
+    user = harness.user()
+    product = await harness.product()
+    inactive = await harness.product(active=False)
+
+    cases = [
+        ({"sku": product.sku, "quantity": -1}, 422, "validation-error"),
+        ({"sku": product.sku, "quantity": 0}, 422, "validation-error"),
+        ({"sku": product.sku, "quantity": "many"}, 422, "validation-error"),
+        ({"sku": "no such sku!", "quantity": 1}, 422, "validation-error"),
+        ({"sku": "UNKNOWN-SKU-" + new_id()[-8:], "quantity": 1}, 422, "unknown-product"),
+        ({"sku": inactive.sku, "quantity": 1}, 422, "product-unavailable"),
+        (
+            {"sku": product.sku, "quantity": harness.settings.max_line_quantity + 1},
+            422,
+            "quantity-limit",
+        ),
+        ({"sku": product.sku}, 422, "validation-error"),
+    ]
+    for body, status, slug in cases:
+        assert_problem(
+            await harness.client.post("/api/cart/items", headers=user, json=body), status, slug
+        )
+
+    # Adding up to above the limit is refused too, and leaves the line as it was.
+    await harness.fill_cart(user, (product, harness.settings.max_line_quantity))
+    assert_problem(
+        await harness.client.post(
+            "/api/cart/items", headers=user, json={"sku": product.sku, "quantity": 1}
+        ),
+        422,
+        "quantity-limit",
+    )
+    not_json = await harness.client.post(
+        "/api/cart/items",
+        headers={**user, "content-type": "application/json"},
+        content=b"{not json",
+    )
+    assert_problem(not_json, 422)
+    cart = (await harness.client.get("/api/cart", headers=user)).json()
+    assert [(i["sku"], i["quantity"]) for i in cart["items"]] == [
+        (product.sku, harness.settings.max_line_quantity)
+    ]
+
+
+async def test_deactivated_product_stays_visible_but_counts_for_nothing(harness: Harness) -> None:
+    user = harness.user()
+    keep, gone = await harness.product(price=300), await harness.product(price=700)
+    await harness.fill_cart(user, (keep, 1), (gone, 1))
+    await harness.deactivate(gone)
+
+    cart = (await harness.client.get("/api/cart", headers=user)).json()
+    by_sku = {i["sku"]: i for i in cart["items"]}
+    assert by_sku[gone.sku]["available"] is False
+    assert by_sku[keep.sku]["available"] is True
+    assert cart["subtotal"] == 300
+
+
+async def test_anonymous_cart_merges_into_the_users_cart(harness: Harness) -> None:
+    a, b = await harness.product(price=100), await harness.product(price=200)
+    first = await harness.client.post("/api/cart/items", json={"sku": a.sku, "quantity": 2})
+    assert first.status_code == 200
+    cart_id = first.headers["X-Cart-Id"]
+    anonymous = {"X-Cart-Id": cart_id}
+    more = await harness.client.post(
+        "/api/cart/items", headers=anonymous, json={"sku": b.sku, "quantity": 1}
+    )
+    assert "X-Cart-Id" not in more.headers  # same cart
+    assert more.json()["subtotal"] == 2 * 100 + 200
+
+    user = harness.user()
+    await harness.fill_cart(user, (a, 1))
+    merged = await harness.client.post("/api/cart/merge", headers={**user, **anonymous})
+    assert merged.status_code == 200, merged.text
+    assert {(i["sku"], i["quantity"]) for i in merged.json()["items"]} == {(a.sku, 3), (b.sku, 1)}
+    assert (await harness.client.get("/api/cart", headers=user)).json()["subtotal"] == 3 * 100 + 200
+
+    # The anonymous cart is gone: it cannot be read, nor merged again by anyone.
+    assert (await harness.client.get("/api/cart", headers=anonymous)).json()["items"] == []
+    again = await harness.client.post("/api/cart/merge", headers={**harness.user(), **anonymous})
+    assert_problem(again, 404, "cart-not-found")
+
+
+async def test_merge_needs_a_login_and_a_well_formed_cart_id(harness: Harness) -> None:
+    assert_problem(
+        await harness.client.post("/api/cart/merge", headers={"X-Cart-Id": "x" * 32}), 401
+    )
+    assert_problem(await harness.client.post("/api/cart/merge", headers=harness.user()), 422)
+    assert_problem(
+        await harness.client.post(
+            "/api/cart/merge", headers={**harness.user(), "X-Cart-Id": "bad id"}
+        ),
+        422,
+    )
+    assert_problem(
+        await harness.client.post(
+            "/api/cart/merge", headers={**harness.user(), "X-Cart-Id": "n" * 32}
+        ),
+        404,
+        "cart-not-found",
+    )
+
+
+async def test_carts_are_private(harness: Harness) -> None:
+    alice, bob = harness.user(), harness.user()
+    product = await harness.product()
+    await harness.fill_cart(alice, (product, 2))
+
+    assert (await harness.client.get("/api/cart", headers=bob)).json()["items"] == []
+    assert_problem(await harness.client.delete(f"/api/cart/items/{product.sku}", headers=bob), 404)
+    assert_problem(
+        await harness.client.patch(
+            f"/api/cart/items/{product.sku}", headers=bob, json={"quantity": 1}
+        ),
+        404,
+    )
+    assert (await harness.client.get("/api/cart", headers=alice)).json()["items"][0][
+        "quantity"
+    ] == 2
+
+
+async def test_cart_survives_losing_its_redis_copy(harness: Harness) -> None:
+    user = harness.user()
+    product = await harness.product(price=990)
+    await harness.fill_cart(user, (product, 3))
+    cache = harness.app.state.cart_cache
+    redis = harness.app.state.redis
+
+    # As after a Redis restart or eviction: the copy is gone, PostgreSQL still has the cart.
+    await redis.delete(cache.key(_owner(harness, user)))
+    cart = (await harness.client.get("/api/cart", headers=user)).json()
+    assert [(i["sku"], i["quantity"]) for i in cart["items"]] == [(product.sku, 3)]
+    # ... and the copy is back.
+    assert await redis.exists(cache.key(_owner(harness, user)))
+
+
+async def test_redis_copy_never_goes_back_to_an_older_cart(harness: Harness) -> None:
+    user = harness.user()
+    product = await harness.product(price=100)
+    await harness.fill_cart(user, (product, 1))
+    cache = harness.app.state.cart_cache
+    owner = _owner(harness, user)
+    stale = await cache.get(owner)
+    assert stale is not None
+
+    await harness.fill_cart(user, (product, 1))
+    await cache.put(owner, stale)  # a slow reader refilling with what it read earlier
+    cart = (await harness.client.get("/api/cart", headers=user)).json()
+    assert cart["items"][0]["quantity"] == 2
+
+
+def _owner(harness: Harness, headers: dict[str, str]):  # type: ignore[no-untyped-def]
+    from orders_service.cache import CartOwner
+
+    return CartOwner.of_user(harness.user_id(headers))
