@@ -15,9 +15,6 @@ import statistics
 import time
 from typing import Any, ClassVar
 
-from sqlalchemy import Column, Float, Integer, Table, insert
-
-from contracts import Envelope, Event, new_id
 from contracts.types import Id
 from shopkit.consumer import ConsumerConfig, EventConsumer
 from shopkit.db import create_engine, create_sessionmaker, service_metadata
@@ -27,7 +24,16 @@ from shopkit.kafka import ensure_topics
 from shopkit.messaging import messaging_tables
 from shopkit.outbox import Outbox
 from shopkit.relay import OutboxRelay, RelayConfig, asyncpg_dsn
-from shopkit.testing import KAFKA_BOOTSTRAP, create_database, drop_database, fetchval, kafka_namespace
+from shopkit.testing import (
+    KAFKA_BOOTSTRAP,
+    create_database,
+    drop_database,
+    fetchval,
+    kafka_namespace,
+)
+from sqlalchemy import Column, Float, Integer, Table, insert
+
+from contracts import Envelope, Event, new_id
 
 TOPIC = "bench.events"
 EVENTS = 20_000
@@ -36,8 +42,12 @@ RATE_SECONDS = 10
 
 metadata = service_metadata()
 messaging = messaging_tables(metadata)
-handled = Table("handled", metadata, Column("seq", Integer, primary_key=True),
-                Column("latency_ms", Float, nullable=False))
+handled = Table(
+    "handled",
+    metadata,
+    Column("seq", Integer, primary_key=True),
+    Column("latency_ms", Float, nullable=False),
+)
 
 
 class BenchTicked(Event):
@@ -80,10 +90,12 @@ async def _bulk_outbox(url: str, count: int) -> None:
     try:
         for start in range(0, count, 2000):
             async with sessionmaker() as session, session.begin():
-                await Outbox(session, messaging.outbox).add(*(
-                    Envelope(data=BenchTicked(aggregate_id=new_id(), committed_at=time.time()))
-                    for _ in range(min(2000, count - start))
-                ))
+                await Outbox(session, messaging.outbox).add(
+                    *(
+                        Envelope(data=BenchTicked(aggregate_id=new_id(), committed_at=time.time()))
+                        for _ in range(min(2000, count - start))
+                    )
+                )
     finally:
         await engine.dispose()
 
@@ -110,24 +122,41 @@ async def run() -> dict[str, object]:
     try:
         # 1. Relay publish rate over a backlog of committed rows.
         await _bulk_outbox(url, EVENTS)
-        relay = OutboxRelay(RelayConfig(service="bench", dsn=asyncpg_dsn(url), bootstrap=KAFKA_BOOTSTRAP,
-                                        topic_namespace=namespace, batch_size=2000))
+        relay = OutboxRelay(
+            RelayConfig(
+                service="bench",
+                dsn=asyncpg_dsn(url),
+                bootstrap=KAFKA_BOOTSTRAP,
+                topic_namespace=namespace,
+                batch_size=2000,
+            )
+        )
         started = time.perf_counter()
         tasks.append(asyncio.create_task(relay.run(stop)))
-        await _wait(lambda: fetchval(url, "SELECT count(*) = 0 FROM outbox WHERE sent_at IS NULL"), 300)
+        await _wait(
+            lambda: fetchval(url, "SELECT count(*) = 0 FROM outbox WHERE sent_at IS NULL"), 300
+        )
         figures["relay_events_per_s"] = round(EVENTS / (time.perf_counter() - started))
 
         # 2. Consumer with inbox over the same backlog, now in Kafka.
         consumer = EventConsumer(
-            ConsumerConfig(service="bench", group_id=f"{namespace}bench", bootstrap=KAFKA_BOOTSTRAP,
-                           topic_namespace=namespace, max_batch=1000),
-            handlers, MeasuringInbox(sessionmaker, messaging),
+            ConsumerConfig(
+                service="bench",
+                group_id=f"{namespace}bench",
+                bootstrap=KAFKA_BOOTSTRAP,
+                topic_namespace=namespace,
+                max_batch=1000,
+            ),
+            handlers,
+            MeasuringInbox(sessionmaker, messaging),
         )
         tasks.append(asyncio.create_task(consumer.run(stop)))
         await consumer.ready.wait()
         started = time.perf_counter()
         await _wait(lambda: fetchval(url, f"SELECT count(*) >= {EVENTS} FROM handled"), 300)
-        figures["consumer_with_inbox_events_per_s"] = round(EVENTS / (time.perf_counter() - started))
+        figures["consumer_with_inbox_events_per_s"] = round(
+            EVENTS / (time.perf_counter() - started)
+        )
 
         # 3. Latency at a fixed rate, one transaction per event as a service would write them.
         latencies.clear()
@@ -140,7 +169,8 @@ async def run() -> dict[str, object]:
                 await asyncio.sleep(delay)
             async with sessionmaker() as session, session.begin():
                 await Outbox(session, messaging.outbox).publish(
-                    BenchTicked(aggregate_id=new_id(), committed_at=time.time()))
+                    BenchTicked(aggregate_id=new_id(), committed_at=time.time())
+                )
         await _wait(lambda: _async(len(latencies) >= RATE * RATE_SECONDS), 120)
         achieved = RATE * RATE_SECONDS / (time.perf_counter() - begin)
         ordered = sorted(latencies)

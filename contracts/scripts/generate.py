@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import yaml
-
 from contracts.asyncapi import document
+
 from contracts.schemas import all_schemas, incompatibilities
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,6 +4,9 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from contracts.events.inventory import StockLine, StockReserved
+from contracts.events.payments import PaymentAuthorized
+from contracts.ids import is_uuid7, uuid7
 from pydantic import ValidationError
 
 from contracts import (
@@ -18,9 +21,6 @@ from contracts import (
     new_id,
     topics,
 )
-from contracts.events.inventory import StockLine, StockReserved
-from contracts.events.payments import PaymentAuthorized
-from contracts.ids import is_uuid7, uuid7
 
 
 def _reserved(**overrides: object) -> StockReserved:
@@ -88,13 +88,21 @@ def test_uuid7_is_time_ordered_and_valid() -> None:
 def test_models_reject_floats_negative_money_and_naive_times() -> None:
     with pytest.raises(ValidationError):
         PaymentAuthorized(
-            order_id=new_id(), payment_id=new_id(), provider_payment_id="pi", amount=10.5,  # type: ignore[arg-type]
-            currency="BRL", authorized_at=datetime.now(UTC),
+            order_id=new_id(),
+            payment_id=new_id(),
+            provider_payment_id="pi",
+            amount=10.5,  # type: ignore[arg-type]
+            currency="BRL",
+            authorized_at=datetime.now(UTC),
         )
     with pytest.raises(ValidationError):
         PaymentAuthorized(
-            order_id=new_id(), payment_id=new_id(), provider_payment_id="pi", amount=-1,
-            currency="BRL", authorized_at=datetime.now(UTC),
+            order_id=new_id(),
+            payment_id=new_id(),
+            provider_payment_id="pi",
+            amount=-1,
+            currency="BRL",
+            authorized_at=datetime.now(UTC),
         )
     with pytest.raises(ValidationError):
         _reserved(expires_at=datetime(2030, 1, 1))  # naive

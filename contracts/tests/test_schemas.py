@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from contracts.asyncapi import document
+
 from contracts.schemas import all_schemas, incompatibilities
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,10 +71,8 @@ def test_narrowing_allowed_values_is_breaking() -> None:
     ce_type = "shop.orders.order_cancelled.v1"
     old = _snapshot(ce_type)
     narrowed = copy.deepcopy(old)
-    reasons = narrowed["$defs"] if "$defs" in narrowed else None
     target = narrowed["properties"]["reason"]  # type: ignore[index]
     target["enum"] = target["enum"][:-1]
-    assert reasons is None or isinstance(reasons, dict)
     assert any("allowed values removed" in p for p in incompatibilities(old, narrowed))
 
 
@@ -97,6 +95,16 @@ def test_asyncapi_document_is_current_and_references_resolve() -> None:
             assert isinstance(target, dict) and part in target, f"dangling $ref {ref}"
             target = target[part]
     addresses = {c["address"] for c in committed["channels"].values()}
-    assert addresses == {f"{c}.events" for c in
-                         ("auth", "users", "catalog", "inventory", "orders", "payments",
-                          "shipping", "notifications")}
+    assert addresses == {
+        f"{c}.events"
+        for c in (
+            "auth",
+            "users",
+            "catalog",
+            "inventory",
+            "orders",
+            "payments",
+            "shipping",
+            "notifications",
+        )
+    }

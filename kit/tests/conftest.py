@@ -3,11 +3,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
 from shopkit.db import create_engine, create_sessionmaker
 from shopkit.kafka import ensure_topics
 from shopkit.testing import KAFKA_BOOTSTRAP, create_database, drop_database, kafka_namespace
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from .probe import PROBE_TOPIC, metadata
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from aiokafka import TopicPartition  # noqa: E402
+from aiokafka import TopicPartition
+from shopkit.consumer import ConsumerConfig, EventConsumer
+from shopkit.db import create_engine, create_sessionmaker
+from shopkit.inbox import PostgresInbox
+from shopkit.testing import KAFKA_BOOTSTRAP
 
-from kit.tests.probe import handlers, messaging  # noqa: E402
-from shopkit.consumer import ConsumerConfig, EventConsumer  # noqa: E402
-from shopkit.db import create_engine, create_sessionmaker  # noqa: E402
-from shopkit.inbox import PostgresInbox  # noqa: E402
-from shopkit.testing import KAFKA_BOOTSTRAP  # noqa: E402
+from kit.tests.probe import handlers, messaging
 
 
 class CrashBeforeOffsetCommit(EventConsumer[object]):
@@ -32,8 +32,9 @@ class CrashBeforeOffsetCommit(EventConsumer[object]):
 async def main(url: str, namespace: str, group: str) -> None:
     engine = create_engine(url, pool_size=2)
     consumer = CrashBeforeOffsetCommit(
-        ConsumerConfig(service="kittest", group_id=group, bootstrap=KAFKA_BOOTSTRAP,
-                       topic_namespace=namespace),
+        ConsumerConfig(
+            service="kittest", group_id=group, bootstrap=KAFKA_BOOTSTRAP, topic_namespace=namespace
+        ),
         handlers,  # type: ignore[arg-type]
         PostgresInbox(create_sessionmaker(engine), messaging),
     )

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert
-from sqlalchemy.dialects.postgresql import UUID
-
-from contracts import Envelope, Event
 from contracts.types import Id
 from shopkit.db import service_metadata
 from shopkit.handlers import EventHandlers
 from shopkit.inbox import EventContext
 from shopkit.messaging import messaging_tables
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert
+from sqlalchemy.dialects.postgresql import UUID
+
+from contracts import Envelope, Event
 
 PROBE_TOPIC = "kittest.events"
 

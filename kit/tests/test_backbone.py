@@ -6,15 +6,15 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from contracts import Envelope, new_id
 from shopkit.consumer import ConsumerConfig, EventConsumer
 from shopkit.inbox import PostgresInbox
 from shopkit.outbox import Outbox
 from shopkit.relay import OutboxRelay, RelayConfig, asyncpg_dsn
 from shopkit.testing import KAFKA_BOOTSTRAP, eventually
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts import Envelope, new_id
 
 from .probe import ProbeHappened, effects, handlers, messaging
 
@@ -31,23 +31,44 @@ async def running(*runners: OutboxRelay | EventConsumer[object]) -> AsyncIterato
 
 
 def relay_for(url: str, namespace: str) -> OutboxRelay:
-    return OutboxRelay(RelayConfig(service="kittest", dsn=asyncpg_dsn(url), bootstrap=KAFKA_BOOTSTRAP,
-                                   topic_namespace=namespace, idle_poll_seconds=0.2))
+    return OutboxRelay(
+        RelayConfig(
+            service="kittest",
+            dsn=asyncpg_dsn(url),
+            bootstrap=KAFKA_BOOTSTRAP,
+            topic_namespace=namespace,
+            idle_poll_seconds=0.2,
+        )
+    )
 
 
-def consumer_for(sessionmaker: async_sessionmaker[AsyncSession], namespace: str,
-                 group: str = "probe", inbox_name: str = "") -> EventConsumer[object]:
+def consumer_for(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    namespace: str,
+    group: str = "probe",
+    inbox_name: str = "",
+) -> EventConsumer[object]:
     return EventConsumer(
-        ConsumerConfig(service="kittest", group_id=f"{namespace}{group}", bootstrap=KAFKA_BOOTSTRAP,
-                       topic_namespace=namespace, inbox_name=inbox_name, max_attempts=3,
-                       base_backoff_seconds=0.05),
+        ConsumerConfig(
+            service="kittest",
+            group_id=f"{namespace}{group}",
+            bootstrap=KAFKA_BOOTSTRAP,
+            topic_namespace=namespace,
+            inbox_name=inbox_name,
+            max_attempts=3,
+            base_backoff_seconds=0.05,
+        ),
         handlers,  # type: ignore[arg-type]
         PostgresInbox(sessionmaker, messaging),
     )
 
 
-async def publish(sessionmaker: async_sessionmaker[AsyncSession], events: Sequence[ProbeHappened],
-                  *, commit: bool = True) -> None:
+async def publish(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    events: Sequence[ProbeHappened],
+    *,
+    commit: bool = True,
+) -> None:
     async with sessionmaker() as session, session.begin():
         await Outbox(session, messaging.outbox).add(*(Envelope(data=e) for e in events))
         if not commit:
@@ -56,8 +77,10 @@ async def publish(sessionmaker: async_sessionmaker[AsyncSession], events: Sequen
 
 async def effect_counts(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, int]:
     async with sessionmaker() as session:
-        rows = await session.execute(select(effects.c.probe_id, func.count()).group_by(effects.c.probe_id))
-        return {probe_id: count for probe_id, count in rows.all()}
+        rows = await session.execute(
+            select(effects.c.probe_id, func.count()).group_by(effects.c.probe_id)
+        )
+        return {str(probe_id): int(count) for probe_id, count in rows.all()}
 
 
 async def test_committed_event_is_published_and_applied_once(
@@ -81,7 +104,9 @@ async def test_rolled_back_change_publishes_nothing(
     async with running(relay_for(database_url, namespace), consumer_for(sessionmaker, namespace)):
         await publish(sessionmaker, [rolled_back], commit=False)
         await publish(sessionmaker, [marker])
-        counts = await eventually(lambda: _when(effect_counts(sessionmaker), lambda c: marker.probe_id in c))
+        counts = await eventually(
+            lambda: _when(effect_counts(sessionmaker), lambda c: marker.probe_id in c)
+        )
     assert rolled_back.probe_id not in counts
 
 

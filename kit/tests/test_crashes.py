@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
+from shopkit.kafka import committed_offsets
+from shopkit.testing import KAFKA_BOOTSTRAP, eventually, fetchval
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts import decode, new_id
-from shopkit.kafka import committed_offsets
-from shopkit.testing import KAFKA_BOOTSTRAP, eventually, fetchval
 
 from .probe import PROBE_TOPIC, ProbeHappened
 from .test_backbone import consumer_for, effect_counts, publish, relay_for, running
@@ -22,15 +22,22 @@ ROOT = Path(__file__).resolve().parents[2]
 
 async def _spawn(*args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, *args, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
 
 
 async def _topic_ids(namespace: str) -> list[str]:
     """Every event id currently in the probe topic, duplicates included."""
-    consumer = AIOKafkaConsumer(namespace + PROBE_TOPIC, bootstrap_servers=KAFKA_BOOTSTRAP,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        namespace + PROBE_TOPIC,
+        bootstrap_servers=KAFKA_BOOTSTRAP,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     ids: list[str] = []
     try:
@@ -50,9 +57,18 @@ async def test_relay_killed_after_commit_before_publish_publishes_after_restart(
     from shopkit.relay import asyncpg_dsn
 
     # A relay that holds the leadership but cannot reach any broker: rows stay unpublished.
-    doomed = await _spawn("-m", "shopkit.relay", "--dsn", asyncpg_dsn(database_url),
-                          "--service", "kittest", "--bootstrap", "127.0.0.1:9",
-                          "--topic-namespace", namespace)
+    doomed = await _spawn(
+        "-m",
+        "shopkit.relay",
+        "--dsn",
+        asyncpg_dsn(database_url),
+        "--service",
+        "kittest",
+        "--bootstrap",
+        "127.0.0.1:9",
+        "--topic-namespace",
+        namespace,
+    )
     event = ProbeHappened(probe_id=new_id(), value=7)
     await publish(sessionmaker, [event])
     await asyncio.sleep(1.5)
@@ -62,8 +78,9 @@ async def test_relay_killed_after_commit_before_publish_publishes_after_restart(
 
     # The killed relay's advisory lock died with its connection: a new relay takes over.
     async with running(relay_for(database_url, namespace)):
-        await eventually(lambda: fetchval(
-            database_url, "SELECT count(*) = 0 FROM outbox WHERE sent_at IS NULL"))
+        await eventually(
+            lambda: fetchval(database_url, "SELECT count(*) = 0 FROM outbox WHERE sent_at IS NULL")
+        )
     ids = await _topic_ids(namespace)
     assert ids.count(await fetchval(database_url, "SELECT event_id::text FROM outbox")) == 1
 
@@ -75,8 +92,9 @@ async def test_consumer_killed_between_effect_and_offset_commit_applies_once(
     event = ProbeHappened(probe_id=new_id(), value=3)
     async with running(relay_for(database_url, namespace)):
         await publish(sessionmaker, [event])
-        crashing = await _spawn(str(ROOT / "kit/tests/crashing_consumer.py"), database_url,
-                                namespace, group)
+        crashing = await _spawn(
+            str(ROOT / "kit/tests/crashing_consumer.py"), database_url, namespace, group
+        )
         assert await asyncio.wait_for(crashing.wait(), 60) == -signal.SIGKILL
     output = (await crashing.stdout.read()).decode() if crashing.stdout else ""
     assert "dying before the offset commit" in output

@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from contracts import Envelope, encode, new_id
 from shopkit.cli import read_parked
 from shopkit.kafka import committed_offsets
 from shopkit.testing import KAFKA_BOOTSTRAP, eventually, fetchval
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts import Envelope, encode, new_id
 
 from . import probe
 from .probe import PROBE_TOPIC, ProbeHappened
@@ -22,17 +22,25 @@ from .test_backbone import consumer_for, effect_counts, running
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def _produce(namespace: str, records: list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_idempotence=True, acks="all")
+async def _produce(
+    namespace: str, records: list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]]
+) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=KAFKA_BOOTSTRAP, enable_idempotence=True, acks="all"
+    )
     await producer.start()
     try:
         for key, value, headers in records:
-            await (await producer.send(namespace + PROBE_TOPIC, value=value, key=key, headers=headers))
+            await (
+                await producer.send(namespace + PROBE_TOPIC, value=value, key=key, headers=headers)
+            )
     finally:
         await producer.stop()
 
 
-def _record(event: ProbeHappened, envelope_id: str | None = None) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+def _record(
+    event: ProbeHappened, envelope_id: str | None = None
+) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     envelope = Envelope(data=event) if envelope_id is None else Envelope(data=event, id=envelope_id)
     record = encode(envelope)
     return record.key, record.value, record.headers
@@ -80,8 +88,17 @@ async def test_poison_message_is_parked_partition_keeps_flowing_and_replay_redel
         # Fixed: replay through the real CLI re-delivers it, and it is applied.
         probe.cured.add(key_id)
         replay = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "shop_cli.main", "events", "dlq", "replay", consumer.config.group_id,
-            cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            sys.executable,
+            "-m",
+            "shop_cli.main",
+            "events",
+            "dlq",
+            "replay",
+            consumer.config.group_id,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         output, _ = await replay.communicate()
         assert replay.returncode == 0, output.decode()
         assert "replayed 1 message" in output.decode()
@@ -98,31 +115,46 @@ async def test_malformed_messages_go_to_the_dlq_with_a_reason_and_never_stop_the
     unknown = [(k, b"shop.kittest.never_defined.v1" if k == "ce_type" else v) for k, v in headers]
     no_id = [(k, v) for k, v in headers if k != "ce_id"]
     wrong_schema = json.dumps({"probe_id": "not-a-uuid", "value": "x"}).encode()
-    await _produce(namespace, [
-        (key, b"{this is not json", headers),
-        (key, value, unknown),
-        (key, value, no_id),
-        (key, wrong_schema, headers),
-        (key, None, headers),
-        _record(good),
-    ])
+    await _produce(
+        namespace,
+        [
+            (key, b"{this is not json", headers),
+            (key, value, unknown),
+            (key, value, no_id),
+            (key, wrong_schema, headers),
+            (key, None, headers),
+            _record(good),
+        ],
+    )
     consumer = consumer_for(sessionmaker, namespace)
     async with running(consumer):
         await eventually(lambda: _applied_all(sessionmaker, [good]))
-        parked = await eventually(lambda: _at_least(read_parked(KAFKA_BOOTSTRAP, consumer.config.group_id), 5))
+        parked = await eventually(
+            lambda: _at_least(read_parked(KAFKA_BOOTSTRAP, consumer.config.group_id), 5)
+        )
     reasons = sorted(m.meta["dlq_reason"] for m in parked)
-    assert reasons == ["invalid_payload", "invalid_payload", "invalid_payload", "missing_header", "unknown_type"]
+    assert reasons == [
+        "invalid_payload",
+        "invalid_payload",
+        "invalid_payload",
+        "missing_header",
+        "unknown_type",
+    ]
     errors = " | ".join(m.meta["dlq_error"] for m in parked)
     assert "never_defined" in errors and "ce_id" in errors and "probe_id" in errors
 
 
-async def _applied_all(sessionmaker: async_sessionmaker[AsyncSession], events: list[ProbeHappened]) -> bool:
+async def _applied_all(
+    sessionmaker: async_sessionmaker[AsyncSession], events: list[ProbeHappened]
+) -> bool:
     counts = await effect_counts(sessionmaker)
     return all(e.probe_id in counts for e in events)
 
 
 async def _effect_value_count(database_url: str, probe_id: str, count: int) -> bool:
-    found = await fetchval(database_url, "SELECT count(*) FROM effects WHERE probe_id = $1", probe_id)
+    found = await fetchval(
+        database_url, "SELECT count(*) FROM effects WHERE probe_id = $1", probe_id
+    )
     return bool(found == count)
 
 

@@ -15,14 +15,14 @@ import pytest
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, SecretStr
 from redis.asyncio import Redis
-
-from contracts import new_id
 from shopkit.app import ServiceParts, create_service
 from shopkit.problems import ConflictError, responses
 from shopkit.quotes import InvalidQuoteError, QuoteItem, SignedQuote, sign_quote, verify_quote
 from shopkit.security import DENIED_JTI_PREFIX, CurrentUser, InvalidTokenError, TokenVerifier
 from shopkit.settings import ServiceSettings, settings_config
 from shopkit.testing import TestTokens, app_client
+
+from contracts import new_id
 
 
 class DemoSettings(ServiceSettings):
@@ -31,7 +31,9 @@ class DemoSettings(ServiceSettings):
     signing_secret: SecretStr = SecretStr("local_development_only-demo")
 
 
-def test_service_prefix_wins_over_shared_prefix_over_default(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_service_prefix_wins_over_shared_prefix_over_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     assert DemoSettings().kafka_bootstrap == "127.0.0.1:9092"
     assert DemoSettings().port == 8005
     assert DemoSettings().database_url.endswith("/orders")
@@ -41,7 +43,9 @@ def test_service_prefix_wins_over_shared_prefix_over_default(monkeypatch: pytest
     assert DemoSettings().kafka_bootstrap == "mine:9092"
 
 
-def test_placeholder_secrets_are_refused_outside_development(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_placeholder_secrets_are_refused_outside_development(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("SHOP_ENVIRONMENT", "production")
     with pytest.raises(ValueError, match="signing_secret"):
         DemoSettings()
@@ -78,8 +82,13 @@ async def me(user: CurrentUser) -> dict[str, object]:
 
 
 def _app() -> object:
-    return create_service(DemoSettings(), title="demo", description="demo", routers=[router],
-                          parts=ServiceParts(redis=True))
+    return create_service(
+        DemoSettings(),
+        title="demo",
+        description="demo",
+        routers=[router],
+        parts=ServiceParts(redis=True),
+    )
 
 
 async def test_errors_are_problem_documents_without_internals() -> None:
@@ -123,8 +132,15 @@ async def test_token_verification_rejects_every_forgery() -> None:
 
         public_pem = tokens._key.public_key().public_bytes_raw()
         now = int(time.time())
-        claims = {"iss": tokens.issuer, "aud": tokens.audience, "sub": user_id, "roles": ["admin"],
-                  "iat": now, "exp": now + 600, "jti": new_id()}
+        claims = {
+            "iss": tokens.issuer,
+            "aud": tokens.audience,
+            "sub": user_id,
+            "roles": ["admin"],
+            "iat": now,
+            "exp": now + 600,
+            "jti": new_id(),
+        }
         unsigned = _b64({"alg": "none", "typ": "JWT", "kid": tokens.kid}) + "." + _b64(claims) + "."
         hs_confused = jwt.encode(claims, public_pem, algorithm="HS256", headers={"kid": tokens.kid})
         forged = {
@@ -147,7 +163,9 @@ async def test_token_verification_rejects_every_forgery() -> None:
         claims_of_revoked = jwt.decode(revoked, options={"verify_signature": False})
         redis: Redis = app.state.redis  # type: ignore[attr-defined]
         await redis.set(DENIED_JTI_PREFIX + claims_of_revoked["jti"], b"1", ex=60)
-        assert (await client.get("/me", headers={"Authorization": f"Bearer {revoked}"})).status_code == 401
+        assert (
+            await client.get("/me", headers={"Authorization": f"Bearer {revoked}"})
+        ).status_code == 401
 
 
 async def test_unknown_kid_refetches_jwks_at_most_once_per_cooldown() -> None:
@@ -159,7 +177,9 @@ async def test_unknown_kid_refetches_jwks_at_most_once_per_cooldown() -> None:
         return httpx.Response(200, json={"keys": []})
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(jwks)) as http:
-        verifier = TokenVerifier(jwks_url="http://auth.test/jwks", issuer="i", audience="a", http=http)
+        verifier = TokenVerifier(
+            jwks_url="http://auth.test/jwks", issuer="i", audience="a", http=http
+        )
         for _ in range(5):  # five tokens with kids nobody published
             with pytest.raises(InvalidTokenError, match="unknown key"):
                 await verifier.verify(TestTokens(issuer="i", audience="a").mint())
@@ -172,8 +192,12 @@ def _b64(data: dict[str, object]) -> str:
 
 def _quote(**overrides: object) -> SignedQuote:
     fields: dict[str, object] = {
-        "carrier": "correios", "service": "PAC", "price": 2590, "currency": "BRL",
-        "estimated_days": 6, "destination_cep": "01310100",
+        "carrier": "correios",
+        "service": "PAC",
+        "price": 2590,
+        "currency": "BRL",
+        "estimated_days": 6,
+        "destination_cep": "01310100",
         "items": (QuoteItem(sku="A", quantity=2),),
         "expires_at": datetime.now(UTC) + timedelta(minutes=30),
     }
@@ -198,6 +222,10 @@ def test_signed_quotes_verify_and_reject_tampering() -> None:
             verify_quote(bad, "secret")
     with pytest.raises(InvalidQuoteError):
         verify_quote(quote_id, "another-secret")
-    forged_sig = hmac.new(b"guess", base64.urlsafe_b64decode(payload + "=="), hashlib.sha256).digest()
+    forged_sig = hmac.new(
+        b"guess", base64.urlsafe_b64decode(payload + "=="), hashlib.sha256
+    ).digest()
     with pytest.raises(InvalidQuoteError):
-        verify_quote(payload + "." + base64.urlsafe_b64encode(forged_sig).decode().rstrip("="), "secret")
+        verify_quote(
+            payload + "." + base64.urlsafe_b64encode(forged_sig).decode().rstrip("="), "secret"
+        )

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from opentelemetry.trace import SpanKind
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from contracts import new_id
 from shopkit.app import ServiceParts, create_service
 from shopkit.db import SessionDep
 from shopkit.outbox import Outbox
 from shopkit.settings import ServiceSettings, settings_config
 from shopkit.testing import app_client, eventually, fetchval
 from shopkit.tracing import memory_exporter
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts import new_id
 
 from .probe import ProbeHappened, handlers, messaging
 from .test_backbone import effect_counts
@@ -36,11 +36,21 @@ async def start_probe(session: SessionDep) -> dict[str, str]:
 async def test_trace_context_survives_http_outbox_kafka_and_consumer(
     sessionmaker: async_sessionmaker[AsyncSession], database_url: str, namespace: str
 ) -> None:
-    settings = ProbeSettings(database_url=database_url, kafka_namespace=namespace,
-                             otel_exporter="memory", redis_url="redis://127.0.0.1:6379/15")
-    app = create_service(settings, title="probe", description="probe", routers=[router],
-                         parts=ServiceParts(tables=messaging, consumers=[handlers], redis=False,
-                                            verify_tokens=False))
+    settings = ProbeSettings(
+        database_url=database_url,
+        kafka_namespace=namespace,
+        otel_exporter="memory",
+        redis_url="redis://127.0.0.1:6379/15",
+    )
+    app = create_service(
+        settings,
+        title="probe",
+        description="probe",
+        routers=[router],
+        parts=ServiceParts(
+            tables=messaging, consumers=[handlers], redis=False, verify_tokens=False
+        ),
+    )
     exporter = memory_exporter()
     assert exporter is not None
     exporter.clear()
@@ -53,14 +63,20 @@ async def test_trace_context_survives_http_outbox_kafka_and_consumer(
     stored = await fetchval(database_url, "SELECT headers->>'traceparent' FROM outbox")
     spans = exporter.get_finished_spans()
     server = next(s for s in spans if s.kind == SpanKind.SERVER and "/probe" in s.name)
-    consumer = next(s for s in spans if s.kind == SpanKind.CONSUMER and ProbeHappened.ce_type in s.name)
+    consumer = next(
+        s for s in spans if s.kind == SpanKind.CONSUMER and ProbeHappened.ce_type in s.name
+    )
     trace_id = format(server.context.trace_id, "032x")
     assert stored.split("-")[1] == trace_id
     assert consumer.context.trace_id == server.context.trace_id
     assert consumer.parent is not None
     # The handler's own database work is part of the same trace.
-    assert any(s.context.trace_id == server.context.trace_id and s.parent is not None
-               and s.parent.span_id == consumer.context.span_id for s in spans)
+    assert any(
+        s.context.trace_id == server.context.trace_id
+        and s.parent is not None
+        and s.parent.span_id == consumer.context.span_id
+        for s in spans
+    )
 
 
 async def _applied(sessionmaker: async_sessionmaker[AsyncSession], probe_id: str) -> bool:

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 from alembic import command
-
 from shopkit import migrations
 from shopkit.mongo import create_client
 from shopkit.mongo_migrations import upgrade as mongo_upgrade
@@ -25,8 +24,9 @@ def _upgrade_catalog() -> list[str]:
     async def run() -> list[str]:
         client = create_client(settings.mongo_url)
         try:
-            return await mongo_upgrade(client[settings.mongo_database],
-                                       migrations.migrations_dir("catalog") / "versions")
+            return await mongo_upgrade(
+                client[settings.mongo_database], migrations.migrations_dir("catalog") / "versions"
+            )
         finally:
             await client.close()
 

@@ -16,7 +16,16 @@ from contracts.codec import (
     encode,
 )
 from contracts.envelope import Envelope, caused_by
-from contracts.events import auth, catalog, inventory, notifications, orders, payments, shipping, users
+from contracts.events import (
+    auth,
+    catalog,
+    inventory,
+    notifications,
+    orders,
+    payments,
+    shipping,
+    users,
+)
 from contracts.ids import new_id, uuid7
 
 __all__ = [
@@ -30,8 +39,8 @@ __all__ = [
     "Model",
     "UnknownTypeError",
     "auth",
-    "caused_by",
     "catalog",
+    "caused_by",
     "decode",
     "encode",
     "inventory",

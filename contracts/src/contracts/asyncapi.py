@@ -54,7 +54,9 @@ def document() -> dict[str, Any]:
             "address": topic,
             "description": f"Events published by the {topic.split('.')[0]} service "
             f"({topics.PARTITIONS} partitions).",
-            "messages": {m.__name__: {"$ref": f"#/components/messages/{m.__name__}"} for m in in_topic},
+            "messages": {
+                m.__name__: {"$ref": f"#/components/messages/{m.__name__}"} for m in in_topic
+            },
         }
         operations[f"publish{channel[0].upper()}{channel[1:]}"] = {
             "action": "send",

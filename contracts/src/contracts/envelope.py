@@ -11,16 +11,17 @@ from contracts.ids import new_id
 from contracts.topics import source_of
 from contracts.types import utc_now
 
-E = TypeVar("E", bound=Event, covariant=True)
+E_co = TypeVar("E_co", bound=Event, covariant=True)
+E = TypeVar("E", bound=Event)
 
 SPEC_VERSION = "1.0"
 
 
 @dataclass(frozen=True, slots=True)
-class Envelope(Generic[E]):
+class Envelope(Generic[E_co]):
     """One event with its CloudEvents attributes and the saga's causal chain."""
 
-    data: E
+    data: E_co
     id: str = field(default_factory=new_id)
     time: datetime = field(default_factory=utc_now)
     correlation_id: str = ""
@@ -54,7 +55,7 @@ class Envelope(Generic[E]):
     def specversion(self) -> str:
         return SPEC_VERSION
 
-    def with_trace(self, traceparent: str | None, tracestate: str | None = None) -> Envelope[E]:
+    def with_trace(self, traceparent: str | None, tracestate: str | None = None) -> Envelope[E_co]:
         return replace(self, traceparent=traceparent, tracestate=tracestate)
 
 

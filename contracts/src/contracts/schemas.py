@@ -43,7 +43,8 @@ def _types(node: JsonSchema, root: JsonSchema) -> set[str]:
     node = _resolve(node, root)
     if "anyOf" in node or "oneOf" in node:
         found: set[str] = set()
-        for option in node.get("anyOf", node.get("oneOf", [])):
+        options: list[JsonSchema] = node.get("anyOf") or node.get("oneOf") or []
+        for option in options:
             found |= _types(option, root)
         return found
     if "const" in node:
@@ -65,8 +66,14 @@ def _enum(node: JsonSchema, root: JsonSchema) -> set[Any] | None:
     return None
 
 
-def _compare(old: JsonSchema, new: JsonSchema, old_root: JsonSchema, new_root: JsonSchema,
-             path: str, problems: list[str]) -> None:
+def _compare(  # noqa: PLR0917 - recursive walk over two schemas and their roots
+    old: JsonSchema,
+    new: JsonSchema,
+    old_root: JsonSchema,
+    new_root: JsonSchema,
+    path: str,
+    problems: list[str],
+) -> None:
     old, new = _resolve(old, old_root), _resolve(new, new_root)
     old_types, new_types = _types(old, old_root), _types(new, new_root)
     if "any" not in new_types and not old_types <= new_types:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +40,7 @@ from shopkit.tracing import configure_tracing
 log = logging.getLogger(__name__)
 
 Hook = Callable[[FastAPI], Awaitable[None]]
-BackgroundJob = Callable[[FastAPI, asyncio.Event], Awaitable[None]]
+BackgroundJob = Callable[[FastAPI, asyncio.Event], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -79,72 +79,17 @@ def create_service(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        tasks: list[asyncio.Task[None]] = []
-        checks: list[ReadinessCheck] = []
         app.state.settings = settings
         app.state.stop = stop
         app.state.consumers = []
         app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=2.0))
-
-        engine: AsyncEngine | None = None
-        if parts.tables is not None:
-            engine = create_engine(settings.database_url, pool_size=settings.database_pool_size,
-                                   application_name=settings.service_name)
-            app.state.engine = engine
-            app.state.sessionmaker = create_sessionmaker(engine)
-            app.state.tables = parts.tables
-            checks.append(ReadinessCheck("postgres", _database_check(engine)))
-
-        if parts.redis:
-            redis = Redis.from_url(settings.redis_url, decode_responses=False,
-                                   socket_connect_timeout=2, health_check_interval=30)
-            app.state.redis = redis
-            checks.append(ReadinessCheck("redis", _redis_check(redis)))
-
-        if parts.mongo_url:
-            mongo: MongoClient = create_client(parts.mongo_url, app_name=settings.service_name)
-            app.state.mongo = mongo
-            checks.append(ReadinessCheck("mongodb", _mongo_check(mongo)))
-
-        if parts.verify_tokens:
-            app.state.token_verifier = TokenVerifier(
-                jwks_url=settings.jwks_url, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
-                http=app.state.http, redis=getattr(app.state, "redis", None),
-            )
-
+        checks = _open_stores(app, settings, parts)
         for hook in parts.startup:
             await hook(app)
-
-        if parts.tables is not None and settings.relay_enabled:
-            relay = OutboxRelay(RelayConfig(
-                service=settings.service_name, dsn=asyncpg_dsn(settings.database_url),
-                bootstrap=settings.kafka_bootstrap, table=parts.tables.outbox.name,
-                topic_namespace=settings.kafka_namespace,
-            ))
-            app.state.relay = relay
-            tasks.append(asyncio.create_task(relay.run(stop), name="outbox-relay"))
-
-        if parts.consumers and settings.consumers_enabled:
-            store = parts.inbox(app) if parts.inbox else PostgresInbox(app.state.sessionmaker, parts.tables)  # type: ignore[arg-type]
-            for handlers in parts.consumers:
-                consumer: EventConsumer[Any] = make_consumer(
-                    service=settings.service_name,
-                    group_id=settings.consumer_group(handlers.name),
-                    bootstrap=settings.kafka_bootstrap,
-                    handlers=handlers,
-                    store=store,
-                    max_attempts=settings.consumer_max_attempts,
-                    topic_namespace=settings.kafka_namespace,
-                )
-                app.state.consumers.append(consumer)
-                tasks.append(asyncio.create_task(consumer.run(stop), name=f"consumer-{handlers.name}"))
+        tasks = _start_workers(app, settings, parts, stop)
+        if app.state.consumers:
             checks.append(ReadinessCheck("kafka-consumers", _consumers_check(app.state.consumers)))
-
-        for job in parts.background:
-            tasks.append(asyncio.create_task(job(app, stop), name=getattr(job, "__name__", "job")))
-
-        for make_check in parts.readiness:
-            checks.append(make_check(app))
+        checks += [make_check(app) for make_check in parts.readiness]
         app.state.readiness_checks = checks
         try:
             yield
@@ -156,13 +101,7 @@ def create_service(
                     task.cancel()
             for hook in parts.shutdown:
                 await hook(app)
-            await app.state.http.aclose()
-            if parts.redis:
-                await app.state.redis.aclose()
-            if parts.mongo_url:
-                await app.state.mongo.close()
-            if engine is not None:
-                await engine.dispose()
+            await _close_stores(app, parts)
 
     app = FastAPI(
         title=title,
@@ -181,6 +120,97 @@ def create_service(
     app.add_middleware(MetricsMiddleware, service=settings.service_name)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="health/.*,metrics")
     return app
+
+
+def _open_stores(
+    app: FastAPI, settings: ServiceSettings, parts: ServiceParts
+) -> list[ReadinessCheck]:
+    """Connect the stores the service asked for; returns their readiness checks."""
+    checks: list[ReadinessCheck] = []
+    if parts.tables is not None:
+        engine = create_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            application_name=settings.service_name,
+        )
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.tables = parts.tables
+        checks.append(ReadinessCheck("postgres", _database_check(engine)))
+    if parts.redis:
+        redis = Redis.from_url(
+            settings.redis_url,
+            decode_responses=False,
+            socket_connect_timeout=2,
+            health_check_interval=30,
+        )
+        app.state.redis = redis
+        checks.append(ReadinessCheck("redis", _redis_check(redis)))
+    if parts.mongo_url:
+        mongo: MongoClient = create_client(parts.mongo_url, app_name=settings.service_name)
+        app.state.mongo = mongo
+        checks.append(ReadinessCheck("mongodb", _mongo_check(mongo)))
+    if parts.verify_tokens:
+        app.state.token_verifier = TokenVerifier(
+            jwks_url=settings.jwks_url,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            http=app.state.http,
+            redis=getattr(app.state, "redis", None),
+        )
+    return checks
+
+
+def _start_workers(
+    app: FastAPI, settings: ServiceSettings, parts: ServiceParts, stop: asyncio.Event
+) -> list[asyncio.Task[None]]:
+    """Start the outbox relay, the event consumers and the service's background jobs."""
+    tasks: list[asyncio.Task[None]] = []
+    if parts.tables is not None and settings.relay_enabled:
+        relay = OutboxRelay(
+            RelayConfig(
+                service=settings.service_name,
+                dsn=asyncpg_dsn(settings.database_url),
+                bootstrap=settings.kafka_bootstrap,
+                table=parts.tables.outbox.name,
+                topic_namespace=settings.kafka_namespace,
+            )
+        )
+        app.state.relay = relay
+        tasks.append(asyncio.create_task(relay.run(stop), name="outbox-relay"))
+    if parts.consumers and settings.consumers_enabled:
+        store: InboxStore[Any]
+        if parts.inbox is not None:
+            store = parts.inbox(app)
+        else:
+            assert parts.tables is not None, "PostgreSQL consumers need ServiceParts(tables=...)"
+            store = PostgresInbox(app.state.sessionmaker, parts.tables)
+        for handlers in parts.consumers:
+            consumer: EventConsumer[Any] = make_consumer(
+                service=settings.service_name,
+                group_id=settings.consumer_group(handlers.name),
+                bootstrap=settings.kafka_bootstrap,
+                handlers=handlers,
+                store=store,
+                max_attempts=settings.consumer_max_attempts,
+                topic_namespace=settings.kafka_namespace,
+            )
+            app.state.consumers.append(consumer)
+            tasks.append(asyncio.create_task(consumer.run(stop), name=f"consumer-{handlers.name}"))
+    for job in parts.background:
+        tasks.append(asyncio.create_task(job(app, stop), name=getattr(job, "__name__", "job")))
+    return tasks
+
+
+async def _close_stores(app: FastAPI, parts: ServiceParts) -> None:
+    await app.state.http.aclose()
+    if parts.redis:
+        await app.state.redis.aclose()
+    if parts.mongo_url:
+        await app.state.mongo.close()
+    engine: AsyncEngine | None = getattr(app.state, "engine", None)
+    if engine is not None:
+        await engine.dispose()
 
 
 def _database_check(engine: AsyncEngine) -> Callable[[], Awaitable[None]]:

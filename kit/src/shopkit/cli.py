@@ -16,16 +16,17 @@ from typing import Annotated
 
 import typer
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from contracts.codec import header_map
+from contracts.topics import dead_letter_topic
 from rich.console import Console
 from rich.table import Table
 
 from contracts import DecodeError, decode
-from contracts.codec import header_map
-from contracts.topics import dead_letter_topic
 from shopkit.kafka import create_producer, partitions_of
 
-app = typer.Typer(help="Inspect topics and dead-letter queues; replay parked messages.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Inspect topics and dead-letter queues; replay parked messages.", no_args_is_help=True
+)
 dlq_app = typer.Typer(help="Dead-letter queues (`<consumer group>.dlq`).", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
 
@@ -56,7 +57,9 @@ def replayer_group(group: str) -> str:
     return f"{group}.dlq-replayer"
 
 
-async def _end_offsets(consumer: AIOKafkaConsumer, bootstrap: str, topic: str) -> dict[TopicPartition, int]:
+async def _end_offsets(
+    consumer: AIOKafkaConsumer, bootstrap: str, topic: str
+) -> dict[TopicPartition, int]:
     tps = await partitions_of(bootstrap, topic)
     return dict(await consumer.end_offsets(tps)) if tps else {}
 
@@ -64,8 +67,12 @@ async def _end_offsets(consumer: AIOKafkaConsumer, bootstrap: str, topic: str) -
 async def read_parked(bootstrap: str, group: str) -> list[ParkedMessage]:
     """Messages of `<group>.dlq` after the replayer's committed offsets."""
     topic = dead_letter_topic(group)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=replayer_group(group),
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=replayer_group(group),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     try:
         ends = await _end_offsets(consumer, bootstrap, topic)
@@ -75,7 +82,9 @@ async def read_parked(bootstrap: str, group: str) -> list[ParkedMessage]:
         parked: list[ParkedMessage] = []
         for tp, end in ends.items():
             committed = await consumer.committed(tp)
-            start = committed if committed is not None else (await consumer.beginning_offsets([tp]))[tp]
+            start = (
+                committed if committed is not None else (await consumer.beginning_offsets([tp]))[tp]
+            )
             if start >= end:
                 continue
             consumer.seek(tp, start)
@@ -84,8 +93,15 @@ async def read_parked(bootstrap: str, group: str) -> list[ParkedMessage]:
                 for record in batch.get(tp, []):
                     if record.offset >= end:
                         break
-                    parked.append(ParkedMessage(record.partition, record.offset, record.key,
-                                                record.value, list(record.headers or ())))
+                    parked.append(
+                        ParkedMessage(
+                            record.partition,
+                            record.offset,
+                            record.key,
+                            record.value,
+                            list(record.headers or ()),
+                        )
+                    )
                 if not batch:
                     break
         return sorted(parked, key=lambda m: m.meta.get("dlq_failed_at", ""))
@@ -109,8 +125,11 @@ async def replay(bootstrap: str, group: str, event_id: str | None = None) -> lis
     try:
         for message in chosen:
             topic = message.meta["dlq_original_topic"]
-            await (await producer.send(topic, value=message.value, key=message.key,
-                                       headers=message.original_headers))
+            await (
+                await producer.send(
+                    topic, value=message.value, key=message.key, headers=message.original_headers
+                )
+            )
     finally:
         await producer.stop()
     if event_id is None:
@@ -124,8 +143,9 @@ async def _commit_past(bootstrap: str, group: str, messages: list[ParkedMessage]
     for message in messages:
         tp = TopicPartition(topic, message.partition)
         offsets[tp] = max(offsets.get(tp, 0), message.offset + 1)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=replayer_group(group),
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=replayer_group(group), enable_auto_commit=False
+    )
     await consumer.start()
     try:
         consumer.assign(list(offsets))
@@ -135,30 +155,45 @@ async def _commit_past(bootstrap: str, group: str, messages: list[ParkedMessage]
 
 
 @dlq_app.command("list")
-def dlq_list(group: str, bootstrap: BootstrapOption = "127.0.0.1:9092",
-             as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def dlq_list(
+    group: str,
+    bootstrap: BootstrapOption = "127.0.0.1:9092",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
     """List the messages parked by a consumer group."""
     parked = asyncio.run(read_parked(bootstrap, group))
     if as_json:
-        typer.echo(json.dumps([{**m.meta, "dlq_partition": m.partition, "dlq_offset": m.offset}
-                               for m in parked], indent=2))
+        typer.echo(
+            json.dumps(
+                [{**m.meta, "dlq_partition": m.partition, "dlq_offset": m.offset} for m in parked],
+                indent=2,
+            )
+        )
         return
     table = Table(title=f"{dead_letter_topic(group)}: {len(parked)} parked")
     for column in ("failed at", "event id", "type", "original", "reason", "attempts", "error"):
         table.add_column(column)
     for m in parked:
         meta = m.meta
-        table.add_row(meta.get("dlq_failed_at", ""), meta.get("ce_id", "-"), meta.get("ce_type", "-"),
-                      f"{meta.get('dlq_original_topic')}[{meta.get('dlq_original_partition')}]"
-                      f"@{meta.get('dlq_original_offset')}",
-                      meta.get("dlq_reason", ""), meta.get("dlq_attempts", ""),
-                      meta.get("dlq_error", "")[:80])
+        table.add_row(
+            meta.get("dlq_failed_at", ""),
+            meta.get("ce_id", "-"),
+            meta.get("ce_type", "-"),
+            f"{meta.get('dlq_original_topic')}[{meta.get('dlq_original_partition')}]"
+            f"@{meta.get('dlq_original_offset')}",
+            meta.get("dlq_reason", ""),
+            meta.get("dlq_attempts", ""),
+            meta.get("dlq_error", "")[:80],
+        )
     console.print(table)
 
 
 @dlq_app.command("replay")
-def dlq_replay(group: str, bootstrap: BootstrapOption = "127.0.0.1:9092",
-               event_id: Annotated[str | None, typer.Option("--event-id")] = None) -> None:
+def dlq_replay(
+    group: str,
+    bootstrap: BootstrapOption = "127.0.0.1:9092",
+    event_id: Annotated[str | None, typer.Option("--event-id")] = None,
+) -> None:
     """Re-deliver parked messages to their original topic."""
     replayed = asyncio.run(replay(bootstrap, group, event_id))
     typer.echo(f"replayed {len(replayed)} message(s) from {dead_letter_topic(group)}")
@@ -176,16 +211,22 @@ def tail(
     """Print the events of a topic as they arrive."""
 
     async def run() -> None:
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                    auto_offset_reset="earliest" if from_beginning else "latest")
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest" if from_beginning else "latest",
+        )
         await consumer.start()
         seen = 0
         try:
             async for record in consumer:
                 try:
                     envelope = decode(list(record.headers or ()), record.value)
-                    line = (f"{envelope.time.isoformat()} {envelope.type} subject={envelope.subject} "
-                            f"id={envelope.id} {envelope.data.model_dump_json()}")
+                    line = (
+                        f"{envelope.time.isoformat()} {envelope.type} subject={envelope.subject} "
+                        f"id={envelope.id} {envelope.data.model_dump_json()}"
+                    )
                 except DecodeError as exc:
                     line = f"[undecodable p{record.partition}@{record.offset}] {exc}"
                 console.print(line, markup=False, highlight=False)

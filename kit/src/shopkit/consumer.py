@@ -25,10 +25,10 @@ from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord as Record
+from contracts.topics import dead_letter_topic
 
 from contracts import DecodeError, Envelope, Event, decode
-from contracts.topics import dead_letter_topic
 from shopkit.handlers import EventHandlers
 from shopkit.inbox import InboxStore
 from shopkit.kafka import DLQ_RETENTION_MS, create_consumer, create_producer, ensure_topics
@@ -38,8 +38,6 @@ from shopkit.tracing import continue_trace
 log = logging.getLogger(__name__)
 
 C = TypeVar("C")
-
-Record = ConsumerRecord[bytes, bytes]
 
 
 @dataclass
@@ -58,7 +56,7 @@ class ConsumerConfig:
     poll_timeout_ms: int = 200
 
 
-class _Stopping(Exception):
+class _StoppingError(Exception):
     """Shutdown requested while a message was being retried: leave its offset uncommitted."""
 
 
@@ -70,12 +68,22 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         # Wait for the batch in flight: its effects and offsets are committed before another
         # member takes the partitions over.
         async with self.runtime.processing:
-            log.info("partitions revoked", extra={"group": self.runtime.config.group_id,
-                                                   "partitions": [str(tp) for tp in revoked]})
+            log.info(
+                "partitions revoked",
+                extra={
+                    "group": self.runtime.config.group_id,
+                    "partitions": [str(tp) for tp in revoked],
+                },
+            )
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        log.info("partitions assigned", extra={"group": self.runtime.config.group_id,
-                                                "partitions": [str(tp) for tp in assigned]})
+        log.info(
+            "partitions assigned",
+            extra={
+                "group": self.runtime.config.group_id,
+                "partitions": [str(tp) for tp in assigned],
+            },
+        )
 
 
 class EventConsumer(Generic[C]):
@@ -116,14 +124,18 @@ class EventConsumer(Generic[C]):
             try:
                 await self._consume(stop)
                 backoff = 0.5
-            except (KafkaError, OSError, asyncio.TimeoutError) as exc:
-                log.warning("consumer interrupted, reconnecting",
-                            extra={"group": self.config.group_id, "error": repr(exc)})
-            except _Stopping:
+            except (TimeoutError, KafkaError, OSError) as exc:
+                log.warning(
+                    "consumer interrupted, reconnecting",
+                    extra={"group": self.config.group_id, "error": repr(exc)},
+                )
+            except _StoppingError:
                 pass
             except Exception:
-                log.exception("consumer failed unexpectedly, restarting",
-                              extra={"group": self.config.group_id})
+                log.exception(
+                    "consumer failed unexpectedly, restarting",
+                    extra={"group": self.config.group_id},
+                )
             finally:
                 self.ready.clear()
                 await self._close()
@@ -132,11 +144,14 @@ class EventConsumer(Generic[C]):
                 backoff = min(backoff * 2, 10.0)
 
     async def _consume(self, stop: asyncio.Event) -> None:
-        await ensure_topics(self.config.bootstrap, [self.dlq_topic],
-                            config={"retention.ms": str(DLQ_RETENTION_MS)})
+        await ensure_topics(
+            self.config.bootstrap, [self.dlq_topic], config={"retention.ms": str(DLQ_RETENTION_MS)}
+        )
         if self.config.topic_namespace:
             await ensure_topics(self.config.bootstrap, self.subscribed_topics)
-        self._producer = create_producer(self.config.bootstrap, client_id=f"{self.config.group_id}-dlq")
+        self._producer = create_producer(
+            self.config.bootstrap, client_id=f"{self.config.group_id}-dlq"
+        )
         await asyncio.wait_for(self._producer.start(), 30)
         self._consumer = create_consumer(
             self.config.bootstrap, group_id=self.config.group_id, client_id=self.config.group_id
@@ -144,7 +159,10 @@ class EventConsumer(Generic[C]):
         self._consumer.subscribe(self.subscribed_topics, listener=_Rebalance(self))
         await asyncio.wait_for(self._consumer.start(), 30)
         self.ready.set()
-        log.info("consumer started", extra={"group": self.config.group_id, "topics": self.subscribed_topics})
+        log.info(
+            "consumer started",
+            extra={"group": self.config.group_id, "topics": self.subscribed_topics},
+        )
         while not stop.is_set():
             batches = await self._consumer.getmany(
                 timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_batch
@@ -152,7 +170,9 @@ class EventConsumer(Generic[C]):
             if not batches:
                 continue
             async with self.processing:
-                await asyncio.gather(*(self._partition(tp, records) for tp, records in batches.items()))
+                await asyncio.gather(
+                    *(self._partition(tp, records) for tp, records in batches.items())
+                )
 
     async def _close(self) -> None:
         if self._consumer is not None:
@@ -172,7 +192,7 @@ class EventConsumer(Generic[C]):
         handled: list[tuple[Record, Envelope[Event]]] = []
         for record in records:
             try:
-                envelope = decode(record.headers, record.value)  # type: ignore[arg-type]
+                envelope = decode(record.headers, record.value)
             except DecodeError as exc:
                 await self._flush(tp, handled)
                 handled = []
@@ -185,7 +205,9 @@ class EventConsumer(Generic[C]):
         await self._commit(tp, records[-1].offset)
         self._record_lag(tp, records[-1].offset)
 
-    async def _flush(self, tp: TopicPartition, batch: Sequence[tuple[Record, Envelope[Event]]]) -> None:
+    async def _flush(
+        self, tp: TopicPartition, batch: Sequence[tuple[Record, Envelope[Event]]]
+    ) -> None:
         """Apply a run of decodable messages: all in one transaction, or one by one on failure."""
         if not batch:
             return
@@ -193,8 +215,10 @@ class EventConsumer(Generic[C]):
             await self._apply([envelope for _, envelope in batch])
             return
         except Exception:
-            log.info("batch failed, replaying one message at a time",
-                     extra={"group": self.config.group_id, "partition": str(tp), "size": len(batch)})
+            log.info(
+                "batch failed, replaying one message at a time",
+                extra={"group": self.config.group_id, "partition": str(tp), "size": len(batch)},
+            )
         for record, envelope in batch:
             await self._apply_with_retries(tp, record, envelope)
 
@@ -224,11 +248,14 @@ class EventConsumer(Generic[C]):
             await tx.commit()
         elapsed = (time.perf_counter() - started) / max(len(envelopes), 1)
         for envelope in envelopes:
-            HANDLER_DURATION.labels(self.config.service, self.config.group_id, envelope.type,
-                                    "ok").observe(elapsed)
+            HANDLER_DURATION.labels(
+                self.config.service, self.config.group_id, envelope.type, "ok"
+            ).observe(elapsed)
         self.handled += len(envelopes)
 
-    async def _apply_with_retries(self, tp: TopicPartition, record: Record, envelope: Envelope[Event]) -> None:
+    async def _apply_with_retries(
+        self, tp: TopicPartition, record: Record, envelope: Envelope[Event]
+    ) -> None:
         error: BaseException | None = None
         for attempt in range(1, self.config.max_attempts + 1):
             try:
@@ -236,21 +263,34 @@ class EventConsumer(Generic[C]):
                 return
             except Exception as exc:
                 error = exc
-                HANDLER_DURATION.labels(self.config.service, self.config.group_id, envelope.type,
-                                        "error").observe(0)
-                log.warning("handler failed", extra={
-                    "group": self.config.group_id, "event_id": envelope.id, "ce_type": envelope.type,
-                    "attempt": attempt, "error": repr(exc)})
+                HANDLER_DURATION.labels(
+                    self.config.service, self.config.group_id, envelope.type, "error"
+                ).observe(0)
+                log.warning(
+                    "handler failed",
+                    extra={
+                        "group": self.config.group_id,
+                        "event_id": envelope.id,
+                        "ce_type": envelope.type,
+                        "attempt": attempt,
+                        "error": repr(exc),
+                    },
+                )
                 if attempt < self.config.max_attempts:
-                    delay = min(self.config.base_backoff_seconds * 2 ** (attempt - 1),
-                                self.config.max_backoff_seconds)
+                    delay = min(
+                        self.config.base_backoff_seconds * 2 ** (attempt - 1),
+                        self.config.max_backoff_seconds,
+                    )
                     if await _sleep_or_stop(self._stop, delay):
-                        raise _Stopping from exc
-        await self._dead_letter(record, "handler_failed", repr(error), attempts=self.config.max_attempts)
+                        raise _StoppingError from exc
+        await self._dead_letter(
+            record, "handler_failed", repr(error), attempts=self.config.max_attempts
+        )
 
     async def _dead_letter(self, record: Record, reason: str, error: str, *, attempts: int) -> None:
         """Park a message with why it failed; retried until the broker has it."""
-        headers = list(record.headers or ()) + [
+        headers = [
+            *(record.headers or ()),
             ("dlq_reason", reason.encode()),
             ("dlq_error", error[:4000].encode()),
             ("dlq_group", self.config.group_id.encode()),
@@ -264,19 +304,30 @@ class EventConsumer(Generic[C]):
         backoff = 0.2
         while True:
             try:
-                await (await self._producer.send(self.dlq_topic, value=record.value, key=record.key,
-                                                 headers=headers))
+                await (
+                    await self._producer.send(
+                        self.dlq_topic, value=record.value, key=record.key, headers=headers
+                    )
+                )
                 break
             except KafkaError as exc:
                 log.warning("dead-letter publish failed, retrying", extra={"error": repr(exc)})
                 if await _sleep_or_stop(self._stop, backoff):
-                    raise _Stopping from exc
+                    raise _StoppingError from exc
                 backoff = min(backoff * 2, 5.0)
         self.dead_lettered += 1
         DEAD_LETTERS.labels(self.config.service, self.config.group_id, reason).inc()
-        log.error("message dead-lettered", extra={
-            "group": self.config.group_id, "topic": record.topic, "partition": record.partition,
-            "offset": record.offset, "reason": reason, "error": error[:500]})
+        log.error(
+            "message dead-lettered",
+            extra={
+                "group": self.config.group_id,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "reason": reason,
+                "error": error[:500],
+            },
+        )
 
     async def _commit(self, tp: TopicPartition, offset: int) -> None:
         assert self._consumer is not None
@@ -291,8 +342,9 @@ class EventConsumer(Generic[C]):
         assert self._consumer is not None
         highwater = self._consumer.highwater(tp)
         if highwater is not None:
-            CONSUMER_LAG.labels(self.config.service, self.config.group_id, tp.topic,
-                                str(tp.partition)).set(max(highwater - last_offset - 1, 0))
+            CONSUMER_LAG.labels(
+                self.config.service, self.config.group_id, tp.topic, str(tp.partition)
+            ).set(max(highwater - last_offset - 1, 0))
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
@@ -314,8 +366,13 @@ def make_consumer(
     topic_namespace: str = "",
 ) -> EventConsumer[C]:
     return EventConsumer(
-        ConsumerConfig(service=service, group_id=group_id, bootstrap=bootstrap,
-                       max_attempts=max_attempts, topic_namespace=topic_namespace),
+        ConsumerConfig(
+            service=service,
+            group_id=group_id,
+            bootstrap=bootstrap,
+            max_attempts=max_attempts,
+            topic_namespace=topic_namespace,
+        ),
         handlers,
         store,
     )

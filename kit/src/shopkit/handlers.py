@@ -25,7 +25,9 @@ class EventHandlers(Generic[C]):
         self._handlers: dict[str, Handler[C]] = {}
         self._types: dict[str, type[Event]] = {}
 
-    def on(self, event_type: type[E]) -> Callable[
+    def on(
+        self, event_type: type[E]
+    ) -> Callable[
         [Callable[[Envelope[E], C], Awaitable[None]]], Callable[[Envelope[E], C], Awaitable[None]]
     ]:
         def register(

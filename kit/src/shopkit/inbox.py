@@ -18,20 +18,20 @@ from contracts import Envelope, Event, caused_by
 from shopkit.messaging import MessagingTables
 from shopkit.outbox import Outbox
 
-C = TypeVar("C", covariant=True)
+C_co = TypeVar("C_co", covariant=True)
 
 
-class InboxTransaction(Protocol[C]):
+class InboxTransaction(Protocol[C_co]):
     async def claim(self, consumer: str, envelopes: Sequence[Envelope[Event]]) -> set[str]:
         """Record the envelopes as handled; returns the ids not handled before."""
 
-    def context(self, envelope: Envelope[Event]) -> C:
+    def context(self, envelope: Envelope[Event]) -> C_co:
         """What a handler receives for one envelope."""
 
     async def commit(self) -> None: ...
 
 
-class InboxStore(Protocol[C]):
+class InboxStore(Protocol[C_co]):
     def transaction(self) -> Any:
         """An async context manager yielding an `InboxTransaction`; rolls back unless committed."""
 
@@ -58,7 +58,9 @@ class PostgresInboxTransaction:
     async def claim(self, consumer: str, envelopes: Sequence[Envelope[Event]]) -> set[str]:
         if not envelopes:
             return set()
-        rows = {e.id: {"consumer": consumer, "event_id": e.id, "ce_type": e.type} for e in envelopes}
+        rows = {
+            e.id: {"consumer": consumer, "event_id": e.id, "ce_type": e.type} for e in envelopes
+        }
         statement = (
             insert(self.tables.inbox)
             .values(list(rows.values()))
@@ -78,7 +80,9 @@ class PostgresInboxTransaction:
 class PostgresInbox:
     transaction_class: type[PostgresInboxTransaction] = PostgresInboxTransaction
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], tables: MessagingTables) -> None:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], tables: MessagingTables
+    ) -> None:
         self.sessionmaker = sessionmaker
         self.tables = tables
 

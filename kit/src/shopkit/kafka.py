@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -32,7 +33,9 @@ def create_producer(bootstrap: str, *, client_id: str) -> AIOKafkaProducer:
     )
 
 
-def create_consumer(bootstrap: str, *, group_id: str, client_id: str, **options: object) -> AIOKafkaConsumer:
+def create_consumer(
+    bootstrap: str, *, group_id: str, client_id: str, **options: object
+) -> AIOKafkaConsumer:
     """A consumer that never commits on its own: offsets move only after the effect is durable."""
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -63,20 +66,19 @@ async def ensure_topics(
         missing = [name for name in names if name not in existing]
         if not missing:
             return []
-        try:
+        with contextlib.suppress(TopicAlreadyExistsError):  # another process created it first
             await admin.create_topics(
                 [NewTopic(name, partitions, 1, topic_configs=config or {}) for name in missing]
             )
-        except TopicAlreadyExistsError:
-            pass  # another process created it first
         return missing
     finally:
         await admin.close()
 
 
 async def ping(bootstrap: str, timeout: float = 5.0) -> bool:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="shop-ping",
-                                request_timeout_ms=int(timeout * 1000))
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="shop-ping", request_timeout_ms=int(timeout * 1000)
+    )
     try:
         await asyncio.wait_for(admin.start(), timeout)
         await asyncio.wait_for(admin.list_topics(), timeout)
@@ -98,8 +100,10 @@ async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
     found = [d for d in described if d.get("topic") == topic and d.get("error_code") == 0]
     if not found:
         return []
-    return [TopicPartition(topic, p["partition"]) for p in sorted(found[0]["partitions"],
-                                                                  key=lambda p: p["partition"])]
+    return [
+        TopicPartition(topic, p["partition"])
+        for p in sorted(found[0]["partitions"], key=lambda p: p["partition"])
+    ]
 
 
 async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, int]:

@@ -26,14 +26,20 @@ HANDLER_DURATION = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
 )
 CONSUMER_LAG = Gauge(
-    "shop_consumer_lag", "Messages not yet handled per partition", ["service", "group", "topic", "partition"]
+    "shop_consumer_lag",
+    "Messages not yet handled per partition",
+    ["service", "group", "topic", "partition"],
 )
 DEAD_LETTERS = Counter(
-    "shop_dead_letters_total", "Messages parked in a dead-letter topic", ["service", "group", "reason"]
+    "shop_dead_letters_total",
+    "Messages parked in a dead-letter topic",
+    ["service", "group", "reason"],
 )
 OUTBOX_BACKLOG = Gauge("shop_outbox_backlog", "Outbox rows not yet published", ["service"])
 OUTBOX_PUBLISHED = Counter("shop_outbox_published_total", "Outbox rows published", ["service"])
-OUTBOX_FAILURES = Counter("shop_outbox_publish_failures_total", "Failed publish rounds", ["service"])
+OUTBOX_FAILURES = Counter(
+    "shop_outbox_publish_failures_total", "Failed publish rounds", ["service"]
+)
 
 
 def metrics_response() -> Response:

@@ -16,12 +16,24 @@ from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-POSTGRES_SERVICES = ("auth", "users", "inventory", "orders", "payments", "shipping", "notifications")
+POSTGRES_SERVICES = (
+    "auth",
+    "users",
+    "inventory",
+    "orders",
+    "payments",
+    "shipping",
+    "notifications",
+)
 
 
 def _do_run(connection: Connection, metadata: MetaData) -> None:
-    context.configure(connection=connection, target_metadata=metadata, compare_type=True,
-                      compare_server_default=True)
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        compare_type=True,
+        compare_server_default=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

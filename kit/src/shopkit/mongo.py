@@ -13,7 +13,11 @@ MongoClient = AsyncMongoClient[dict[str, Any]]
 
 def create_client(url: str, *, app_name: str = "shop") -> MongoClient:
     return AsyncMongoClient(
-        url, appname=app_name, tz_aware=True, serverSelectionTimeoutMS=5_000, uuidRepresentation="standard"
+        url,
+        appname=app_name,
+        tz_aware=True,
+        serverSelectionTimeoutMS=5_000,
+        uuidRepresentation="standard",
     )
 
 

@@ -32,20 +32,23 @@ class Outbox:
             return
         trace_headers = current_trace_headers()
         rows = []
-        for envelope in envelopes:
+        for original in envelopes:
+            envelope = original
             if envelope.traceparent is None and "traceparent" in trace_headers:
                 envelope = envelope.with_trace(
                     trace_headers["traceparent"], trace_headers.get("tracestate")
                 )
             record = encode(envelope)
-            rows.append({
-                "event_id": envelope.id,
-                "topic": record.topic,
-                "key": envelope.subject,
-                "ce_type": envelope.type,
-                "headers": {name: value.decode() for name, value in record.headers},
-                "payload": record.value,
-            })
+            rows.append(
+                {
+                    "event_id": envelope.id,
+                    "topic": record.topic,
+                    "key": envelope.subject,
+                    "ce_type": envelope.type,
+                    "headers": {name: value.decode() for name, value in record.headers},
+                    "payload": record.value,
+                }
+            )
         await self.session.execute(insert(self.table), rows)
         transaction = id(self.session.get_transaction())
         if self.session.info.get(_NOTIFIED) != transaction:
@@ -55,9 +58,13 @@ class Outbox:
             )
             self.session.info[_NOTIFIED] = transaction
 
-    async def publish(self, *events: Event, correlation_id: str = "", causation_id: str | None = None) -> None:
+    async def publish(
+        self, *events: Event, correlation_id: str = "", causation_id: str | None = None
+    ) -> None:
         """Shortcut for events that start a new flow (or continue one by explicit ids)."""
-        await self.add(*(
-            Envelope(data=event, correlation_id=correlation_id, causation_id=causation_id)
-            for event in events
-        ))
+        await self.add(
+            *(
+                Envelope(data=event, correlation_id=correlation_id, causation_id=causation_id)
+                for event in events
+            )
+        )

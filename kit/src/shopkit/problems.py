@@ -131,19 +131,26 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     headers = exc.extensions.pop("headers", None)
     return problem_response(
-        exc.status, exc.detail, slug=exc.slug, title=exc.title, instance=request.url.path,
-        headers=headers, **exc.extensions,
+        exc.status,
+        exc.detail,
+        slug=exc.slug,
+        title=exc.title,
+        instance=request.url.path,
+        headers=headers,
+        **exc.extensions,
     )
 
 
 def _jsonable_errors(errors: Any) -> list[dict[str, Any]]:
     result = []
     for error in errors:
-        result.append({
-            "loc": [str(part) for part in error.get("loc", ())],
-            "msg": str(error.get("msg", "")),
-            "type": str(error.get("type", "")),
-        })
+        result.append(
+            {
+                "loc": [str(part) for part in error.get("loc", ())],
+                "msg": str(error.get("msg", "")),
+                "type": str(error.get("type", "")),
+            }
+        )
     return result
 
 
@@ -153,15 +160,21 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
     where = ".".join(part for part in first["loc"] if part != "body") or "request"
     return problem_response(
-        422, f"{where}: {first['msg']}", slug="validation-error", title="Request validation failed",
-        instance=request.url.path, errors=errors,
+        422,
+        f"{where}: {first['msg']}",
+        slug="validation-error",
+        title="Request validation failed",
+        instance=request.url.path,
+        errors=errors,
     )
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     return problem_response(
-        exc.status_code, str(exc.detail), instance=request.url.path,
+        exc.status_code,
+        str(exc.detail),
+        instance=request.url.path,
         headers=dict(exc.headers) if exc.headers else None,
     )
 

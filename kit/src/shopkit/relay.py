@@ -69,7 +69,9 @@ class PublishError(Exception):
 
 
 class OutboxRelay:
-    def __init__(self, config: RelayConfig, producer_factory: ProducerFactory | None = None) -> None:
+    def __init__(
+        self, config: RelayConfig, producer_factory: ProducerFactory | None = None
+    ) -> None:
         self.config = config
         self._producer_factory = producer_factory or (
             lambda: create_producer(config.bootstrap, client_id=f"{config.service}-relay")
@@ -89,11 +91,18 @@ class OutboxRelay:
             try:
                 await self._lead(stop)
                 backoff = 0.2
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, PublishError,
-                    asyncio.TimeoutError) as exc:
+            except (
+                TimeoutError,
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                PublishError,
+            ) as exc:
                 OUTBOX_FAILURES.labels(self.config.service).inc()
-                log.warning("outbox relay interrupted, retrying", extra={"error": repr(exc),
-                                                                          "retry_in": backoff})
+                log.warning(
+                    "outbox relay interrupted, retrying",
+                    extra={"error": repr(exc), "retry_in": backoff},
+                )
             except Exception:
                 OUTBOX_FAILURES.labels(self.config.service).inc()
                 log.exception("outbox relay failed unexpectedly, retrying")
@@ -114,8 +123,9 @@ class OutboxRelay:
             log.info("outbox relay is the active publisher", extra={"service": self.config.service})
             await conn.add_listener(self.channel, self._on_notify)
             if self.config.topic_namespace:
-                await ensure_topics(self.config.bootstrap,
-                                    [self.config.topic_namespace + t for t in topics.ALL])
+                await ensure_topics(
+                    self.config.bootstrap, [self.config.topic_namespace + t for t in topics.ALL]
+                )
             producer = self._producer_factory()
             await asyncio.wait_for(producer.start(), 30)
             last_purge = 0.0
@@ -141,13 +151,16 @@ class OutboxRelay:
     async def _wait_for_work(self, stop: asyncio.Event) -> None:
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         try:
-            await asyncio.wait(waiters, timeout=self.config.idle_poll_seconds,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                waiters, timeout=self.config.idle_poll_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             for waiter in waiters:
                 waiter.cancel()
 
-    async def _round(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> tuple[int, bool]:
+    async def _round(
+        self, conn: asyncpg.Connection, producer: AIOKafkaProducer
+    ) -> tuple[int, bool]:
         """Publish up to one pending row per aggregate; returns (sent, more rows waiting)."""
         rows = await conn.fetch(
             f"SELECT seq, topic, key, headers, payload FROM {self.config.table} "  # noqa: S608
@@ -168,20 +181,31 @@ class OutboxRelay:
         send_error: BaseException | None = None
         for row in chosen:
             try:
-                futures.append(await producer.send(
-                    self.config.topic_namespace + row["topic"],
-                    value=bytes(row["payload"]),
-                    key=row["key"].encode(),
-                    headers=[(name, value.encode()) for name, value in _headers(row["headers"]).items()],
-                ))
+                futures.append(
+                    await producer.send(
+                        self.config.topic_namespace + row["topic"],
+                        value=bytes(row["payload"]),
+                        key=row["key"].encode(),
+                        headers=[
+                            (name, value.encode())
+                            for name, value in _headers(row["headers"]).items()
+                        ],
+                    )
+                )
             except Exception as exc:  # the rest of this round would only pile up behind it
                 send_error = exc
                 break
         results = await asyncio.gather(*futures, return_exceptions=True)
-        acked = [row["seq"] for row, result in zip(chosen, results, strict=False)
-                 if not isinstance(result, BaseException)]
-        failed = [(row["seq"], result) for row, result in zip(chosen, results, strict=False)
-                  if isinstance(result, BaseException)]
+        acked = [
+            row["seq"]
+            for row, result in zip(chosen, results, strict=False)
+            if not isinstance(result, BaseException)
+        ]
+        failed = [
+            (row["seq"], result)
+            for row, result in zip(chosen, results, strict=False)
+            if isinstance(result, BaseException)
+        ]
         if acked:
             await conn.execute(
                 f"UPDATE {self.config.table} SET sent_at = now(), attempts = attempts + 1 "  # noqa: S608
@@ -196,7 +220,8 @@ class OutboxRelay:
             await conn.execute(
                 f"UPDATE {self.config.table} SET attempts = attempts + 1, last_error = $2 "  # noqa: S608
                 "WHERE seq = ANY($1::bigint[])",
-                unsent, repr(first_error)[:1000],
+                unsent,
+                repr(first_error)[:1000],
             )
             raise PublishError(f"{len(unsent)} event(s) not acknowledged: {first_error!r}")
         return len(acked), len(rows) == self.config.batch_size or len(chosen) < len(rows)
@@ -255,10 +280,15 @@ def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        relay = OutboxRelay(RelayConfig(
-            service=args.service, dsn=asyncpg_dsn(args.dsn), bootstrap=args.bootstrap,
-            batch_size=args.batch_size, topic_namespace=args.topic_namespace,
-        ))
+        relay = OutboxRelay(
+            RelayConfig(
+                service=args.service,
+                dsn=asyncpg_dsn(args.dsn),
+                bootstrap=args.bootstrap,
+                batch_size=args.batch_size,
+                topic_namespace=args.topic_namespace,
+            )
+        )
         await relay.run(stop)
 
     asyncio.run(run())

@@ -133,7 +133,9 @@ class TokenVerifier:
             token_id=str(claims["jti"]),
             expires_at=int(claims["exp"]),
         )
-        if self._redis is not None and await self._redis.exists(DENIED_JTI_PREFIX + principal.token_id):
+        if self._redis is not None and await self._redis.exists(
+            DENIED_JTI_PREFIX + principal.token_id
+        ):
             raise InvalidTokenError("token revoked")
         return principal
 
@@ -153,7 +155,9 @@ async def current_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise UnauthorizedError("a bearer access token is required", headers={"WWW-Authenticate": "Bearer"})
+        raise UnauthorizedError(
+            "a bearer access token is required", headers={"WWW-Authenticate": "Bearer"}
+        )
     return await verifier_of(request).verify(credentials.credentials)
 
 

@@ -19,7 +19,13 @@ from pydantic_settings import (
 
 Environment = Literal["development", "test", "staging", "production"]
 
-PLACEHOLDER_MARKERS = ("change-me", "changeme", "local_development_only", "development-only", "placeholder")
+PLACEHOLDER_MARKERS = (
+    "change-me",
+    "changeme",
+    "local_development_only",
+    "development-only",
+    "placeholder",
+)
 """Substrings that mark a default secret unfit for a real deployment."""
 
 SERVICE_PORTS: dict[str, int] = {
@@ -111,6 +117,6 @@ def _is_placeholder(secret: str) -> bool:
     return not secret or any(marker in lowered for marker in PLACEHOLDER_MARKERS)
 
 
-def settings_config(prefix: str, **extra: Any) -> SettingsConfigDict:
+def settings_config(prefix: str) -> SettingsConfigDict:
     """The `model_config` of a service's settings: its env prefix plus the shared defaults."""
-    return SettingsConfigDict(env_prefix=prefix, extra="ignore", case_sensitive=False, **extra)
+    return SettingsConfigDict(env_prefix=prefix, extra="ignore", case_sensitive=False)

@@ -20,10 +20,17 @@ def instrument_libraries() -> None:
     from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
-    for instrumentor in (HTTPXClientInstrumentor(), AsyncPGInstrumentor(), RedisInstrumentor(),
-                         PymongoInstrumentor()):
+    for instrumentor in (
+        HTTPXClientInstrumentor(),
+        AsyncPGInstrumentor(),  # type: ignore[no-untyped-call]
+        RedisInstrumentor(),
+        PymongoInstrumentor(),
+    ):
         try:
             instrumentor.instrument()
         except Exception:  # a missing optional library must not stop the service
-            log.warning("instrumentation skipped", extra={"instrumentor": type(instrumentor).__name__},
-                        exc_info=True)
+            log.warning(
+                "instrumentation skipped",
+                extra={"instrumentor": type(instrumentor).__name__},
+                exc_info=True,
+            )

@@ -100,16 +100,29 @@ class TestTokens:
         jwk.update({"kid": self.kid, "use": "sig", "alg": ALGORITHM})
         return {"keys": [jwk]}
 
-    def mint(self, user_id: str | None = None, roles: tuple[str, ...] = ("customer",),
-             ttl: int = 900, **claims: Any) -> str:
+    def mint(
+        self,
+        user_id: str | None = None,
+        roles: tuple[str, ...] = ("customer",),
+        ttl: int = 900,
+        **claims: Any,
+    ) -> str:
         now = int(time.time())
         payload = {
-            "iss": self.issuer, "aud": self.audience, "sub": user_id or new_id(), "roles": list(roles),
-            "iat": now, "exp": now + ttl, "jti": new_id(), **claims,
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": user_id or new_id(),
+            "roles": list(roles),
+            "iat": now,
+            "exp": now + ttl,
+            "jti": new_id(),
+            **claims,
         }
         return jwt.encode(payload, self._key, algorithm=ALGORITHM, headers={"kid": self.kid})
 
-    def headers(self, user_id: str | None = None, roles: tuple[str, ...] = ("customer",)) -> dict[str, str]:
+    def headers(
+        self, user_id: str | None = None, roles: tuple[str, ...] = ("customer",)
+    ) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.mint(user_id, roles)}"}
 
     def trust(self, app: FastAPI) -> None:
@@ -119,10 +132,13 @@ class TestTokens:
 
 
 @asynccontextmanager
-async def app_client(app: FastAPI, tokens: TestTokens | None = None,
-                     startup_timeout: float = 30) -> AsyncIterator[httpx.AsyncClient]:
+async def app_client(
+    app: FastAPI, tokens: TestTokens | None = None, startup_timeout: float = 30
+) -> AsyncIterator[httpx.AsyncClient]:
     """Run the app's lifespan (database, relay, consumers) and talk to it in-process."""
-    async with LifespanManager(app, startup_timeout=startup_timeout, shutdown_timeout=30) as manager:
+    async with LifespanManager(
+        app, startup_timeout=startup_timeout, shutdown_timeout=30
+    ) as manager:
         if tokens is not None:
             tokens.trust(app)
         # Unhandled errors are answered as problem documents; do not re-raise them in the test.

@@ -8,7 +8,9 @@ from contracts import topics
 from contracts.base import Event
 from contracts.types import Id, Sku, UtcDatetime
 
-TrackingStatus = Literal["created", "posted", "in_transit", "out_for_delivery", "delivered", "exception"]
+TrackingStatus = Literal[
+    "created", "posted", "in_transit", "out_for_delivery", "delivered", "exception"
+]
 
 
 class ShipmentCreated(Event):
