@@ -13,7 +13,8 @@ tests and demo depend on; the patches below bring it closer to Stripe's document
   country and brand (4242424242424242 is a US Visa, 4000000760000002 a Brazilian Visa).
 * Test PaymentMethod ids such as ``pm_card_visa``, ``pm_card_chargeDeclinedInsufficientFunds``,
   ``pm_card_threeDSecure2Required`` or ``pm_card_authenticationRequired`` resolve to those cards.
-* PaymentIntents carry ``amount_capturable``, ``amount_received``, ``canceled_at`` and
+* PaymentIntents accept ``allowed_payment_method_types`` (the current API's name) and
+  ``description``, and carry ``amount_capturable``, ``amount_received``, ``canceled_at`` and
   ``cancellation_reason``; cancel accepts ``cancellation_reason``; listing accepts
   ``created[gt|gte|lt|lte]``; ``GET /v1/payment_intents/search`` answers metadata, status and
   created queries (``metadata['order_id']:'...' AND status:'requires_capture'``).
@@ -334,6 +335,23 @@ def _cancellation_reason(self: Any) -> str | None:
     return getattr(self, "_cancellation_reason", None)
 
 
+_original_pi_init = PI.__init__
+
+
+def _pi_init(
+    self: Any,
+    *args: Any,
+    allowed_payment_method_types: Any = None,
+    description: Any = None,
+    **kwargs: Any,
+) -> None:
+    # Stripe's current API names the accepted method types `allowed_payment_method_types`.
+    if allowed_payment_method_types is not None and "payment_method_types" not in kwargs:
+        kwargs["payment_method_types"] = allowed_payment_method_types
+    _original_pi_init(self, *args, **kwargs)
+    self.description = description
+
+
 _original_create_charge = PI._create_charge
 _original_confirm = PI._confirm
 _original_authenticate = PI._api_authenticate.__func__
@@ -606,6 +624,7 @@ def _patch() -> None:
     resources.PaymentMethod._try_get_canonical_test_article = _canonical_test_article  # type: ignore[method-assign,assignment]
     resources.Charge._set_auth_failure = _set_auth_failure  # type: ignore[method-assign]
     resources.Charge._raise_failure = _raise_failure  # type: ignore[method-assign]
+    PI.__init__ = _pi_init  # type: ignore[method-assign]
     PI.last_payment_error = property(_last_payment_error)  # type: ignore[method-assign,assignment]
     PI.amount_capturable = property(_amount_capturable)
     PI.amount_received = property(_amount_received)

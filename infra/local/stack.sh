@@ -26,6 +26,8 @@ PG_PORT=${SHOP_PG_PORT:-5432}
 REDIS_PORT=${SHOP_REDIS_PORT:-6379}
 KAFKA_PORT=${SHOP_KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${SHOP_KAFKA_CONTROLLER_PORT:-9093}
+KAFKA_FAULTS_PORT=${SHOP_KAFKA_FAULTS_PORT:-19092}
+KAFKA_FAULTS_PROXY_PORT=${SHOP_KAFKA_FAULTS_PROXY_PORT:-29092}
 MONGO_PORT=${SHOP_MONGO_PORT:-27017}
 FERRETDB_DEBUG_PORT=${SHOP_FERRETDB_DEBUG_PORT:-8088}
 SMTP_PORT=${SHOP_SMTP_PORT:-1025}
@@ -266,10 +268,12 @@ start_kafka() {
   if alive kafka && port_open "$KAFKA_PORT"; then say "kafka       already running (pid $(pid_of kafka), port $KAFKA_PORT)"; return; fi
   require_free_port kafka "$KAFKA_PORT"
   require_free_port kafka-controller "$KAFKA_CONTROLLER_PORT"
+  require_free_port kafka-faults "$KAFKA_FAULTS_PORT"
   install_kafka
   local home="$STATE/kafka" libs="$TOOLS/kafka-$KAFKA_VERSION/libs"
   mkdir -p "$home/data"
   sed -e "s#@PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" -e "s#@DATA_DIR@#$home/data#g" \
+    -e "s#@FAULTS_PORT@#$KAFKA_FAULTS_PORT#g" -e "s#@FAULTS_PROXY_PORT@#$KAFKA_FAULTS_PROXY_PORT#g" \
     "$ROOT/infra/local/kafka/server.properties.in" >"$home/server.properties"
   if [ ! -f "$home/data/meta.properties" ]; then
     local cluster_id
