@@ -1,0 +1,78 @@
+"""What inventory reacts to: new products, and the checkout saga's order and payment events."""
+
+from __future__ import annotations
+
+from contracts.events.catalog import ProductCreated
+from contracts.events.orders import OrderCancelled, OrderConfirmed, OrderPlaced
+from contracts.events.payments import PaymentActionRequired, PaymentFailed
+from contracts.types import utc_now
+from shopkit.handlers import EventHandlers
+
+from contracts import Envelope
+from inventory_service import service
+from inventory_service.inbox import InventoryContext
+
+saga: EventHandlers[InventoryContext] = EventHandlers("saga")
+products: EventHandlers[InventoryContext] = EventHandlers("products")
+
+
+@products.on(ProductCreated)
+async def on_product_created(envelope: Envelope[ProductCreated], ctx: InventoryContext) -> None:
+    await service.record_product(
+        ctx.session, sku=envelope.data.sku, product_id=envelope.data.product_id
+    )
+
+
+@saga.on(OrderPlaced)
+async def on_order_placed(envelope: Envelope[OrderPlaced], ctx: InventoryContext) -> None:
+    await ctx.emit(
+        *await service.reserve(
+            ctx.session,
+            order_id=envelope.data.order_id,
+            lines=[(line.sku, line.quantity) for line in envelope.data.lines],
+            policy=ctx.policy,
+            now=utc_now(),
+            correlation_id=envelope.correlation_id,
+            placed_event_id=envelope.id,
+        )
+    )
+
+
+@saga.on(OrderConfirmed)
+async def on_order_confirmed(envelope: Envelope[OrderConfirmed], ctx: InventoryContext) -> None:
+    await ctx.emit(
+        *await service.commit(ctx.session, order_id=envelope.data.order_id, now=utc_now())
+    )
+
+
+@saga.on(OrderCancelled)
+async def on_order_cancelled(envelope: Envelope[OrderCancelled], ctx: InventoryContext) -> None:
+    await ctx.emit(
+        *await service.release(
+            ctx.session,
+            order_id=envelope.data.order_id,
+            reason="order_cancelled",
+            now=utc_now(),
+            previous_status=envelope.data.previous_status,
+        )
+    )
+
+
+@saga.on(PaymentFailed)
+async def on_payment_failed(envelope: Envelope[PaymentFailed], ctx: InventoryContext) -> None:
+    await ctx.emit(
+        *await service.release(
+            ctx.session, order_id=envelope.data.order_id, reason="payment_failed", now=utc_now()
+        )
+    )
+
+
+@saga.on(PaymentActionRequired)
+async def on_payment_action_required(
+    envelope: Envelope[PaymentActionRequired], ctx: InventoryContext
+) -> None:
+    await ctx.emit(
+        *await service.extend(
+            ctx.session, order_id=envelope.data.order_id, policy=ctx.policy, now=utc_now()
+        )
+    )
