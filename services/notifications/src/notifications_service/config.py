@@ -1,10 +1,51 @@
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field, SecretStr
 from shopkit.settings import ServiceSettings, settings_config
 
 
 class NotificationsSettings(ServiceSettings):
-    """Settings of the notifications service (environment variables prefixed `NOTIFICATIONS_`, then `SHOP_`)."""
+    """Settings of the notifications service (env prefix `NOTIFICATIONS_`, then `SHOP_`)."""
 
     model_config = settings_config("NOTIFICATIONS_")
     service_name = "notifications"
+
+    email_backend: Literal["smtp", "sendgrid"] = "smtp"
+    email_from_address: str = "no-reply@shop.local"
+    email_from_name: str = "Shop"
+    message_id_domain: str = "shop.local"
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 10.0
+
+    sendgrid_base_url: str = "https://api.sendgrid.com"
+    sendgrid_api_key: SecretStr = SecretStr("local_development_only-sendgrid-key")
+
+    sms_enabled: bool = True
+    twilio_base_url: str = "https://api.twilio.com"
+    twilio_account_sid: str = "AC00000000000000000000000000000000"
+    twilio_auth_token: SecretStr = SecretStr("local_development_only-twilio-token")
+    twilio_from_number: str = "+15005550006"
+    http_timeout_seconds: float = 10.0
+
+    storefront_url: str = "http://127.0.0.1:8000"
+    """Base of the links in messages (password reset, order pages)."""
+    default_language: Literal["pt-BR", "en"] = "pt-BR"
+
+    dispatch_enabled: bool = True
+    dispatch_poll_seconds: float = Field(default=1.0, gt=0)
+    dispatch_batch_size: int = Field(default=20, ge=1)
+    max_attempts: int = Field(default=6, ge=1)
+    retry_base_seconds: float = Field(default=5.0, gt=0)
+    retry_max_seconds: float = Field(default=900.0, gt=0)
+    send_lease_seconds: float = Field(default=120.0, gt=0)
+    """A claimed delivery not marked within this is in doubt (the sender died mid-send).
+    Must exceed the longest possible send: both transports time out well before it."""
+    recipient_wait_seconds: float = Field(default=3600.0, gt=0)
+    """How long a message waits for its recipient's contact details to arrive."""

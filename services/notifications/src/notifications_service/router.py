@@ -1,5 +1,72 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from shopkit.db import SessionDep
+from shopkit.problems import ForbiddenError, UnauthorizedError, responses
+from shopkit.security import AdminUser, CurrentUser
+
+from notifications_service.errors import DeliveryNotFoundError, DeliveryNotRetryableError
+from notifications_service.schemas import (
+    DeliveryAdmin,
+    DeliveryAdminList,
+    DeliveryList,
+    NotificationsExport,
+)
+from notifications_service.service import log
 
 router = APIRouter(prefix="/api/notifications", tags=["notifications"])
+
+Cursor = Annotated[str | None, Query(pattern=r"^[0-9a-f-]{36}$")]
+Limit = Annotated[int, Query(ge=1, le=100)]
+Status = Annotated[str | None, Query(pattern=r"^(pending|sending|sent|failed|uncertain|skipped)$")]
+
+
+@router.get("", response_model=DeliveryList, responses=responses(UnauthorizedError))
+async def my_notifications(
+    session: SessionDep, principal: CurrentUser, limit: Limit = 20, cursor: Cursor = None
+) -> DeliveryList:
+    """The caller's messages, newest first."""
+    return await log.mine(session=session, principal=principal, limit=limit, cursor=cursor)
+
+
+@router.get(
+    "/me/export", response_model=NotificationsExport, responses=responses(UnauthorizedError)
+)
+async def export_my_data(session: SessionDep, principal: CurrentUser) -> NotificationsExport:
+    """Everything notifications holds about the caller (used by the users service's export)."""
+    return await log.export(session=session, principal=principal)
+
+
+@router.get(
+    "/admin/deliveries",
+    response_model=DeliveryAdminList,
+    responses=responses(UnauthorizedError, ForbiddenError),
+)
+async def all_deliveries(
+    session: SessionDep,
+    _: AdminUser,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    status: Status = None,
+    user_id: Annotated[str | None, Query(pattern=r"^[0-9a-f-]{36}$")] = None,
+) -> DeliveryAdminList:
+    """Every delivery with its attempts; filter by user or status (e.g. `uncertain`)."""
+    return await log.admin_list(
+        session=session, user_id=user_id, status=status, limit=limit, cursor=cursor
+    )
+
+
+@router.post(
+    "/admin/deliveries/{delivery_id}/resend",
+    response_model=DeliveryAdmin,
+    responses=responses(
+        UnauthorizedError, ForbiddenError, DeliveryNotFoundError, DeliveryNotRetryableError
+    ),
+)
+async def resend_delivery(
+    delivery_id: Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")], session: SessionDep, _: AdminUser
+) -> DeliveryAdmin:
+    """Queue a failed or in-doubt message again (for `uncertain`, knowing it may duplicate)."""
+    return await log.resend(session=session, delivery_id=delivery_id)

@@ -1,0 +1,183 @@
+"""Every query of the notifications service."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notifications_service.models import Delivery, DeliveryAttempt, OrderOwner, Recipient
+
+
+async def recipient(
+    session: AsyncSession, user_id: str, *, for_update: bool = False
+) -> Recipient | None:
+    return await session.get(Recipient, user_id, with_for_update=for_update)
+
+
+async def ensure_recipient(session: AsyncSession, user_id: str) -> Recipient:
+    """The user's row, created empty if this is the first we hear of them; locked."""
+    await session.execute(
+        insert(Recipient)
+        .values(user_id=user_id)
+        .on_conflict_do_nothing(index_elements=[Recipient.user_id])
+    )
+    found = await session.get(Recipient, user_id, with_for_update=True, populate_existing=True)
+    assert found is not None
+    return found
+
+
+async def remember_order_owner(session: AsyncSession, *, order_id: str, user_id: str) -> None:
+    await session.execute(
+        insert(OrderOwner)
+        .values(order_id=order_id, user_id=user_id)
+        .on_conflict_do_nothing(index_elements=[OrderOwner.order_id])
+    )
+
+
+async def order_owner(session: AsyncSession, order_id: str) -> str | None:
+    owner = await session.get(OrderOwner, order_id)
+    return owner.user_id if owner else None
+
+
+async def insert_delivery(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Claim the (source event, channel) key; False when a delivery for it already exists."""
+    statement = (
+        insert(Delivery)
+        .values(**values)
+        .on_conflict_do_nothing(constraint="uq_deliveries_event_channel")
+        .returning(Delivery.id)
+    )
+    return (await session.execute(statement)).scalar_one_or_none() is not None
+
+
+async def claim_due(
+    session: AsyncSession, *, now: datetime, lease_until: datetime, limit: int
+) -> list[Delivery]:
+    """Lease due deliveries to this sender (others skip the locked rows), counting the attempt."""
+    due = (
+        select(Delivery.id)
+        .where(Delivery.status == "pending", Delivery.next_attempt_at <= now)
+        .order_by(Delivery.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = await session.scalars(
+        update(Delivery)
+        .where(Delivery.id.in_(due.scalar_subquery()))
+        .values(
+            status="sending",
+            lease_until=lease_until,
+            attempts=Delivery.attempts + 1,
+            updated_at=now,
+        )
+        .returning(Delivery)
+    )
+    return list(rows)
+
+
+async def expire_leases(session: AsyncSession, *, now: datetime) -> list[str]:
+    """Deliveries whose sender vanished mid-send: moved to `uncertain`, never resent blindly."""
+    rows = await session.scalars(
+        update(Delivery)
+        .where(Delivery.status == "sending", Delivery.lease_until < now)
+        .values(
+            status="uncertain",
+            lease_until=None,
+            updated_at=now,
+            last_error="sender stopped between claiming and recording the send",
+        )
+        .returning(Delivery.id)
+    )
+    return list(rows)
+
+
+async def finish(
+    session: AsyncSession, *, delivery_id: str, attempt: int, values: dict[str, Any]
+) -> Delivery | None:
+    """Record a send's outcome, fenced by the attempt that was claimed.
+
+    Accepted from `sending` and from `uncertain` (a slow send whose lease ran out still knows
+    best what happened); never over a later attempt or a finished state."""
+    row = await session.scalars(
+        update(Delivery)
+        .where(
+            Delivery.id == delivery_id,
+            Delivery.attempts == attempt,
+            Delivery.status.in_(("sending", "uncertain")),
+        )
+        .values(**values)
+        .returning(Delivery)
+    )
+    return row.one_or_none()
+
+
+def add_attempt(
+    session: AsyncSession, *, delivery_id: str, attempt: int, outcome: str, error: str | None
+) -> None:
+    session.add(
+        DeliveryAttempt(delivery_id=delivery_id, attempt=attempt, outcome=outcome, error=error)
+    )
+
+
+async def deliveries_of_user(
+    session: AsyncSession, user_id: str, *, limit: int, before: str | None = None
+) -> list[Delivery]:
+    statement = select(Delivery).where(Delivery.user_id == user_id)
+    if before:
+        statement = statement.where(Delivery.id < before)
+    return list(await session.scalars(statement.order_by(Delivery.id.desc()).limit(limit)))
+
+
+async def deliveries(
+    session: AsyncSession,
+    *,
+    user_id: str | None,
+    status: str | None,
+    limit: int,
+    before: str | None,
+) -> list[Delivery]:
+    statement = select(Delivery)
+    if user_id:
+        statement = statement.where(Delivery.user_id == user_id)
+    if status:
+        statement = statement.where(Delivery.status == status)
+    if before:
+        statement = statement.where(Delivery.id < before)
+    return list(await session.scalars(statement.order_by(Delivery.id.desc()).limit(limit)))
+
+
+async def attempts_of(
+    session: AsyncSession, delivery_ids: Sequence[str]
+) -> dict[str, list[DeliveryAttempt]]:
+    rows = await session.scalars(
+        select(DeliveryAttempt)
+        .where(DeliveryAttempt.delivery_id.in_(list(delivery_ids)))
+        .order_by(DeliveryAttempt.seq)
+    )
+    found: dict[str, list[DeliveryAttempt]] = {i: [] for i in delivery_ids}
+    for row in rows:
+        found[row.delivery_id].append(row)
+    return found
+
+
+async def get_delivery(
+    session: AsyncSession, delivery_id: str, *, for_update: bool = False
+) -> Delivery | None:
+    return await session.get(Delivery, delivery_id, with_for_update=for_update)
+
+
+async def forget_user_deliveries(session: AsyncSession, *, user_id: str, now: datetime) -> None:
+    """Drop personal data from a deleted user's log; unsent messages will never go out."""
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.user_id == user_id, Delivery.status.in_(("pending", "failed", "uncertain")))
+        .values(status="skipped", last_error="account deleted", updated_at=now)
+    )
+    await session.execute(
+        update(Delivery).where(Delivery.user_id == user_id).values(address=None, context={})
+    )

@@ -1,0 +1,1 @@
+"""Business rules of the notifications service, one module per topic."""

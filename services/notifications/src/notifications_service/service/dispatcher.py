@@ -1,0 +1,337 @@
+"""Sending queued deliveries: exactly one message per (source event, channel).
+
+The protocol, and why it does not duplicate:
+
+1. Queue (consumer transaction). The handler inserts the delivery with the unique key
+   (source_event_id, channel), in the same transaction as the inbox row. A redelivered event
+   is dropped by the inbox; even an event handled twice by another path (a replay under a new
+   consumer group, a restored backup) hits the unique key and queues nothing.
+
+2. Claim (own short transaction, committed BEFORE the network call). `pending` -> `sending`
+   with `attempts + 1` and a lease, `FOR UPDATE SKIP LOCKED` so concurrent dispatchers (replicas)
+   never take the same row. From here on, no one else will send this delivery.
+
+3. Send, outside any transaction (never hold a row lock or a connection across SMTP/HTTP).
+
+4. Mark (own transaction): `sending` -> `sent` (or back to `pending` with a backoff, or
+   `failed`), fenced by the claimed attempt number so a stale sender can never overwrite a
+   later state. `NotificationSent` / `NotificationFailed` go to the outbox in that transaction.
+
+A crash can only fall between 2 and 4. The row then stays `sending` until its lease expires,
+and the dispatcher moves it to `uncertain`, NOT back to `pending`: the message may have been
+accepted by the provider, and resending would duplicate it. `uncertain` is shown in the admin
+view, where a person can decide to send it again (accepting the risk knowingly). The same
+applies when the provider's answer is lost (timeout after the message was handed over). The
+window is as small as one provider call, and the lease is longer than any call can last
+(both transports time out first), so a live sender is never declared dead.
+
+So the guarantee is: at most one message per (event, channel) always, exactly one whenever the
+sender does not die inside the provider call, and every in-doubt case is visible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from contracts.events.notifications import NotificationFailed, NotificationSent
+from fastapi import FastAPI
+from shopkit.app import sessionmaker_of
+from shopkit.outbox import Outbox
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts import Envelope
+from notifications_service import repository
+from notifications_service.config import NotificationsSettings
+from notifications_service.models import Delivery, Recipient, messaging
+from notifications_service.rendering import render
+from notifications_service.transports import Email, SendResult, Sms, Transports, build_transports
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What one claimed delivery will send, resolved while the claim transaction is open."""
+
+    delivery_id: str
+    attempt: int
+    email: Email | None = None
+    sms: Sms | None = None
+    skip_reason: str | None = None
+    error_reason: str | None = None
+    wait_reason: str | None = None
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: NotificationsSettings,
+        transports: Transports,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.settings = settings
+        self.transports = transports
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            busy = False
+            try:
+                busy = await self.round()
+            except Exception:
+                log.exception("dispatch round failed")
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.settings.dispatch_poll_seconds)
+
+    async def round(self) -> bool:
+        """Recover expired leases, claim a batch and send it; True if the batch was full."""
+        now = datetime.now(UTC)
+        async with self.sessionmaker() as session, session.begin():
+            expired = await repository.expire_leases(session, now=now)
+            claimed = await repository.claim_due(
+                session,
+                now=now,
+                limit=self.settings.dispatch_batch_size,
+                lease_until=now + timedelta(seconds=self.settings.send_lease_seconds),
+            )
+            prepared = [await self._prepare_or_fail(session, delivery) for delivery in claimed]
+        for delivery_id in expired:
+            log.warning("delivery in doubt after a lost sender", extra={"delivery_id": delivery_id})
+        await asyncio.gather(*(self._deliver(p) for p in prepared))
+        return len(claimed) == self.settings.dispatch_batch_size
+
+    async def _prepare_or_fail(self, session: AsyncSession, delivery: Delivery) -> Prepared:
+        try:
+            return await self._prepare(session, delivery)
+        except Exception as exc:
+            # A template or data bug: nothing was sent, and retrying cannot fix it.
+            log.exception("preparing a message failed", extra={"delivery_id": delivery.id})
+            return Prepared(delivery_id=delivery.id, attempt=delivery.attempts,
+                            error_reason=f"could not render: {exc!r}"[:500])
+
+    async def _prepare(self, session: AsyncSession, delivery: Delivery) -> Prepared:
+        base = Prepared(delivery_id=delivery.id, attempt=delivery.attempts)
+        if delivery.user_id is None and delivery.order_id is not None:
+            delivery.user_id = await repository.order_owner(session, delivery.order_id)
+        recipient = (
+            await repository.recipient(session, delivery.user_id) if delivery.user_id else None
+        )
+        if recipient is not None and recipient.deleted_at is not None:
+            return replace(base, skip_reason="account deleted")
+        if delivery.channel == "sms" and (
+            self.transports.sms is None
+            or (
+                recipient is not None
+                and recipient.channels is not None
+                and "sms" not in recipient.channels
+            )
+        ):
+            return replace(base, skip_reason="sms not wanted or not enabled")
+        address = delivery.address or _address_of(recipient, delivery.channel)
+        if not address:
+            return replace(base, wait_reason=f"no {delivery.channel} address known yet")
+        language = (
+            recipient.language
+            if recipient and recipient.language
+            else self.settings.default_language
+        )
+        delivery.language = language
+        context: dict[str, Any] = {
+            "name": recipient.name if recipient else delivery.context.get("name"),
+            "storefront_url": self.settings.storefront_url.rstrip("/"),
+            **{k: v for k, v in delivery.context.items() if k != "name"},
+        }
+        if "tracking_number" in context:
+            context["tracking_url"] = (f"{context['storefront_url']}/api/shipping/track/"
+                                       f"{quote(str(context['tracking_number']))}")
+        if "reset_token" in context:
+            context["reset_url"] = (
+                f"{context['storefront_url']}/reset-password?token="
+                f"{quote(str(context['reset_token']))}"
+            )
+        message = render(delivery.template, language, context)
+        if delivery.channel == "sms":
+            return replace(base, sms=Sms(delivery_id=delivery.id, to=address, body=message.sms))
+        return replace(
+            base,
+            email=Email(
+                delivery_id=delivery.id,
+                source_event_id=delivery.source_event_id,
+                to=address,
+                subject=message.subject,
+                text=message.text,
+                html=message.html,
+            ),
+        )
+
+    async def _deliver(self, prepared: Prepared) -> None:
+        if prepared.skip_reason:
+            await self._finish(
+                prepared, SendResult("permanent", error=prepared.skip_reason), status="skipped"
+            )
+            return
+        if prepared.error_reason:
+            await self._finish(prepared, SendResult("permanent", error=prepared.error_reason))
+            return
+        if prepared.wait_reason:
+            await self._finish(
+                prepared, SendResult("retry", error=prepared.wait_reason), waiting=True
+            )
+            return
+        try:
+            if prepared.sms is not None:
+                assert self.transports.sms is not None
+                result = await self.transports.sms.send(prepared.sms)
+            else:
+                assert prepared.email is not None
+                result = await self.transports.email.send(prepared.email)
+        except Exception as exc:
+            # An unexpected failure inside a provider call: we cannot tell whether it left.
+            log.exception("provider call failed unexpectedly")
+            result = SendResult("uncertain", error=repr(exc))
+        await self._finish(prepared, result)
+
+    async def _finish(
+        self,
+        prepared: Prepared,
+        result: SendResult,
+        *,
+        status: str | None = None,
+        waiting: bool = False,
+    ) -> None:
+        """Step 4; retried a few times, since a lost mark after a real send is what turns a
+        sent message into an uncertain one."""
+        for attempt in range(5):
+            try:
+                async with self.sessionmaker() as session, session.begin():
+                    await self._mark(session, prepared, result, status=status, waiting=waiting)
+                return
+            except Exception:
+                log.exception(
+                    "recording a send outcome failed",
+                    extra={"delivery_id": prepared.delivery_id, "outcome": result.outcome},
+                )
+                await asyncio.sleep(0.2 * 2**attempt)
+
+    async def _mark(
+        self,
+        session: AsyncSession,
+        prepared: Prepared,
+        result: SendResult,
+        *,
+        status: str | None,
+        waiting: bool,
+    ) -> None:
+        now = datetime.now(UTC)
+        s = self.settings
+        values: dict[str, Any] = {
+            "updated_at": now,
+            "lease_until": None,
+            "last_error": result.error,
+        }
+        delivery = await repository.get_delivery(session, prepared.delivery_id)
+        assert delivery is not None
+        if status is not None:
+            values["status"] = status
+        elif result.outcome == "sent":
+            values.update(
+                status="sent",
+                sent_at=now,
+                last_error=None,
+                provider_message_id=result.provider_message_id,
+                # A reset token has no use once the link is in the mailbox.
+                context={k: v for k, v in delivery.context.items() if k != "reset_token"},
+            )
+        elif result.outcome == "uncertain":
+            values["status"] = "uncertain"
+        elif waiting:
+            expired = now - delivery.created_at > timedelta(seconds=s.recipient_wait_seconds)
+            values.update(
+                status="failed" if expired else "pending",
+                attempts=prepared.attempt - 1,  # waiting is not a provider attempt
+                next_attempt_at=now
+                + timedelta(seconds=min(s.retry_base_seconds * 2, s.retry_max_seconds)),
+            )
+        elif result.outcome == "retry" and prepared.attempt < s.max_attempts:
+            delay = min(s.retry_base_seconds * 2 ** (prepared.attempt - 1), s.retry_max_seconds)
+            values.update(status="pending", next_attempt_at=now + timedelta(seconds=delay))
+        else:
+            values["status"] = "failed"
+        updated = await repository.finish(
+            session, delivery_id=prepared.delivery_id, attempt=prepared.attempt, values=values
+        )
+        if updated is None:
+            log.warning(
+                "send outcome arrived for a delivery no longer ours",
+                extra={"delivery_id": prepared.delivery_id},
+            )
+            return
+        if not waiting:
+            repository.add_attempt(
+                session,
+                delivery_id=updated.id,
+                attempt=prepared.attempt,
+                outcome=values["status"] if status else result.outcome,
+                error=result.error,
+            )
+        await self._announce(session, updated)
+
+    async def _announce(self, session: AsyncSession, delivery: Delivery) -> None:
+        if delivery.user_id is None or delivery.channel not in ("email", "sms"):
+            return
+        outbox = Outbox(session, messaging.outbox)
+        if delivery.status == "sent" and delivery.sent_at is not None:
+            await outbox.add(
+                Envelope(
+                    data=NotificationSent(
+                        notification_id=delivery.id,
+                        user_id=delivery.user_id,
+                        template=delivery.template,
+                        channel=delivery.channel,  # type: ignore[arg-type]
+                        source_event_id=delivery.source_event_id,
+                        sent_at=delivery.sent_at,
+                    )
+                )
+            )
+        elif delivery.status == "failed":
+            await outbox.add(
+                Envelope(
+                    data=NotificationFailed(
+                        notification_id=delivery.id,
+                        user_id=delivery.user_id,
+                        template=delivery.template,
+                        channel=delivery.channel,  # type: ignore[arg-type]
+                        source_event_id=delivery.source_event_id,
+                        error=(delivery.last_error or "failed")[:500],
+                        attempts=delivery.attempts,
+                        failed_at=delivery.updated_at,
+                    )
+                )
+            )
+
+
+def _address_of(recipient: Recipient | None, channel: str) -> str | None:
+    if recipient is None:
+        return None
+    return recipient.email if channel == "email" else recipient.phone
+
+
+async def dispatcher_job(app: FastAPI, stop: asyncio.Event) -> None:
+    settings: NotificationsSettings = app.state.settings
+    if not settings.dispatch_enabled:
+        return
+    transports: Transports = getattr(app.state, "transports", None) or build_transports(
+        settings, app.state.http
+    )
+    app.state.transports = transports
+    await Dispatcher(
+        sessionmaker=sessionmaker_of(app), settings=settings, transports=transports
+    ).run(stop)

@@ -1,0 +1,226 @@
+"""Email and SMS providers, each answering with what happened to the message.
+
+The outcome is what the delivery protocol needs to stay exactly-once:
+* `sent`: the provider accepted it (with its message id when it gives one);
+* `retry`: it certainly did not go out (connection refused, 4xx SMTP, HTTP 429/5xx);
+* `permanent`: it never will (bad address, 4xx HTTP, 5xx SMTP);
+* `uncertain`: the provider may have accepted it but we could not hear so (the connection
+  broke or timed out after the message was handed over). Resending would risk a duplicate.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formataddr, make_msgid
+from typing import Literal, Protocol
+
+import aiosmtplib
+import httpx
+
+from notifications_service.config import NotificationsSettings
+
+Outcome = Literal["sent", "retry", "permanent", "uncertain"]
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    outcome: Outcome
+    provider_message_id: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Email:
+    delivery_id: str
+    source_event_id: str
+    to: str
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sms:
+    delivery_id: str
+    to: str
+    body: str
+
+
+class EmailTransport(Protocol):
+    async def send(self, email: Email) -> SendResult: ...
+
+
+class SmsTransport(Protocol):
+    async def send(self, sms: Sms) -> SendResult: ...
+
+
+def _http_outcome(response: httpx.Response) -> Outcome:
+    if response.is_success:
+        return "sent"
+    if response.status_code == 429 or response.status_code >= 500:
+        return "retry"
+    return "permanent"
+
+
+async def _post(http: httpx.AsyncClient, url: str, **kwargs: object) -> httpx.Response | SendResult:
+    """POST, turning transport failures into outcomes: before the request left -> retry,
+    after -> uncertain."""
+    try:
+        return await http.post(url, **kwargs)  # type: ignore[arg-type]
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        return SendResult("retry", error=f"connection failed: {exc!r}")
+    except httpx.HTTPError as exc:
+        return SendResult("uncertain", error=f"no answer after sending: {exc!r}")
+
+
+class SmtpTransport:
+    def __init__(self, settings: NotificationsSettings) -> None:
+        self.settings = settings
+
+    def message(self, email: Email) -> EmailMessage:
+        s = self.settings
+        message = EmailMessage()
+        message["From"] = formataddr((s.email_from_name, s.email_from_address))
+        message["To"] = email.to
+        message["Subject"] = email.subject
+        # Stable per delivery: a provider or a mail client that dedupes by Message-ID will
+        # collapse an (admin-requested) resend of the same delivery.
+        message["Message-ID"] = make_msgid(idstring=email.delivery_id, domain=s.message_id_domain)
+        message["X-Shop-Delivery-Id"] = email.delivery_id
+        message["X-Shop-Event-Id"] = email.source_event_id
+        message.set_content(email.text)
+        message.add_alternative(email.html, subtype="html")
+        return message
+
+    async def send(self, email: Email) -> SendResult:
+        s = self.settings
+        message = self.message(email)
+        client = aiosmtplib.SMTP(
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            timeout=s.smtp_timeout_seconds,
+            start_tls=s.smtp_starttls,
+            tls_context=ssl.create_default_context() if s.smtp_starttls else None,
+        )
+        try:
+            await client.connect()
+            if s.smtp_username:
+                await client.login(s.smtp_username, s.smtp_password.get_secret_value())
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            return SendResult("retry", error=f"smtp connect: {exc!r}")
+        try:
+            errors, _ = await client.send_message(message)
+        except aiosmtplib.SMTPResponseException as exc:
+            # The server answered: 4xx is "try later", 5xx is "never".
+            return SendResult(
+                "retry" if 400 <= exc.code < 500 else "permanent",
+                error=f"smtp {exc.code}: {exc.message}",
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            return SendResult("permanent", error=f"smtp recipients refused: {exc!r}")
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            return SendResult("uncertain", error=f"smtp exchange broke: {exc!r}")
+        finally:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()
+        if errors:
+            return SendResult("permanent", error=f"smtp refused recipients: {errors!r}")
+        return SendResult("sent", provider_message_id=str(message["Message-ID"]))
+
+
+class SendGridTransport:
+    """SendGrid's v3 mail/send HTTP API (any compatible server via `sendgrid_base_url`)."""
+
+    def __init__(self, settings: NotificationsSettings, http: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.http = http
+
+    async def send(self, email: Email) -> SendResult:
+        s = self.settings
+        body = {
+            "personalizations": [{"to": [{"email": email.to}]}],
+            "from": {"email": s.email_from_address, "name": s.email_from_name},
+            "subject": email.subject,
+            "content": [
+                {"type": "text/plain", "value": email.text},
+                {"type": "text/html", "value": email.html},
+            ],
+            "custom_args": {
+                "delivery_id": email.delivery_id,
+                "source_event_id": email.source_event_id,
+            },
+        }
+        reply = await _post(
+            self.http,
+            f"{s.sendgrid_base_url.rstrip('/')}/v3/mail/send",
+            json=body,
+            timeout=s.http_timeout_seconds,
+            headers={"Authorization": f"Bearer {s.sendgrid_api_key.get_secret_value()}"},
+        )
+        if isinstance(reply, SendResult):
+            return reply
+        outcome = _http_outcome(reply)
+        return SendResult(
+            outcome,
+            provider_message_id=reply.headers.get("X-Message-Id"),
+            error=None
+            if outcome == "sent"
+            else f"sendgrid {reply.status_code}: {reply.text[:300]}",
+        )
+
+
+class TwilioTransport:
+    """Twilio's Messages API (`POST /2010-04-01/Accounts/<sid>/Messages.json`)."""
+
+    def __init__(self, settings: NotificationsSettings, http: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.http = http
+
+    async def send(self, sms: Sms) -> SendResult:
+        s = self.settings
+        url = (
+            f"{s.twilio_base_url.rstrip('/')}/2010-04-01/Accounts/"
+            f"{s.twilio_account_sid}/Messages.json"
+        )
+        reply = await _post(
+            self.http,
+            url,
+            timeout=s.http_timeout_seconds,
+            data={"To": sms.to, "From": s.twilio_from_number, "Body": sms.body},
+            auth=(s.twilio_account_sid, s.twilio_auth_token.get_secret_value()),
+        )
+        if isinstance(reply, SendResult):
+            return reply
+        outcome = _http_outcome(reply)
+        sid = None
+        if outcome == "sent":
+            try:
+                sid = str(reply.json().get("sid") or "") or None
+            except ValueError:
+                sid = None
+        return SendResult(
+            outcome,
+            provider_message_id=sid,
+            error=None if outcome == "sent" else f"twilio {reply.status_code}: {reply.text[:300]}",
+        )
+
+
+@dataclass
+class Transports:
+    email: EmailTransport
+    sms: SmsTransport | None
+
+
+def build_transports(settings: NotificationsSettings, http: httpx.AsyncClient) -> Transports:
+    email: EmailTransport = (
+        SendGridTransport(settings, http)
+        if settings.email_backend == "sendgrid"
+        else SmtpTransport(settings)
+    )
+    return Transports(
+        email=email, sms=TwilioTransport(settings, http) if settings.sms_enabled else None
+    )

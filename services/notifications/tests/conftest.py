@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from contracts import new_id
+from contracts.events.auth import UserRegistered
+from notifications_service.app import build_app
+from notifications_service.config import NotificationsSettings
+from shopkit.testing import TestTokens, app_client, eventually, kafka_namespace, migrated_database
+
+MAILPIT = "http://127.0.0.1:8025/api/v1"
+
+
+@dataclass
+class Running:
+    app: FastAPI
+    client: httpx.AsyncClient
+    settings: NotificationsSettings
+    tokens: TestTokens
+
+    async def deliveries(self, user_id: str) -> list[dict[str, Any]]:
+        response = await self.client.get("/api/notifications", params={"limit": 100},
+                                          headers=self.tokens.headers(user_id))
+        assert response.status_code == 200
+        items: list[dict[str, Any]] = response.json()["items"]
+        return items
+
+    async def settled(self, user_id: str, count: int) -> list[dict[str, Any]]:
+        """The user's deliveries once `count` of them reached a final state."""
+        async def check() -> list[dict[str, Any]] | None:
+            items = await self.deliveries(user_id)
+            final = [i for i in items if i["status"] in ("sent", "failed", "uncertain", "skipped")]
+            return items if len(final) >= count else None
+
+        found: list[dict[str, Any]] = await eventually(check, timeout=45, interval=0.3)
+        return found
+
+
+def fast(settings: dict[str, Any]) -> dict[str, Any]:
+    return {"dispatch_poll_seconds": 0.1, "retry_base_seconds": 0.05, "consumer_max_attempts": 2,
+            **settings}
+
+
+async def running(**overrides: Any) -> AsyncIterator[Running]:
+    async with migrated_database("notifications") as url:
+        settings = NotificationsSettings(**fast({"database_url": url,
+                                                 "kafka_namespace": kafka_namespace(),
+                                                 **overrides}))
+        tokens = TestTokens()
+        app = build_app(settings)
+        async with app_client(app, tokens) as client:
+            yield Running(app=app, client=client, settings=settings, tokens=tokens)
+
+
+@pytest.fixture(scope="package")
+async def mailer() -> AsyncIterator[Running]:
+    """Notifications sending real email over SMTP to the local Mailpit."""
+    async for service in running(email_backend="smtp", sms_enabled=False):
+        yield service
+
+
+def unique_email(tag: str = "n") -> str:
+    return f"{tag}-{secrets.token_hex(6)}@inbox.shoptest.com.br"
+
+
+def registered(email: str, name: str = "Ana Souza") -> UserRegistered:
+    return UserRegistered(user_id=new_id(), email=email, name=name,
+                          registered_at=datetime.now(UTC))
+
+
+async def mailpit_messages(address: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=MAILPIT, timeout=10) as http:
+        response = await http.get("/search", params={"query": f'to:"{address}"', "limit": 100})
+        response.raise_for_status()
+        messages: list[dict[str, Any]] = response.json()["messages"]
+        return messages
+
+
+async def mailpit_message(message_id: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=MAILPIT, timeout=10) as http:
+        response = await http.get(f"/message/{message_id}")
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
