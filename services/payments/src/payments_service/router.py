@@ -1,5 +1,142 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Literal
+
+from contracts.types import Id
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, status
+from shopkit.db import SessionDep
+from shopkit.problems import ForbiddenError, UnauthorizedError, responses
+from shopkit.security import AdminUser, CurrentUser
+
+from payments_service.errors import (
+    IdempotencyKeyRequiredError,
+    IdempotencyKeyReusedError,
+    InvalidWebhookError,
+    NothingToRefundError,
+    PaymentNotFoundError,
+    ProviderRejectedError,
+    ProviderUnavailableError,
+    RefundExceedsCaptureError,
+    ReviewAlreadyResolvedError,
+    ReviewNotFoundError,
+)
+from payments_service.models import ReviewStatus
+from payments_service.runtime import PaymentsDep
+from payments_service.schemas import (
+    OrderPaymentsPublic,
+    RefundCreate,
+    RefundPublic,
+    ReviewList,
+    ReviewPublic,
+    ReviewResolve,
+    WebhookReceipt,
+)
+from payments_service.service import admin, views, webhooks
 
 router = APIRouter(prefix="/api/payments", tags=["payments"])
+
+_AUTH = (UnauthorizedError,)
+_ADMIN = (UnauthorizedError, ForbiddenError)
+
+
+@router.post(
+    "/webhooks/stripe",
+    response_model=WebhookReceipt,
+    responses=responses(InvalidWebhookError),
+    summary="Stripe webhook (signature verified on the raw body)",
+)
+async def stripe_webhook(
+    request: Request,
+    session: SessionDep,
+    payments: PaymentsDep,
+    background: BackgroundTasks,
+    stripe_signature: Annotated[str | None, Header()] = None,
+) -> WebhookReceipt:
+    receipt = await webhooks.receive(
+        session=session, payments=payments, payload=await request.body(), signature=stripe_signature
+    )
+    # After the response, hence after the commit: wake the processor for the stored event.
+    background.add_task(payments.webhooks_waiting.set)
+    return WebhookReceipt(event_id=receipt.event_id, duplicate=receipt.duplicate)
+
+
+@router.get(
+    "/orders/{order_id}",
+    response_model=OrderPaymentsPublic,
+    responses=responses(*_AUTH, PaymentNotFoundError),
+    summary="An order's payment attempts, amounts and refunds (owner or admin)",
+)
+async def get_order_payments(
+    order_id: Id, session: SessionDep, user: CurrentUser
+) -> OrderPaymentsPublic:
+    return await views.order_payments(session=session, order_id=order_id, principal=user)
+
+
+@router.post(
+    "/orders/{order_id}/refunds",
+    response_model=RefundPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(
+        *_ADMIN,
+        IdempotencyKeyRequiredError,
+        IdempotencyKeyReusedError,
+        PaymentNotFoundError,
+        NothingToRefundError,
+        RefundExceedsCaptureError,
+        ProviderRejectedError,
+        ProviderUnavailableError,
+    ),
+    summary="Refund part of an order's captured payment (admin, Idempotency-Key required)",
+)
+async def refund_order(
+    *,
+    order_id: Id,
+    body: RefundCreate,
+    session: SessionDep,
+    payments: PaymentsDep,
+    user: AdminUser,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> RefundPublic:
+    return await admin.refund_order(
+        session=session,
+        payments=payments,
+        order_id=order_id,
+        body=body,
+        idempotency_key=idempotency_key,
+        admin=user,
+    )
+
+
+@router.get(
+    "/reviews",
+    response_model=ReviewList,
+    responses=responses(*_ADMIN),
+    summary="Payments flagged by risk checks (admin)",
+)
+async def list_reviews(
+    session: SessionDep,
+    user: AdminUser,
+    review_status: Annotated[
+        Literal["pending", "approved", "rejected", "all"], Query(alias="status")
+    ] = "pending",
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[Id | None, Query()] = None,
+) -> ReviewList:
+    chosen = None if review_status == "all" else ReviewStatus(review_status)
+    return await views.review_list(session=session, status=chosen, limit=limit, cursor=cursor)
+
+
+@router.post(
+    "/reviews/{payment_id}",
+    response_model=ReviewPublic,
+    responses=responses(
+        *_ADMIN, ReviewNotFoundError, ReviewAlreadyResolvedError, ProviderUnavailableError
+    ),
+    summary="Approve or reject a flagged payment (admin); rejecting voids or refunds it",
+)
+async def resolve_review(
+    payment_id: Id, body: ReviewResolve, session: SessionDep, payments: PaymentsDep, user: AdminUser
+) -> ReviewPublic:
+    return await admin.resolve_review(
+        session=session, payments=payments, payment_id=payment_id, body=body, admin=user
+    )

@@ -1,0 +1,46 @@
+"""Payments' consumer: the saga events it reacts to, one handler each."""
+
+from __future__ import annotations
+
+from contracts.events.inventory import StockReserved
+from contracts.events.orders import OrderCancelled, OrderPlaced
+from contracts.events.shipping import ShipmentDispatched
+from shopkit.handlers import EventHandlers
+
+from contracts import Envelope
+from payments_service.runtime import PaymentsContext
+from payments_service.service import saga
+from payments_service.service.work import Work
+
+handlers: EventHandlers[PaymentsContext] = EventHandlers("saga")
+
+
+def _work(ctx: PaymentsContext) -> Work:
+    return Work(session=ctx.session, emit=ctx.emit, payments=ctx.payments)
+
+
+@handlers.on(OrderPlaced)
+async def on_order_placed(envelope: Envelope[OrderPlaced], ctx: PaymentsContext) -> None:
+    """Record what the order must be paid (authorized once its stock is reserved)."""
+    await saga.order_placed(_work(ctx), event=envelope.data, correlation_id=envelope.correlation_id)
+
+
+@handlers.on(StockReserved)
+async def on_stock_reserved(envelope: Envelope[StockReserved], ctx: PaymentsContext) -> None:
+    await saga.stock_reserved(
+        _work(ctx), event=envelope.data, correlation_id=envelope.correlation_id
+    )
+
+
+@handlers.on(OrderCancelled)
+async def on_order_cancelled(envelope: Envelope[OrderCancelled], ctx: PaymentsContext) -> None:
+    await saga.order_cancelled(
+        _work(ctx), event=envelope.data, correlation_id=envelope.correlation_id
+    )
+
+
+@handlers.on(ShipmentDispatched)
+async def on_shipment_dispatched(
+    envelope: Envelope[ShipmentDispatched], ctx: PaymentsContext
+) -> None:
+    await saga.shipment_dispatched(_work(ctx), event=envelope.data)

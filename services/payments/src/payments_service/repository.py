@@ -1,0 +1,291 @@
+"""Every query of the payments service."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from payments_service.models import (
+    AttemptStatus,
+    CallStatus,
+    PaymentAttempt,
+    PaymentOrder,
+    ProviderCall,
+    Refund,
+    RefundStatus,
+    ReviewStatus,
+    StripeEvent,
+)
+
+# -------------------------------------------------------------------------------- orders
+
+
+async def lock_order(session: AsyncSession, order_id: str) -> PaymentOrder:
+    """The order's row, created if new, locked until the transaction ends: every change to one
+    order's payments (events, webhooks, admin actions) runs one at a time."""
+    await session.execute(
+        insert(PaymentOrder)
+        .values(order_id=order_id)
+        .on_conflict_do_nothing(index_elements=[PaymentOrder.order_id])
+    )
+    order = await session.scalar(
+        select(PaymentOrder)
+        .where(PaymentOrder.order_id == order_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    assert order is not None
+    return order
+
+
+async def lock_existing_order(
+    session: AsyncSession, order_id: str, *, skip_locked: bool = False
+) -> PaymentOrder | None:
+    return await session.scalar(
+        select(PaymentOrder)
+        .where(PaymentOrder.order_id == order_id)
+        .with_for_update(key_share=True, skip_locked=skip_locked)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def get_order(session: AsyncSession, order_id: str) -> PaymentOrder | None:
+    return await session.get(PaymentOrder, order_id)
+
+
+# -------------------------------------------------------------------------------- attempts
+
+
+async def attempts_of(session: AsyncSession, order_id: str) -> list[PaymentAttempt]:
+    rows = await session.scalars(
+        select(PaymentAttempt)
+        .where(PaymentAttempt.order_id == order_id)
+        .order_by(PaymentAttempt.number)
+        .execution_options(populate_existing=True)
+    )
+    return list(rows)
+
+
+async def get_attempt(session: AsyncSession, payment_id: str) -> PaymentAttempt | None:
+    return await session.scalar(
+        select(PaymentAttempt)
+        .where(PaymentAttempt.id == payment_id)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def attempt_by_intent(session: AsyncSession, intent_id: str) -> PaymentAttempt | None:
+    return await session.scalar(
+        select(PaymentAttempt)
+        .where(PaymentAttempt.provider_payment_id == intent_id)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def insert_attempt(session: AsyncSession, attempt: PaymentAttempt) -> None:
+    session.add(attempt)
+    await session.flush()
+
+
+async def attempts_in_window(
+    session: AsyncSession, *, since: datetime, until: datetime
+) -> list[PaymentAttempt]:
+    rows = await session.scalars(
+        select(PaymentAttempt)
+        .where(PaymentAttempt.created_at >= since, PaymentAttempt.created_at < until)
+        .order_by(PaymentAttempt.created_at)
+    )
+    return list(rows)
+
+
+async def attempts_to_sweep(
+    session: AsyncSession, *, pending_before: datetime, action_before: datetime, limit: int
+) -> list[tuple[str, str]]:
+    """(order id, payment id) of attempts waiting on the provider or the customer."""
+    rows = await session.execute(
+        select(PaymentAttempt.order_id, PaymentAttempt.id)
+        .where(
+            or_(
+                (PaymentAttempt.status == AttemptStatus.PENDING)
+                & (PaymentAttempt.updated_at < pending_before),
+                (PaymentAttempt.status == AttemptStatus.REQUIRES_ACTION)
+                & (PaymentAttempt.updated_at < action_before),
+            )
+        )
+        .order_by(PaymentAttempt.updated_at)
+        .limit(limit)
+    )
+    return [(str(order_id), str(payment_id)) for order_id, payment_id in rows.all()]
+
+
+async def touch_attempt(session: AsyncSession, payment_id: str) -> None:
+    """Mark an attempt as just checked, so sweeps go round the others first."""
+    await session.execute(
+        update(PaymentAttempt).where(PaymentAttempt.id == payment_id).values(updated_at=func.now())
+    )
+
+
+async def reviews(
+    session: AsyncSession, *, status: ReviewStatus | None, limit: int, before: str | None
+) -> list[PaymentAttempt]:
+    query = select(PaymentAttempt).where(PaymentAttempt.review_status != ReviewStatus.NONE)
+    if status is not None:
+        query = query.where(PaymentAttempt.review_status == status)
+    if before is not None:
+        query = query.where(PaymentAttempt.id < before)
+    rows = await session.scalars(query.order_by(PaymentAttempt.id.desc()).limit(limit))
+    return list(rows)
+
+
+# -------------------------------------------------------------------------------- provider calls
+
+
+async def record_call(
+    session: AsyncSession,
+    *,
+    key: str,
+    operation: str,
+    order_id: str,
+    payment_id: str,
+    request: dict[str, Any],
+    refund_id: str | None = None,
+) -> ProviderCall:
+    """Record a provider write before sending it; an existing record (a retry) is returned
+    unchanged, so the retry sends exactly what the first try sent."""
+    await session.execute(
+        insert(ProviderCall)
+        .values(
+            idempotency_key=key,
+            operation=operation,
+            order_id=order_id,
+            payment_id=payment_id,
+            refund_id=refund_id,
+            request=request,
+            status=CallStatus.PENDING.value,
+            attempts=0,
+        )
+        .on_conflict_do_nothing(index_elements=[ProviderCall.idempotency_key])
+    )
+    call = await session.scalar(
+        select(ProviderCall)
+        .where(ProviderCall.idempotency_key == key)
+        .execution_options(populate_existing=True)
+    )
+    assert call is not None
+    return call
+
+
+async def get_call(session: AsyncSession, key: str) -> ProviderCall | None:
+    return await session.get(ProviderCall, key, populate_existing=True)
+
+
+async def finish_call(
+    session: AsyncSession,
+    key: str,
+    *,
+    status: CallStatus,
+    response_id: str | None = None,
+    error: str | None = None,
+) -> None:
+    await session.execute(
+        update(ProviderCall)
+        .where(ProviderCall.idempotency_key == key)
+        .values(
+            status=status.value,
+            response_id=response_id,
+            last_error=error,
+            attempts=ProviderCall.attempts + 1,
+            completed_at=func.now() if status != CallStatus.PENDING else None,
+        )
+    )
+
+
+# -------------------------------------------------------------------------------- refunds
+
+
+async def refunds_of_order(session: AsyncSession, order_id: str) -> list[Refund]:
+    rows = await session.scalars(
+        select(Refund).where(Refund.order_id == order_id).order_by(Refund.created_at, Refund.id)
+    )
+    return list(rows)
+
+
+async def refunds_of_attempt(session: AsyncSession, payment_id: str) -> list[Refund]:
+    rows = await session.scalars(
+        select(Refund)
+        .where(Refund.payment_id == payment_id)
+        .order_by(Refund.created_at, Refund.id)
+        .execution_options(populate_existing=True)
+    )
+    return list(rows)
+
+
+async def refund_by_request_key(
+    session: AsyncSession, order_id: str, request_key: str
+) -> Refund | None:
+    return await session.scalar(
+        select(Refund)
+        .where(Refund.order_id == order_id, Refund.request_key == request_key)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def outstanding_refunds(session: AsyncSession, payment_id: str) -> int:
+    """Refunds sent or being sent for an attempt, not yet counted in `amount_refunded`."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(Refund.amount), 0)).where(
+            Refund.payment_id == payment_id, Refund.status == RefundStatus.PENDING
+        )
+    )
+    return int(total or 0)
+
+
+async def insert_refund(session: AsyncSession, refund: Refund) -> None:
+    session.add(refund)
+    await session.flush()
+
+
+# -------------------------------------------------------------------------------- webhook inbox
+
+
+async def store_webhook(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Store a provider event once; False when its id was stored before (a replay)."""
+    result = await session.execute(
+        insert(StripeEvent)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[StripeEvent.event_id])
+        .returning(StripeEvent.event_id)
+    )
+    return result.scalar_one_or_none() is not None
+
+
+async def next_webhook(session: AsyncSession, now: datetime) -> StripeEvent | None:
+    """The oldest unprocessed event nobody else is processing."""
+    return await session.scalar(
+        select(StripeEvent)
+        .where(
+            StripeEvent.processed_at.is_(None),
+            or_(StripeEvent.next_attempt_at.is_(None), StripeEvent.next_attempt_at <= now),
+        )
+        .order_by(StripeEvent.provider_created_at, StripeEvent.seq)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+
+
+async def get_webhook(session: AsyncSession, event_id: str) -> StripeEvent | None:
+    return await session.get(StripeEvent, event_id, populate_existing=True)
+
+
+async def webhooks_for(session: AsyncSession, intent_ids: Sequence[str]) -> list[StripeEvent]:
+    rows = await session.scalars(
+        select(StripeEvent)
+        .where(StripeEvent.payment_intent_id.in_(intent_ids))
+        .order_by(StripeEvent.provider_created_at, StripeEvent.seq)
+    )
+    return list(rows)

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from contracts.types import Id
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class NextActionPublic(BaseModel):
+    type: str
+    redirect_url: str | None = None
+    client_secret: str | None = None
+
+
+class RiskPublic(BaseModel):
+    """Admin only: how the attempt was scored."""
+
+    score: int
+    level: str
+    reasons: list[str]
+    review_status: str
+    reviewed_by: str | None = None
+    reviewed_at: datetime | None = None
+    review_note: str | None = None
+
+
+class AttemptPublic(BaseModel):
+    payment_id: str
+    number: int
+    status: str
+    amount: int
+    currency: str
+    amount_captured: int
+    amount_refunded: int
+    provider_payment_id: str | None
+    card_brand: str | None
+    card_last4: str | None
+    next_action: NextActionPublic | None
+    failure_reason: str | None
+    decline_code: str | None
+    failure_message: str | None
+    flagged_for_review: bool
+    authorized_at: datetime | None
+    captured_at: datetime | None
+    voided_at: datetime | None
+    failed_at: datetime | None
+    created_at: datetime
+    risk: RiskPublic | None = None
+
+
+class RefundPublic(BaseModel):
+    refund_id: str
+    payment_id: str
+    amount: int
+    currency: str
+    reason: str
+    status: str
+    full: bool
+    provider_refund_id: str | None
+    requested_by: str
+    failure_message: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+class OrderPaymentsPublic(BaseModel):
+    order_id: str
+    user_id: str | None
+    status: str
+    """The latest attempt's status, or `awaiting_order` before any attempt exists."""
+    amount: int | None
+    currency: str | None
+    amount_authorized: int
+    amount_captured: int
+    amount_refunded: int
+    attempts: list[AttemptPublic]
+    refunds: list[RefundPublic]
+
+
+class RefundCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: int = Field(gt=0, strict=True, description="Minor units; at most what is left captured")
+    reason: str = Field(min_length=3, max_length=500)
+    payment_id: Id | None = Field(default=None, description="Defaults to the captured attempt")
+
+
+class ReviewPublic(BaseModel):
+    payment_id: str
+    order_id: str
+    user_id: str
+    status: str
+    amount: int
+    currency: str
+    risk_score: int
+    risk_level: str
+    reasons: list[str]
+    review_status: str
+    card_country: str | None
+    reviewed_by: str | None
+    reviewed_at: datetime | None
+    review_note: str | None
+    created_at: datetime
+
+
+class ReviewList(BaseModel):
+    items: list[ReviewPublic]
+    next_cursor: str | None
+
+
+class ReviewResolve(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["approve", "reject"]
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class WebhookReceipt(BaseModel):
+    received: bool = True
+    event_id: str
+    duplicate: bool

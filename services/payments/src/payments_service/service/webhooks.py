@@ -1,0 +1,183 @@
+"""Stripe webhooks: verified on the raw body and stored under the Stripe event id before the
+2xx answer; processed afterwards, oldest first, one order at a time.
+
+The event only says *that* something happened: the intent is re-fetched from the provider and
+the attempt brought up to that state, so a late, replayed or reordered event cannot move an
+attempt backwards. Events about intents this service does not know (other deployments or test
+runs sharing the account) are acknowledged and ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from contracts.types import utc_now
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from payments_service import repository
+from payments_service.errors import InvalidWebhookError
+from payments_service.models import PaymentAttempt, StripeEvent
+from payments_service.provider import InvalidWebhook
+from payments_service.runtime import Payments, outbox_emitter
+from payments_service.service.refunds import sync_refunds
+from payments_service.service.transitions import apply_intent
+from payments_service.service.work import Work
+
+log = logging.getLogger(__name__)
+
+HANDLED = frozenset(
+    {
+        "payment_intent.amount_capturable_updated",
+        "payment_intent.succeeded",
+        "payment_intent.requires_action",
+        "payment_intent.payment_failed",
+        "payment_intent.canceled",
+        "payment_intent.processing",
+        "charge.refunded",
+        "charge.captured",
+        "charge.refund.updated",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    event_id: str
+    duplicate: bool
+
+
+async def receive(
+    *, session: AsyncSession, payments: Payments, payload: bytes, signature: str | None
+) -> Receipt:
+    try:
+        event = payments.provider.verify_webhook(payload, signature)
+    except InvalidWebhook as exc:
+        raise InvalidWebhookError(str(exc)) from exc
+    payment_id = event.payment_id if event.payment_id and _is_uuid(event.payment_id) else None
+    stored = await repository.store_webhook(
+        session,
+        {
+            "event_id": event.id,
+            "type": event.type,
+            "provider_created_at": event.created,
+            "payment_intent_id": event.payment_intent_id,
+            "payment_id": payment_id,
+            "payload": event.payload,
+            "attempts": 0,
+        },
+    )
+    return Receipt(event_id=event.id, duplicate=not stored)
+
+
+async def process_next(payments: Payments) -> bool:
+    """Process the oldest waiting event; False when none is waiting."""
+    async with payments.sessionmaker() as session, session.begin():
+        event = await repository.next_webhook(session, utc_now())
+        if event is None:
+            return False
+        try:
+            async with session.begin_nested():
+                outcome = await _process(session, payments, event)
+        except Exception as exc:
+            event.attempts += 1
+            event.last_error = repr(exc)[:2000]
+            if event.attempts >= payments.settings.webhook_max_attempts:
+                log.error(
+                    "webhook processing abandoned",
+                    extra={"event_id": event.event_id, "error": repr(exc)},
+                )
+                event.processed_at = utc_now()
+                event.outcome = "failed"
+            else:
+                log.warning(
+                    "webhook processing failed, will retry",
+                    extra={
+                        "event_id": event.event_id,
+                        "attempt": event.attempts,
+                        "error": repr(exc),
+                    },
+                )
+                event.next_attempt_at = utc_now() + timedelta(seconds=min(2**event.attempts, 300))
+            return True
+        event.processed_at = utc_now()
+        event.outcome = outcome
+        return True
+
+
+async def _process(session: AsyncSession, payments: Payments, event: StripeEvent) -> str:
+    if event.type not in HANDLED or event.payment_intent_id is None:
+        return "ignored"
+    attempt = await _attempt_for(session, event)
+    if attempt is None:
+        return "unknown"
+    order = await repository.lock_order(session, attempt.order_id)
+    reloaded = await repository.get_attempt(session, attempt.id)
+    assert reloaded is not None
+    attempt = reloaded
+    if (
+        attempt.provider_event_at is not None
+        and event.provider_created_at < attempt.provider_event_at
+    ):
+        return "stale"
+    work = Work(
+        session=session,
+        payments=payments,
+        emit=outbox_emitter(
+            session, correlation_id=order.correlation_id, causation_id=event.event_id
+        ),
+    )
+    # Where order matters the event's snapshot is not trusted: ask the provider what is true now.
+    intent = await payments.provider.retrieve(event.payment_intent_id)
+    moved = await apply_intent(work, order, attempt, intent)
+    refunded = await sync_refunds(work, attempt, intent)
+    attempt.provider_event_at = max(
+        filter(None, (attempt.provider_event_at, event.provider_created_at))
+    )
+    return "applied" if moved or refunded else "noop"
+
+
+async def _attempt_for(session: AsyncSession, event: StripeEvent) -> PaymentAttempt | None:
+    assert event.payment_intent_id is not None
+    attempt = await repository.attempt_by_intent(session, event.payment_intent_id)
+    if attempt is None and event.payment_id is not None:
+        # The webhook can beat the synchronous answer that records the intent's id.
+        attempt = await repository.get_attempt(session, event.payment_id)
+        if attempt is not None and attempt.provider_payment_id not in (
+            None,
+            event.payment_intent_id,
+        ):
+            return None
+    return attempt
+
+
+async def run(payments: Payments, stop: asyncio.Event) -> None:
+    """Process stored webhooks until `stop`: woken by new ones, polling in case another
+    replica stored them or a retry comes due."""
+    while not stop.is_set():
+        payments.webhooks_waiting.clear()
+        try:
+            while not stop.is_set() and await process_next(payments):
+                pass
+        except Exception:
+            log.exception("webhook processor failed; continuing")
+        waiter = asyncio.ensure_future(payments.webhooks_waiting.wait())
+        stopper = asyncio.ensure_future(stop.wait())
+        await asyncio.wait(
+            {waiter, stopper},
+            timeout=payments.settings.webhook_poll_seconds,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        waiter.cancel()
+        stopper.cancel()
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
