@@ -147,7 +147,7 @@ class OpenApiCache:
         except (httpx.HTTPError, ValueError) as exc:
             log.warning(
                 "openapi of a service unavailable",
-                extra={"service": service, "error": type(exc).__name__},
+                extra={"upstream": service, "error": type(exc).__name__},
             )
             return service, None
         return service, document if isinstance(document, dict) else None

@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
+from prometheus_client import Counter
+from redis.exceptions import RedisError
 from shopkit.problems import problem_response
 from shopkit.security import InvalidTokenError, Principal, TokenVerifier
 from starlette.background import BackgroundTask
@@ -27,6 +29,17 @@ from gateway.ratelimit import Decision, Identity, RateLimiter
 from gateway.routes import IDEMPOTENT_METHODS, Route, RouteTable
 
 log = logging.getLogger(__name__)
+
+UPSTREAM_RETRIES = Counter(
+    "shop_gateway_upstream_retries_total",
+    "Requests sent again because the upstream could not be reached (idempotent methods only)",
+    ["service", "method"],
+)
+UPSTREAM_FAILURES = Counter(
+    "shop_gateway_upstream_failures_total",
+    "Requests answered by the gateway itself because the upstream failed",
+    ["service", "kind"],
+)
 
 RELAY_WHOLE_MAX_BYTES = 256 * 1024
 """Responses up to this size (with a Content-Length) are read whole and sent in one piece."""
@@ -121,6 +134,12 @@ class Gateway:
                 title="Invalid access token",
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
+        except RedisError as exc:
+            # The revocation list cannot be read: a logged-out token must not slip through.
+            log.warning("token revocation check unavailable", extra={"error": repr(exc)})
+            if route.public:
+                return None, None
+            return None, _unavailable()
 
     async def _rate_limit(
         self, route: Route, client_ip: str, principal: Principal | None
@@ -186,26 +205,18 @@ class Gateway:
                 break
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if attempt + 1 < attempts:
+                    UPSTREAM_RETRIES.labels(route.service, method).inc()
                     await asyncio.sleep(0.05 * 2**attempt)
                     continue
-                log.warning(
-                    "upstream unreachable",
-                    extra={"service": route.service, "error": type(exc).__name__},
-                )
-                return _unavailable()
-            except httpx.PoolTimeout:
-                log.warning("upstream connection pool exhausted", extra={"service": route.service})
-                return _unavailable()
-            except httpx.TimeoutException:
-                log.warning("upstream timed out", extra={"service": route.service})
-                return _problem(504, "The service did not answer in time.", slug="upstream-timeout")
+                return _failed(route, "unreachable", exc)
+            except httpx.PoolTimeout as exc:
+                return _failed(route, "pool_exhausted", exc)
+            except httpx.TimeoutException as exc:
+                return _failed(route, "timeout", exc)
             except BodyTooLargeError:
                 return _too_large(self.settings.max_body_bytes)
             except httpx.HTTPError as exc:
-                log.warning(
-                    "upstream failed", extra={"service": route.service, "error": type(exc).__name__}
-                )
-                return _problem(502, "The service gave no valid answer.", slug="bad-gateway")
+                return _failed(route, "bad_response", exc)
         return await self._relay(response)
 
     async def _read_body(self, request: Request) -> bytes:
@@ -274,6 +285,20 @@ def _problem(
     headers: dict[str, str] | None = None,
 ) -> Response:
     return problem_response(status, detail, slug=slug, title=title, headers=headers)
+
+
+def _failed(route: Route, kind: str, exc: Exception) -> Response:
+    """The problem answer for an upstream failure; the log has the facts, the client does not."""
+    UPSTREAM_FAILURES.labels(route.service, kind).inc()
+    log.warning(
+        "upstream failed",
+        extra={"upstream": route.service, "kind": kind, "error": type(exc).__name__},
+    )
+    if kind == "timeout":
+        return _problem(504, "The service did not answer in time.", slug="upstream-timeout")
+    if kind == "bad_response":
+        return _problem(502, "The service gave no valid answer.", slug="bad-gateway")
+    return _unavailable()
 
 
 def _unavailable() -> Response:

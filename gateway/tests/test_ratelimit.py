@@ -1,0 +1,115 @@
+"""Rate limits in real Redis: budgets per IP and per user, 429 with Retry-After and RateLimit-*."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
+import httpx
+from gateway.testing import free_port
+
+from contracts import new_id
+
+from .conftest import TEST_LIMITS, Stack, random_ip
+
+
+def assert_rate_limited(response: httpx.Response) -> None:
+    assert response.status_code == 429
+    assert response.headers["content-type"] == "application/problem+json"
+    assert int(response.headers["retry-after"]) >= 1
+    assert response.headers["ratelimit-remaining"] == "0"
+    assert int(response.headers["ratelimit-limit"]) >= 1
+    assert "x-upstream" not in response.headers  # refused before reaching the service
+
+
+async def test_auth_budget_per_ip_runs_out_with_429_and_headers(stack: Stack) -> None:
+    ip = random_ip()
+    limit = TEST_LIMITS["auth"].per_ip
+    remaining = []
+    for _ in range(limit):
+        response = await stack.client.post("/api/auth/login", json={}, headers=stack.headers(ip=ip))
+        assert response.status_code == 200
+        assert response.headers["ratelimit-limit"] == str(limit)
+        assert response.headers["ratelimit-policy"] == f"{limit};w=60"
+        remaining.append(int(response.headers["ratelimit-remaining"]))
+    assert remaining == sorted(remaining, reverse=True)
+    assert remaining[-1] == 0
+
+    refused = await stack.client.post("/api/auth/login", json={}, headers=stack.headers(ip=ip))
+    assert_rate_limited(refused)
+
+    # Other budgets of the same client are separate: reads still pass.
+    read = await stack.client.get("/api/products", headers=stack.headers(ip=ip))
+    assert read.status_code == 200
+    # And another client is not affected.
+    other = await stack.client.post("/api/auth/login", json={}, headers=stack.headers())
+    assert other.status_code == 200
+
+
+async def test_checkout_budget_is_per_user_across_addresses(stack: Stack) -> None:
+    user = new_id()
+    limit = TEST_LIMITS["checkout"].per_user
+    for _ in range(limit):
+        response = await stack.client.post(
+            "/api/orders", json={}, headers=stack.headers(user=user)
+        )  # new IP each time
+        assert response.status_code == 200
+    assert_rate_limited(
+        await stack.client.post("/api/orders", json={}, headers=stack.headers(user=user))
+    )
+    # The same user may still read orders, and another user may check out.
+    assert (await stack.client.get("/api/orders/o-1", headers=stack.headers(user=user))).is_success
+    other = await stack.client.post("/api/orders", json={}, headers=stack.headers(user=new_id()))
+    assert other.status_code == 200
+
+
+async def test_a_client_cannot_escape_its_limit_by_writing_x_forwarded_for(
+    make_gateway: Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]],
+) -> None:
+    # This gateway trusts no proxy, like one at the edge: the peer address is the client.
+    async with make_gateway(trusted_proxies=[]) as gateway:
+        limit = TEST_LIMITS["auth"].per_ip
+        for _ in range(limit):
+            response = await gateway.post(
+                "/api/auth/login", json={}, headers={"X-Forwarded-For": random_ip()}
+            )
+            assert response.status_code == 200
+        refused = await gateway.post(
+            "/api/auth/login", json={}, headers={"X-Forwarded-For": random_ip()}
+        )
+        assert_rate_limited(refused)
+
+
+async def test_limits_scale_with_one_setting(
+    make_gateway: Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]],
+) -> None:
+    async with make_gateway(rate_limit_scale=3) as gateway:
+        response = await gateway.post(
+            "/api/auth/login", json={}, headers={"X-Forwarded-For": random_ip()}
+        )
+    assert response.headers["ratelimit-limit"] == str(3 * TEST_LIMITS["auth"].per_ip)
+
+
+async def test_redis_outage_fails_open_for_limits_but_closed_for_revocation(
+    make_gateway: Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]], stack: Stack
+) -> None:
+    async with make_gateway(redis_url=f"redis://127.0.0.1:{free_port()}/0") as gateway:
+        response = await gateway.get("/api/products", headers={"X-Forwarded-For": random_ip()})
+        assert response.status_code == 200
+        assert "ratelimit-limit" not in response.headers
+        # Whether a token was revoked cannot be known: protected routes refuse, without a 500.
+        protected = await gateway.get("/api/orders", headers=stack.headers(user=new_id()))
+        assert protected.status_code == 503
+        assert protected.headers["content-type"] == "application/problem+json"
+
+
+async def test_disabled_limits_send_no_headers(
+    make_gateway: Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]],
+) -> None:
+    async with make_gateway(rate_limit_enabled=False) as gateway:
+        for _ in range(TEST_LIMITS["auth"].per_ip + 1):
+            response = await gateway.post(
+                "/api/auth/login", json={}, headers={"X-Forwarded-For": "10.0.0.1"}
+            )
+            assert response.status_code == 200
+            assert "ratelimit-limit" not in response.headers
