@@ -138,5 +138,7 @@ async def release(session: AsyncSession, *, order_id: str, now: datetime) -> boo
         .where(Coupon.id.in_(select(released.c.coupon_id)))
         .values(uses=Coupon.uses - 1)
         .returning(Coupon.id)
+        # The ORM's session synchronisation does not understand the data-modifying CTE.
+        .execution_options(synchronize_session=False)
     )
     return result.first() is not None

@@ -127,7 +127,7 @@ async def cancel_order(
     status = as_status(order.status)
     if status not in CUSTOMER_CANCELLABLE:
         raise errors.InvalidTransitionError(
-            f"an order that is {status} cannot be cancelled", status=status
+            f"an order that is {status} cannot be cancelled", order_status=status
         )
     by_owner = order.user_id == viewer.user_id
     await transition(

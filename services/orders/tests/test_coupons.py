@@ -1,0 +1,239 @@
+"""Coupons: administration, discounts, limits under concurrency, release on cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from contracts import new_id
+
+from .support import Harness, assert_problem
+
+
+def _code() -> str:
+    return f"C{new_id()[-10:]}".upper().replace("-", "")
+
+
+async def _coupon(harness: Harness, **fields: Any) -> dict[str, Any]:
+    body = {"code": _code(), "kind": "percentage", "percent_off": 10, **fields}
+    response = await harness.client.post("/api/coupons", headers=harness.admin(), json=body)
+    assert response.status_code == 201, response.text
+    coupon: dict[str, Any] = response.json()
+    return coupon
+
+
+async def test_only_admins_manage_coupons(harness: Harness) -> None:
+    body = {"code": _code(), "kind": "fixed", "amount_off": 500}
+    assert_problem(
+        await harness.client.post("/api/coupons", headers=harness.user(), json=body), 403
+    )
+    assert_problem(await harness.client.post("/api/coupons", json=body), 401)
+
+    admin = harness.admin()
+    created = await harness.client.post("/api/coupons", headers=admin, json=body)
+    assert created.status_code == 201
+    assert created.json()["uses"] == 0 and created.json()["active"] is True
+    assert_problem(
+        await harness.client.post("/api/coupons", headers=admin, json=body), 409, "coupon-exists"
+    )
+    fetched = await harness.client.get(f"/api/coupons/{body['code'].lower()}", headers=admin)
+    assert fetched.json()["code"] == body["code"]
+    assert_problem(await harness.client.get("/api/coupons/NOPE-NOPE", headers=admin), 404)
+
+
+async def test_invalid_coupon_definitions_are_refused(harness: Harness) -> None:
+    admin = harness.admin()
+    now = datetime.now(UTC)
+    for body in [
+        {"code": _code(), "kind": "percentage", "percent_off": 0},
+        {"code": _code(), "kind": "percentage", "percent_off": 101},
+        {"code": _code(), "kind": "percentage", "amount_off": 100},
+        {"code": _code(), "kind": "fixed", "amount_off": -5},
+        {"code": _code(), "kind": "fixed", "amount_off": 500, "percent_off": 5},
+        {"code": _code(), "kind": "bogo", "amount_off": 500},
+        {"code": "a b", "kind": "fixed", "amount_off": 500},
+        {
+            "code": _code(),
+            "kind": "fixed",
+            "amount_off": 500,
+            "valid_from": now.isoformat(),
+            "valid_until": (now - timedelta(days=1)).isoformat(),
+        },
+        {"code": _code(), "kind": "fixed", "amount_off": 500, "max_uses": 0},
+    ]:
+        assert_problem(await harness.client.post("/api/coupons", headers=admin, json=body), 422)
+
+
+async def test_percentage_and_fixed_discounts(harness: Harness) -> None:
+    percent = await _coupon(harness, percent_off=15)
+    fixed = await _coupon(harness, kind="fixed", percent_off=None, amount_off=700)
+    user = harness.user()
+    product = await harness.product(price=3333)
+    await harness.fill_cart(user, (product, 3))
+
+    cart = (
+        await harness.client.post("/api/cart/coupon", headers=user, json={"code": percent["code"]})
+    ).json()
+    assert cart["coupon_code"] == percent["code"]
+    assert cart["discount"] == 9999 * 15 // 100
+    assert cart["total"] == 9999 - 9999 * 15 // 100
+
+    cart = (
+        await harness.client.post("/api/cart/coupon", headers=user, json={"code": fixed["code"]})
+    ).json()
+    assert cart["discount"] == 700
+
+    response = await harness.checkout(user, harness.checkout_body([(product.sku, 3)], price=1000))
+    order = response.json()
+    assert response.status_code == 202
+    assert (order["subtotal"], order["discount"], order["shipping"], order["total"]) == (
+        9999,
+        700,
+        1000,
+        10299,
+    )
+    assert order["coupon_code"] == fixed["code"]
+
+    removed = await harness.client.delete("/api/cart/coupon", headers=user)
+    assert removed.json()["coupon_code"] is None
+
+
+async def test_fixed_discount_never_exceeds_the_subtotal(harness: Harness) -> None:
+    coupon = await _coupon(harness, kind="fixed", percent_off=None, amount_off=100_000)
+    user = harness.user()
+    product = await harness.product(price=2500)
+    await harness.fill_cart(user, (product, 1))
+    await harness.client.post("/api/cart/coupon", headers=user, json={"code": coupon["code"]})
+    response = await harness.checkout(user, harness.checkout_body([(product.sku, 1)], price=900))
+    assert response.status_code == 202
+    assert (response.json()["discount"], response.json()["total"]) == (2500, 900)
+
+
+async def test_coupon_rules_are_enforced(harness: Harness) -> None:
+    now = datetime.now(UTC)
+    minimum = await _coupon(harness, min_subtotal=10_000)
+    expired = await _coupon(harness, valid_until=(now - timedelta(minutes=1)).isoformat())
+    future = await _coupon(harness, valid_from=(now + timedelta(days=1)).isoformat())
+    dollars = await _coupon(harness, kind="fixed", percent_off=None, amount_off=100, currency="USD")
+    inactive = await _coupon(harness)
+    await harness.client.delete(f"/api/coupons/{inactive['code']}", headers=harness.admin())
+
+    user = harness.user()
+    product = await harness.product(price=4000)
+    await harness.fill_cart(user, (product, 1))
+    for coupon in (minimum, expired, future, dollars, inactive):
+        response = await harness.client.post(
+            "/api/cart/coupon", headers=user, json={"code": coupon["code"]}
+        )
+        assert_problem(response, 422, "coupon-invalid")
+    assert_problem(
+        await harness.client.post("/api/cart/coupon", headers=user, json={"code": "NO-SUCH"}),
+        422,
+        "coupon-invalid",
+    )
+
+    # Reaching the minimum makes it usable; dropping below it again blocks checkout, not silently
+    # charging the customer more than the cart showed.
+    await harness.fill_cart(user, (product, 2))
+    applied = await harness.client.post(
+        "/api/cart/coupon", headers=user, json={"code": minimum["code"]}
+    )
+    assert applied.json()["discount"] == 1200
+    await harness.client.patch(f"/api/cart/items/{product.sku}", headers=user, json={"quantity": 2})
+    cart = (await harness.client.get("/api/cart", headers=user)).json()
+    assert cart["discount"] == 0 and cart["coupon_problem"]
+    response = await harness.checkout(user, harness.checkout_body([(product.sku, 2)]))
+    assert_problem(response, 422, "coupon-invalid")
+
+
+async def test_global_limit_holds_under_concurrent_checkouts(harness: Harness) -> None:
+    coupon = await _coupon(harness, max_uses=1)
+    product = await harness.product(price=5000)
+    users = [harness.user() for _ in range(20)]
+    for user in users:
+        await harness.fill_cart(user, (product, 1))
+        applied = await harness.client.post(
+            "/api/cart/coupon", headers=user, json={"code": coupon["code"]}
+        )
+        assert applied.status_code == 200
+    body = harness.checkout_body([(product.sku, 1)])
+
+    responses = await asyncio.gather(*(harness.checkout(user, body) for user in users))
+
+    accepted = [r for r in responses if r.status_code == 202]
+    assert len(accepted) == 1, [r.status_code for r in responses]
+    assert accepted[0].json()["discount"] == 500
+    for response in responses:
+        if response.status_code != 202:
+            assert_problem(response, 422, "coupon-invalid")
+    assert await harness.scalar("SELECT uses FROM coupons WHERE code = :c", c=coupon["code"]) == 1
+    assert (
+        await harness.scalar(
+            "SELECT count(*) FROM coupon_redemptions r JOIN coupons c ON c.id = r.coupon_id WHERE c.code = :c",
+            c=coupon["code"],
+        )
+        == 1
+    )
+
+
+async def test_per_user_limit_holds_under_concurrent_checkouts(harness: Harness) -> None:
+    coupon = await _coupon(harness, max_uses_per_user=1)
+    user = harness.user()
+    product = await harness.product(price=2000)
+    await harness.fill_cart(user, (product, 1))
+    await harness.client.post("/api/cart/coupon", headers=user, json={"code": coupon["code"]})
+    first = await harness.checkout(user, harness.checkout_body([(product.sku, 1)]))
+    assert first.status_code == 202 and first.json()["discount"] == 200
+
+    # The same user again, concurrently from several devices: the coupon is spent for them.
+    await harness.fill_cart(user, (product, 1))
+    assert_problem(
+        await harness.client.post("/api/cart/coupon", headers=user, json={"code": coupon["code"]}),
+        422,
+        "coupon-invalid",
+    )
+    other = harness.user()
+    await harness.fill_cart(other, (product, 1))
+    assert (
+        await harness.client.post("/api/cart/coupon", headers=other, json={"code": coupon["code"]})
+    ).status_code == 200
+
+
+async def test_cancelling_an_order_gives_the_coupon_use_back(harness: Harness) -> None:
+    coupon = await _coupon(harness, max_uses=1)
+    product = await harness.product(price=5000)
+    first, second = harness.user(), harness.user()
+    for user in (first, second):
+        await harness.fill_cart(user, (product, 1))
+        await harness.client.post("/api/cart/coupon", headers=user, json={"code": coupon["code"]})
+    body = harness.checkout_body([(product.sku, 1)])
+    order = (await harness.checkout(first, body)).json()
+    assert_problem(await harness.checkout(second, body), 422, "coupon-invalid")
+
+    cancelled = await harness.client.post(f"/api/orders/{order['id']}/cancel", headers=first)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELLED"
+    assert await harness.scalar("SELECT uses FROM coupons WHERE code = :c", c=coupon["code"]) == 0
+
+    again = await harness.checkout(second, body)
+    assert again.status_code == 202 and again.json()["discount"] == 500
+    assert await harness.scalar("SELECT uses FROM coupons WHERE code = :c", c=coupon["code"]) == 1
+
+
+async def test_coupon_list_is_paginated(harness: Harness) -> None:
+    admin = harness.admin()
+    for _ in range(3):
+        await _coupon(harness)
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await harness.client.get("/api/coupons", headers=admin, params=params)).json()
+        seen += [c["code"] for c in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(seen) and len(seen) == len(set(seen)) >= 3
+    assert_problem(
+        await harness.client.get("/api/coupons", headers=admin, params={"cursor": "!!"}), 422
+    )

@@ -1,0 +1,192 @@
+"""Reading orders: ownership (BOLA), pagination, admin listings, timeline, stuck sagas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts.events.orders import OrderConfirmed, OrderPlaced
+
+from contracts import new_id
+
+from .support import Harness, assert_problem
+
+
+async def test_another_users_order_is_not_found(harness: Harness) -> None:
+    order, alice = await harness.placed_order()
+    bob = harness.user()
+    for path in (f"/api/orders/{order['id']}", f"/api/orders/{order['id']}/timeline"):
+        missing = assert_problem(
+            await harness.client.get(path, headers=bob), 404, "order-not-found"
+        )
+        unknown = assert_problem(
+            await harness.client.get(path.replace(order["id"], new_id()), headers=bob), 404
+        )
+        assert missing["title"] == unknown["title"]  # indistinguishable from a missing order
+    assert_problem(await harness.client.post(f"/api/orders/{order['id']}/cancel", headers=bob), 404)
+    assert (await harness.order(order["id"], alice))["status"] == "PENDING"  # untouched
+    assert all(
+        o["id"] != order["id"]
+        for o in (await harness.client.get("/api/orders", headers=bob)).json()["items"]
+    )
+    assert_problem(await harness.client.get("/api/orders/not-a-uuid", headers=bob), 404)
+    assert_problem(await harness.client.get(f"/api/orders/{order['id']}"), 401)
+
+
+async def test_admin_reads_any_order_with_ignored_events(harness: Harness) -> None:
+    order, _ = await harness.placed_order()
+    body = await harness.order(order["id"], harness.admin())
+    assert body["id"] == order["id"] and body["ignored_events"] == []
+    customer_view = await harness.order(order["id"], harness.tokens.headers(order["user_id"]))
+    assert customer_view["ignored_events"] is None
+
+
+async def test_own_orders_are_listed_newest_first_by_cursor(harness: Harness) -> None:
+    user = harness.user()
+    ids = [(await harness.placed_order(user))[0]["id"] for _ in range(5)]
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await harness.client.get("/api/orders", headers=user, params=params)).json()
+        assert set(page) == {"items", "next_cursor"}
+        seen += [o["id"] for o in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(ids))
+    first = (await harness.client.get("/api/orders", headers=user, params={"limit": 1})).json()[
+        "items"
+    ][0]
+    assert first["item_count"] == 2 and first["status"] == "PENDING"
+    assert_problem(
+        await harness.client.get("/api/orders", headers=user, params={"cursor": "garbage"}),
+        422,
+        "invalid-cursor",
+    )
+    assert_problem(await harness.client.get("/api/orders", headers=user, params={"limit": 0}), 422)
+
+
+async def test_admin_listing_filters(harness: Harness) -> None:
+    admin = harness.admin()
+    user = harness.user()
+    first, _ = await harness.placed_order(user)
+    second, _ = await harness.placed_order(user)
+    await harness.client.post(f"/api/orders/{second['id']}/cancel", headers=user)
+
+    def ids(response: Any) -> list[str]:
+        assert response.status_code == 200, response.text
+        return [o["id"] for o in response.json()["items"]]
+
+    by_user = ids(
+        await harness.client.get(
+            "/api/orders/admin", headers=admin, params={"user_id": harness.user_id(user)}
+        )
+    )
+    assert by_user == [second["id"], first["id"]]
+    cancelled = ids(
+        await harness.client.get(
+            "/api/orders/admin",
+            headers=admin,
+            params={"user_id": harness.user_id(user), "status": "CANCELLED"},
+        )
+    )
+    assert cancelled == [second["id"]]
+    both = ids(
+        await harness.client.get(
+            "/api/orders/admin",
+            headers=admin,
+            params=[
+                ("user_id", harness.user_id(user)),
+                ("status", "CANCELLED"),
+                ("status", "PENDING"),
+            ],
+        )
+    )
+    assert both == [second["id"], first["id"]]
+    window = ids(
+        await harness.client.get(
+            "/api/orders/admin",
+            headers=admin,
+            params={"user_id": harness.user_id(user), "created_from": second["created_at"]},
+        )
+    )
+    assert window == [second["id"]]
+    assert_problem(await harness.client.get("/api/orders/admin", headers=user), 403)
+    assert_problem(
+        await harness.client.get("/api/orders/admin", headers=admin, params={"status": "LOST"}), 422
+    )
+
+
+async def test_timeline_shows_the_saga_across_services(harness: Harness) -> None:
+    order, user = await harness.placed_order()
+    reserved = await harness.reserve(order)
+    authorized = await harness.authorize(order, reserved)
+    await harness.wait_status(order["id"], user, "CONFIRMED")
+    confirmed = (await harness.watcher.wait_for(order["id"], OrderConfirmed))[0]
+    placed = (await harness.watcher.wait_for(order["id"], OrderPlaced))[0]
+
+    async def complete() -> dict[str, Any] | None:
+        response = await harness.client.get(f"/api/orders/{order['id']}/timeline", headers=user)
+        assert response.status_code == 200
+        body: dict[str, Any] = response.json()
+        return body if len(body["events"]) >= 5 else None
+
+    timeline = await harness.until(complete)
+
+    events = timeline["events"]
+    assert [e["type"] for e in events] == [
+        "shop.orders.order_placed.v1",
+        "shop.inventory.stock_reserved.v1",
+        "shop.payments.payment_authorized.v1",
+        "shop.orders.order_confirmed.v1",
+        "shop.orders.order_status_changed.v1",
+    ]
+    by_id = {e["id"]: e for e in events}
+    assert by_id[placed.id]["source"] == "/services/orders"
+    assert by_id[reserved.id]["source"] == "/services/inventory"
+    assert by_id[reserved.id]["causation_id"] == placed.id
+    assert by_id[authorized.id]["causation_id"] == reserved.id
+    assert by_id[confirmed.id]["causation_id"] == authorized.id
+    assert all(e["subject"] == order["id"] and e["time"] for e in events)
+    assert all(e["data"] is None for e in events)  # payloads are for admins
+    admin_view = (
+        await harness.client.get(f"/api/orders/{order['id']}/timeline", headers=harness.admin())
+    ).json()
+    assert admin_view["events"][0]["data"]["total"] == order["total"]
+
+
+async def test_stuck_sagas_are_listed_and_exported(harness: Harness) -> None:
+    order, user = await harness.placed_order()
+    moving, moving_user = await harness.placed_order()
+    await harness.client.post(f"/api/orders/{moving['id']}/cancel", headers=moving_user)
+    admin = harness.admin()
+
+    async def listed() -> dict[str, Any] | None:
+        found: dict[str, Any] = {}
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 50, **({"cursor": cursor} if cursor else {})}
+            page = (
+                await harness.client.get("/api/orders/admin/stuck", headers=admin, params=params)
+            ).json()
+            found.update({o["id"]: o for o in page["items"]})
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return found.get(order["id"]) and found
+
+    stuck = await harness.until(listed)
+
+    entry = stuck[order["id"]]
+    assert entry["status"] == "PENDING"
+    assert entry["stuck_for_seconds"] >= harness.settings.saga_stuck_after_seconds
+    assert moving["id"] not in stuck  # terminal orders are never stuck
+
+    async def exported() -> bool:
+        metrics = (await harness.client.get("/metrics")).text
+        return any(
+            line.startswith('shop_orders_stuck{status="PENDING"}') and float(line.split()[-1]) >= 1
+            for line in metrics.splitlines()
+        )
+
+    assert await harness.until(exported)
+    assert_problem(await harness.client.get("/api/orders/admin/stuck", headers=user), 403)
