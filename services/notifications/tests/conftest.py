@@ -8,13 +8,13 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
-
-from contracts import new_id
 from contracts.events.auth import UserRegistered
+from fastapi import FastAPI
 from notifications_service.app import build_app
 from notifications_service.config import NotificationsSettings
 from shopkit.testing import TestTokens, app_client, eventually, kafka_namespace, migrated_database
+
+from contracts import new_id
 
 MAILPIT = "http://127.0.0.1:8025/api/v1"
 
@@ -27,14 +27,16 @@ class Running:
     tokens: TestTokens
 
     async def deliveries(self, user_id: str) -> list[dict[str, Any]]:
-        response = await self.client.get("/api/notifications", params={"limit": 100},
-                                          headers=self.tokens.headers(user_id))
+        response = await self.client.get(
+            "/api/notifications", params={"limit": 100}, headers=self.tokens.headers(user_id)
+        )
         assert response.status_code == 200
         items: list[dict[str, Any]] = response.json()["items"]
         return items
 
     async def settled(self, user_id: str, count: int) -> list[dict[str, Any]]:
         """The user's deliveries once `count` of them reached a final state."""
+
         async def check() -> list[dict[str, Any]] | None:
             items = await self.deliveries(user_id)
             final = [i for i in items if i["status"] in ("sent", "failed", "uncertain", "skipped")]
@@ -45,15 +47,19 @@ class Running:
 
 
 def fast(settings: dict[str, Any]) -> dict[str, Any]:
-    return {"dispatch_poll_seconds": 0.1, "retry_base_seconds": 0.05, "consumer_max_attempts": 2,
-            **settings}
+    return {
+        "dispatch_poll_seconds": 0.1,
+        "retry_base_seconds": 0.05,
+        "consumer_max_attempts": 2,
+        **settings,
+    }
 
 
 async def running(**overrides: Any) -> AsyncIterator[Running]:
     async with migrated_database("notifications") as url:
-        settings = NotificationsSettings(**fast({"database_url": url,
-                                                 "kafka_namespace": kafka_namespace(),
-                                                 **overrides}))
+        settings = NotificationsSettings(
+            **fast({"database_url": url, "kafka_namespace": kafka_namespace(), **overrides})
+        )
         tokens = TestTokens()
         app = build_app(settings)
         async with app_client(app, tokens) as client:
@@ -72,8 +78,7 @@ def unique_email(tag: str = "n") -> str:
 
 
 def registered(email: str, name: str = "Ana Souza") -> UserRegistered:
-    return UserRegistered(user_id=new_id(), email=email, name=name,
-                          registered_at=datetime.now(UTC))
+    return UserRegistered(user_id=new_id(), email=email, name=name, registered_at=datetime.now(UTC))
 
 
 async def mailpit_messages(address: str) -> list[dict[str, Any]]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from contracts import Envelope
 from contracts.events.notifications import NotificationSent
 from notifications_service.service import scheduling
 from shopkit.app import sessionmaker_of
+
+from contracts import Envelope
 
 from . import events
 from .bus import publish, wait_for_events
@@ -26,16 +27,25 @@ async def test_each_event_mails_once_even_when_redelivered(mailer: Running) -> N
 
     deliveries = await mailer.settled(user.user_id, count=4)
     assert sorted(d["template"] for d in deliveries) == [
-        "order_confirmed", "order_delivered", "order_shipped", "welcome"]
+        "order_confirmed",
+        "order_delivered",
+        "order_shipped",
+        "welcome",
+    ]
     assert {d["status"] for d in deliveries} == {"sent"}
     assert {d["channel"] for d in deliveries} == {"email"}
     assert sorted(d["event_id"] for d in deliveries) == sorted(e.id for e in envelopes)
     # Every delivery is marked only after its send returned, so Mailpit's count is final here.
     messages = await mailpit_messages(email)
     short = order.order_id[-8:]
-    assert sorted(m["Subject"] for m in messages) == sorted([
-        "Bem-vindo(a) à Shop, Ana & Filhos!", f"Pedido {short} confirmado",
-        f"Pedido {short} enviado", f"Pedido {short} entregue"])
+    assert sorted(m["Subject"] for m in messages) == sorted(
+        [
+            "Bem-vindo(a) à Shop, Ana & Filhos!",
+            f"Pedido {short} confirmado",
+            f"Pedido {short} enviado",
+            f"Pedido {short} entregue",
+        ]
+    )
 
     confirmed = next(m for m in messages if m["Subject"].endswith("confirmado"))
     body = await mailpit_message(confirmed["ID"])
@@ -45,8 +55,13 @@ async def test_each_event_mails_once_even_when_redelivered(mailer: Running) -> N
     assert "Ana &amp; Filhos" in welcome["HTML"]  # HTML escaped, text not
     assert "Ana & Filhos" in welcome["Text"]
 
-    sent = await wait_for_events(ns, "notifications.events", NotificationSent, count=4,
-                                 where=lambda e: e.user_id == user.user_id)
+    sent = await wait_for_events(
+        ns,
+        "notifications.events",
+        NotificationSent,
+        count=4,
+        where=lambda e: e.user_id == user.user_id,
+    )
     assert len(sent) == 4
 
 
@@ -59,9 +74,16 @@ async def test_the_delivery_key_holds_without_the_inbox(mailer: Running) -> None
     queued = []
     for _ in range(3):
         async with sessionmaker_of(mailer.app)() as session, session.begin():
-            queued.append(await scheduling.queue(
-                session=session, envelope=envelope, template="welcome", user_id=user.user_id,
-                email=email, context={"name": user.name}))
+            queued.append(
+                await scheduling.queue(
+                    session=session,
+                    envelope=envelope,
+                    template="welcome",
+                    user_id=user.user_id,
+                    email=email,
+                    context={"name": user.name},
+                )
+            )
     assert queued == [["email"], [], []]
     deliveries = await mailer.settled(user.user_id, count=1)
     assert len(deliveries) == 1

@@ -114,8 +114,11 @@ class Dispatcher:
         except Exception as exc:
             # A template or data bug: nothing was sent, and retrying cannot fix it.
             log.exception("preparing a message failed", extra={"delivery_id": delivery.id})
-            return Prepared(delivery_id=delivery.id, attempt=delivery.attempts,
-                            error_reason=f"could not render: {exc!r}"[:500])
+            return Prepared(
+                delivery_id=delivery.id,
+                attempt=delivery.attempts,
+                error_reason=f"could not render: {exc!r}"[:500],
+            )
 
     async def _prepare(self, session: AsyncSession, delivery: Delivery) -> Prepared:
         base = Prepared(delivery_id=delivery.id, attempt=delivery.attempts)
@@ -150,8 +153,10 @@ class Dispatcher:
             **{k: v for k, v in delivery.context.items() if k != "name"},
         }
         if "tracking_number" in context:
-            context["tracking_url"] = (f"{context['storefront_url']}/api/shipping/track/"
-                                       f"{quote(str(context['tracking_number']))}")
+            context["tracking_url"] = (
+                f"{context['storefront_url']}/api/shipping/track/"
+                f"{quote(str(context['tracking_number']))}"
+            )
         if "reset_token" in context:
             context["reset_url"] = (
                 f"{context['storefront_url']}/reset-password?token="

@@ -1,0 +1,201 @@
+"""SendGrid and Twilio over HTTP against local stand-in servers: retries, failures, doubt, SMS."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+from contracts.events.notifications import NotificationFailed
+from contracts.events.payments import PaymentRefunded
+from contracts.events.users import UserPreferencesChanged
+from fastapi import FastAPI, Request, Response
+from shopkit.testing import eventually
+
+from contracts import new_id
+
+from . import events
+from .bus import publish, serve, wait_for_events
+from .conftest import Running, registered, running, unique_email
+
+TWILIO_SID = "AC11111111111111111111111111111111"
+
+
+class Providers:
+    """A stand-in for SendGrid's mail/send and Twilio's Messages API, recording every call."""
+
+    def __init__(self) -> None:
+        self.emails: list[dict[str, Any]] = []
+        self.sms: list[dict[str, str]] = []
+        self.app = FastAPI()
+        self.app.post("/v3/mail/send")(self.mail_send)
+        self.app.post("/2010-04-01/Accounts/{sid}/Messages.json")(self.messages)
+
+    def emails_to(self, address: str) -> list[dict[str, Any]]:
+        return [e for e in self.emails if e["personalizations"][0]["to"][0]["email"] == address]
+
+    async def mail_send(self, request: Request) -> Response:
+        body = await request.json()
+        self.emails.append(body)
+        to = body["personalizations"][0]["to"][0]["email"]
+        if request.headers.get("authorization") != "Bearer test-sendgrid-key":
+            return Response(status_code=401)
+        if to.startswith("flaky-") and len(self.emails_to(to)) <= 2:
+            return Response(status_code=503)
+        if to.startswith("bounce-"):
+            return Response('{"errors":[{"message":"invalid to"}]}', status_code=400)
+        if to.startswith("slow-"):
+            await asyncio.sleep(2)
+        return Response(status_code=202, headers={"X-Message-Id": f"sg-{len(self.emails)}"})
+
+    async def messages(self, sid: str, request: Request) -> dict[str, str]:
+        form = parse_qs((await request.body()).decode())
+        self.sms.append({"sid": sid, **{k: v[0] for k, v in form.items()}})
+        return {"sid": f"SM{len(self.sms):032d}", "status": "queued"}
+
+
+@pytest.fixture(scope="module")
+async def providers() -> AsyncIterator[tuple[Providers, Running]]:
+    stand_in = Providers()
+    async with serve(stand_in.app) as url:
+        async for service in running(
+            email_backend="sendgrid",
+            sendgrid_base_url=url,
+            sendgrid_api_key="test-sendgrid-key",
+            twilio_base_url=url,
+            twilio_account_sid=TWILIO_SID,
+            http_timeout_seconds=0.5,
+            max_attempts=4,
+        ):
+            yield stand_in, service
+
+
+async def _admin_view(service: Running, user_id: str) -> list[dict[str, Any]]:
+    response = await service.client.get(
+        "/api/notifications/admin/deliveries",
+        params={"user_id": user_id},
+        headers=service.tokens.headers(new_id(), ("customer", "admin")),
+    )
+    assert response.status_code == 200
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def test_provider_errors_are_retried_with_backoff_and_recorded(
+    providers: tuple[Providers, Running],
+) -> None:
+    stand_in, service = providers
+    user = registered(unique_email("flaky"))
+    await publish(service.settings.kafka_namespace, user)
+    [delivery] = await service.settled(user.user_id, count=1)
+    assert delivery["status"] == "sent"
+    assert delivery["attempts"] == 3
+    [admin] = await _admin_view(service, user.user_id)
+    assert [a["outcome"] for a in admin["history"]] == ["retry", "retry", "sent"]
+    assert admin["provider_message_id"].startswith("sg-")
+    assert len(stand_in.emails_to(user.email)) == 3  # two refusals, one acceptance
+
+
+async def test_a_permanent_refusal_fails_once_and_is_announced(
+    providers: tuple[Providers, Running],
+) -> None:
+    stand_in, service = providers
+    user = registered(unique_email("bounce"))
+    await publish(service.settings.kafka_namespace, user)
+    [delivery] = await service.settled(user.user_id, count=1)
+    assert delivery["status"] == "failed"
+    assert delivery["attempts"] == 1
+    assert len(stand_in.emails_to(user.email)) == 1
+    failed = await wait_for_events(
+        service.settings.kafka_namespace,
+        "notifications.events",
+        NotificationFailed,
+        where=lambda e: e.user_id == user.user_id,
+    )
+    assert failed[0].template == "welcome"
+    assert "400" in failed[0].error
+
+
+async def test_a_lost_answer_is_uncertain_and_never_resent_blindly(
+    providers: tuple[Providers, Running],
+) -> None:
+    stand_in, service = providers
+    user = registered(unique_email("slow"))
+    await publish(service.settings.kafka_namespace, user)
+    [delivery] = await service.settled(user.user_id, count=1)
+    assert delivery["status"] == "uncertain"
+    [admin] = await _admin_view(service, user.user_id)
+    assert "no answer" in admin["last_error"]
+    assert len(stand_in.emails_to(user.email)) == 1
+
+
+async def test_sms_follows_preferences_and_language(providers: tuple[Providers, Running]) -> None:
+    stand_in, service = providers
+    ns = service.settings.kafka_namespace
+    user = registered(unique_email("sms"))
+    phone = "+5511987650000"
+    await publish(
+        ns,
+        user,
+        UserPreferencesChanged(
+            user_id=user.user_id,
+            channels=["email", "sms"],
+            language="en",
+            marketing_opt_in=False,
+            phone=phone,
+            changed_at=datetime.now(UTC),
+        ),
+    )
+
+    async def preferences_known() -> bool:
+        export = (
+            await service.client.get(
+                "/api/notifications/me/export", headers=service.tokens.headers(user.user_id)
+            )
+        ).json()
+        return bool(export["contact"] and export["contact"]["channels"] == ["email", "sms"])
+
+    await eventually(preferences_known, timeout=30, interval=0.3)
+    order = events.order_confirmed(user.user_id)
+    await publish(ns, order)
+    await publish(
+        ns,
+        PaymentRefunded(
+            order_id=order.order_id,
+            payment_id=new_id(),
+            refund_id=new_id(),
+            provider_payment_id="pi_1",
+            provider_refund_id="re_1",
+            amount=10470,
+            currency="BRL",
+            full=True,
+            reason="customer_request",
+            refunded_at=datetime.now(UTC),
+        ),
+    )
+
+    deliveries = await service.settled(user.user_id, count=5)
+    assert sorted((d["template"], d["channel"], d["status"]) for d in deliveries) == [
+        ("order_confirmed", "email", "sent"),
+        ("order_confirmed", "sms", "sent"),
+        ("payment_refunded", "email", "sent"),
+        ("payment_refunded", "sms", "sent"),
+        ("welcome", "email", "sent"),
+    ]
+    texts = [s for s in stand_in.sms if s["To"] == phone]
+    short = order.order_id[-8:]
+    assert sorted(s["Body"] for s in texts) == sorted(
+        [
+            f"Shop: order {short} confirmed. Total BRL 104.70.",
+            f"Shop: refund of BRL 104.70 for order {short}.",
+        ]
+    )
+    assert {s["sid"] for s in texts} == {TWILIO_SID}
+    assert {s["From"] for s in texts} == {service.settings.twilio_from_number}
+    subjects = sorted(e["subject"] for e in stand_in.emails_to(user.email))
+    assert subjects == sorted(
+        [f"Order {short} confirmed", f"Refund for order {short}", "Welcome to Shop, Ana Souza!"]
+    )
