@@ -7,14 +7,46 @@ tools cache; when that fails the test fails with the installer's reason, never s
 
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
+from shopkit.settings import SERVICE_PORTS
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "shop"
 ENVIRONMENTS = ("staging", "production")
+KUBERNETES_VERSION = "1.37.0"
+NAMESPACE = "shop"
+COMPONENTS = (*SERVICE_PORTS, "cli")
+# Read by the image's entry point (deploy/docker/entrypoint.sh) and by asyncpg (libpq variables),
+# not by the settings classes.
+ENTRYPOINT_AND_LIBPQ = {"SHOP_SERVICE", "PORT", "PGSSLMODE", "PGSSLROOTCERT"}
+
+
+def fake_digest(component: str) -> str:
+    """A well-formed digest, as the deploy workflow passes the pushed images' digests."""
+    return "sha256:" + hashlib.sha256(component.encode()).hexdigest()
+
+
+def template_args(helm: Path, environment: str, *extra: str) -> list[str]:
+    return [
+        str(helm),
+        "template",
+        "shop",
+        str(CHART),
+        "--namespace",
+        NAMESPACE,
+        "--kube-version",
+        KUBERNETES_VERSION,
+        "-f",
+        str(CHART / f"values-{environment}.yaml"),
+        "--set-json",
+        "global.imageDigests=" + json.dumps({c: fake_digest(c) for c in COMPONENTS}),
+        *extra,
+    ]
 
 
 def run(

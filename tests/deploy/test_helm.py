@@ -10,7 +10,6 @@ only the gateway reachable from the ingress, services reaching only their stores
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -25,35 +24,18 @@ from shopkit.settings import SERVICE_PORTS
 from contracts import topics
 
 from .settings_catalog import known_variables
-from .support import CHART, ENVIRONMENTS, ROOT
+from .support import (
+    CHART,
+    ENTRYPOINT_AND_LIBPQ,
+    ENVIRONMENTS,
+    KUBERNETES_VERSION,
+    NAMESPACE,
+    ROOT,
+    fake_digest,
+    template_args,
+)
 
-KUBERNETES_VERSION = "1.37.0"
 OLDEST_SUPPORTED = "1.31.0"
-NAMESPACE = "shop"
-COMPONENTS = (*SERVICE_PORTS, "cli")
-
-
-def fake_digest(component: str) -> str:
-    """A well-formed digest, as the deploy workflow passes the pushed images' digests."""
-    return "sha256:" + hashlib.sha256(component.encode()).hexdigest()
-
-
-def template_args(helm: Path, environment: str, *extra: str) -> list[str]:
-    return [
-        str(helm),
-        "template",
-        "shop",
-        str(CHART),
-        "--namespace",
-        NAMESPACE,
-        "--kube-version",
-        KUBERNETES_VERSION,
-        "-f",
-        str(CHART / f"values-{environment}.yaml"),
-        "--set-json",
-        "global.imageDigests=" + json.dumps({c: fake_digest(c) for c in COMPONENTS}),
-        *extra,
-    ]
 
 
 def render(helm: Path, environment: str, *extra: str) -> list[dict[str, Any]]:
@@ -310,7 +292,7 @@ def test_containers_get_only_settings_the_services_read(manifests) -> None:
         container = of_kind(manifests, "Deployment")[component(name)]["spec"]["template"]["spec"][
             "containers"
         ][0]
-        assert {e["name"] for e in container["env"]} - {"SHOP_SERVICE", "PORT"} <= known
+        assert {e["name"] for e in container["env"]} - ENTRYPOINT_AND_LIBPQ <= known
     assert config["data"]["SHOP_JWKS_URL"] == "http://shop-auth:8001/.well-known/jwks.json"
 
 

@@ -72,3 +72,30 @@ seccompProfile:
 {{- $auth := .Values.services.auth -}}
 {{- default (printf "http://%s:%v/.well-known/jwks.json" (include "shop.componentName" (dict "root" . "name" "auth")) $auth.port) .Values.config.SHOP_JWKS_URL -}}
 {{- end -}}
+
+{{/* TLS to the stores: libpq variables for asyncpg, and the CA bundle when one is configured. */}}
+{{- define "shop.storeTlsEnv" -}}
+{{- $tls := .Values.storeTls -}}
+- name: PGSSLMODE
+  value: {{ $tls.postgresSslMode | quote }}
+{{- if $tls.caBundleConfigMap }}
+- name: PGSSLROOTCERT
+  value: {{ printf "%s/%s" $tls.mountPath $tls.caBundleKey | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "shop.storeTlsMount" -}}
+{{- if .Values.storeTls.caBundleConfigMap -}}
+- name: store-ca
+  mountPath: {{ .Values.storeTls.mountPath }}
+  readOnly: true
+{{- end -}}
+{{- end -}}
+
+{{- define "shop.storeTlsVolume" -}}
+{{- if .Values.storeTls.caBundleConfigMap -}}
+- name: store-ca
+  configMap:
+    name: {{ .Values.storeTls.caBundleConfigMap }}
+{{- end -}}
+{{- end -}}
