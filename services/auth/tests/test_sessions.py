@@ -1,0 +1,299 @@
+"""Login, refresh rotation and reuse detection, logout, lockout, history, rehash."""
+
+from __future__ import annotations
+
+import asyncio
+
+import jwt
+from argon2 import PasswordHasher
+
+from .conftest import PASSWORD, Account, AuthStack, new_email, random_ip
+
+PROBLEM = "application/problem+json"
+
+
+async def test_login_returns_a_bearer_pair(auth_stack: AuthStack, account: Account) -> None:
+    response = await auth_stack.login(account)
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 900
+    assert body["access_token"].count(".") == 2
+    assert len(body["refresh_token"]) >= 40
+    me = await auth_stack.me(body["access_token"])
+    assert me.status_code == 200
+    assert me.json()["email"] == account.email
+
+
+async def test_wrong_password_and_unknown_account_look_the_same(
+    auth_stack: AuthStack, account: Account
+) -> None:
+    wrong = await auth_stack.gateway.post(
+        "/api/auth/login",
+        json={"email": account.email, "password": "not the password"},
+        headers=auth_stack.headers(),
+    )
+    unknown = await auth_stack.gateway.post(
+        "/api/auth/login",
+        json={"email": new_email(), "password": "not the password"},
+        headers=auth_stack.headers(),
+    )
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.headers["content-type"] == PROBLEM
+    assert wrong.json()["type"] == unknown.json()["type"]
+    assert wrong.json()["detail"] == unknown.json()["detail"]
+
+
+async def test_refresh_rotates_and_reuse_revokes_the_whole_family(
+    auth_stack: AuthStack, account: Account
+) -> None:
+    first = await auth_stack.tokens(account)
+    rotated = await auth_stack.gateway.post(
+        "/api/auth/refresh",
+        json={"refresh_token": first["refresh_token"]},
+        headers=auth_stack.headers(),
+    )
+    assert rotated.status_code == 200
+    second = rotated.json()
+    assert second["refresh_token"] != first["refresh_token"]
+    assert second["access_token"] != first["access_token"]
+    assert (await auth_stack.me(second["access_token"])).status_code == 200
+
+    # The spent token comes back (stolen copy): refused, and the session is over for everyone.
+    reused = await auth_stack.gateway.post(
+        "/api/auth/refresh",
+        json={"refresh_token": first["refresh_token"]},
+        headers=auth_stack.headers(),
+    )
+    assert reused.status_code == 401
+    assert reused.json()["type"].endswith("/refresh-token-reused")
+    latest = await auth_stack.gateway.post(
+        "/api/auth/refresh",
+        json={"refresh_token": second["refresh_token"]},
+        headers=auth_stack.headers(),
+    )
+    assert latest.status_code == 401
+    # Access tokens of the revoked session are denied too, at the gateway and at the service.
+    assert (await auth_stack.me(second["access_token"])).status_code == 401
+    assert (await auth_stack.me(second["access_token"], direct=True)).status_code == 401
+    assert (await auth_stack.me(first["access_token"])).status_code == 401
+
+    reason = await auth_stack.db.fetchval(
+        "SELECT revoked_reason FROM refresh_families WHERE user_id = $1", account.id
+    )
+    assert reason == "reuse"
+    # Another login is a new, unaffected session.
+    assert (await auth_stack.login(account)).status_code == 200
+
+
+async def test_concurrent_refreshes_of_one_token_issue_exactly_one_pair(
+    auth_stack: AuthStack, account: Account
+) -> None:
+    refresh = (await auth_stack.tokens(account))["refresh_token"]
+    responses = await asyncio.gather(
+        *(
+            auth_stack.gateway.post(
+                "/api/auth/refresh", json={"refresh_token": refresh}, headers=auth_stack.headers()
+            )
+            for _ in range(3)
+        )
+    )
+    assert sum(r.status_code == 200 for r in responses) == 1
+    assert all(r.status_code in (200, 401) for r in responses)
+
+
+async def test_refresh_tokens_expire_absolutely(auth_stack: AuthStack, account: Account) -> None:
+    pair = await auth_stack.tokens(account)
+    await auth_stack.db.execute(
+        "UPDATE refresh_families SET expires_at = now() - interval '1 second' WHERE user_id = $1",
+        account.id,
+    )
+    response = await auth_stack.gateway.post(
+        "/api/auth/refresh",
+        json={"refresh_token": pair["refresh_token"]},
+        headers=auth_stack.headers(),
+    )
+    assert response.status_code == 401
+    assert "expired" in response.json()["detail"]
+
+
+async def test_refresh_lifetime_is_30_days_and_not_extended(
+    auth_stack: AuthStack, account: Account
+) -> None:
+    first = await auth_stack.tokens(account)
+    second = (
+        await auth_stack.gateway.post(
+            "/api/auth/refresh",
+            json={"refresh_token": first["refresh_token"]},
+            headers=auth_stack.headers(),
+        )
+    ).json()
+    assert second["refresh_expires_at"] == first["refresh_expires_at"]
+    days = await auth_stack.db.fetchval(
+        "SELECT extract(epoch FROM expires_at - created_at) / 86400 FROM refresh_families "
+        "WHERE user_id = $1",
+        account.id,
+    )
+    assert round(float(days)) == 30
+
+
+async def test_logout_revokes_the_session_and_denies_the_access_token(
+    auth_stack: AuthStack, account: Account
+) -> None:
+    pair = await auth_stack.tokens(account)
+    other_session = await auth_stack.tokens(account)
+    response = await auth_stack.gateway.post(
+        "/api/auth/logout",
+        json={"refresh_token": pair["refresh_token"]},
+        headers=auth_stack.headers(token=pair["access_token"]),
+    )
+    assert response.status_code == 204
+    assert (await auth_stack.me(pair["access_token"])).status_code == 401
+    assert (await auth_stack.me(pair["access_token"], direct=True)).status_code == 401
+    refresh = await auth_stack.gateway.post(
+        "/api/auth/refresh",
+        json={"refresh_token": pair["refresh_token"]},
+        headers=auth_stack.headers(),
+    )
+    assert refresh.status_code == 401
+    # only that session ended
+    assert (await auth_stack.me(other_session["access_token"])).status_code == 200
+    ttl = await auth_stack.runtime.redis.ttl(
+        "auth:denied-jti:" + _claims(pair["access_token"])["jti"]
+    )
+    assert 0 < ttl <= 900 + 10
+
+
+async def test_logout_cannot_revoke_someone_elses_session(auth_stack: AuthStack) -> None:
+    alice, bob = await auth_stack.register(), await auth_stack.register()
+    alice_pair, bob_pair = await auth_stack.tokens(alice), await auth_stack.tokens(bob)
+    response = await auth_stack.gateway.post(
+        "/api/auth/logout",
+        json={"refresh_token": bob_pair["refresh_token"]},
+        headers=auth_stack.headers(token=alice_pair["access_token"]),
+    )
+    assert response.status_code == 204
+    refreshed = await auth_stack.gateway.post(
+        "/api/auth/refresh",
+        json={"refresh_token": bob_pair["refresh_token"]},
+        headers=auth_stack.headers(),
+    )
+    assert refreshed.status_code == 200
+
+
+async def test_failed_logins_lock_the_account_with_429_and_retry_after(
+    auth_stack: AuthStack, account: Account
+) -> None:
+    threshold = auth_stack.settings.login_account_max_failures
+    for _ in range(threshold):
+        response = await auth_stack.gateway.post(
+            "/api/auth/login",
+            json={"email": account.email, "password": "wrong password!"},
+            headers=auth_stack.headers(),
+        )  # a new address each time: the account is what counts
+        assert response.status_code == 401
+    locked = await auth_stack.login(account)  # even the right password is refused now
+    assert locked.status_code == 429
+    assert locked.headers["content-type"] == PROBLEM
+    retry_after = int(locked.headers["retry-after"])
+    assert 0 < retry_after <= auth_stack.settings.login_lockout_base_seconds
+    assert locked.json()["retry_after"] == retry_after
+
+
+async def test_failed_logins_from_one_address_lock_that_address(auth_stack: AuthStack) -> None:
+    ip = random_ip()
+    for _ in range(auth_stack.settings.login_ip_max_failures):
+        response = await auth_stack.gateway.post(
+            "/api/auth/login",
+            json={"email": new_email(), "password": "guessing-passwords"},
+            headers=auth_stack.headers(ip=ip),
+        )
+        assert response.status_code == 401
+    victim = await auth_stack.register()
+    from_attacker = await auth_stack.gateway.post(
+        "/api/auth/login",
+        json={"email": victim.email, "password": victim.password},
+        headers=auth_stack.headers(ip=ip),
+    )
+    assert from_attacker.status_code == 429
+    assert int(from_attacker.headers["retry-after"]) > 0
+    assert (await auth_stack.login(victim)).status_code == 200  # from its own address
+
+
+async def test_login_history_shows_time_address_agent_and_outcome(
+    auth_stack: AuthStack, account: Account
+) -> None:
+    await auth_stack.gateway.post(
+        "/api/auth/login",
+        json={"email": account.email, "password": "wrong password!"},
+        headers=auth_stack.headers(ip=account.ip, **{"User-Agent": "curl/8.0"}),
+    )
+    token = (await auth_stack.tokens(account))["access_token"]
+    response = await auth_stack.gateway.get(
+        "/api/auth/login-history", headers=auth_stack.headers(token=token)
+    )
+    assert response.status_code == 200
+    items = response.json()["items"]
+    assert [item["outcome"] for item in items] == ["success", "invalid_password"]
+    assert {item["ip"] for item in items} == {account.ip}
+    assert [item["user_agent"] for item in items] == ["auth-tests/1.0", "curl/8.0"]
+    assert items[0]["at"] >= items[1]["at"]
+
+    page = (
+        await auth_stack.gateway.get(
+            "/api/auth/login-history?limit=1", headers=auth_stack.headers(token=token)
+        )
+    ).json()
+    assert len(page["items"]) == 1
+    rest = (
+        await auth_stack.gateway.get(
+            f"/api/auth/login-history?limit=1&cursor={page['next_cursor']}",
+            headers=auth_stack.headers(token=token),
+        )
+    ).json()
+    assert rest["items"][0]["outcome"] == "invalid_password"
+    assert rest["next_cursor"] is None
+
+    bad_cursor = await auth_stack.gateway.get(
+        "/api/auth/login-history?cursor=nope", headers=auth_stack.headers(token=token)
+    )
+    assert bad_cursor.status_code == 422
+
+
+async def test_password_hash_is_upgraded_on_login_when_parameters_change(
+    auth_stack: AuthStack, account: Account
+) -> None:
+    old = PasswordHasher(time_cost=3, memory_cost=12288, parallelism=1).hash(PASSWORD)
+    await auth_stack.db.execute(
+        "UPDATE users SET password_hash = $1 WHERE id = $2", old, account.id
+    )
+    assert (await auth_stack.login(account)).status_code == 200
+    stored = await auth_stack.db.fetchval(
+        "SELECT password_hash FROM users WHERE id = $1", account.id
+    )
+    settings = auth_stack.settings
+    assert stored.startswith("$argon2id$")
+    assert f"m={settings.argon2_memory_kib},t={settings.argon2_time_cost}," in stored
+    assert (await auth_stack.login(account)).status_code == 200
+
+
+async def test_introspection_reports_active_tokens_only(
+    auth_stack: AuthStack, account: Account
+) -> None:
+    token = (await auth_stack.tokens(account))["access_token"]
+    active = await auth_stack.gateway.post(
+        "/api/auth/verify", json={"token": token}, headers=auth_stack.headers()
+    )
+    assert active.json()["active"] is True
+    assert active.json()["sub"] == account.id
+    assert active.json()["roles"] == ["customer"]
+    inactive = await auth_stack.gateway.post(
+        "/api/auth/verify", json={"token": token + "x"}, headers=auth_stack.headers()
+    )
+    assert inactive.json() == {**inactive.json(), "active": False, "sub": None}
+
+
+def _claims(token: str) -> dict[str, object]:
+    claims: dict[str, object] = jwt.decode(token, options={"verify_signature": False})
+    return claims
