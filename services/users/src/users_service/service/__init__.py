@@ -1,0 +1,1 @@
+"""Business rules of the users service, one module per topic."""
