@@ -25,12 +25,12 @@ data "aws_iam_policy_document" "trust" {
       variable = "token.actions.githubusercontent.com:aud"
       values   = ["sts.amazonaws.com"]
     }
-    # Only the named GitHub environment of this repository (staging or production), which is
-    # where the workflow's required reviewers apply.
+    # Only the named GitHub environments of this repository, which is where the workflow's
+    # required reviewers apply.
     condition {
       test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
-      values   = ["repo:${var.github_repository}:environment:${var.github_environment}"]
+      values   = [for environment in var.github_environments : "repo:${var.github_repository}:environment:${environment}"]
     }
   }
 }

@@ -8,9 +8,9 @@ variable "github_repository" {
   type        = string
 }
 
-variable "github_environment" {
-  description = "GitHub environment allowed to assume the role (staging or production)."
-  type        = string
+variable "github_environments" {
+  description = "GitHub environments allowed to assume the role (staging also lets the production promotion job read the staging images it copies)."
+  type        = list(string)
 }
 
 variable "create_oidc_provider" {

@@ -230,7 +230,7 @@ module "ci" {
   source                     = "../ci"
   name                       = local.name
   github_repository          = var.github_repository
-  github_environment         = var.environment
+  github_environments        = var.environment == "staging" ? ["staging", "production"] : [var.environment]
   create_oidc_provider       = var.create_github_oidc_provider
   existing_oidc_provider_arn = var.existing_github_oidc_provider_arn
   repository_arns            = module.ecr.repository_arns
