@@ -12,7 +12,6 @@ import statistics
 import time
 from datetime import UTC, datetime
 
-from contracts import Envelope, new_id
 from contracts.events.orders import OrderConfirmed, OrderLine, ShippingAddress, ShippingChoice
 from shipping_service import repository
 from shipping_service.app import build_app
@@ -21,6 +20,8 @@ from shipping_service.sandbox import SandboxCarrier
 from shipping_service.service import shipments
 from shopkit.app import sessionmaker_of
 from shopkit.testing import app_client, kafka_namespace, migrated_database
+
+from contracts import Envelope, new_id
 
 QUOTES = 400
 SHIPMENTS = 100
