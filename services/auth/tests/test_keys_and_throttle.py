@@ -1,0 +1,138 @@
+"""Signing-key lifecycle on real PostgreSQL, lockout growth on real Redis, settings guards."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from auth_service import keys, repository
+from auth_service.config import AuthSettings
+from auth_service.crypto import SecretBox
+from auth_service.errors import TooManyAttemptsError
+from auth_service.throttle import LoginThrottle, ThrottlePolicy
+from contracts.types import utc_now
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from shopkit.db import UnitOfWork, create_engine, create_sessionmaker
+from shopkit.testing import migrated_database, unique_suffix
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+BOX = SecretBox("test-master-secret")
+TTL = timedelta(minutes=15)
+REFRESH = timedelta(seconds=30)
+MAX_AGE = timedelta(days=30)
+
+
+@pytest.fixture(scope="module")
+async def sessions() -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    async with migrated_database("auth") as url:
+        engine = create_engine(url, pool_size=5)
+        try:
+            yield create_sessionmaker(engine)
+        finally:
+            await engine.dispose()
+
+
+async def _maintain(sessions: async_sessionmaker[AsyncSession], *, now: object = None) -> bool:
+    async with UnitOfWork(sessions) as uow:
+        rotated = await keys.maintain(
+            uow.session,
+            box=BOX,
+            max_age=MAX_AGE,
+            access_token_ttl=TTL,
+            refresh_interval=REFRESH,
+            now=now,
+        )  # type: ignore[arg-type]
+        await uow.commit()
+    return rotated
+
+
+async def _ring(
+    sessions: async_sessionmaker[AsyncSession], *, now: object = None, box: SecretBox = BOX
+) -> keys.KeyRing:
+    async with UnitOfWork(sessions) as uow:
+        return await keys.load(uow.session, box=box, now=now)  # type: ignore[arg-type]
+
+
+async def test_key_lifecycle_create_rotate_by_age_publish_then_purge(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # Several replicas starting at once create exactly one key.
+    created = await asyncio.gather(*(_maintain(sessions) for _ in range(4)))
+    assert sum(created) == 1
+    first = await _ring(sessions)
+    assert first.kids == [first.kid]
+    assert not await _maintain(sessions)  # young key: nothing to do
+
+    aged = utc_now() + MAX_AGE
+    assert await _maintain(sessions, now=aged)
+    second = await _ring(sessions, now=aged)
+    assert second.kid != first.kid
+    assert second.kids == [second.kid, first.kid]  # the retired key is still published
+
+    window = keys.publish_window(access_token_ttl=TTL, refresh_interval=REFRESH)
+    still = aged + window - timedelta(seconds=1)
+    assert not await _maintain(sessions, now=still)
+    assert (await _ring(sessions, now=still)).kids == [second.kid, first.kid]
+
+    gone = aged + window + timedelta(seconds=1)
+    await _maintain(sessions, now=gone)
+    assert (await _ring(sessions, now=gone)).kids == [second.kid]
+
+
+async def test_private_keys_are_encrypted_at_rest(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await _maintain(sessions)
+    ring = await _ring(sessions)
+    raw = ring.private_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    async with UnitOfWork(sessions) as uow:
+        stored = await repository.active_signing_key(uow.session)
+        assert stored is not None and stored.private_key is not None
+        sealed = stored.private_key
+    assert raw not in sealed
+    with pytest.raises(InvalidTag):
+        await _ring(sessions, box=SecretBox("another-master-secret"))
+
+
+async def test_lockout_doubles_with_each_failure_up_to_the_cap() -> None:
+    redis = Redis.from_url("redis://127.0.0.1:6379/0")
+    policy = ThrottlePolicy(
+        account_max_failures=3,
+        ip_max_failures=100,
+        base_seconds=30,
+        max_seconds=200,
+        memory_seconds=3600,
+    )
+    throttle = LoginThrottle(redis, policy, namespace=f"test-{unique_suffix()}:")
+    try:
+        locks = [
+            await throttle.record_failure(email="a@example.com", ip="10.0.0.1") for _ in range(7)
+        ]
+        assert locks == [0, 0, 30, 60, 120, 200, 200]
+        with pytest.raises(TooManyAttemptsError) as raised:
+            await throttle.check(email="a@example.com", ip="10.0.0.2")
+        assert 0 < raised.value.extensions["retry_after"] <= 200
+        await throttle.check(email="b@example.com", ip="10.0.0.1")  # IP below its threshold
+        await throttle.clear_account(email="a@example.com")
+        await throttle.check(email="a@example.com", ip="10.0.0.2")
+    finally:
+        await redis.aclose()
+
+
+def test_placeholder_secret_is_refused_outside_development() -> None:
+    with pytest.raises(ValidationError, match="secret_key"):
+        AuthSettings(environment="production")
+    assert AuthSettings(
+        environment="production", secret_key="a-real-secret-from-the-vault-0123456789"
+    ).secret_key
+
+
+def test_argon2_below_owasp_minimum_is_refused() -> None:
+    with pytest.raises(ValidationError, match="OWASP"):
+        AuthSettings(argon2_time_cost=1, argon2_memory_kib=19456)
+    assert AuthSettings(argon2_time_cost=1, argon2_memory_kib=47104).argon2_time_cost == 1
