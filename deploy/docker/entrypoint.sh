@@ -29,9 +29,10 @@ command=${1:-serve}
 case $command in
   serve)
     [ -n "$port" ] || { echo "error: '$service' is not a server; give it a command" >&2; exit 64; }
+    # --no-proxy-headers: the apps decide themselves whose X-Forwarded-For to believe
+    # (settings trusted_proxies); uvicorn must not rewrite the peer address before they see it.
     exec uvicorn "$module" --host "${SHOP_HOST:-0.0.0.0}" --port "$port" --no-access-log \
-      --proxy-headers --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-*}" \
-      --timeout-graceful-shutdown "${SHOP_GRACEFUL_SHUTDOWN_SECONDS:-20}"
+      --no-proxy-headers --timeout-graceful-shutdown "${SHOP_GRACEFUL_SHUTDOWN_SECONDS:-20}"
     ;;
   healthcheck)
     [ -n "$port" ] || exit 0

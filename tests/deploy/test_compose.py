@@ -43,14 +43,6 @@ INFRA_PORTS = {
     "localstripe": [8420],
 }
 ONE_SHOT = {"migrations"}
-# Shared secrets the cross-service agreement names (docs: SHOP_QUOTE_SIGNING_SECRET for shipping
-# and orders, SHOP_STRIPE_WEBHOOK_SECRET for payments). Tolerated while the service's settings do
-# not declare the field yet; every other variable must name a field.
-AGREED_SECRETS = {
-    "orders": {"SHOP_QUOTE_SIGNING_SECRET"},
-    "shipping": {"SHOP_QUOTE_SIGNING_SECRET"},
-    "payments": {"SHOP_STRIPE_WEBHOOK_SECRET"},
-}
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +208,7 @@ def test_kafka_runs_kraft_with_the_topics_partition_count(compose) -> None:
 def test_services_get_settings_they_actually_read(compose) -> None:
     """Every variable a shop container gets names a field of that component's settings."""
     for name in (*SERVICES, "migrations"):
-        known = known_variables(name) | AGREED_SECRETS.get(name, set())
+        known = known_variables(name)
         unknown = sorted(set(compose["services"][name]["environment"]) - known)
         assert unknown == [], f"{name} gets variables no settings field reads: {unknown}"
 

@@ -379,3 +379,26 @@ def test_values_cover_exactly_the_platform_components() -> None:
         assert overrides["global"]["environment"] == environment
         assert set(overrides.get("services", {})) <= set(SERVICE_PORTS)
     assert (ROOT / "deploy" / "helm" / "shop" / "Chart.yaml").exists()
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys silently; Helm's parser does the same."""
+
+
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    keys = [loader.construct_object(key) for key, _ in node.value]
+    duplicates = {k for k in keys if keys.count(k) > 1}
+    assert not duplicates, f"duplicate keys {duplicates} at line {node.start_mark.line + 1}"
+    return dict(loader.construct_pairs(node))
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
+
+
+@pytest.mark.parametrize("name", ["values.yaml", *(f"values-{e}.yaml" for e in ENVIRONMENTS)])
+def test_values_files_have_no_duplicate_keys(name: str) -> None:
+    yaml.load((CHART / name).read_text(), Loader=_UniqueKeyLoader)
+    with pytest.raises(AssertionError, match="duplicate keys"):
+        yaml.load("a:\n  b: 1\na:\n  c: 2\n", Loader=_UniqueKeyLoader)

@@ -172,3 +172,30 @@ def test_every_checkov_skip_is_justified() -> None:
     for path, match in skips:
         check, reason = match.groups()
         assert len(reason.strip()) >= 30, f"{path.name}: {check} is skipped without a real reason"
+
+
+# Settings the Kafka clients need against MSK (SASL/SCRAM over TLS) that shopkit does not read
+# yet: terraform writes them so the deployment is complete once it does (see deploy/README.md).
+PENDING_KAFKA_SETTINGS = {
+    "SHOP_KAFKA_SECURITY_PROTOCOL",
+    "SHOP_KAFKA_SASL_MECHANISM",
+    "SHOP_KAFKA_SASL_USERNAME",
+    "SHOP_KAFKA_SASL_PASSWORD",
+}
+
+
+def test_service_secrets_hold_settings_the_services_read() -> None:
+    from shopkit.settings import SERVICE_PORTS
+
+    from .settings_catalog import known_variables
+
+    text = (TERRAFORM / "modules" / "platform" / "main.tf").read_text()
+    body = text[text.index("  kafka_settings = {") : text.index('module "kms"')]
+    keys = set(re.findall(r"\b([A-Z][A-Z0-9_]{3,})\s*=", body))
+    assert "SHOP_REDIS_URL" in keys
+    assert "CATALOG_MONGO_URL" in keys
+    everything = frozenset().union(*(known_variables(name) for name in SERVICE_PORTS))
+    assert keys - everything == PENDING_KAFKA_SETTINGS
+    assert "${upper(name)}_DATABASE_URL" in body
+    for name in ("auth", "orders", "payments"):
+        assert f"{name.upper()}_DATABASE_URL" in known_variables(name)

@@ -53,6 +53,7 @@ locals {
       name == "catalog" ? { CATALOG_MONGO_URL = module.documentdb.url } : {},
       lookup(local.kafka_settings, name, {}),
       contains(local.quote_signing_services, name) ? { SHOP_QUOTE_SIGNING_SECRET = random_password.quote_signing.result } : {},
+      name == "auth" ? { AUTH_SECRET_KEY = random_password.auth_secret_key.result } : {},
     )
   }
 }
@@ -162,6 +163,11 @@ resource "random_password" "database" {
   for_each = toset(local.postgres_services)
   length   = 40
   special  = false
+}
+
+resource "random_password" "auth_secret_key" {
+  length  = 64
+  special = false
 }
 
 resource "random_password" "quote_signing" {
