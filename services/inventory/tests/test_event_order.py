@@ -246,8 +246,8 @@ async def check_outcome(
 ) -> None:
     order_ids = [p.order_id for p in placed]
     async with sessionmaker() as session:
-        reservations = await repository.get_reservations(session, order_ids)
-        stock = await repository.lock_stock(session, skus.values())
+        book = await repository.load_book(session, order_ids=order_ids, skus=skus.values())
+        reservations, stock = book.reservations, book.stock
         events = (
             await session.execute(
                 text("SELECT key, ce_type FROM outbox WHERE key = ANY(:ids)"), {"ids": order_ids}

@@ -18,16 +18,14 @@ products: EventHandlers[InventoryContext] = EventHandlers("products")
 
 @products.on(ProductCreated)
 async def on_product_created(envelope: Envelope[ProductCreated], ctx: InventoryContext) -> None:
-    await service.record_product(
-        ctx.session, sku=envelope.data.sku, product_id=envelope.data.product_id
-    )
+    service.record_product(ctx.book, sku=envelope.data.sku, product_id=envelope.data.product_id)
 
 
 @saga.on(OrderPlaced)
 async def on_order_placed(envelope: Envelope[OrderPlaced], ctx: InventoryContext) -> None:
     await ctx.emit(
-        *await service.reserve(
-            ctx.session,
+        *service.reserve(
+            ctx.book,
             order_id=envelope.data.order_id,
             lines=[(line.sku, line.quantity) for line in envelope.data.lines],
             policy=ctx.policy,
@@ -40,16 +38,14 @@ async def on_order_placed(envelope: Envelope[OrderPlaced], ctx: InventoryContext
 
 @saga.on(OrderConfirmed)
 async def on_order_confirmed(envelope: Envelope[OrderConfirmed], ctx: InventoryContext) -> None:
-    await ctx.emit(
-        *await service.commit(ctx.session, order_id=envelope.data.order_id, now=utc_now())
-    )
+    await ctx.emit(*service.commit(ctx.book, order_id=envelope.data.order_id, now=utc_now()))
 
 
 @saga.on(OrderCancelled)
 async def on_order_cancelled(envelope: Envelope[OrderCancelled], ctx: InventoryContext) -> None:
     await ctx.emit(
-        *await service.release(
-            ctx.session,
+        *service.release(
+            ctx.book,
             order_id=envelope.data.order_id,
             reason="order_cancelled",
             now=utc_now(),
@@ -61,8 +57,8 @@ async def on_order_cancelled(envelope: Envelope[OrderCancelled], ctx: InventoryC
 @saga.on(PaymentFailed)
 async def on_payment_failed(envelope: Envelope[PaymentFailed], ctx: InventoryContext) -> None:
     await ctx.emit(
-        *await service.release(
-            ctx.session, order_id=envelope.data.order_id, reason="payment_failed", now=utc_now()
+        *service.release(
+            ctx.book, order_id=envelope.data.order_id, reason="payment_failed", now=utc_now()
         )
     )
 
@@ -72,7 +68,5 @@ async def on_payment_action_required(
     envelope: Envelope[PaymentActionRequired], ctx: InventoryContext
 ) -> None:
     await ctx.emit(
-        *await service.extend(
-            ctx.session, order_id=envelope.data.order_id, policy=ctx.policy, now=utc_now()
-        )
+        *service.extend(ctx.book, order_id=envelope.data.order_id, policy=ctx.policy, now=utc_now())
     )

@@ -9,34 +9,17 @@ stock row lock ever waits for an order lock; the sweeper only *tries* order lock
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from inventory_service.book import ReservationState, StockBook, StockLevel
 from inventory_service.models import Reservation, ReservationLine, StockAdjustment, StockItem
 
 ORDER_LOCK_SPACE = 0x494E56  # "INV": the first key of our two-key advisory locks
-
-
-@dataclass(frozen=True, slots=True)
-class Stock:
-    sku: str
-    product_id: str | None
-    on_hand: int
-    reserved: int
-    committed: int
-    received: int
-    low_stock_threshold: int | None
-    updated_at: datetime
-
-    @property
-    def available(self) -> int:
-        return self.on_hand - self.reserved
-
 
 _STOCK_COLUMNS = (
     StockItem.sku,
@@ -48,6 +31,11 @@ _STOCK_COLUMNS = (
     StockItem.low_stock_threshold,
     StockItem.updated_at,
 )
+
+
+def _table(model: type[StockItem] | type[Reservation]) -> Table:
+    # Core tables for bulk statements: one executemany instead of per-object ORM flushes.
+    return model.metadata.tables[model.__tablename__]
 
 
 def order_lock_key(order_id: str) -> int:
@@ -81,87 +69,177 @@ async def try_lock_order(session: AsyncSession, order_id: str) -> bool:
     return bool(result.scalar_one())
 
 
-async def lock_stock(session: AsyncSession, skus: Iterable[str]) -> dict[str, Stock]:
-    """Lock the existing stock rows of `skus` (in sku order) and return them."""
+async def ensure_stock_rows(session: AsyncSession, skus: Iterable[str]) -> None:
+    """Create missing rows at zero (stock may be set, or a product created, in either order)."""
     wanted = sorted(set(skus))
-    if not wanted:
+    if wanted:
+        await session.execute(
+            pg_insert(StockItem)
+            .values([{"sku": sku} for sku in wanted])
+            .on_conflict_do_nothing(index_elements=[StockItem.sku])
+        )
+
+
+async def load_book(
+    session: AsyncSession, *, order_ids: Iterable[str] = (), skus: Iterable[str] = ()
+) -> StockBook:
+    """Lock the orders, then every stock row they or `skus` touch (in that order), and load them."""
+    orders = sorted(set(order_ids))
+    await lock_orders(session, orders)
+    reservations = await _reservations(session, orders)
+    wanted = set(skus) | {sku for r in reservations.values() for sku, _ in r.lines}
+    stock: dict[str, StockLevel] = {}
+    if wanted:
+        rows = await session.execute(
+            select(*_STOCK_COLUMNS)
+            .where(StockItem.sku.in_(sorted(wanted)))
+            .order_by(StockItem.sku)
+            .with_for_update()
+        )
+        stock = {row.sku: StockLevel(*row) for row in rows}
+    return StockBook(stock=stock, reservations=reservations)
+
+
+async def _reservations(session: AsyncSession, order_ids: list[str]) -> dict[str, ReservationState]:
+    if not order_ids:
         return {}
-    rows = await session.execute(
-        select(*_STOCK_COLUMNS)
-        .where(StockItem.sku.in_(wanted))
-        .order_by(StockItem.sku)
-        .with_for_update()
-    )
-    return {row.sku: Stock(*row) for row in rows}
+    rows = (
+        await session.execute(
+            select(
+                Reservation.order_id,
+                Reservation.id,
+                Reservation.status,
+                Reservation.reason,
+                Reservation.expires_at,
+                Reservation.correlation_id,
+                Reservation.placed_event_id,
+            ).where(Reservation.order_id.in_(order_ids))
+        )
+    ).all()
+    lines: dict[str, list[tuple[str, int]]] = {}
+    if rows:
+        for order_id, sku, quantity in await session.execute(
+            select(ReservationLine.order_id, ReservationLine.sku, ReservationLine.quantity)
+            .where(ReservationLine.order_id.in_([row.order_id for row in rows]))
+            .order_by(ReservationLine.order_id, ReservationLine.sku)
+        ):
+            lines.setdefault(order_id, []).append((sku, quantity))
+    return {
+        row.order_id: ReservationState(*row, lines=tuple(lines.get(row.order_id, ())))
+        for row in rows
+    }
 
 
-async def get_stock(session: AsyncSession, sku: str) -> Stock | None:
+async def save_book(session: AsyncSession, book: StockBook) -> None:
+    """Write back what changed: a handful of bulk statements whatever the batch size."""
+    stock = _table(StockItem)
+    if book.changed_stock:
+        await session.execute(
+            update(stock)
+            .where(stock.c.sku == bindparam("b_sku"))
+            .values(
+                product_id=bindparam("b_product_id"),
+                on_hand=bindparam("b_on_hand"),
+                reserved=bindparam("b_reserved"),
+                committed=bindparam("b_committed"),
+                received=bindparam("b_received"),
+                low_stock_threshold=bindparam("b_threshold"),
+                updated_at=bindparam("b_updated_at"),
+            ),
+            [
+                {
+                    "b_sku": level.sku,
+                    "b_product_id": level.product_id,
+                    "b_on_hand": level.on_hand,
+                    "b_reserved": level.reserved,
+                    "b_committed": level.committed,
+                    "b_received": level.received,
+                    "b_threshold": level.low_stock_threshold,
+                    "b_updated_at": level.updated_at,
+                }
+                for level in (book.stock[sku] for sku in sorted(book.changed_stock))
+            ],
+        )
+    new = [book.reservations[order_id] for order_id in book.new_reservations]
+    if new:
+        await session.execute(
+            insert(Reservation),
+            [
+                {
+                    "order_id": r.order_id,
+                    "id": r.id,
+                    "status": r.status,
+                    "reason": r.reason,
+                    "expires_at": r.expires_at,
+                    "correlation_id": r.correlation_id,
+                    "placed_event_id": r.placed_event_id,
+                }
+                for r in new
+            ],
+        )
+        lines = [
+            {"order_id": r.order_id, "sku": sku, "quantity": quantity}
+            for r in new
+            for sku, quantity in r.lines
+        ]
+        if lines:
+            await session.execute(insert(ReservationLine), lines)
+    if book.changed_reservations:
+        reservations = _table(Reservation)
+        await session.execute(
+            update(reservations)
+            .where(reservations.c.order_id == bindparam("b_order_id"))
+            .values(
+                status=bindparam("b_status"),
+                reason=bindparam("b_reason"),
+                expires_at=bindparam("b_expires_at"),
+                updated_at=text("now()"),
+            ),
+            [
+                {
+                    "b_order_id": r.order_id,
+                    "b_status": r.status,
+                    "b_reason": r.reason,
+                    "b_expires_at": r.expires_at,
+                }
+                for r in (book.reservations[o] for o in sorted(book.changed_reservations))
+            ],
+        )
+    if book.adjustments:
+        await session.execute(
+            insert(StockAdjustment),
+            [
+                {
+                    "id": a.id,
+                    "sku": a.sku,
+                    "previous_on_hand": a.previous_on_hand,
+                    "new_on_hand": a.new_on_hand,
+                    "delta": a.delta,
+                    "previous_threshold": a.previous_threshold,
+                    "new_threshold": a.new_threshold,
+                    "reason": a.reason,
+                    "actor_id": a.actor_id,
+                    "created_at": a.created_at,
+                }
+                for a in book.adjustments
+            ],
+        )
+    book.changed_stock.clear()
+    book.new_reservations.clear()
+    book.changed_reservations.clear()
+    book.adjustments.clear()
+
+
+async def get_stock(session: AsyncSession, sku: str) -> StockLevel | None:
     row = (await session.execute(select(*_STOCK_COLUMNS).where(StockItem.sku == sku))).first()
-    return Stock(*row) if row else None
+    return StockLevel(*row) if row else None
 
 
-async def list_stock(session: AsyncSession, *, after: str | None, limit: int) -> list[Stock]:
+async def list_stock(session: AsyncSession, *, after: str | None, limit: int) -> list[StockLevel]:
     query = select(*_STOCK_COLUMNS).order_by(StockItem.sku).limit(limit)
     if after is not None:
         query = query.where(StockItem.sku > after)
-    return [Stock(*row) for row in await session.execute(query)]
-
-
-async def ensure_stock_row(session: AsyncSession, *, sku: str, product_id: str | None) -> None:
-    """Create the sku's row at zero, or attach the product id to a row set up earlier."""
-    statement = pg_insert(StockItem).values(sku=sku, product_id=product_id)
-    if product_id is None:
-        statement = statement.on_conflict_do_nothing(index_elements=[StockItem.sku])
-    else:
-        statement = statement.on_conflict_do_update(
-            index_elements=[StockItem.sku],
-            set_={"product_id": product_id},
-            where=StockItem.product_id.is_(None),
-        )
-    await session.execute(statement)
-
-
-async def add_to_counters(
-    session: AsyncSession,
-    changes: Sequence[tuple[str, int, int, int, int]],
-    now: datetime,
-) -> None:
-    """Apply (sku, on_hand, reserved, committed, received) deltas to locked rows."""
-    if not changes:
-        return
-    table = StockItem.metadata.tables[StockItem.__tablename__]
-    # A Core executemany: one round trip for every line of an order.
-    await session.execute(
-        update(table)
-        .where(table.c.sku == bindparam("b_sku"))
-        .values(
-            on_hand=table.c.on_hand + bindparam("b_on_hand"),
-            reserved=table.c.reserved + bindparam("b_reserved"),
-            committed=table.c.committed + bindparam("b_committed"),
-            received=table.c.received + bindparam("b_received"),
-            updated_at=now,
-        ),
-        [
-            {
-                "b_sku": sku,
-                "b_on_hand": on_hand,
-                "b_reserved": reserved,
-                "b_committed": committed,
-                "b_received": received,
-            }
-            for sku, on_hand, reserved, committed, received in changes
-        ],
-    )
-
-
-async def set_threshold(session: AsyncSession, *, sku: str, threshold: int | None) -> None:
-    await session.execute(
-        update(StockItem).where(StockItem.sku == sku).values(low_stock_threshold=threshold)
-    )
-
-
-async def add_adjustment(session: AsyncSession, **values: object) -> None:
-    await session.execute(insert(StockAdjustment).values(**values))
+    return [StockLevel(*row) for row in await session.execute(query)]
 
 
 async def list_adjustments(
@@ -178,106 +256,8 @@ async def list_adjustments(
     return list((await session.execute(query)).scalars())
 
 
-@dataclass(frozen=True, slots=True)
-class ReservationRow:
-    order_id: str
-    id: str
-    status: str
-    reason: str | None
-    expires_at: datetime | None
-    correlation_id: str | None
-    placed_event_id: str | None
-    lines: tuple[tuple[str, int], ...]
-
-
-async def get_reservations(
-    session: AsyncSession, order_ids: Iterable[str]
-) -> dict[str, ReservationRow]:
-    ids = list(set(order_ids))
-    if not ids:
-        return {}
-    rows = (
-        await session.execute(
-            select(
-                Reservation.order_id,
-                Reservation.id,
-                Reservation.status,
-                Reservation.reason,
-                Reservation.expires_at,
-                Reservation.correlation_id,
-                Reservation.placed_event_id,
-            ).where(Reservation.order_id.in_(ids))
-        )
-    ).all()
-    lines: dict[str, list[tuple[str, int]]] = {}
-    if rows:
-        for order_id, sku, quantity in await session.execute(
-            select(ReservationLine.order_id, ReservationLine.sku, ReservationLine.quantity)
-            .where(ReservationLine.order_id.in_([row.order_id for row in rows]))
-            .order_by(ReservationLine.order_id, ReservationLine.sku)
-        ):
-            lines.setdefault(order_id, []).append((sku, quantity))
-    return {
-        row.order_id: ReservationRow(*row, lines=tuple(lines.get(row.order_id, ()))) for row in rows
-    }
-
-
-async def skus_of_reservations(session: AsyncSession, order_ids: Sequence[str]) -> set[str]:
-    if not order_ids:
-        return set()
-    result = await session.execute(
-        select(ReservationLine.sku).where(ReservationLine.order_id.in_(list(order_ids))).distinct()
-    )
-    return set(result.scalars())
-
-
-async def add_reservation(
-    session: AsyncSession,
-    *,
-    order_id: str,
-    reservation_id: str,
-    status: str,
-    reason: str | None,
-    expires_at: datetime | None,
-    correlation_id: str | None,
-    placed_event_id: str | None,
-    lines: Sequence[tuple[str, int]],
-    now: datetime,
-) -> None:
-    await session.execute(
-        insert(Reservation).values(
-            order_id=order_id,
-            id=reservation_id,
-            status=status,
-            reason=reason,
-            expires_at=expires_at,
-            correlation_id=correlation_id,
-            placed_event_id=placed_event_id,
-            created_at=now,
-            updated_at=now,
-        )
-    )
-    if lines:
-        await session.execute(
-            insert(ReservationLine),
-            [{"order_id": order_id, "sku": sku, "quantity": quantity} for sku, quantity in lines],
-        )
-
-
-async def set_reservation_state(
-    session: AsyncSession,
-    *,
-    order_id: str,
-    status: str,
-    reason: str | None,
-    expires_at: datetime | None,
-    now: datetime,
-) -> None:
-    await session.execute(
-        update(Reservation)
-        .where(Reservation.order_id == order_id)
-        .values(status=status, reason=reason, expires_at=expires_at, updated_at=now)
-    )
+async def get_reservation(session: AsyncSession, order_id: str) -> ReservationState | None:
+    return (await _reservations(session, [order_id])).get(order_id)
 
 
 async def expired_held_reservations(
@@ -290,19 +270,3 @@ async def expired_held_reservations(
         .limit(limit)
     )
     return list(result.scalars())
-
-
-async def totals(session: AsyncSession) -> dict[str, int]:
-    """Sums over every sku (for invariant checks and the admin overview)."""
-    row = (
-        await session.execute(
-            select(
-                func.coalesce(func.sum(StockItem.on_hand), 0),
-                func.coalesce(func.sum(StockItem.reserved), 0),
-                func.coalesce(func.sum(StockItem.committed), 0),
-                func.coalesce(func.sum(StockItem.received), 0),
-            )
-        )
-    ).one()
-    on_hand, reserved, committed, received = (int(v) for v in row)
-    return {"on_hand": on_hand, "reserved": reserved, "committed": committed, "received": received}

@@ -6,7 +6,7 @@ from typing import Annotated
 from contracts.types import Quantity
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
-from inventory_service.repository import ReservationRow, Stock
+from inventory_service.book import ReservationState, StockLevel
 from inventory_service.service import StockPolicy
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -33,7 +33,7 @@ class StockPublic(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, stock: Stock, policy: StockPolicy) -> StockPublic:
+    def of(cls, stock: StockLevel, policy: StockPolicy) -> StockPublic:
         return cls(
             sku=stock.sku,
             product_id=stock.product_id,
@@ -85,7 +85,7 @@ class ReservationPublic(BaseModel):
     lines: list[ReservationLinePublic]
 
     @classmethod
-    def of(cls, row: ReservationRow) -> ReservationPublic:
+    def of(cls, row: ReservationState) -> ReservationPublic:
         return cls(
             order_id=row.order_id,
             reservation_id=row.id,

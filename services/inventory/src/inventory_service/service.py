@@ -1,16 +1,17 @@
 """Stock rules: reservations for the checkout saga, their settlement, and manual stock levels.
 
-Every function runs inside the caller's transaction and returns the events its change causes;
-the caller writes them to the outbox in that same transaction. Each saga step is idempotent and
-order-tolerant: the reservation row of an order says what has already happened to it, and an
-event that no longer fits that state changes nothing.
+The saga rules work on a loaded `StockBook` (every row they may touch is locked and in memory)
+and return the events their change causes; the caller saves the book and writes the events to
+the outbox in the same transaction. Each step is idempotent and order-tolerant: the order's
+reservation says what has already happened to it, and an event that no longer fits changes
+nothing.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -30,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Event, new_id
 from inventory_service import repository
+from inventory_service.book import Adjustment, ReservationState, StockBook, StockLevel
 from inventory_service.config import InventorySettings
 from inventory_service.errors import (
     BelowReservedError,
@@ -37,7 +39,6 @@ from inventory_service.errors import (
     StockNotFoundError,
 )
 from inventory_service.models import StockAdjustment
-from inventory_service.repository import ReservationRow, Stock
 
 HELD, COMMITTED, RELEASED, FAILED = "held", "committed", "released", "failed"
 
@@ -56,13 +57,13 @@ class StockPolicy:
             low_stock_threshold=settings.low_stock_threshold,
         )
 
-    def threshold(self, stock: Stock) -> int:
+    def threshold(self, stock: StockLevel) -> int:
         if stock.low_stock_threshold is None:
             return self.low_stock_threshold
         return stock.low_stock_threshold
 
 
-def _quantities(lines: Iterable[tuple[str, int]]) -> dict[str, int]:
+def quantities(lines: Iterable[tuple[str, int]]) -> dict[str, int]:
     """Quantity per sku (an order may list one sku on several lines), in sku order."""
     totals: Counter[str] = Counter()
     for sku, quantity in lines:
@@ -74,7 +75,7 @@ def _stock_lines(lines: Iterable[tuple[str, int]]) -> list[StockLine]:
     return [StockLine(sku=sku, quantity=quantity) for sku, quantity in lines]
 
 
-def _became_low(policy: StockPolicy, before: Stock, after: Stock) -> StockLow | None:
+def _became_low(policy: StockPolicy, before: StockLevel, after: StockLevel) -> StockLow | None:
     """Announced once, when availability crosses below the threshold (not on every sale)."""
     threshold = policy.threshold(after)
     if after.available < threshold and before.available >= policy.threshold(before):
@@ -82,8 +83,8 @@ def _became_low(policy: StockPolicy, before: Stock, after: Stock) -> StockLow | 
     return None
 
 
-async def reserve(
-    session: AsyncSession,
+def reserve(
+    book: StockBook,
     *,
     order_id: str,
     lines: Sequence[tuple[str, int]],
@@ -93,73 +94,65 @@ async def reserve(
     placed_event_id: str | None = None,
 ) -> list[Event]:
     """Hold every line of an order, or nothing at all."""
-    await repository.lock_orders(session, [order_id])
-    if order_id in await repository.get_reservations(session, [order_id]):
+    if book.reservation(order_id) is not None:
         return []  # decided before, or released before the order arrived: nothing to hold
-    wanted = _quantities(lines)
-    stock = await repository.lock_stock(session, wanted)
-    unavailable = [
-        UnavailableLine(
-            sku=sku,
-            requested=quantity,
-            available=max(stock[sku].available, 0) if sku in stock else 0,
-        )
-        for sku, quantity in wanted.items()
-        if sku not in stock or stock[sku].available < quantity
-    ]
-    reservation_id = new_id()
+    wanted = quantities(lines)
+    unavailable = []
+    for sku, quantity in wanted.items():
+        level = book.level(sku)
+        if level is None or level.available < quantity:
+            available = max(level.available, 0) if level else 0
+            unavailable.append(UnavailableLine(sku=sku, requested=quantity, available=available))
+    held = ReservationState(
+        order_id=order_id,
+        id=new_id(),
+        status=HELD,
+        reason=None,
+        expires_at=now + policy.reservation_ttl,
+        correlation_id=correlation_id,
+        placed_event_id=placed_event_id,
+        lines=tuple(wanted.items()),
+    )
     if unavailable:
         reason: Literal["out_of_stock", "unknown_sku"] = (
-            "unknown_sku" if any(sku not in stock for sku in wanted) else "out_of_stock"
+            "unknown_sku" if any(book.level(sku) is None for sku in wanted) else "out_of_stock"
         )
-        await repository.add_reservation(
-            session,
-            order_id=order_id,
-            reservation_id=reservation_id,
-            status=FAILED,
-            reason=reason,
-            expires_at=None,
-            correlation_id=correlation_id,
-            placed_event_id=placed_event_id,
-            lines=(),
-            now=now,
+        book.add_reservation(
+            ReservationState(
+                order_id=order_id,
+                id=held.id,
+                status=FAILED,
+                reason=reason,
+                expires_at=None,
+                correlation_id=correlation_id,
+                placed_event_id=placed_event_id,
+                lines=(),
+            )
         )
         return [StockReservationFailed(order_id=order_id, unavailable=unavailable, reason=reason)]
 
-    expires_at = now + policy.reservation_ttl
-    await repository.add_to_counters(
-        session, [(sku, 0, quantity, 0, 0) for sku, quantity in wanted.items()], now
-    )
-    await repository.add_reservation(
-        session,
-        order_id=order_id,
-        reservation_id=reservation_id,
-        status=HELD,
-        reason=None,
-        expires_at=expires_at,
-        correlation_id=correlation_id,
-        placed_event_id=placed_event_id,
-        lines=list(wanted.items()),
-        now=now,
-    )
-    events: list[Event] = [
+    events: list[Event] = []
+    lows: list[Event] = []
+    for sku, quantity in wanted.items():
+        before = book.move(sku, reserved=quantity, now=now)
+        low = _became_low(policy, before, book.stock[sku])
+        if low is not None:
+            lows.append(low)
+    book.add_reservation(held)
+    assert held.expires_at is not None
+    events.append(
         StockReserved(
             order_id=order_id,
-            reservation_id=reservation_id,
-            lines=_stock_lines(wanted.items()),
-            expires_at=expires_at,
+            reservation_id=held.id,
+            lines=_stock_lines(held.lines),
+            expires_at=held.expires_at,
         )
-    ]
-    for sku, quantity in wanted.items():
-        before = stock[sku]
-        low = _became_low(policy, before, replace(before, reserved=before.reserved + quantity))
-        if low is not None:
-            events.append(low)
-    return events
+    )
+    return events + lows
 
 
-async def release(
-    session: AsyncSession,
+def release(
+    book: StockBook,
     *,
     order_id: str,
     reason: ReleaseReason,
@@ -167,111 +160,65 @@ async def release(
     previous_status: str | None = None,
 ) -> list[Event]:
     """Give an order's held units back, exactly once (compensation)."""
-    await repository.lock_orders(session, [order_id])
-    current = (await repository.get_reservations(session, [order_id])).get(order_id)
+    current = book.reservation(order_id)
     if current is None:
         # The release overtook its order: remember it, so the order never holds stock later.
-        await repository.add_reservation(
-            session,
-            order_id=order_id,
-            reservation_id=new_id(),
-            status=RELEASED,
-            reason=reason,
-            expires_at=None,
-            correlation_id=None,
-            placed_event_id=None,
-            lines=(),
-            now=now,
+        book.add_reservation(
+            ReservationState(
+                order_id=order_id,
+                id=new_id(),
+                status=RELEASED,
+                reason=reason,
+                expires_at=None,
+                correlation_id=None,
+                placed_event_id=None,
+                lines=(),
+            )
         )
         return []
     if current.status == HELD:
-        await repository.lock_stock(session, (sku for sku, _ in current.lines))
-        await repository.add_to_counters(
-            session, [(sku, 0, -quantity, 0, 0) for sku, quantity in current.lines], now
-        )
-        await repository.set_reservation_state(
-            session, order_id=order_id, status=RELEASED, reason=reason, expires_at=None, now=now
-        )
+        for sku, quantity in current.lines:
+            book.move(sku, reserved=-quantity, now=now)
+        book.update_reservation(order_id, status=RELEASED, reason=reason, expires_at=None)
         return [_released(current, reason)]
     restock = reason == "order_cancelled" and previous_status == "CONFIRMED"
     if current.status == COMMITTED and restock:
         # A confirmed order cancelled before shipping: its units go back on the shelf.
-        stock = await repository.lock_stock(session, (sku for sku, _ in current.lines))
-        await repository.add_to_counters(
-            session, [(sku, quantity, 0, -quantity, 0) for sku, quantity in current.lines], now
-        )
-        await repository.set_reservation_state(
-            session, order_id=order_id, status=RELEASED, reason=reason, expires_at=None, now=now
-        )
-        restocked: list[Event] = [_released(current, reason)]
+        events: list[Event] = [_released(current, reason)]
         for sku, quantity in current.lines:
-            before = stock[sku]
-            restocked.append(
-                _level_changed(
-                    replace(
-                        before,
-                        on_hand=before.on_hand + quantity,
-                        committed=before.committed - quantity,
-                    ),
-                    delta=quantity,
-                    reason="order_cancelled_restock",
-                    now=now,
-                )
-            )
-        return restocked
+            book.move(sku, on_hand=quantity, committed=-quantity, now=now)
+            events.append(_level_changed(book.stock[sku], quantity, "order_cancelled_restock", now))
+        book.update_reservation(order_id, status=RELEASED, reason=reason, expires_at=None)
+        return events
     return []  # already released, committed and shipped, or never held
 
 
-async def commit(session: AsyncSession, *, order_id: str, now: datetime) -> list[Event]:
+def commit(book: StockBook, *, order_id: str, now: datetime) -> list[Event]:
     """The order is confirmed: its held units leave stock for good."""
-    await repository.lock_orders(session, [order_id])
-    current = (await repository.get_reservations(session, [order_id])).get(order_id)
+    current = book.reservation(order_id)
     if current is None or current.status != HELD:
         return []  # a confirmation for an order whose hold ended (or never began) moves nothing
-    stock = await repository.lock_stock(session, (sku for sku, _ in current.lines))
-    await repository.add_to_counters(
-        session, [(sku, -quantity, -quantity, quantity, 0) for sku, quantity in current.lines], now
-    )
-    await repository.set_reservation_state(
-        session, order_id=order_id, status=COMMITTED, reason=None, expires_at=None, now=now
-    )
     events: list[Event] = [
         StockCommitted(
             order_id=order_id, reservation_id=current.id, lines=_stock_lines(current.lines)
         )
     ]
     for sku, quantity in current.lines:
-        before = stock[sku]
-        events.append(
-            _level_changed(
-                replace(
-                    before,
-                    on_hand=before.on_hand - quantity,
-                    reserved=before.reserved - quantity,
-                    committed=before.committed + quantity,
-                ),
-                delta=-quantity,
-                reason="order_committed",
-                now=now,
-            )
-        )
+        book.move(sku, on_hand=-quantity, reserved=-quantity, committed=quantity, now=now)
+        events.append(_level_changed(book.stock[sku], -quantity, "order_committed", now))
+    book.update_reservation(order_id, status=COMMITTED, reason=None, expires_at=None)
     return events
 
 
-async def extend(
-    session: AsyncSession, *, order_id: str, policy: StockPolicy, now: datetime
-) -> list[Event]:
+def extend(book: StockBook, *, order_id: str, policy: StockPolicy, now: datetime) -> list[Event]:
     """The customer must act on the payment (3-D Secure): keep the hold a while longer."""
-    await repository.lock_orders(session, [order_id])
-    current = (await repository.get_reservations(session, [order_id])).get(order_id)
+    current = book.reservation(order_id)
     if current is None or current.status != HELD or current.expires_at is None:
         return []
     expires_at = max(current.expires_at, now + policy.extension)
     if expires_at == current.expires_at:
         return []
-    await repository.set_reservation_state(
-        session, order_id=order_id, status=HELD, reason=None, expires_at=expires_at, now=now
-    )
+    book.update_reservation(order_id, expires_at=expires_at)
     return [
         StockReservationExtended(
             order_id=order_id, reservation_id=current.id, expires_at=expires_at
@@ -279,46 +226,81 @@ async def extend(
     ]
 
 
-async def release_expired(
-    session: AsyncSession, *, now: datetime, limit: int
-) -> list[tuple[ReservationRow, StockReleased]]:
-    """Release holds past their expiry; orders being worked on right now are left for later."""
-    candidates = await repository.expired_held_reservations(session, now=now, limit=limit)
-    locked = [
-        order_id
-        for order_id in sorted(candidates, key=repository.order_lock_key)
-        if await repository.try_lock_order(session, order_id)
-    ]
-    rows = await repository.get_reservations(session, locked)
-    due = [
-        row
-        for row in rows.values()
-        if row.status == HELD and row.expires_at is not None and row.expires_at < now
-    ]
-    await repository.lock_stock(session, (sku for row in due for sku, _ in row.lines))
-    await repository.add_to_counters(
-        session, [(sku, 0, -quantity, 0, 0) for row in due for sku, quantity in row.lines], now
-    )
+def expire(book: StockBook, *, now: datetime) -> list[tuple[ReservationState, StockReleased]]:
+    """Release every loaded hold that is past its expiry."""
     released = []
-    for row in due:
-        await repository.set_reservation_state(
-            session,
-            order_id=row.order_id,
-            status=RELEASED,
-            reason="expired",
-            expires_at=None,
-            now=now,
-        )
-        released.append((row, _released(row, "expired")))
+    for current in list(book.reservations.values()):
+        if current.status == HELD and current.expires_at is not None and current.expires_at < now:
+            for sku, quantity in current.lines:
+                book.move(sku, reserved=-quantity, now=now)
+            book.update_reservation(
+                current.order_id, status=RELEASED, reason="expired", expires_at=None
+            )
+            released.append((current, _released(current, "expired")))
     return released
 
 
-async def record_product(session: AsyncSession, *, sku: str, product_id: str) -> None:
-    """A new catalog product gets a stock row at zero (or claims the row set up before it)."""
-    await repository.ensure_stock_row(session, sku=sku, product_id=product_id)
+def record_product(book: StockBook, *, sku: str, product_id: str) -> None:
+    """A new catalog product gets its stock row (at zero, or the one set up before it)."""
+    level = book.level(sku)
+    if level is not None and level.product_id is None:
+        book.update_level(sku, product_id=product_id)
 
 
 _UNCHANGED = object()
+
+
+def set_level(
+    book: StockBook,
+    *,
+    sku: str,
+    on_hand: int,
+    reason: str,
+    actor_id: str,
+    policy: StockPolicy,
+    now: datetime,
+    threshold: int | object | None = _UNCHANGED,
+) -> list[Event]:
+    """Set the units on hand (counted stock); the change goes to the audit trail."""
+    before = book.stock[sku]
+    if on_hand < before.reserved:
+        raise BelowReservedError(
+            f"{sku} has {before.reserved} units reserved for open orders; "
+            f"on_hand cannot be set to {on_hand}",
+            reserved=before.reserved,
+        )
+    new_threshold = before.low_stock_threshold if threshold is _UNCHANGED else threshold
+    assert new_threshold is None or isinstance(new_threshold, int)
+    delta = on_hand - before.on_hand
+    if delta == 0 and new_threshold == before.low_stock_threshold:
+        return []
+    book.move(sku, on_hand=delta, received=delta, now=now)
+    book.update_level(sku, low_stock_threshold=new_threshold)
+    book.adjustments.append(
+        Adjustment(
+            id=new_id(),
+            sku=sku,
+            previous_on_hand=before.on_hand,
+            new_on_hand=on_hand,
+            delta=delta,
+            previous_threshold=before.low_stock_threshold,
+            new_threshold=new_threshold,
+            reason=reason,
+            actor_id=actor_id,
+            created_at=now,
+        )
+    )
+    after = book.stock[sku]
+    events: list[Event] = []
+    if delta:
+        events.append(_level_changed(after, delta, reason, now))
+    low = _became_low(policy, before, after)
+    if low is not None:
+        events.append(low)
+    return events
+
+
+# --- transactions of the HTTP routes and the sweeper ---------------------------------------
 
 
 async def set_stock(
@@ -331,78 +313,70 @@ async def set_stock(
     policy: StockPolicy,
     now: datetime,
     threshold: int | object | None = _UNCHANGED,
-) -> tuple[Stock, list[Event]]:
-    """Set the units on hand (counted stock), with the reason recorded in the audit trail."""
-    await repository.ensure_stock_row(session, sku=sku, product_id=None)
-    before = (await repository.lock_stock(session, [sku]))[sku]
-    if on_hand < before.reserved:
-        raise BelowReservedError(
-            f"{sku} has {before.reserved} units reserved for open orders; "
-            f"on_hand cannot be set to {on_hand}",
-            reserved=before.reserved,
-        )
-    new_threshold = before.low_stock_threshold if threshold is _UNCHANGED else threshold
-    assert new_threshold is None or isinstance(new_threshold, int)
-    delta = on_hand - before.on_hand
-    if delta == 0 and new_threshold == before.low_stock_threshold:
-        return before, []
-    await repository.add_to_counters(session, [(sku, delta, 0, 0, delta)], now)
-    if new_threshold != before.low_stock_threshold:
-        await repository.set_threshold(session, sku=sku, threshold=new_threshold)
-    await repository.add_adjustment(
-        session,
-        id=new_id(),
+) -> tuple[StockLevel, list[Event]]:
+    await repository.ensure_stock_rows(session, [sku])
+    book = await repository.load_book(session, skus=[sku])
+    events = set_level(
+        book,
         sku=sku,
-        previous_on_hand=before.on_hand,
-        new_on_hand=on_hand,
-        delta=delta,
-        previous_threshold=before.low_stock_threshold,
-        new_threshold=new_threshold,
+        on_hand=on_hand,
         reason=reason,
         actor_id=actor_id,
-        created_at=now,
+        policy=policy,
+        now=now,
+        threshold=threshold,
     )
-    after = replace(
-        before,
-        on_hand=on_hand,
-        received=before.received + delta,
-        low_stock_threshold=new_threshold,
-        updated_at=now,
-    )
-    events: list[Event] = []
-    if delta:
-        events.append(_level_changed(after, delta=delta, reason=reason, now=now))
-    low = _became_low(policy, before, after)
-    if low is not None:
-        events.append(low)
-    return after, events
+    await repository.save_book(session, book)
+    return book.stock[sku], events
 
 
-async def get_stock(session: AsyncSession, *, sku: str) -> Stock:
+async def release_expired(
+    session: AsyncSession, *, now: datetime, limit: int
+) -> list[tuple[ReservationState, StockReleased]]:
+    """Release holds past their expiry; orders being worked on right now are left for later."""
+    candidates = await repository.expired_held_reservations(session, now=now, limit=limit)
+    locked = [
+        order_id
+        for order_id in sorted(candidates, key=repository.order_lock_key)
+        if await repository.try_lock_order(session, order_id)
+    ]
+    book = await repository.load_book(session, order_ids=locked)  # re-taking held locks: no wait
+    released = expire(book, now=now)
+    await repository.save_book(session, book)
+    return released
+
+
+async def get_stock(session: AsyncSession, *, sku: str) -> StockLevel:
     stock = await repository.get_stock(session, sku)
     if stock is None:
         raise StockNotFoundError(f"no stock record for sku {sku!r}")
     return stock
 
 
-async def list_stock(session: AsyncSession, *, after: str | None, limit: int) -> list[Stock]:
+async def list_stock(session: AsyncSession, *, after: str | None, limit: int) -> list[StockLevel]:
     return await repository.list_stock(session, after=after, limit=limit)
 
 
-async def get_reservation(session: AsyncSession, *, order_id: str) -> ReservationRow:
-    row = (await repository.get_reservations(session, [order_id])).get(order_id)
+async def get_reservation(session: AsyncSession, *, order_id: str) -> ReservationState:
+    row = await repository.get_reservation(session, order_id)
     if row is None:
         raise ReservationNotFoundError(f"no reservation for order {order_id}")
     return row
 
 
-def _released(row: ReservationRow, reason: ReleaseReason) -> StockReleased:
+async def list_adjustments(
+    session: AsyncSession, *, sku: str, before: str | None, limit: int
+) -> list[StockAdjustment]:
+    return await repository.list_adjustments(session, sku=sku, before=before, limit=limit)
+
+
+def _released(row: ReservationState, reason: ReleaseReason) -> StockReleased:
     return StockReleased(
         order_id=row.order_id, reservation_id=row.id, lines=_stock_lines(row.lines), reason=reason
     )
 
 
-def _level_changed(after: Stock, *, delta: int, reason: str, now: datetime) -> StockLevelChanged:
+def _level_changed(after: StockLevel, delta: int, reason: str, now: datetime) -> StockLevelChanged:
     return StockLevelChanged(
         sku=after.sku,
         on_hand=after.on_hand,
@@ -412,9 +386,3 @@ def _level_changed(after: Stock, *, delta: int, reason: str, now: datetime) -> S
         reason=reason,
         changed_at=now,
     )
-
-
-async def list_adjustments(
-    session: AsyncSession, *, sku: str, before: str | None, limit: int
-) -> list[StockAdjustment]:
-    return await repository.list_adjustments(session, sku=sku, before=before, limit=limit)
