@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -63,3 +64,11 @@ def run(
             pytrace=False,
         )
     return result
+
+
+def uv() -> str:
+    """The uv executable (installed by `make install`); its absence fails with the reason."""
+    found = shutil.which("uv")
+    if found is None:
+        pytest.fail("uv is not on PATH (make install puts it there)", pytrace=False)
+    return found

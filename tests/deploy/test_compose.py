@@ -31,7 +31,7 @@ from contracts import topics
 
 from . import dockerignore
 from .settings_catalog import known_variables
-from .support import ROOT, run
+from .support import ROOT, run, uv
 
 SERVICES = tuple(SERVICE_PORTS)  # gateway + the eight services
 INFRA_PORTS = {
@@ -246,7 +246,7 @@ def test_locked_dependencies_resolve_for_each_image(package: str) -> None:
     # The same selection `uv sync --frozen --package` makes in the build stage, from the lock only.
     result = run(
         [
-            "uv",
+            uv(),
             "export",
             "--frozen",
             "--no-dev",
