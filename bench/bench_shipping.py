@@ -35,24 +35,37 @@ def _percentile(values: list[float], share: float) -> float:
 
 async def run() -> dict[str, object]:
     async with migrated_database("shipping") as url:
-        settings = ShippingSettings(database_url=url, kafka_namespace=kafka_namespace(),
-                                    consumers_enabled=False, relay_enabled=False)
+        settings = ShippingSettings(
+            database_url=url,
+            kafka_namespace=kafka_namespace(),
+            consumers_enabled=False,
+            relay_enabled=False,
+        )
         app = build_app(settings)
         async with app_client(app) as client:
             skus = [f"BENCH-{i:03d}" for i in range(SKUS)]
             async with sessionmaker_of(app)() as session, session.begin():
                 for i, sku in enumerate(skus):
-                    await repository.upsert_product(session, product_id=new_id(), sku=sku,
-                                                    weight_grams=100 + 50 * i, is_active=True,
-                                                    version=1)
+                    await repository.upsert_product(
+                        session,
+                        product_id=new_id(),
+                        sku=sku,
+                        weight_grams=100 + 50 * i,
+                        is_active=True,
+                        version=1,
+                    )
             latencies = []
             started = time.perf_counter()
             for i in range(QUOTES):
                 items = [{"sku": skus[(i + k) % SKUS], "quantity": 1 + k} for k in range(3)]
                 t0 = time.perf_counter()
-                response = await client.post("/api/shipping/quotes", json={
-                    "destination_cep": ["01310100", "20040002", "69010000"][i % 3],
-                    "items": items})
+                response = await client.post(
+                    "/api/shipping/quotes",
+                    json={
+                        "destination_cep": ["01310100", "20040002", "69010000"][i % 3],
+                        "items": items,
+                    },
+                )
                 latencies.append((time.perf_counter() - t0) * 1000)
                 response.raise_for_status()
             quote_seconds = time.perf_counter() - started
@@ -61,18 +74,42 @@ async def run() -> dict[str, object]:
             async with sessionmaker_of(app)() as session, session.begin():
                 for _ in range(SHIPMENTS):
                     order = OrderConfirmed(
-                        order_id=new_id(), user_id=new_id(), payment_id=new_id(),
-                        lines=[OrderLine(sku=skus[0], product_id=new_id(), name="x", quantity=1,
-                                         unit_price=100, line_total=100)],
-                        total=100, currency="BRL",
+                        order_id=new_id(),
+                        user_id=new_id(),
+                        payment_id=new_id(),
+                        lines=[
+                            OrderLine(
+                                sku=skus[0],
+                                product_id=new_id(),
+                                name="x",
+                                quantity=1,
+                                unit_price=100,
+                                line_total=100,
+                            )
+                        ],
+                        total=100,
+                        currency="BRL",
                         shipping_address=ShippingAddress(
-                            recipient="R", street="S", number="1", district="D", city="C",
-                            state="SP", cep="01310100"),
-                        shipping_choice=ShippingChoice(quote_id="q", carrier="correios",
-                                                       service="PAC", price=0, estimated_days=1),
-                        confirmed_at=datetime.now(UTC))
-                    created = await shipments.create_for_order(session=session,
-                                                               envelope=Envelope(data=order))
+                            recipient="R",
+                            street="S",
+                            number="1",
+                            district="D",
+                            city="C",
+                            state="SP",
+                            cep="01310100",
+                        ),
+                        shipping_choice=ShippingChoice(
+                            quote_id="q",
+                            carrier="correios",
+                            service="PAC",
+                            price=0,
+                            estimated_days=1,
+                        ),
+                        confirmed_at=datetime.now(UTC),
+                    )
+                    created = await shipments.create_for_order(
+                        session=session, envelope=Envelope(data=order)
+                    )
                     assert created is not None
                     tracking_numbers.append(created.tracking_number)
             carrier = SandboxCarrier(http=client, settings=settings)
@@ -81,8 +118,9 @@ async def run() -> dict[str, object]:
             for tracking_number in tracking_numbers:
                 for status in ("posted", "in_transit", "out_for_delivery", "delivered"):
                     t0 = time.perf_counter()
-                    reply = await carrier.send(carrier="correios", tracking_number=tracking_number,
-                                               status=status)
+                    reply = await carrier.send(
+                        carrier="correios", tracking_number=tracking_number, status=status
+                    )
                     webhook_latencies.append((time.perf_counter() - t0) * 1000)
                     reply.raise_for_status()
             webhook_seconds = time.perf_counter() - started
