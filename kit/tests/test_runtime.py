@@ -229,3 +229,24 @@ def test_signed_quotes_verify_and_reject_tampering() -> None:
         verify_quote(
             payload + "." + base64.urlsafe_b64encode(forged_sig).decode().rstrip("="), "secret"
         )
+
+
+async def test_kafka_credentials_reach_every_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shopkit import kafka
+
+    assert DemoSettings().kafka_security().client_options() == {"security_protocol": "PLAINTEXT"}
+    monkeypatch.setenv("SHOP_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("SHOP_KAFKA_SASL_USERNAME", "orders")
+    monkeypatch.setenv("SHOP_KAFKA_SASL_PASSWORD", "s3cret")
+    options = DemoSettings().kafka_security().client_options()
+    assert options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert options["sasl_plain_username"] == "orders"
+    assert options["sasl_plain_password"] == "s3cret"
+    assert options["ssl_context"] is not None
+    kafka.configure_security(DemoSettings().kafka_security())
+    try:
+        producer = kafka.create_producer("broker:9096", client_id="t")
+        assert producer.client._security_protocol == "SASL_SSL"
+        assert producer.client._sasl_plain_username == "orders"
+    finally:
+        kafka.configure_security(kafka.KafkaSecurity())

@@ -26,6 +26,7 @@ from shopkit.db import create_engine, create_sessionmaker
 from shopkit.handlers import EventHandlers
 from shopkit.health import ReadinessCheck, health_router
 from shopkit.inbox import InboxStore, PostgresInbox
+from shopkit.kafka import configure_security
 from shopkit.logs import configure_logging
 from shopkit.messaging import MessagingTables
 from shopkit.metrics import MetricsMiddleware, metrics_endpoint
@@ -75,6 +76,7 @@ def create_service(
     configure_logging(settings.service_name, settings.log_level)
     configure_tracing(settings.service_name, settings.otel_exporter, settings.otel_endpoint)
     instrument_libraries()
+    configure_security(settings.kafka_security())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

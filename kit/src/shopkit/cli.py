@@ -22,13 +22,21 @@ from rich.console import Console
 from rich.table import Table
 
 from contracts import DecodeError, decode
-from shopkit.kafka import create_producer, partitions_of
+from shopkit.kafka import client_options, configure_security, create_producer, partitions_of
+from shopkit.settings import ServiceSettings
 
 app = typer.Typer(
     help="Inspect topics and dead-letter queues; replay parked messages.", no_args_is_help=True
 )
 dlq_app = typer.Typer(help="Dead-letter queues (`<consumer group>.dlq`).", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
+
+
+@app.callback()
+def _connect() -> None:
+    """Kafka credentials come from the shared `SHOP_KAFKA_*` settings."""
+    configure_security(ServiceSettings().kafka_security())
+
 
 console = Console()
 
@@ -68,6 +76,7 @@ async def read_parked(bootstrap: str, group: str) -> list[ParkedMessage]:
     """Messages of `<group>.dlq` after the replayer's committed offsets."""
     topic = dead_letter_topic(group)
     consumer = AIOKafkaConsumer(
+        **client_options(),
         bootstrap_servers=bootstrap,
         group_id=replayer_group(group),
         enable_auto_commit=False,
@@ -144,7 +153,10 @@ async def _commit_past(bootstrap: str, group: str, messages: list[ParkedMessage]
         tp = TopicPartition(topic, message.partition)
         offsets[tp] = max(offsets.get(tp, 0), message.offset + 1)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=replayer_group(group), enable_auto_commit=False
+        **client_options(),
+        bootstrap_servers=bootstrap,
+        group_id=replayer_group(group),
+        enable_auto_commit=False,
     )
     await consumer.start()
     try:
@@ -213,6 +225,7 @@ def tail(
     async def run() -> None:
         consumer = AIOKafkaConsumer(
             topic,
+            **client_options(),
             bootstrap_servers=bootstrap,
             enable_auto_commit=False,
             auto_offset_reset="earliest" if from_beginning else "latest",

@@ -5,16 +5,55 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 
 from contracts import topics
 
 log = logging.getLogger(__name__)
 
 DLQ_RETENTION_MS = 30 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How clients authenticate to the brokers (PLAINTEXT locally; TLS + SASL/SCRAM on MSK)."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: str | None = None
+
+    def client_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.protocol in ("SSL", "SASL_SSL"):
+            options["ssl_context"] = create_ssl_context(cafile=self.ssl_cafile)
+        if self.protocol.startswith("SASL"):
+            options.update(
+                sasl_mechanism=self.sasl_mechanism or "SCRAM-SHA-512",
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password,
+            )
+        return options
+
+
+_security = KafkaSecurity()
+
+
+def configure_security(security: KafkaSecurity) -> None:
+    """Set once per process (a process talks to one cluster); every client below uses it."""
+    global _security
+    _security = security
+
+
+def client_options() -> dict[str, Any]:
+    return _security.client_options()
 
 
 def create_producer(bootstrap: str, *, client_id: str) -> AIOKafkaProducer:
@@ -30,6 +69,7 @@ def create_producer(bootstrap: str, *, client_id: str) -> AIOKafkaProducer:
         request_timeout_ms=30_000,
         retry_backoff_ms=200,
         compression_type=None,
+        **client_options(),
     )
 
 
@@ -47,6 +87,7 @@ def create_consumer(
         session_timeout_ms=10_000,
         heartbeat_interval_ms=1_000,
         max_poll_interval_ms=300_000,
+        **client_options(),
         **options,
     )
 
@@ -59,7 +100,9 @@ async def ensure_topics(
     config: dict[str, str] | None = None,
 ) -> list[str]:
     """Create the topics that do not exist yet; returns the ones created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="shop-admin")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="shop-admin", **client_options()
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -77,7 +120,10 @@ async def ensure_topics(
 
 async def ping(bootstrap: str, timeout: float = 5.0) -> bool:
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="shop-ping", request_timeout_ms=int(timeout * 1000)
+        bootstrap_servers=bootstrap,
+        client_id="shop-ping",
+        request_timeout_ms=int(timeout * 1000),
+        **client_options(),
     )
     try:
         await asyncio.wait_for(admin.start(), timeout)
@@ -91,7 +137,9 @@ async def ping(bootstrap: str, timeout: float = 5.0) -> bool:
 
 async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
     """The partitions of a topic (empty when it does not exist)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="shop-describe")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="shop-describe", **client_options()
+    )
     await admin.start()
     try:
         described = await admin.describe_topics([topic])
@@ -108,7 +156,9 @@ async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
 
 async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, int]:
     """The offsets a consumer group has committed, by partition."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="shop-offsets")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="shop-offsets", **client_options()
+    )
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)

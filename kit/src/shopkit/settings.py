@@ -7,7 +7,7 @@ the local stack. Outside development, a secret still holding a placeholder is a 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
@@ -16,6 +16,8 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from shopkit.kafka import KafkaSecurity
 
 Environment = Literal["development", "test", "staging", "production"]
 
@@ -65,6 +67,12 @@ class ServiceSettings(BaseSettings):
     """Prefix of every topic and consumer group this process uses. Empty in real deployments;
     test runs set a unique one to stay isolated on a shared broker."""
 
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+
     jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
     jwt_issuer: str = "http://127.0.0.1:8001"
     jwt_audience: str = "shop"
@@ -106,6 +114,16 @@ class ServiceSettings(BaseSettings):
     @property
     def is_development(self) -> bool:
         return self.environment in ("development", "test")
+
+    def kafka_security(self) -> KafkaSecurity:
+        password = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=password,
+            ssl_cafile=self.kafka_ssl_cafile,
+        )
 
     def consumer_group(self, name: str = "") -> str:
         base = f"{self.service_name}-{name}" if name else self.service_name
