@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI
+from shopkit.app import ServiceParts, create_service
+from shopkit.mongo_outbox import MongoInbox
 
 from catalog_service.config import CatalogSettings
+from catalog_service.consumers import CatalogContext, handlers
+from catalog_service.resources import Catalog, open_catalog
 from catalog_service.router import router
-from shopkit.app import ServiceParts, create_service
+
+
+async def outbox_relay(app: FastAPI, stop: asyncio.Event) -> None:
+    """Publish the events waiting in product documents (every replica runs it; one leads)."""
+    settings: CatalogSettings = app.state.settings
+    if settings.relay_enabled:
+        await app.state.catalog.relay.run(stop)
+
+
+def _inbox(app: FastAPI) -> MongoInbox[CatalogContext]:
+    catalog: Catalog = app.state.catalog
+    return MongoInbox(catalog.db, lambda db, envelope: CatalogContext(db, envelope, catalog))
+
 
 def build_app(settings: CatalogSettings | None = None) -> FastAPI:
     """The service's ASGI app; tests pass settings pointing at their own database and topics."""
@@ -16,7 +34,13 @@ def build_app(settings: CatalogSettings | None = None) -> FastAPI:
         title="Catalog service",
         description="Products, categories, reviews and search, stored in MongoDB.",
         routers=[router],
-        parts=ServiceParts(mongo_url=settings.mongo_url),
+        parts=ServiceParts(
+            mongo_url=settings.mongo_url,
+            startup=[open_catalog],
+            consumers=[handlers],
+            inbox=_inbox,
+            background=[outbox_relay],
+        ),
     )
 
 

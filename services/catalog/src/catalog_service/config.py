@@ -1,13 +1,21 @@
 from __future__ import annotations
 
+from pydantic import Field
 from shopkit.settings import ServiceSettings, settings_config
 
 
 class CatalogSettings(ServiceSettings):
-    """Settings of the catalog service (environment variables prefixed `CATALOG_`, then `SHOP_`)."""
+    """Settings of the catalog service (env prefix `CATALOG_`, then `SHOP_`)."""
 
     model_config = settings_config("CATALOG_")
     service_name = "catalog"
 
     mongo_url: str = "mongodb://127.0.0.1:27017/"
     mongo_database: str = "catalog"
+    cache_prefix: str = "catalog:"
+    """Prefix of every Redis key of this service (test runs use their own)."""
+    cache_ttl_seconds: int = Field(default=300, ge=1)
+    trending_window_days: int = Field(default=7, ge=1, le=30)
+    trending_size: int = Field(default=10, ge=1, le=50)
+    lock_wait_seconds: float = Field(default=10.0, gt=0)
+    """How long a write waits for another write of the same product to finish."""

@@ -1,0 +1,67 @@
+"""What the catalog learns from other contexts: what sells (trending) and who received what
+(verified purchases for reviews).
+
+There are no multi-document transactions here, so every handler is idempotent on its own:
+purchase facts are insert-only documents with deterministic ids, trending counts an order once
+(atomically in Redis), and flipping `verified_purchase` to true can be repeated.
+"""
+
+from __future__ import annotations
+
+from contracts.events.orders import OrderConfirmed
+from contracts.events.shipping import ShipmentDelivered
+from shopkit.handlers import EventHandlers
+from shopkit.mongo_outbox import Database, MongoEventContext
+
+from catalog_service.repository import products, reviews
+from catalog_service.resources import Catalog
+from catalog_service.service.trending import day_of
+from contracts import Envelope, Event
+
+
+class CatalogContext(MongoEventContext):
+    def __init__(self, db: Database, envelope: Envelope[Event], catalog: Catalog) -> None:
+        super().__init__(db, envelope)
+        self.catalog = catalog
+
+
+handlers: EventHandlers[CatalogContext] = EventHandlers("sales")
+
+
+@handlers.on(OrderConfirmed)
+async def on_order_confirmed(envelope: Envelope[OrderConfirmed], ctx: CatalogContext) -> None:
+    order = envelope.data
+    for line in order.lines:
+        await reviews.record_purchase(
+            ctx.db,
+            kind="confirmed",
+            order_id=order.order_id,
+            user_id=order.user_id,
+            sku=line.sku,
+            at=order.confirmed_at,
+        )
+    await ctx.catalog.trending.record(
+        order_id=order.order_id,
+        day=day_of(order.confirmed_at),
+        units=[(line.product_id, line.quantity) for line in order.lines],
+    )
+
+
+@handlers.on(ShipmentDelivered)
+async def on_shipment_delivered(envelope: Envelope[ShipmentDelivered], ctx: CatalogContext) -> None:
+    delivery = envelope.data
+    for sku in delivery.skus:
+        await reviews.record_purchase(
+            ctx.db,
+            kind="delivered",
+            order_id=delivery.order_id,
+            user_id=delivery.user_id,
+            sku=sku,
+            at=delivery.delivered_at,
+        )
+    # Reviews written before the parcel arrived become verified now.
+    await reviews.mark_verified(
+        ctx.db,
+        user_id=delivery.user_id,
+        product_ids=await products.ids_of_skus(ctx.db, delivery.skus),
+    )

@@ -1,0 +1,83 @@
+"""The `reviews` collection (one per user and product) and the purchase facts behind
+`verified_purchase` (insert-only documents, so concurrent consumers never overwrite each other)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from pymongo import DESCENDING
+from pymongo.errors import DuplicateKeyError
+from shopkit.mongo_outbox import Database
+
+Document = dict[str, Any]
+
+REVIEWS = "reviews"
+PURCHASES = "purchases"
+
+
+async def insert(db: Database, document: Document) -> bool:
+    """False when this user already reviewed this product (unique index)."""
+    try:
+        await db[REVIEWS].insert_one(document)
+    except DuplicateKeyError:
+        return False
+    return True
+
+
+async def page(db: Database, product_id: str, *, before: str | None, limit: int) -> list[Document]:
+    query: Document = {"product_id": product_id}
+    if before is not None:
+        query["_id"] = {"$lt": before}
+    return await db[REVIEWS].find(query).sort("_id", DESCENDING).limit(limit).to_list()
+
+
+async def rating_of(db: Database, product_id: str) -> tuple[int, int]:
+    """(count, sum of ratings) recomputed from the reviews themselves."""
+    rows = await (
+        await db[REVIEWS].aggregate(
+            [
+                {"$match": {"product_id": product_id}},
+                {"$group": {"_id": None, "count": {"$sum": 1}, "sum": {"$sum": "$rating"}}},
+            ]
+        )
+    ).to_list()
+    if not rows:
+        return 0, 0
+    return int(rows[0]["count"]), int(rows[0]["sum"])
+
+
+async def mark_verified(db: Database, *, user_id: str, product_ids: Iterable[str]) -> None:
+    ids = list(set(product_ids))
+    if ids:
+        await db[REVIEWS].update_many(
+            {"user_id": user_id, "product_id": {"$in": ids}, "verified_purchase": False},
+            {"$set": {"verified_purchase": True}},
+        )
+
+
+async def record_purchase(
+    db: Database, *, kind: str, order_id: str, user_id: str, sku: str, at: datetime
+) -> None:
+    """Remember that `user_id` bought (`confirmed`) or received (`delivered`) `sku`; idempotent."""
+    # A duplicate key means an earlier delivery of the same event recorded it already.
+    with contextlib.suppress(DuplicateKeyError):
+        await db[PURCHASES].insert_one(
+            {
+                "_id": f"{kind}:{order_id}:{sku}",
+                "kind": kind,
+                "order_id": order_id,
+                "user_id": user_id,
+                "sku": sku,
+                "at": at,
+            }
+        )
+
+
+async def has_received(db: Database, *, user_id: str, sku: str) -> bool:
+    found = await db[PURCHASES].find_one(
+        {"user_id": user_id, "sku": sku, "kind": "delivered"}, {"_id": 1}
+    )
+    return found is not None

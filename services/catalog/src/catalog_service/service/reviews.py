@@ -1,0 +1,102 @@
+"""Reviews: one per user and product, `verified_purchase` only after a delivery to that user."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from contracts.ids import is_uuid7
+from shopkit.mongo_outbox import LockTimeoutError, ensure_held
+from shopkit.security import Principal
+
+from catalog_service.errors import DuplicateReviewError, InvalidCursorError, ProductBusyError
+from catalog_service.repository import products, reviews, stored_now
+from catalog_service.resources import Catalog
+from catalog_service.schemas import Rating, ReviewCreate, ReviewList, ReviewPublic
+from catalog_service.service.products import resolve_product
+from contracts import new_id
+
+Document = dict[str, Any]
+
+
+def to_public(doc: Document) -> ReviewPublic:
+    return ReviewPublic(
+        id=doc["_id"],
+        product_id=doc["product_id"],
+        user_id=doc["user_id"],
+        rating=doc["rating"],
+        title=doc.get("title"),
+        text=doc["text"],
+        verified_purchase=bool(doc.get("verified_purchase")),
+        created_at=doc["created_at"],
+    )
+
+
+async def add_review(
+    catalog: Catalog, *, id_or_slug: str, author: Principal, data: ReviewCreate
+) -> ReviewPublic:
+    product = await resolve_product(catalog, id_or_slug=id_or_slug, viewer=None)
+    doc: Document = {
+        "_id": new_id(),
+        "product_id": product["_id"],
+        "user_id": author.user_id,
+        "rating": data.rating,
+        "title": data.title or None,
+        "text": data.text,
+        "verified_purchase": await reviews.has_received(
+            catalog.db, user_id=author.user_id, sku=product["sku"]
+        ),
+        "created_at": stored_now(),
+    }
+    if not await reviews.insert(catalog.db, doc):
+        raise DuplicateReviewError("you have already reviewed this product")
+    await refresh_rating(catalog, product_id=product["_id"])
+    return to_public(doc)
+
+
+async def refresh_rating(catalog: Catalog, *, product_id: str) -> None:
+    """Recount the product's rating from its reviews (so a missed update heals on the next)."""
+    try:
+        async with catalog.locks.hold(products.PRODUCTS, product_id) as lease:
+            count, total = await reviews.rating_of(catalog.db, product_id)
+            average = round(total / count, 2) if count else 0.0
+            ensure_held(lease)
+            await products.update(
+                catalog.db,
+                product_id,
+                {"$set": {"rating": {"count": count, "sum": total, "average": average}}},
+            )
+    except LockTimeoutError as exc:
+        raise ProductBusyError("the product is being changed; its rating will follow") from exc
+    await catalog.changed()
+
+
+async def list_reviews(
+    catalog: Catalog, *, id_or_slug: str, cursor: str | None, limit: int
+) -> ReviewList:
+    product = await resolve_product(catalog, id_or_slug=id_or_slug, viewer=None)
+    before = _decode(cursor) if cursor else None
+    found = await reviews.page(catalog.db, product["_id"], before=before, limit=limit + 1)
+    page = found[:limit]
+    rating = product.get("rating") or {}
+    count = int(rating.get("count", 0))
+    return ReviewList(
+        items=[to_public(doc) for doc in page],
+        next_cursor=_encode(page[-1]["_id"]) if len(found) > limit else None,
+        rating=Rating(count=count, average=rating.get("average") if count else None),
+    )
+
+
+def _encode(review_id: str) -> str:
+    return base64.urlsafe_b64encode(review_id.encode()).decode()
+
+
+def _decode(cursor: str) -> str:
+    try:
+        value = base64.b64decode(cursor, altchars=b"-_", validate=True).decode()
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise InvalidCursorError("cursor is malformed") from exc
+    if not is_uuid7(value):
+        raise InvalidCursorError("cursor is malformed")
+    return value

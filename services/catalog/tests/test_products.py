@@ -1,0 +1,161 @@
+"""Products over HTTP: writes, their events (through the document outbox), and bad input."""
+
+from __future__ import annotations
+
+import asyncio
+
+from contracts.events.catalog import (
+    PriceChanged,
+    ProductCreated,
+    ProductDeactivated,
+    ProductUpdated,
+)
+
+from contracts import new_id
+
+from .bus import wait_for_events
+from .conftest import Running
+from .factories import create_category, create_product, product_body
+
+
+async def test_create_then_read_by_id_and_by_slug(catalog: Running) -> None:
+    category = await create_category(catalog, "Cozinha")
+    created = await create_product(catalog, category_ids=[category["id"]], slug=None)
+    assert created["slug"].startswith("cafeteira-italiana-moka-")
+    assert created["version"] == 1
+    assert created["rating"] == {"count": 0, "average": None}
+    for key in (created["id"], created["slug"]):
+        response = await catalog.client.get(f"/api/products/{key}")
+        assert response.status_code == 200
+        assert response.json() == created
+
+
+async def test_every_write_is_announced_with_the_document_version(catalog: Running) -> None:
+    created = await create_product(catalog)
+    pid, admin = created["id"], catalog.admin()
+    patched = await catalog.client.patch(
+        f"/api/products/{pid}", json={"price": 14990}, headers=admin
+    )
+    assert patched.status_code == 200
+    assert (patched.json()["price"], patched.json()["version"]) == (14990, 2)
+    same = await catalog.client.patch(f"/api/products/{pid}", json={"price": 14990}, headers=admin)
+    assert same.json()["version"] == 2  # nothing changed: no new version, no event
+    replaced = await catalog.client.put(
+        f"/api/products/{pid}",
+        json={
+            k: v
+            for k, v in product_body(name="Moka Express 3 xícaras", price=9990).items()
+            if k != "sku"
+        },
+        headers=admin,
+    )
+    assert replaced.status_code == 200, replaced.text
+    assert (replaced.json()["name"], replaced.json()["version"]) == ("Moka Express 3 xícaras", 3)
+    deleted = await catalog.client.delete(f"/api/products/{pid}", headers=admin)
+    assert deleted.status_code == 204
+
+    ns, mine = catalog.namespace, (lambda e: e.product_id == pid)
+    assert [e.version for e in await wait_for_events(ns, ProductCreated, where=mine)] == [1]
+    updates = await wait_for_events(ns, ProductUpdated, where=mine, count=3)
+    assert [(e.version, e.price, e.is_active) for e in updates] == [
+        (2, 14990, True),
+        (3, 9990, True),
+        (4, 9990, False),
+    ]
+    prices = await wait_for_events(ns, PriceChanged, where=mine, count=2)
+    assert [(e.version, e.old_price, e.new_price) for e in prices] == [
+        (2, 12990, 14990),
+        (3, 14990, 9990),
+    ]
+    assert [e.version for e in await wait_for_events(ns, ProductDeactivated, where=mine)] == [4]
+    assert all(e.weight_grams == 600 and e.currency == "BRL" for e in updates)
+
+
+async def test_deleted_products_are_hidden_from_customers_but_not_from_admins(
+    catalog: Running,
+) -> None:
+    created = await create_product(catalog)
+    await catalog.client.delete(f"/api/products/{created['id']}", headers=catalog.admin())
+    assert (await catalog.client.get(f"/api/products/{created['id']}")).status_code == 404
+    as_customer = await catalog.client.get(
+        f"/api/products/{created['slug']}", headers=catalog.tokens.headers()
+    )
+    assert as_customer.status_code == 404
+    as_admin = await catalog.client.get(f"/api/products/{created['id']}", headers=catalog.admin())
+    assert as_admin.status_code == 200
+    assert as_admin.json()["is_active"] is False
+    again = await catalog.client.delete(f"/api/products/{created['id']}", headers=catalog.admin())
+    assert again.status_code == 204
+
+
+async def test_concurrent_changes_to_one_product_lose_nothing(catalog: Running) -> None:
+    created = await create_product(catalog)
+    pid = created["id"]
+    prices = [20000 + i for i in range(8)]
+    responses = await asyncio.gather(
+        *(
+            catalog.client.patch(f"/api/products/{pid}", json={"price": p}, headers=catalog.admin())
+            for p in prices
+        )
+    )
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
+    versions = sorted(r.json()["version"] for r in responses)
+    assert versions == list(range(2, 10))  # every write got its own version
+    final = (await catalog.client.get(f"/api/products/{pid}", headers=catalog.admin())).json()
+    assert final["version"] == 9
+    by_version = {r.json()["version"]: r.json()["price"] for r in responses}
+    assert final["price"] == by_version[9]
+    updates = await wait_for_events(
+        catalog.namespace, ProductUpdated, where=lambda e: e.product_id == pid, count=8
+    )
+    assert [e.version for e in updates] == list(range(2, 10))  # published in document order
+    assert [e.price for e in updates] == [by_version[v] for v in range(2, 10)]
+
+
+async def test_bad_input_is_a_problem_document(catalog: Running) -> None:
+    existing = await create_product(catalog)
+    admin = catalog.admin()
+    cases = [
+        (product_body(price=-1), 422),
+        (product_body(price=10.5), 422),
+        (product_body(price="100"), 422),
+        (product_body(weight_grams=0), 422),
+        (product_body(sku="has space"), 422),
+        (product_body(currency="real"), 422),
+        (product_body(slug="Not A Slug"), 422),
+        (product_body(slug="categories"), 422),
+        (product_body(attributes={"Bad Key": 1}), 422),
+        (product_body(unknown_field=True), 422),
+        (product_body(category_ids=[new_id()]), 422),
+        (product_body(sku=existing["sku"]), 409),
+        (product_body(slug=existing["slug"]), 409),
+    ]
+    for body, expected in cases:
+        response = await catalog.client.post("/api/products", json=body, headers=admin)
+        assert response.status_code == expected, (body, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert {"type", "title", "status", "detail"} <= response.json().keys()
+    for key in ("not-a-product", "0190d3a0-0000-4000-8000-000000000000", "%20", "x" * 300):
+        missing = await catalog.client.get(f"/api/products/{key}")
+        assert missing.status_code == 404, key
+        assert missing.headers["content-type"] == "application/problem+json"
+    for method, path, body in (
+        ("PATCH", "/api/products/not-an-id", {"price": 1}),
+        ("PATCH", f"/api/products/{new_id()}", {"price": 1}),
+        ("DELETE", "/api/products/123", None),
+    ):
+        response = await catalog.client.request(method, path, json=body, headers=admin)
+        assert response.status_code == 404, (method, path, response.text)
+    bad_patches = [{"price": -5}, {"price": 1.5}, {"name": None}, {"sku": "NEW-SKU"}]
+    for body in bad_patches:
+        response = await catalog.client.patch(
+            f"/api/products/{existing['id']}", json=body, headers=admin
+        )
+        assert response.status_code == 422, (body, response.text)
+    assert (await catalog.client.post("/api/products", json=product_body())).status_code == 401
+    customer = await catalog.client.post(
+        "/api/products", json=product_body(), headers=catalog.tokens.headers()
+    )
+    assert customer.status_code == 403
+    unchanged = (await catalog.client.get(f"/api/products/{existing['id']}")).json()
+    assert unchanged == existing
