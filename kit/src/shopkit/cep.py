@@ -1,8 +1,7 @@
 """Brazilian CEP rules: format, normalisation and the offline range table (CEP -> state/city).
 
-This module is deliberately self-contained (standard library only) and kept byte-identical in
-`shipping_service/cep.py` and `users_service/cep.py`: both services validate CEPs by the same
-rules without one service importing another (a test checks the copies agree). The range table
+Shared by shipping (quotes, CEP lookup, labels) and users (address validation), so both
+services validate CEPs by the same rules without one service importing another. The range table
 comes from the Correios CEP allocation (first five digits per state, plus the main city ranges),
 so lookups work with no network at all.
 """

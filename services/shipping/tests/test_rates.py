@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from shipping_service import cep, rates
+from shipping_service import rates
 from shipping_service.service.shipments import new_tracking_number, s10_check_digit
+from shopkit import cep
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,15 +16,6 @@ from .bus import publish
 from .conftest import ADDRESS, Running
 
 PROBLEM = "application/problem+json"
-
-
-def test_cep_rules_are_the_same_as_shippings() -> None:
-    """users and shipping each own a copy of the CEP rules (no service imports another);
-    this keeps the copies from drifting apart."""
-    services = Path(__file__).resolve().parents[2]
-    users_copy = services / "users" / "src" / "users_service" / "cep.py"
-    shipping_copy = services / "shipping" / "src" / "shipping_service" / "cep.py"
-    assert users_copy.read_bytes() == shipping_copy.read_bytes()
 
 
 async def _add(users: Running, user_id: str, **overrides: Any) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shipping_service.cep import format_cep
+from shopkit.cep import format_cep
 
 
 @dataclass(frozen=True, slots=True)

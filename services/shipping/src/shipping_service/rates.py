@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shipping_service.cep import region_of
+from shopkit.cep import region_of
 
 PACKAGING_GRAMS = 200
 """Box and filling added to every parcel."""

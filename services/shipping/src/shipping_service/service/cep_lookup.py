@@ -12,8 +12,8 @@ import logging
 
 import httpx
 from redis.asyncio import Redis
+from shopkit import cep
 
-from shipping_service import cep
 from shipping_service.config import ShippingSettings
 from shipping_service.errors import CepNotFoundError
 from shipping_service.schemas import CepPublic

@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 from contracts.types import DEFAULT_CURRENCY
 from pydantic import ValidationError
+from shopkit import cep
 from shopkit.quotes import QuoteItem as SignedItem
 from shopkit.quotes import SignedQuote, sign_quote
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shipping_service import cep, rates, repository
+from shipping_service import rates, repository
 from shipping_service.config import ShippingSettings
 from shipping_service.errors import InvalidCepError, InvalidQuoteItemsError, UnknownSkuError
 from shipping_service.schemas import QuoteItem, QuoteOption, QuoteResponse

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from shopkit import cep
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import new_id
-from users_service import cep, repository
+from users_service import repository
 from users_service.config import UsersSettings
 from users_service.errors import (
     AddressNotFoundError,
