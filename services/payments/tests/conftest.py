@@ -95,6 +95,8 @@ class Stack:
         events: PaymentEvents,
         stripe: Stripe,
         database_url: str,
+        webhook_id: str,
+        webhook_url: str,
     ) -> None:
         self.client = client
         self.payments = payments
@@ -104,6 +106,17 @@ class Stack:
         self.events = events
         self.stripe = stripe
         self.database_url = database_url
+        self.webhook_id = webhook_id
+        self.webhook_url = webhook_url
+
+    @contextlib.asynccontextmanager
+    async def webhooks_lost(self) -> AsyncIterator[None]:
+        """localstripe's webhooks stop reaching the app (a lost delivery) for a while."""
+        await self.stripe.delete_webhook(self.webhook_id)
+        try:
+            yield
+        finally:
+            await self.stripe.register_webhook(self.webhook_id, self.webhook_url)
 
 
 def test_settings(database_url: str, namespace: str, stripe_base: str) -> PaymentsSettings:
@@ -152,9 +165,8 @@ async def stack(localstripe: str) -> AsyncIterator[Stack]:
             server, port = await _serve(app)
             webhook_id = f"payments-tests-{namespace.rstrip('.')}"
             stripe = Stripe(localstripe)
-            await stripe.register_webhook(
-                webhook_id, f"http://127.0.0.1:{port}/api/payments/webhooks/stripe"
-            )
+            webhook_url = f"http://127.0.0.1:{port}/api/payments/webhooks/stripe"
+            await stripe.register_webhook(webhook_id, webhook_url)
             try:
                 yield Stack(
                     client=client,
@@ -165,6 +177,8 @@ async def stack(localstripe: str) -> AsyncIterator[Stack]:
                     events=events,
                     stripe=stripe,
                     database_url=url,
+                    webhook_id=webhook_id,
+                    webhook_url=webhook_url,
                 )
             finally:
                 await stripe.delete_webhook(webhook_id)

@@ -1,4 +1,9 @@
-"""Every query of the payments service."""
+"""Every query of the payments service.
+
+Reads that must see what other transactions committed (a row just locked, an attempt recorded
+by a detached transaction) reload their objects (`populate_existing`). Sessions do not
+autoflush, so pending changes are flushed first: a reload must never discard them.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from payments_service.models import (
 async def lock_order(session: AsyncSession, order_id: str) -> PaymentOrder:
     """The order's row, created if new, locked until the transaction ends: every change to one
     order's payments (events, webhooks, admin actions) runs one at a time."""
+    await session.flush()
     await session.execute(
         insert(PaymentOrder)
         .values(order_id=order_id)
@@ -46,6 +52,7 @@ async def lock_order(session: AsyncSession, order_id: str) -> PaymentOrder:
 async def lock_existing_order(
     session: AsyncSession, order_id: str, *, skip_locked: bool = False
 ) -> PaymentOrder | None:
+    await session.flush()
     return await session.scalar(
         select(PaymentOrder)
         .where(PaymentOrder.order_id == order_id)
@@ -62,6 +69,7 @@ async def get_order(session: AsyncSession, order_id: str) -> PaymentOrder | None
 
 
 async def attempts_of(session: AsyncSession, order_id: str) -> list[PaymentAttempt]:
+    await session.flush()
     rows = await session.scalars(
         select(PaymentAttempt)
         .where(PaymentAttempt.order_id == order_id)
@@ -72,6 +80,7 @@ async def attempts_of(session: AsyncSession, order_id: str) -> list[PaymentAttem
 
 
 async def get_attempt(session: AsyncSession, payment_id: str) -> PaymentAttempt | None:
+    await session.flush()
     return await session.scalar(
         select(PaymentAttempt)
         .where(PaymentAttempt.id == payment_id)
@@ -80,6 +89,7 @@ async def get_attempt(session: AsyncSession, payment_id: str) -> PaymentAttempt 
 
 
 async def attempt_by_intent(session: AsyncSession, intent_id: str) -> PaymentAttempt | None:
+    await session.flush()
     return await session.scalar(
         select(PaymentAttempt)
         .where(PaymentAttempt.provider_payment_id == intent_id)
@@ -157,6 +167,12 @@ async def record_call(
 ) -> ProviderCall:
     """Record a provider write before sending it; an existing record (a retry) is returned
     unchanged, so the retry sends exactly what the first try sent."""
+    await session.flush()
+    # Read first: a retry inside a transaction that already updated this row must not queue
+    # behind its own row lock (the insert below would wait for it).
+    call = await get_call(session, key)
+    if call is not None:
+        return call
     await session.execute(
         insert(ProviderCall)
         .values(
@@ -166,21 +182,18 @@ async def record_call(
             payment_id=payment_id,
             refund_id=refund_id,
             request=request,
-            status=CallStatus.PENDING.value,
+            status=CallStatus.PENDING,
             attempts=0,
         )
         .on_conflict_do_nothing(index_elements=[ProviderCall.idempotency_key])
     )
-    call = await session.scalar(
-        select(ProviderCall)
-        .where(ProviderCall.idempotency_key == key)
-        .execution_options(populate_existing=True)
-    )
+    call = await get_call(session, key)
     assert call is not None
     return call
 
 
 async def get_call(session: AsyncSession, key: str) -> ProviderCall | None:
+    await session.flush()
     return await session.get(ProviderCall, key, populate_existing=True)
 
 
@@ -191,18 +204,22 @@ async def finish_call(
     status: CallStatus,
     response_id: str | None = None,
     error: str | None = None,
+    only_pending: bool = False,
 ) -> None:
-    await session.execute(
+    statement = (
         update(ProviderCall)
         .where(ProviderCall.idempotency_key == key)
         .values(
-            status=status.value,
+            status=status,
             response_id=response_id,
             last_error=error,
             attempts=ProviderCall.attempts + 1,
             completed_at=func.now() if status != CallStatus.PENDING else None,
         )
     )
+    if only_pending:
+        statement = statement.where(ProviderCall.status == CallStatus.PENDING)
+    await session.execute(statement)
 
 
 # -------------------------------------------------------------------------------- refunds
@@ -216,6 +233,7 @@ async def refunds_of_order(session: AsyncSession, order_id: str) -> list[Refund]
 
 
 async def refunds_of_attempt(session: AsyncSession, payment_id: str) -> list[Refund]:
+    await session.flush()
     rows = await session.scalars(
         select(Refund)
         .where(Refund.payment_id == payment_id)
@@ -228,6 +246,7 @@ async def refunds_of_attempt(session: AsyncSession, payment_id: str) -> list[Ref
 async def refund_by_request_key(
     session: AsyncSession, order_id: str, request_key: str
 ) -> Refund | None:
+    await session.flush()
     return await session.scalar(
         select(Refund)
         .where(Refund.order_id == order_id, Refund.request_key == request_key)
@@ -279,6 +298,7 @@ async def next_webhook(session: AsyncSession, now: datetime) -> StripeEvent | No
 
 
 async def get_webhook(session: AsyncSession, event_id: str) -> StripeEvent | None:
+    await session.flush()
     return await session.get(StripeEvent, event_id, populate_existing=True)
 
 

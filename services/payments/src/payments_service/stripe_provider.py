@@ -162,11 +162,12 @@ class StripeProvider:
             stripe.Webhook.construct_event(
                 payload, signature, self._webhook_secret, tolerance=self._webhook_tolerance
             )
-            body = json.loads(payload)
         except stripe.SignatureVerificationError as exc:
             raise InvalidWebhook(str(exc.user_message or exc)) from exc
-        except ValueError as exc:
+        except (ValueError, TypeError, AttributeError) as exc:
+            # Signed, but not a JSON object (the SDK trips over lists and scalars).
             raise InvalidWebhook("body is not a JSON event") from exc
+        body = json.loads(payload)
         return webhook_event_from(body)
 
 

@@ -24,8 +24,15 @@ from contracts.events.payments import (
 )
 from contracts.types import utc_now
 
-from payments_service.models import AttemptStatus, PaymentAttempt, PaymentOrder, ReviewStatus
+from payments_service.models import (
+    AttemptStatus,
+    CallStatus,
+    PaymentAttempt,
+    PaymentOrder,
+    ReviewStatus,
+)
 from payments_service.provider import Intent, RequestRejected
+from payments_service.repository import finish_call
 from payments_service.service.work import Work, provider_write
 
 log = logging.getLogger(__name__)
@@ -55,6 +62,16 @@ async def apply_intent(
     """Bring the attempt up to the provider's state; True if it moved."""
     if attempt.provider_payment_id is None:
         attempt.provider_payment_id = intent.id
+        if attempt.idempotency_key:
+            # Learnt from a webhook or a re-fetch rather than the call's own answer (lost to a
+            # timeout): the recorded call did act, and produced this intent.
+            await finish_call(
+                work.session,
+                attempt.idempotency_key,
+                status=CallStatus.SUCCEEDED,
+                response_id=intent.id,
+                only_pending=True,
+            )
     elif attempt.provider_payment_id != intent.id:
         log.error(
             "intent does not belong to this attempt",

@@ -1,0 +1,170 @@
+"""Capture on dispatch, void and refund on cancellation (always that order's attempt), and admin
+partial refunds."""
+
+from __future__ import annotations
+
+import asyncio
+
+from contracts.events.orders import OrderPlaced
+from contracts.events.payments import (
+    PaymentAuthorized,
+    PaymentCaptured,
+    PaymentRefunded,
+    PaymentVoided,
+)
+from shopkit.testing import eventually
+
+from contracts import new_id
+
+from .conftest import Stack
+from .support import order_cancelled, order_placed, shipment_dispatched, stock_reserved
+
+
+async def authorized_order(stack: Stack, **kwargs: object) -> tuple[OrderPlaced, PaymentAuthorized]:
+    placed = order_placed(**kwargs)  # type: ignore[arg-type]
+    await stack.bus.publish(placed, stock_reserved(placed.order_id))
+    return placed, await stack.events.wait_for(placed.order_id, PaymentAuthorized)
+
+
+async def captured_order(stack: Stack, **kwargs: object) -> tuple[OrderPlaced, PaymentCaptured]:
+    placed, _ = await authorized_order(stack, **kwargs)
+    await stack.bus.publish(shipment_dispatched(placed))
+    return placed, await stack.events.wait_for(placed.order_id, PaymentCaptured)
+
+
+def admin_headers(stack: Stack, key: str | None = None) -> dict[str, str]:
+    headers = stack.tokens.headers(new_id(), roles=("customer", "admin"))
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    return headers
+
+
+async def test_dispatch_captures_the_authorized_amount_once(stack: Stack) -> None:
+    placed, authorized = await authorized_order(stack, total=31_000)
+
+    # Delivered twice under different envelope ids (a producer retry): still one capture.
+    await stack.bus.publish(shipment_dispatched(placed), shipment_dispatched(placed))
+
+    captured = await stack.events.wait_for(placed.order_id, PaymentCaptured)
+    assert captured.amount == 31_000
+    assert captured.payment_id == authorized.payment_id
+    intent = await stack.stripe.intent(authorized.provider_payment_id)
+    assert intent["status"] == "succeeded"
+    assert intent["amount_received"] == 31_000
+    await asyncio.sleep(1.5)  # let a second capture (a bug) surface before counting
+    assert len(stack.events.of(placed.order_id, PaymentCaptured)) == 1
+
+
+async def test_cancelling_an_authorized_order_voids_only_its_own_payment(stack: Stack) -> None:
+    user_id = new_id()
+    kept, kept_auth = await authorized_order(stack, user_id=user_id)
+    cancelled, cancelled_auth = await authorized_order(stack, user_id=user_id)
+
+    await stack.bus.publish(order_cancelled(cancelled, "customer_request"))
+
+    voided = await stack.events.wait_for(cancelled.order_id, PaymentVoided)
+    assert voided.payment_id == cancelled_auth.payment_id
+    assert voided.amount == cancelled.total
+    assert (await stack.stripe.intent(cancelled_auth.provider_payment_id))["status"] == "canceled"
+    assert (await stack.stripe.intent(kept_auth.provider_payment_id))[
+        "status"
+    ] == "requires_capture"
+    assert stack.events.of(kept.order_id, PaymentVoided) == []
+
+
+async def test_cancelling_a_captured_order_refunds_it_in_full(stack: Stack) -> None:
+    other, other_capture = await captured_order(stack)
+    placed, captured = await captured_order(stack, total=12_345)
+
+    await stack.bus.publish(order_cancelled(placed, "admin_request", "SHIPPED"))
+
+    refunded = await stack.events.wait_for(placed.order_id, PaymentRefunded)
+    assert (refunded.amount, refunded.full) == (12_345, True)
+    assert refunded.payment_id == captured.payment_id
+    intent = await stack.stripe.intent(captured.provider_payment_id)
+    assert intent["latest_charge"]["amount_refunded"] == 12_345
+    other_intent = await stack.stripe.intent(other_capture.provider_payment_id)
+    assert other_intent["latest_charge"]["amount_refunded"] == 0
+    assert stack.events.of(other.order_id, PaymentRefunded) == []
+
+
+async def test_admin_partial_refunds_never_exceed_the_capture(stack: Stack) -> None:
+    placed, captured = await captured_order(stack, total=10_000)
+    url = f"/api/payments/orders/{placed.order_id}/refunds"
+
+    first = await stack.client.post(
+        url,
+        json={"amount": 3_000, "reason": "damaged item"},
+        headers=admin_headers(stack, "refund-1"),
+    )
+    assert first.status_code == 201, first.text
+    body = first.json()
+    assert (body["amount"], body["status"], body["full"]) == (3_000, "succeeded", False)
+
+    replay = await stack.client.post(
+        url,
+        json={"amount": 3_000, "reason": "damaged item"},
+        headers=admin_headers(stack, "refund-1"),
+    )
+    assert replay.status_code == 201
+    assert replay.json()["refund_id"] == body["refund_id"]
+
+    reused = await stack.client.post(
+        url, json={"amount": 500, "reason": "other"}, headers=admin_headers(stack, "refund-1")
+    )
+    assert reused.status_code == 422
+    assert reused.headers["content-type"] == "application/problem+json"
+
+    too_much = await stack.client.post(
+        url, json={"amount": 7_001, "reason": "too much"}, headers=admin_headers(stack, "refund-2")
+    )
+    assert too_much.status_code == 409
+    assert too_much.json()["refundable"] == 7_000
+
+    rest = await stack.client.post(
+        url, json={"amount": 7_000, "reason": "goodwill"}, headers=admin_headers(stack, "refund-3")
+    )
+    assert rest.status_code == 201
+    assert rest.json()["full"] is True
+
+    async def both_published() -> list[PaymentRefunded] | None:
+        found = stack.events.of(placed.order_id, PaymentRefunded)
+        return found if len(found) >= 2 else None
+
+    refunds = await eventually(both_published)
+    assert sorted(r.amount for r in refunds) == [3_000, 7_000]
+    assert {r.reason for r in refunds} == {"damaged item", "goodwill"}
+    intent = await stack.stripe.intent(captured.provider_payment_id)
+    assert intent["latest_charge"]["amount_refunded"] == 10_000
+
+    view = await stack.client.get(
+        f"/api/payments/orders/{placed.order_id}", headers=admin_headers(stack)
+    )
+    assert view.json()["amount_refunded"] == 10_000
+    assert view.json()["attempts"][0]["status"] == "refunded"
+
+
+async def test_refund_rules_answer_with_problems(stack: Stack) -> None:
+    placed, _ = await authorized_order(stack)
+    url = f"/api/payments/orders/{placed.order_id}/refunds"
+    body = {"amount": 100, "reason": "nope"}
+
+    no_key = await stack.client.post(url, json=body, headers=admin_headers(stack))
+    assert no_key.status_code == 400
+    customer = await stack.client.post(
+        url, json=body, headers={**stack.tokens.headers(placed.user_id), "Idempotency-Key": "k"}
+    )
+    assert customer.status_code == 403
+    not_captured = await stack.client.post(url, json=body, headers=admin_headers(stack, "k"))
+    assert not_captured.status_code == 409
+    bad_body = await stack.client.post(
+        url, json={"amount": -5, "reason": "x", "extra": 1}, headers=admin_headers(stack, "k2")
+    )
+    assert bad_body.status_code == 422
+    unknown = await stack.client.post(
+        f"/api/payments/orders/{new_id()}/refunds", json=body, headers=admin_headers(stack, "k3")
+    )
+    assert unknown.status_code == 404
+    for response in (no_key, customer, not_captured, bad_body, unknown):
+        assert response.headers["content-type"] == "application/problem+json"
+        assert {"type", "title", "status", "detail"} <= set(response.json())

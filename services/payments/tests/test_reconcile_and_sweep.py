@@ -1,0 +1,193 @@
+"""`shop payments reconcile`, and the sweeper that resolves what webhooks failed to tell."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from datetime import UTC, datetime, timedelta
+
+from contracts.events.payments import PaymentActionRequired, PaymentAuthorized, PaymentCaptured
+from payments_service.cli import app as cli
+from payments_service.models import (
+    AttemptStatus,
+    PaymentAttempt,
+    PaymentOrder,
+    ReviewStatus,
+)
+from payments_service.provider import AuthorizeRequest
+from payments_service.repository import record_call
+from payments_service.runtime import Payments
+from payments_service.service.reconcile import reconcile
+from payments_service.service.sweeper import sweep_once
+from typer.testing import CliRunner
+
+from contracts import new_id
+
+from .conftest import Stack
+from .support import LOCAL_KEY, THREE_DS_2, order_placed, shipment_dispatched, stock_reserved
+
+
+async def authorize(stack: Stack, **kwargs: object) -> PaymentAuthorized:
+    placed = order_placed(**kwargs)  # type: ignore[arg-type]
+    await stack.bus.publish(placed, stock_reserved(placed.order_id))
+    authorized: PaymentAuthorized = await stack.events.wait_for(placed.order_id, PaymentAuthorized)
+    return authorized
+
+
+async def test_reconcile_reports_only_real_mismatches(stack: Stack) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=2)
+    fine = await authorize(stack)
+    captured_order = order_placed()
+    await stack.bus.publish(captured_order, stock_reserved(captured_order.order_id))
+    await stack.events.wait_for(captured_order.order_id, PaymentAuthorized)
+    await stack.bus.publish(shipment_dispatched(captured_order))
+    await stack.events.wait_for(captured_order.order_id, PaymentCaptured)
+    behind_our_back = await authorize(stack)
+    async with stack.webhooks_lost():
+        # Cancelled on the dashboard, and the webhook telling us was lost.
+        response = await stack.stripe.http.post(
+            f"/v1/payment_intents/{behind_our_back.provider_payment_id}/cancel"
+        )
+        response.raise_for_status()
+        orphan = await stack.stripe.create_intent(
+            amount="777",
+            currency="brl",
+            payment_method="pm_card_visa",
+            confirm="true",
+            capture_method="manual",
+            **{
+                "metadata[order_id]": new_id(),
+                "metadata[payment_id]": new_id(),
+                "metadata[shop_namespace]": stack.settings.provider_namespace,
+            },
+        )
+        foreign = await stack.stripe.create_intent(
+            amount="999",
+            currency="brl",
+            payment_method="pm_card_visa",
+            confirm="true",
+            capture_method="manual",
+            **{"metadata[shop_namespace]": "someone-else"},
+        )
+    until = datetime.now(UTC) + timedelta(seconds=2)
+
+    async with stack.payments.sessionmaker() as session:
+        report = await reconcile(
+            session=session,
+            provider=stack.payments.provider,
+            namespace=stack.settings.provider_namespace,
+            since=since,
+            until=until,
+        )
+
+    by_intent = {m.provider_payment_id: m for m in report.mismatches}
+    assert by_intent[behind_our_back.provider_payment_id].kind == "status"
+    assert by_intent[behind_our_back.provider_payment_id].provider == "canceled"
+    assert by_intent[orphan["id"]].kind == "unknown_intent"
+    assert foreign["id"] not in by_intent
+    assert fine.provider_payment_id not in by_intent
+    assert all(m.order_id != captured_order.order_id for m in report.mismatches)
+    assert report.matched >= 2
+
+    result = await asyncio.to_thread(
+        CliRunner().invoke,
+        cli,
+        ["reconcile", "--since", since.isoformat(), "--until", until.isoformat(), "--json"],
+        env={
+            "PAYMENTS_DATABASE_URL": stack.database_url,
+            "PAYMENTS_STRIPE_API_BASE": stack.settings.stripe_api_base,
+            "PAYMENTS_STRIPE_API_KEY": LOCAL_KEY,
+            "PAYMENTS_KAFKA_NAMESPACE": stack.settings.kafka_namespace,
+        },
+    )
+    assert result.exit_code == 1, result.output
+    printed = json.loads(result.output)
+    assert {m["provider_payment_id"] for m in printed["mismatches"]} == set(by_intent)
+
+
+async def test_sweeper_completes_3ds_whose_webhook_was_lost(stack: Stack) -> None:
+    placed = order_placed(payment_method_id=await stack.stripe.card(THREE_DS_2))
+    await stack.bus.publish(placed, stock_reserved(placed.order_id))
+    action = await stack.events.wait_for(placed.order_id, PaymentActionRequired)
+    async with stack.webhooks_lost():
+        await stack.stripe.authenticate(await stack.stripe.intent(action.provider_payment_id))
+        await asyncio.sleep(1.5)  # localstripe's webhook would have landed by now
+        assert stack.events.of(placed.order_id, PaymentAuthorized) == []
+
+        await sweep_once(eager(stack.payments))
+
+    authorized = await stack.events.wait_for(placed.order_id, PaymentAuthorized)
+    assert authorized.payment_id == action.payment_id
+
+
+async def test_sweeper_resends_a_recorded_call_whose_sender_died(stack: Stack) -> None:
+    # A crash right after the attempt and its request were committed, before the call went out.
+    order_id, payment_id, user_id = new_id(), new_id(), new_id()
+    key = f"order:{order_id}:attempt:1:authorize"
+    request = AuthorizeRequest(
+        amount=5_555,
+        currency="BRL",
+        payment_method="pm_card_visa",
+        metadata={
+            "order_id": order_id,
+            "payment_id": payment_id,
+            "attempt": "1",
+            "shop_namespace": stack.settings.provider_namespace,
+        },
+    )
+    async with stack.payments.sessionmaker() as session, session.begin():
+        session.add(
+            PaymentOrder(
+                order_id=order_id,
+                user_id=user_id,
+                amount=5_555,
+                currency="BRL",
+                payment_method_id="pm_card_visa",
+                placed_at=datetime.now(UTC),
+                reservation_id=new_id(),
+            )
+        )
+        session.add(
+            PaymentAttempt(
+                id=payment_id,
+                order_id=order_id,
+                number=1,
+                user_id=user_id,
+                status=AttemptStatus.PENDING,
+                amount=5_555,
+                currency="BRL",
+                amount_captured=0,
+                amount_refunded=0,
+                payment_method_id="pm_card_visa",
+                idempotency_key=key,
+                review_status=ReviewStatus.NONE,
+                risk_score=0,
+                risk_level="low",
+                risk_reasons=[],
+            )
+        )
+        await record_call(
+            session,
+            key=key,
+            operation="authorize",
+            order_id=order_id,
+            payment_id=payment_id,
+            request=request.model_dump(mode="json"),
+        )
+
+    await sweep_once(eager(stack.payments))
+
+    authorized = await stack.events.wait_for(order_id, PaymentAuthorized)
+    assert (authorized.payment_id, authorized.amount) == (payment_id, 5_555)
+    assert len(await stack.stripe.intents_of(order_id)) == 1
+    await sweep_once(eager(stack.payments))  # nothing left to do: no second intent
+    assert len(await stack.stripe.intents_of(order_id)) == 1
+
+
+def eager(payments: Payments) -> Payments:
+    """The same service, with a sweeper that does not wait before looking."""
+    settings = payments.settings.model_copy(
+        update={"sweep_interval_seconds": 0.001, "sweep_pending_after_seconds": 0}
+    )
+    return dataclasses.replace(payments, settings=settings)

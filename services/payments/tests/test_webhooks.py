@@ -1,0 +1,230 @@
+"""The Stripe webhook receiver: signatures, replays, reordering, unknown intents, and the race
+with the synchronous answer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from contracts.events.payments import PaymentAuthorized, PaymentCaptured, PaymentRefunded
+from payments_service.models import StripeEvent
+from shopkit.testing import eventually
+from sqlalchemy import select
+
+from contracts import new_id
+
+from .conftest import Stack
+from .support import (
+    order_placed,
+    shipment_dispatched,
+    sign,
+    stock_reserved,
+    stripe_event,
+)
+from .test_compensation import authorized_order, captured_order
+
+URL = "/api/payments/webhooks/stripe"
+
+
+async def post(stack: Stack, payload: bytes, signature: str | None = None) -> dict[str, object]:
+    response = await stack.client.post(
+        URL,
+        content=payload,
+        headers={
+            "Stripe-Signature": signature or sign(payload),
+            "Content-Type": "application/json",
+        },
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def outcome(stack: Stack, event_id: str) -> str:
+    async def processed() -> str | None:
+        async with stack.payments.sessionmaker() as session:
+            event = await session.scalar(
+                select(StripeEvent).where(StripeEvent.event_id == event_id)
+            )
+            return event.outcome if event is not None and event.processed_at else None
+
+    return str(await eventually(processed))
+
+
+async def test_bad_signature_is_rejected_with_a_problem(stack: Stack) -> None:
+    payload = stripe_event("payment_intent.succeeded", {"object": "payment_intent", "id": "pi_x"})
+
+    forged = await stack.client.post(
+        URL,
+        content=payload,
+        headers={"Stripe-Signature": sign(payload, secret="whsec_someone_else")},
+    )
+    missing = await stack.client.post(URL, content=payload)
+    tampered = await stack.client.post(
+        URL, content=payload + b" ", headers={"Stripe-Signature": sign(payload)}
+    )
+
+    for response in (forged, missing, tampered):
+        assert response.status_code == 400
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["type"].endswith("/invalid-webhook")
+
+
+async def test_expired_timestamp_is_rejected(stack: Stack) -> None:
+    payload = stripe_event("payment_intent.succeeded", {"object": "payment_intent", "id": "pi_x"})
+
+    response = await stack.client.post(
+        URL,
+        content=payload,
+        headers={"Stripe-Signature": sign(payload, timestamp=int(time.time()) - 301)},
+    )
+
+    assert response.status_code == 400
+    assert "timestamp" in response.json()["detail"].lower()
+
+
+async def test_signed_garbage_is_a_problem_not_a_crash(stack: Stack) -> None:
+    for payload in (b"not json", b'{"id": "evt_1"}', b"[]"):
+        response = await stack.client.post(
+            URL, content=payload, headers={"Stripe-Signature": sign(payload)}
+        )
+        assert response.status_code == 400, payload
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_unknown_intents_are_acknowledged_and_ignored(stack: Stack) -> None:
+    # An intent someone else created on the shared account (another deployment or test run).
+    foreign = await stack.stripe.create_intent(
+        amount="1000",
+        currency="brl",
+        payment_method="pm_card_visa",
+        confirm="true",
+        capture_method="manual",
+        **{"metadata[payment_id]": new_id(), "metadata[order_id]": new_id()},
+    )
+    payload = stripe_event("payment_intent.amount_capturable_updated", foreign)
+
+    receipt = await post(stack, payload)
+
+    assert receipt["duplicate"] is False
+    assert await outcome(stack, str(receipt["event_id"])) == "unknown"
+
+
+async def test_a_replayed_event_is_processed_once(stack: Stack) -> None:
+    placed, authorized = await authorized_order(stack)
+    intent = await stack.stripe.intent(authorized.provider_payment_id)
+    payload = stripe_event("payment_intent.amount_capturable_updated", intent)
+
+    first = await post(stack, payload)
+    second = await post(stack, payload)
+
+    assert (first["duplicate"], second["duplicate"]) == (False, True)
+    assert first["event_id"] == second["event_id"]
+    assert await outcome(stack, str(first["event_id"])) == "noop"
+    await asyncio.sleep(0.5)
+    assert len(stack.events.of(placed.order_id, PaymentAuthorized)) == 1
+
+
+async def test_out_of_order_events_never_move_state_backwards(stack: Stack) -> None:
+    placed, captured = await captured_order(stack, total=9_000)
+    intent_id = captured.provider_payment_id
+    await stack.stripe.refund(intent_id, 9_000)  # at the provider (dashboard), not through us
+    refunded_intent = await stack.stripe.intent(intent_id)
+    now = int(time.time())
+
+    # charge.refunded is processed first; the older succeeded / capturable events come after.
+    charge = refunded_intent["latest_charge"]
+    refunded = await post(stack, stripe_event("charge.refunded", charge, created=now))
+    assert await outcome(stack, str(refunded["event_id"])) in ("applied", "noop")
+    late_succeeded = await post(
+        stack, stripe_event("payment_intent.succeeded", refunded_intent, created=now - 5)
+    )
+    late_capturable = await post(
+        stack,
+        stripe_event(
+            "payment_intent.amount_capturable_updated",
+            {**refunded_intent, "status": "requires_capture"},
+            created=now - 10,
+        ),
+    )
+
+    assert await outcome(stack, str(late_succeeded["event_id"])) == "stale"
+    assert await outcome(stack, str(late_capturable["event_id"])) == "stale"
+    view = await stack.client.get(
+        f"/api/payments/orders/{placed.order_id}", headers=stack.tokens.headers(placed.user_id)
+    )
+    attempt = view.json()["attempts"][0]
+    assert attempt["status"] == "refunded"
+    assert attempt["amount_refunded"] == 9_000
+    refunds = stack.events.of(placed.order_id, PaymentRefunded)
+    assert [(r.amount, r.full, r.reason) for r in refunds] == [
+        (9_000, True, "refunded_at_provider")
+    ]
+    assert len(stack.events.of(placed.order_id, PaymentCaptured)) == 1
+
+
+async def test_an_event_with_a_stale_snapshot_is_checked_against_the_provider(stack: Stack) -> None:
+    placed, authorized = await authorized_order(stack)
+    intent = await stack.stripe.intent(authorized.provider_payment_id)
+    # A (signed, fresh) event claiming the intent succeeded: the provider says it did not.
+    lie = await post(
+        stack, stripe_event("payment_intent.succeeded", {**intent, "status": "succeeded"})
+    )
+
+    assert await outcome(stack, str(lie["event_id"])) == "noop"
+    assert stack.events.of(placed.order_id, PaymentCaptured) == []
+
+
+async def test_webhook_racing_the_synchronous_confirm_authorizes_once(stack: Stack) -> None:
+    placed = order_placed()
+    # The provider acts at once but its answer takes a second to come back.
+    await stack.stripe.delay("/v1/payment_intents", 2.0)
+    await stack.bus.publish(placed, stock_reserved(placed.order_id))
+
+    async def created() -> list[dict[str, object]] | None:
+        return await stack.stripe.intents_of(placed.order_id) or None
+
+    intent = (await eventually(created))[0]
+    assert intent["status"] == "requires_capture"
+    receipt = await post(stack, stripe_event("payment_intent.amount_capturable_updated", intent))
+    # The webhook was stored (2xx) while the confirm call was still waiting for its answer.
+    assert stack.events.of(placed.order_id, PaymentAuthorized) == []
+
+    await stack.events.wait_for(placed.order_id, PaymentAuthorized)
+    assert await outcome(stack, str(receipt["event_id"])) in ("applied", "noop")
+    await asyncio.sleep(2.0)  # localstripe's own webhook lands too
+    assert len(stack.events.of(placed.order_id, PaymentAuthorized)) == 1
+    assert len(await stack.stripe.intents_of(placed.order_id)) == 1
+
+
+async def test_webhook_racing_the_capture_answer_captures_once(stack: Stack) -> None:
+    placed, authorized = await authorized_order(stack)
+    await stack.stripe.delay(f"/v1/payment_intents/{authorized.provider_payment_id}/capture", 2.0)
+    await stack.bus.publish(shipment_dispatched(placed))
+
+    async def succeeded() -> dict[str, object] | None:
+        intent = await stack.stripe.intent(authorized.provider_payment_id)
+        return intent if intent["status"] == "succeeded" else None
+
+    intent = await eventually(succeeded)
+    receipt = await post(stack, stripe_event("payment_intent.succeeded", intent))
+
+    await stack.events.wait_for(placed.order_id, PaymentCaptured)
+    assert await outcome(stack, str(receipt["event_id"])) in ("applied", "noop")
+    await asyncio.sleep(2.0)
+    assert len(stack.events.of(placed.order_id, PaymentCaptured)) == 1
+
+
+async def test_localstripe_webhooks_reach_the_receiver_over_http(stack: Stack) -> None:
+    _, authorized = await authorized_order(stack)
+
+    async def delivered() -> list[str] | None:
+        async with stack.payments.sessionmaker() as session:
+            rows = await session.scalars(
+                select(StripeEvent.type).where(
+                    StripeEvent.payment_intent_id == authorized.provider_payment_id
+                )
+            )
+            types = list(rows)
+        return types if "payment_intent.amount_capturable_updated" in types else None
+
+    assert "payment_intent.amount_capturable_updated" in await eventually(delivered)
