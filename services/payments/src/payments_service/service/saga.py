@@ -61,6 +61,7 @@ async def order_cancelled(work: Work, *, event: OrderCancelled, correlation_id: 
         return
     order.cancelled_at = event.cancelled_at
     order.cancel_reason = event.reason
+    order.user_id = order.user_id or event.user_id
     order.correlation_id = order.correlation_id or correlation_id
     await compensate(work, order, reason=event.reason, request_key="order-cancelled")
 
