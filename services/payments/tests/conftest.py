@@ -119,7 +119,7 @@ class Stack:
             await self.stripe.register_webhook(self.webhook_id, self.webhook_url)
 
 
-def test_settings(database_url: str, namespace: str, stripe_base: str) -> PaymentsSettings:
+def settings_for(database_url: str, namespace: str, stripe_base: str) -> PaymentsSettings:
     return PaymentsSettings(
         database_url=database_url,
         kafka_namespace=namespace,
@@ -147,7 +147,7 @@ def test_settings(database_url: str, namespace: str, stripe_base: str) -> Paymen
 async def stack(localstripe: str) -> AsyncIterator[Stack]:
     namespace = kafka_namespace()
     async with migrated_database("payments") as url:
-        settings = test_settings(url, namespace, localstripe)
+        settings = settings_for(url, namespace, localstripe)
         app = build_app(settings)
         tokens = TestTokens()
         await ensure_topics(
