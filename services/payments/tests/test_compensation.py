@@ -168,3 +168,57 @@ async def test_refund_rules_answer_with_problems(stack: Stack) -> None:
     for response in (no_key, customer, not_captured, bad_body, unknown):
         assert response.headers["content-type"] == "application/problem+json"
         assert {"type", "title", "status", "detail"} <= set(response.json())
+
+
+async def test_a_duplicated_cancellation_refunds_once(stack: Stack) -> None:
+    placed, captured = await captured_order(stack, total=8_800)
+    cancelled = order_cancelled(placed, "admin_request", "SHIPPED")
+
+    await stack.bus.publish(cancelled, cancelled)  # the same fact twice, under two envelope ids
+
+    await stack.events.wait_for(placed.order_id, PaymentRefunded)
+    await asyncio.sleep(1.5)
+    assert len(stack.events.of(placed.order_id, PaymentRefunded)) == 1
+    intent = await stack.stripe.intent(captured.provider_payment_id)
+    assert intent["latest_charge"]["amount_refunded"] == 8_800
+
+
+async def test_concurrent_admin_refunds_never_exceed_the_capture(stack: Stack) -> None:
+    placed, captured = await captured_order(stack, total=10_000)
+    url = f"/api/payments/orders/{placed.order_id}/refunds"
+
+    responses = await asyncio.gather(
+        *(
+            stack.client.post(
+                url,
+                json={"amount": 6_000, "reason": f"claim {n}"},
+                headers=admin_headers(stack, f"concurrent-{n}"),
+            )
+            for n in range(3)
+        )
+    )
+
+    assert sorted(r.status_code for r in responses) == [201, 409, 409]
+    intent = await stack.stripe.intent(captured.provider_payment_id)
+    assert intent["latest_charge"]["amount_refunded"] == 6_000
+
+
+async def test_a_refund_the_provider_refuses_is_a_502_and_is_kept(stack: Stack) -> None:
+    placed, captured = await captured_order(stack, total=5_000)
+    async with stack.webhooks_lost():
+        # Refunded on the dashboard; the webhook saying so never arrived.
+        await stack.stripe.refund(captured.provider_payment_id, 5_000)
+        response = await stack.client.post(
+            f"/api/payments/orders/{placed.order_id}/refunds",
+            json={"amount": 1_000, "reason": "late claim"},
+            headers=admin_headers(stack, "late"),
+        )
+
+    assert response.status_code == 502
+    assert response.headers["content-type"] == "application/problem+json"
+    view = await stack.client.get(
+        f"/api/payments/orders/{placed.order_id}", headers=admin_headers(stack)
+    )
+    [refund] = view.json()["refunds"]
+    assert (refund["refund_id"], refund["status"]) == (response.json()["refund_id"], "failed")
+    assert refund["failure_message"]

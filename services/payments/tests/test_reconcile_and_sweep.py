@@ -191,3 +191,25 @@ def eager(payments: Payments) -> Payments:
         update={"sweep_interval_seconds": 0.001, "sweep_pending_after_seconds": 0}
     )
     return dataclasses.replace(payments, settings=settings)
+
+
+async def test_shop_payments_authenticate_completes_3ds_locally(stack: Stack) -> None:
+    placed = order_placed(payment_method_id="pm_card_authenticationRequired")
+    await stack.bus.publish(placed, stock_reserved(placed.order_id))
+    action = await stack.events.wait_for(placed.order_id, PaymentActionRequired)
+
+    result = await asyncio.to_thread(
+        CliRunner().invoke,
+        cli,
+        ["authenticate", placed.order_id],
+        env={
+            "PAYMENTS_DATABASE_URL": stack.database_url,
+            "PAYMENTS_STRIPE_API_BASE": stack.settings.stripe_api_base,
+            "PAYMENTS_STRIPE_API_KEY": LOCAL_KEY,
+        },
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "requires_capture" in result.output
+    authorized = await stack.events.wait_for(placed.order_id, PaymentAuthorized)
+    assert authorized.payment_id == action.payment_id
