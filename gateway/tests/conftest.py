@@ -92,9 +92,12 @@ async def upstreams(tokens: TestTokens) -> AsyncIterator[dict[str, str]]:
         yield urls
 
 
-@pytest.fixture(scope="session")
-async def stack(upstreams: dict[str, str], tokens: TestTokens) -> AsyncIterator[Stack]:
-    settings = gateway_settings(upstreams)
+@pytest.fixture(scope="session", params=["aiohttp", "httpcore"])
+async def stack(
+    upstreams: dict[str, str], tokens: TestTokens, request: pytest.FixtureRequest
+) -> AsyncIterator[Stack]:
+    """The gateway, once per connection pool it can run on."""
+    settings = gateway_settings(upstreams, upstream_transport=request.param)
     async with app_client(build_app(settings)) as client:
         yield Stack(client=client, tokens=tokens, upstreams=upstreams, settings=settings)
 

@@ -313,3 +313,35 @@ async def test_down_upstream_becomes_503_problem_and_only_idempotent_calls_are_r
     )
     assert response.status_code == 503
     assert _retries("POST") == before_post
+
+
+async def test_only_the_clients_own_accept_and_agent_headers_go_upstream(stack: Stack) -> None:
+    bare = httpx.Headers({"X-Forwarded-For": random_ip()})
+    request = stack.client.build_request("GET", "/api/products", headers=bare)
+    for name in ("accept", "accept-encoding", "user-agent"):
+        del request.headers[name]
+    body = echoed(await stack.client.send(request))
+    assert header_values(body, "accept-encoding") == []  # no compression nobody asked for
+    assert header_values(body, "user-agent") == []
+
+    body = echoed(
+        await stack.client.get(
+            "/api/products",
+            headers=stack.headers(**{"User-Agent": "storefront/2.1", "Accept-Encoding": "br"}),
+        )
+    )
+    assert header_values(body, "user-agent") == ["storefront/2.1"]
+    assert header_values(body, "accept-encoding") == ["br"]
+
+
+async def test_a_body_without_content_type_gets_none_added(stack: Stack) -> None:
+    request = stack.client.build_request(
+        "POST",
+        "/api/payments/webhooks/stripe",
+        content=b"raw",
+        headers={"X-Forwarded-For": random_ip()},
+    )
+    assert "content-type" not in request.headers
+    body = echoed(await stack.client.send(request))
+    assert header_values(body, "content-type") == []
+    assert base64.b64decode(body["body_b64"]) == b"raw"

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 from shopkit.settings import SERVICE_PORTS, ServiceSettings, settings_config
 
@@ -53,6 +55,8 @@ class GatewaySettings(ServiceSettings):
     """Per-service response timeout in seconds, overriding `upstream_timeout_seconds`."""
     connect_timeout_seconds: float = Field(default=2.0, gt=0)
     pool_timeout_seconds: float = Field(default=2.0, gt=0)
+    upstream_transport: Literal["aiohttp", "httpcore"] = "aiohttp"
+    """Connection pool under the httpx client: aiohttp's (faster) or httpcore's."""
     max_connections: int = Field(default=200, ge=1)
     max_keepalive_connections: int = Field(default=100, ge=1)
     retries: int = Field(default=2, ge=0, le=5)

@@ -167,6 +167,7 @@ class Gateway:
         retryable = method in IDEMPOTENT_METHODS
         content: bytes | AsyncIterator[bytes] | None
         length: int | None
+        streamed: _LimitedBody | None = None
         if retryable:
             # Idempotent requests are small and may be sent again: hold the body.
             try:
@@ -175,7 +176,8 @@ class Gateway:
                 return _too_large(self.settings.max_body_bytes)
             length = len(content) if content or declared_length is not None else None
         else:
-            content = self._stream_body(request)
+            streamed = _LimitedBody(request, self.settings.max_body_bytes)
+            content = streamed.chunks()
             length = int(declared_length) if declared_length is not None else None
 
         raw_path = request.scope.get("raw_path") or request.url.path.encode()
@@ -201,7 +203,7 @@ class Gateway:
         attempts = 1 + (self.settings.retries if retryable else 0)
         for attempt in range(attempts):
             try:
-                response = await self.client.send(upstream, stream=True)
+                response = await self._send(upstream, streamed)
                 break
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if attempt + 1 < attempts:
@@ -227,14 +229,14 @@ class Gateway:
                 raise BodyTooLargeError
         return bytes(body)
 
-    async def _stream_body(self, request: Request) -> AsyncIterator[bytes]:
-        received = 0
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > self.settings.max_body_bytes:
-                raise BodyTooLargeError
-            if chunk:
-                yield chunk
+    async def _send(self, upstream: httpx.Request, streamed: _LimitedBody | None) -> httpx.Response:
+        try:
+            return await self.client.send(upstream, stream=True)
+        except Exception as exc:
+            # However the transport wrapped it, a body cut off at the limit is the client's fault.
+            if streamed is not None and streamed.exceeded:
+                raise BodyTooLargeError from exc
+            raise
 
     async def _relay(self, upstream: httpx.Response) -> Response:
         headers = forwarding.response_headers(upstream.headers.raw)
@@ -258,6 +260,25 @@ class Gateway:
         )
         streamed.raw_headers = headers
         return streamed
+
+
+class _LimitedBody:
+    """The client's body streamed upstream, cut off (and remembered) past `limit` bytes."""
+
+    def __init__(self, request: Request, limit: int) -> None:
+        self._request = request
+        self._limit = limit
+        self.exceeded = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        received = 0
+        async for chunk in self._request.stream():
+            received += len(chunk)
+            if received > self._limit:
+                self.exceeded = True
+                raise BodyTooLargeError
+            if chunk:
+                yield chunk
 
 
 async def _raw_stream(upstream: httpx.Response) -> AsyncIterator[bytes]:
