@@ -6,7 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 
-from contracts.events.payments import PaymentAuthorized, PaymentCaptured, PaymentRefunded
+from contracts.events.payments import (
+    PaymentActionRequired,
+    PaymentAuthorized,
+    PaymentCaptured,
+    PaymentFailed,
+    PaymentRefunded,
+    PaymentVoided,
+)
 from payments_service.models import StripeEvent
 from shopkit.testing import eventually
 from sqlalchemy import select
@@ -228,3 +235,22 @@ async def test_localstripe_webhooks_reach_the_receiver_over_http(stack: Stack) -
         return types if "payment_intent.amount_capturable_updated" in types else None
 
     assert "payment_intent.amount_capturable_updated" in await eventually(delivered)
+
+
+async def test_intent_cancelled_at_the_provider_before_authorization_fails_the_payment(
+    stack: Stack,
+) -> None:
+    placed = order_placed(payment_method_id="pm_card_threeDSecure2Required")
+    await stack.bus.publish(placed, stock_reserved(placed.order_id))
+    action = await stack.events.wait_for(placed.order_id, PaymentActionRequired)
+
+    response = await stack.stripe.http.post(
+        f"/v1/payment_intents/{action.provider_payment_id}/cancel",
+        data={"cancellation_reason": "abandoned"},
+    )
+    response.raise_for_status()
+
+    # Delivered by localstripe's payment_intent.canceled webhook.
+    failed = await stack.events.wait_for(placed.order_id, PaymentFailed)
+    assert (failed.reason, failed.payment_id) == ("action_abandoned", action.payment_id)
+    assert stack.events.of(placed.order_id, PaymentVoided) == []

@@ -96,6 +96,16 @@ async def apply_intent(
                 await _authorized(work, order, attempt, intent)
             if attempt.status == AttemptStatus.AUTHORIZED:
                 await _captured(work, attempt, intent)
+        case "canceled" if attempt.status in OPEN and not order.is_cancelled:
+            # Cancelled at the provider before it was ever authorized: for the order this is a
+            # failed payment (nothing to compensate), not a void.
+            await fail(
+                work,
+                attempt,
+                reason="action_abandoned" if intent.cancellation_reason == "abandoned" else "error",
+                decline_code=intent.cancellation_reason,
+                message="the payment was cancelled at the payment provider",
+            )
         case "canceled" if attempt.status in VOIDABLE:
             await _voided(work, attempt, reason=_cancel_reason(order, intent))
         case "requires_payment_method" if attempt.status in OPEN:
