@@ -35,18 +35,15 @@ async def page(db: Database, product_id: str, *, before: str | None, limit: int)
 
 
 async def rating_of(db: Database, product_id: str) -> tuple[int, int]:
-    """(count, sum of ratings) recomputed from the reviews themselves."""
-    rows = await (
-        await db[REVIEWS].aggregate(
-            [
-                {"$match": {"product_id": product_id}},
-                {"$group": {"_id": None, "count": {"$sum": 1}, "sum": {"$sum": "$rating"}}},
-            ]
-        )
-    ).to_list()
-    if not rows:
-        return 0, 0
-    return int(rows[0]["count"]), int(rows[0]["sum"])
+    """(count, sum of ratings) recomputed from the reviews themselves.
+
+    Summed here rather than by `$group`: FerretDB 1.24 computes only the first accumulator of a
+    `$group` stage and returns 0 for the others."""
+    ratings = [
+        int(doc["rating"])
+        async for doc in db[REVIEWS].find({"product_id": product_id}, {"rating": 1})
+    ]
+    return len(ratings), sum(ratings)
 
 
 async def mark_verified(db: Database, *, user_id: str, product_ids: Iterable[str]) -> None:

@@ -9,7 +9,7 @@ from catalog_service.resources import Catalog
 from catalog_service.schemas import TrendingList, TrendingProduct
 from catalog_service.service.products import to_public
 
-TRENDING_CACHE_SECONDS = 30
+TRENDING_CACHE_SECONDS = 5
 
 
 def day_of(moment: datetime) -> str:

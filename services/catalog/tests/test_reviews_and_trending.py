@@ -1,0 +1,172 @@
+"""Reviews (one per user, verified only after a delivery) and trending, fed by real events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts.events.orders import OrderConfirmed, OrderLine, ShippingAddress, ShippingChoice
+from contracts.events.shipping import ShipmentDelivered
+from contracts.types import utc_now
+from shopkit.testing import eventually
+
+from contracts import Envelope, new_id
+
+from .bus import publish
+from .conftest import Running
+from .factories import create_product
+
+ADDRESS = ShippingAddress(
+    recipient="Ana",
+    street="Rua A",
+    number="1",
+    district="Centro",
+    city="Recife",
+    state="PE",
+    cep="50010000",
+)
+CHOICE = ShippingChoice(
+    quote_id="q", carrier="correios", service="SEDEX", price=3000, estimated_days=2
+)
+
+
+def confirmed(user_id: str, items: list[tuple[dict[str, Any], int]]) -> OrderConfirmed:
+    lines = [
+        OrderLine(
+            sku=p["sku"],
+            product_id=p["id"],
+            name=p["name"],
+            quantity=q,
+            unit_price=p["price"],
+            line_total=p["price"] * q,
+        )
+        for p, q in items
+    ]
+    return OrderConfirmed(
+        order_id=new_id(),
+        user_id=user_id,
+        payment_id=new_id(),
+        lines=lines,
+        total=sum(line.line_total for line in lines),
+        currency="BRL",
+        shipping_address=ADDRESS,
+        shipping_choice=CHOICE,
+        confirmed_at=utc_now(),
+    )
+
+
+def delivered(order: OrderConfirmed) -> ShipmentDelivered:
+    return ShipmentDelivered(
+        shipment_id=new_id(),
+        order_id=order.order_id,
+        user_id=order.user_id,
+        skus=[line.sku for line in order.lines],
+        tracking_number="BR123456789BR",
+        delivered_at=utc_now(),
+    )
+
+
+async def review(
+    catalog: Running, product: dict[str, Any], user_id: str, rating: int, text: str = "Muito bom"
+) -> Any:
+    return await catalog.client.post(
+        f"/api/products/{product['id']}/reviews",
+        json={"rating": rating, "text": text},
+        headers=catalog.tokens.headers(user_id),
+    )
+
+
+async def test_one_review_per_user_and_the_product_keeps_the_average(catalog: Running) -> None:
+    product = await create_product(catalog)
+    ana, bruno = new_id(), new_id()
+    first = await review(catalog, product, ana, 5)
+    assert first.status_code == 201, first.text
+    assert first.json()["verified_purchase"] is False
+    assert (await review(catalog, product, ana, 1)).status_code == 409
+    assert (await review(catalog, product, bruno, 2)).status_code == 201
+    page = (await catalog.client.get(f"/api/products/{product['slug']}")).json()
+    assert page["rating"] == {"count": 2, "average": 3.5}
+    listed = (await catalog.client.get(f"/api/products/{product['id']}/reviews")).json()
+    assert [r["rating"] for r in listed["items"]] == [2, 5]  # newest first
+    assert listed["rating"] == {"count": 2, "average": 3.5}
+    for body in (
+        {"rating": 0, "text": "x"},
+        {"rating": 6, "text": "x"},
+        {"rating": 4.5, "text": "x"},
+        {"rating": 4, "text": ""},
+        {"rating": 4},
+        {"rating": 4, "text": "x", "extra": 1},
+    ):
+        response = await catalog.client.post(
+            f"/api/products/{product['id']}/reviews", json=body, headers=catalog.tokens.headers()
+        )
+        assert response.status_code == 422, body
+    anonymous = await catalog.client.post(
+        f"/api/products/{product['id']}/reviews", json={"rating": 4, "text": "x"}
+    )
+    assert anonymous.status_code == 401
+    missing = await review(catalog, {"id": new_id()}, ana, 4)
+    assert missing.status_code == 404
+
+
+async def test_verified_purchase_needs_a_delivery_to_that_user(catalog: Running) -> None:
+    product, other = await create_product(catalog), await create_product(catalog)
+    buyer, early_reviewer, stranger = new_id(), new_id(), new_id()
+    order = confirmed(buyer, [(product, 1)])
+    early_order = confirmed(early_reviewer, [(product, 2), (other, 1)])
+
+    # The early reviewer writes before the parcel arrives: not verified yet.
+    early = await review(catalog, product, early_reviewer, 4)
+    assert early.json()["verified_purchase"] is False
+
+    confirmation = Envelope(data=order)
+    await publish(catalog.namespace, [confirmation, confirmation, early_order])
+    await publish(catalog.namespace, [delivered(early_order), delivered(order)])
+
+    async def early_review_verified() -> bool:
+        listed = (await catalog.client.get(f"/api/products/{product['id']}/reviews")).json()
+        return bool(listed["items"] and listed["items"][0]["verified_purchase"])
+
+    await eventually(early_review_verified, timeout=60)
+    bought = await review(catalog, product, buyer, 5)
+    assert bought.json()["verified_purchase"] is True
+    not_bought = await review(catalog, product, stranger, 1)
+    assert not_bought.json()["verified_purchase"] is False
+    # Delivered to the buyer, but a different product was not part of the buyer's order.
+    assert (await review(catalog, other, buyer, 3)).json()["verified_purchase"] is False
+
+
+async def test_a_confirmed_order_alone_does_not_verify(catalog: Running) -> None:
+    product = await create_product(catalog)
+    buyer = new_id()
+    await publish(catalog.namespace, [confirmed(buyer, [(product, 1)])])
+
+    async def recorded() -> bool:
+        found = await catalog.db["purchases"].count_documents({"user_id": buyer})
+        return bool(found)
+
+    await eventually(recorded, timeout=60)
+    assert (await review(catalog, product, buyer, 4)).json()["verified_purchase"] is False
+
+
+async def test_trending_ranks_units_of_recently_confirmed_orders_once(catalog: Running) -> None:
+    hot, warm, cold = [await create_product(catalog) for _ in range(3)]
+    orders = [
+        confirmed(new_id(), [(hot, 3), (warm, 1)]),
+        confirmed(new_id(), [(hot, 2)]),
+        confirmed(new_id(), [(warm, 2), (cold, 1)]),
+    ]
+    again = Envelope(data=orders[0])
+    await publish(catalog.namespace, [again, *orders[1:], again])  # the first one twice
+    await publish(catalog.namespace, [Envelope(data=orders[0])])  # and re-emitted with a new id
+
+    ours = {hot["id"], warm["id"], cold["id"]}
+
+    async def ranked() -> list[tuple[str, int]] | None:
+        body = (await catalog.client.get("/api/products/trending")).json()
+        found = [
+            (i["product"]["id"], i["units"]) for i in body["items"] if i["product"]["id"] in ours
+        ]
+        return found if len(found) == 3 else None
+
+    ranking = await eventually(ranked, timeout=60, interval=0.5)
+    assert ranking == [(hot["id"], 5), (warm["id"], 3), (cold["id"], 1)]
