@@ -249,3 +249,22 @@ async def _orders_of(harness: Harness, user: dict[str, str]) -> int:
             "SELECT count(*) FROM orders WHERE user_id = :u", u=harness.user_id(user)
         )
     )
+
+
+async def test_concurrent_checkouts_with_different_keys_take_the_cart_once(
+    harness: Harness,
+) -> None:
+    user = harness.user()
+    product = await harness.product(price=1500)
+    await harness.fill_cart(user, (product, 3))
+    body = harness.checkout_body([(product.sku, 3)])
+
+    responses = await asyncio.gather(*(harness.checkout(user, body) for _ in range(6)))
+
+    assert sorted(r.status_code for r in responses) == [202] + [422] * 5, [
+        r.text for r in responses
+    ]
+    for response in responses:
+        if response.status_code == 422:
+            assert_problem(response, 422, "empty-cart")
+    assert await _orders_of(harness, user) == 1

@@ -8,6 +8,7 @@ from shopkit.app import ServiceParts, create_service
 from orders_service.cache import CartCache
 from orders_service.config import OrdersSettings
 from orders_service.consumers import catalog_handlers, saga_handlers
+from orders_service.database import close_database, open_database
 from orders_service.jobs import export_stuck_sagas, housekeeping, run_timeline_consumer
 from orders_service.models import messaging
 from orders_service.router import router
@@ -35,7 +36,8 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
         parts=ServiceParts(
             tables=messaging,
             consumers=[saga_handlers, catalog_handlers],
-            startup=[_cart_cache],
+            startup=[open_database, _cart_cache],
+            shutdown=[close_database],
             background=[run_timeline_consumer, export_stuck_sagas, housekeeping],
         ),
     )

@@ -18,12 +18,12 @@ CART_ID_HEADER = "X-Cart-Id"
 CART_ID_PATTERN = r"^[A-Za-z0-9_-]{16,128}$"
 
 
-def get_settings(request: Request) -> OrdersSettings:
+async def get_settings(request: Request) -> OrdersSettings:
     settings: OrdersSettings = request.app.state.settings
     return settings
 
 
-def get_cart_cache(request: Request) -> CartCache:
+async def get_cart_cache(request: Request) -> CartCache:
     cache: CartCache = request.app.state.cart_cache
     return cache
 
@@ -40,7 +40,7 @@ CartToken = Annotated[
 ]
 
 
-def cart_rules(settings: SettingsDep) -> CartRules:
+async def cart_rules(settings: SettingsDep) -> CartRules:
     return CartRules(
         max_line_quantity=settings.max_line_quantity,
         max_cart_lines=settings.max_cart_lines,
@@ -48,7 +48,7 @@ def cart_rules(settings: SettingsDep) -> CartRules:
     )
 
 
-def checkout_rules(settings: SettingsDep) -> CheckoutRules:
+async def checkout_rules(settings: SettingsDep) -> CheckoutRules:
     return CheckoutRules(
         quote_secret=settings.quote_signing_secret.get_secret_value(),
         max_line_quantity=settings.max_line_quantity,
@@ -59,7 +59,7 @@ CartRulesDep = Annotated[CartRules, Depends(cart_rules)]
 CheckoutRulesDep = Annotated[CheckoutRules, Depends(checkout_rules)]
 
 
-def cart_owner(user: OptionalUser, token: CartToken = None) -> CartOwner | None:
+async def cart_owner(user: OptionalUser, token: CartToken = None) -> CartOwner | None:
     """The signed-in user's cart; otherwise the anonymous cart named by `X-Cart-Id`, if any."""
     if user is not None:
         return CartOwner.of_user(user.user_id)
@@ -68,7 +68,7 @@ def cart_owner(user: OptionalUser, token: CartToken = None) -> CartOwner | None:
     return None
 
 
-def cart_owner_for_change(
+async def cart_owner_for_change(
     response: Response, owner: Annotated[CartOwner | None, Depends(cart_owner)]
 ) -> CartOwner:
     """Like `cart_owner`, but an anonymous visitor without a cart gets a new one, whose id is
@@ -84,18 +84,25 @@ CartOwnerDep = Annotated[CartOwner | None, Depends(cart_owner)]
 ChangingCartOwnerDep = Annotated[CartOwner, Depends(cart_owner_for_change)]
 
 
-def client_ip(request: Request, settings: SettingsDep) -> str | None:
-    """The customer's IP for payment risk checks: the address the gateway saw (the last
-    X-Forwarded-For hop) when the request came through a trusted proxy, else the peer."""
+async def client_ip(request: Request, settings: SettingsDep) -> str | None:
+    """The customer's IP for payment risk checks. Behind trusted proxies (the gateway), the
+    rightmost X-Forwarded-For hop that is not one of them: everything further left was written
+    by the client itself and proves nothing."""
     peer = request.client.host if request.client else None
+    trusted = set(settings.trusted_proxies)
     forwarded = request.headers.get("x-forwarded-for")
-    if forwarded and peer in settings.trusted_proxies:
-        candidate = forwarded.split(",")[-1].strip()
+    if peer is None or peer not in trusted or not forwarded:
+        return peer
+    nearest = peer
+    for hop in reversed([part.strip() for part in forwarded.split(",")]):
         try:
-            return str(ipaddress.ip_address(candidate))
+            address = str(ipaddress.ip_address(hop))
         except ValueError:
-            return peer
-    return peer
+            break
+        if address not in trusted:
+            return address
+        nearest = address
+    return nearest
 
 
 ClientIpDep = Annotated[str | None, Depends(client_ip)]

@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnClause,
     ColumnElement,
+    RowMapping,
     case,
     delete,
     func,
@@ -22,13 +23,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import new_id
 from orders_service.cache import CartOwner, CartSnapshot
-from orders_service.models import Cart, CartItem, Product, Uuid
+from orders_service.models import Cart, CartItem, Product, Uuid, table_of
 from orders_service.pricing import PricedProduct
+
+_carts = table_of(Cart)
+_items = table_of(CartItem)
+_products = table_of(Product)
 
 # Versions come from the clock (microseconds), so a cart deleted on expiry and created again
 # still outranks every copy of its former self that Redis may hold.
 _CLOCK: ColumnClause[int] = literal_column(
     "(extract(epoch from clock_timestamp()) * 1000000)::bigint", type_=BigInteger
+)
+
+_PRODUCT_COLUMNS = (
+    _products.c.product_id,
+    _products.c.sku.label("product_sku"),
+    _products.c.name,
+    _products.c.price,
+    _products.c.currency,
+    _products.c.is_active,
 )
 
 
@@ -46,29 +60,43 @@ class StoredCart:
 
 
 @dataclass(frozen=True, slots=True)
-class CheckoutCart:
-    head: CartHead
-    lines: tuple[tuple[str, int, PricedProduct | None], ...]
-    """(sku, quantity, product) in the order the items were added."""
+class PricedItems:
+    """A cart's (sku, quantity) lines, in the order added, with the products they name."""
+
+    items: tuple[tuple[str, int], ...]
+    products: dict[str, PricedProduct]
 
 
 def _owned_by(owner: CartOwner) -> ColumnElement[bool]:
     if owner.user_id is not None:
-        return Cart.user_id == owner.user_id
-    return Cart.anonymous_key == owner.anonymous_key
+        return _carts.c.user_id == owner.user_id
+    return _carts.c.anonymous_key == owner.anonymous_key
+
+
+def _product(mapping: RowMapping) -> PricedProduct | None:
+    if mapping["product_id"] is None:
+        return None
+    return PricedProduct(
+        product_id=mapping["product_id"],
+        sku=mapping["product_sku"],
+        name=mapping["name"],
+        price=mapping["price"],
+        currency=mapping["currency"],
+        is_active=mapping["is_active"],
+    )
 
 
 async def touch(
     session: AsyncSession, owner: CartOwner, *, now: datetime, expires_at: datetime
 ) -> CartHead:
     """Get or create the owner's cart for a change: locks it, raises its version, renews its
-    expiry, and empties it first if it had already expired."""
+    expiry, and empties it first if it had already expired. One round trip."""
     expired_items = (
-        delete(CartItem)
-        .where(CartItem.cart_id == Cart.id, _owned_by(owner), Cart.expires_at <= now)
+        delete(_items)
+        .where(_items.c.cart_id == _carts.c.id, _owned_by(owner), _carts.c.expires_at <= now)
         .cte("expired_items")
     )
-    new_cart = insert(Cart).values(
+    new_cart = insert(_carts).values(
         id=new_id(),
         user_id=owner.user_id,
         anonymous_key=owner.anonymous_key,
@@ -78,14 +106,14 @@ async def touch(
         expires_at=expires_at,
     )
     statement = new_cart.on_conflict_do_update(
-        index_elements=[Cart.user_id if owner.user_id is not None else Cart.anonymous_key],
+        index_elements=[_carts.c.user_id if owner.user_id is not None else _carts.c.anonymous_key],
         set_={
-            "version": func.greatest(Cart.version + 1, _CLOCK),
+            "version": func.greatest(_carts.c.version + 1, _CLOCK),
             "updated_at": now,
             "expires_at": expires_at,
-            "coupon_code": case((Cart.expires_at <= now, None), else_=Cart.coupon_code),
+            "coupon_code": case((_carts.c.expires_at <= now, None), else_=_carts.c.coupon_code),
         },
-    ).returning(Cart.id, Cart.version, Cart.coupon_code)
+    ).returning(_carts.c.id, _carts.c.version, _carts.c.coupon_code)
     row = (await session.execute(statement.add_cte(expired_items))).one()
     return CartHead(row.id, row.version, row.coupon_code)
 
@@ -94,54 +122,69 @@ async def add_item(
     session: AsyncSession, *, cart_id: str, sku: str, quantity: int, now: datetime
 ) -> int:
     """Add `quantity` units of `sku`; returns the line's new quantity."""
-    new_item = insert(CartItem).values(cart_id=cart_id, sku=sku, quantity=quantity, added_at=now)
+    new_item = insert(_items).values(cart_id=cart_id, sku=sku, quantity=quantity, added_at=now)
     statement = new_item.on_conflict_do_update(
-        index_elements=[CartItem.cart_id, CartItem.sku],
-        set_={"quantity": CartItem.quantity + new_item.excluded.quantity},
-    ).returning(CartItem.quantity)
+        index_elements=[_items.c.cart_id, _items.c.sku],
+        set_={"quantity": _items.c.quantity + new_item.excluded.quantity},
+    ).returning(_items.c.quantity)
     return int((await session.execute(statement)).scalar_one())
 
 
 async def set_quantity(session: AsyncSession, *, cart_id: str, sku: str, quantity: int) -> bool:
     result = await session.execute(
-        update(CartItem)
-        .where(CartItem.cart_id == cart_id, CartItem.sku == sku)
+        update(_items)
+        .where(_items.c.cart_id == cart_id, _items.c.sku == sku)
         .values(quantity=quantity)
-        .returning(CartItem.sku)
+        .returning(_items.c.sku)
     )
     return result.first() is not None
 
 
 async def remove_item(session: AsyncSession, *, cart_id: str, sku: str) -> bool:
     result = await session.execute(
-        delete(CartItem)
-        .where(CartItem.cart_id == cart_id, CartItem.sku == sku)
-        .returning(CartItem.sku)
+        delete(_items)
+        .where(_items.c.cart_id == cart_id, _items.c.sku == sku)
+        .returning(_items.c.sku)
     )
     return result.first() is not None
 
 
 async def set_coupon(session: AsyncSession, *, cart_id: str, code: str | None) -> None:
-    await session.execute(update(Cart).where(Cart.id == cart_id).values(coupon_code=code))
+    await session.execute(update(_carts).where(_carts.c.id == cart_id).values(coupon_code=code))
 
 
-async def items(session: AsyncSession, cart_id: str) -> tuple[tuple[str, int], ...]:
+async def priced_items(session: AsyncSession, cart_id: str) -> PricedItems:
+    """The cart's lines with their products, in one query."""
     rows = await session.execute(
-        select(CartItem.sku, CartItem.quantity)
-        .where(CartItem.cart_id == cart_id)
-        .order_by(CartItem.added_at, CartItem.sku)
+        select(_items.c.sku, _items.c.quantity, *_PRODUCT_COLUMNS)
+        .select_from(_items.outerjoin(_products, _products.c.sku == _items.c.sku))
+        .where(_items.c.cart_id == cart_id)
+        .order_by(_items.c.added_at, _items.c.sku)
     )
-    return tuple((row.sku, row.quantity) for row in rows)
+    items: list[tuple[str, int]] = []
+    products: dict[str, PricedProduct] = {}
+    for row in rows:
+        items.append((row.sku, row.quantity))
+        product = _product(row._mapping)
+        if product is not None:
+            products[row.sku] = product
+    return PricedItems(tuple(items), products)
 
 
 async def load(session: AsyncSession, owner: CartOwner, *, now: datetime) -> StoredCart | None:
     """The owner's unexpired cart with its items, in one query."""
     rows = (
         await session.execute(
-            select(Cart.version, Cart.coupon_code, Cart.expires_at, CartItem.sku, CartItem.quantity)
-            .outerjoin(CartItem, CartItem.cart_id == Cart.id)
-            .where(_owned_by(owner), Cart.expires_at > now)
-            .order_by(CartItem.added_at, CartItem.sku)
+            select(
+                _carts.c.version,
+                _carts.c.coupon_code,
+                _carts.c.expires_at,
+                _items.c.sku,
+                _items.c.quantity,
+            )
+            .select_from(_carts.outerjoin(_items, _items.c.cart_id == _carts.c.id))
+            .where(_owned_by(owner), _carts.c.expires_at > now)
+            .order_by(_items.c.added_at, _items.c.sku)
         )
     ).all()
     if not rows:
@@ -151,72 +194,13 @@ async def load(session: AsyncSession, owner: CartOwner, *, now: datetime) -> Sto
     return StoredCart(CartSnapshot(first.version, lines, first.coupon_code), first.expires_at)
 
 
-async def lock_for_checkout(
-    session: AsyncSession, user_id: str, *, now: datetime
-) -> CheckoutCart | None:
-    """The user's cart with each item's product, locked until the transaction ends, so two
-    checkouts of one cart run one after the other."""
-    rows = (
-        await session.execute(
-            select(
-                Cart.id,
-                Cart.version,
-                Cart.coupon_code,
-                CartItem.sku,
-                CartItem.quantity,
-                Product.product_id,
-                Product.sku.label("product_sku"),
-                Product.name,
-                Product.price,
-                Product.currency,
-                Product.is_active,
-            )
-            .outerjoin(CartItem, CartItem.cart_id == Cart.id)
-            .outerjoin(Product, Product.sku == CartItem.sku)
-            .where(Cart.user_id == user_id, Cart.expires_at > now)
-            .order_by(CartItem.added_at, CartItem.sku)
-            .with_for_update(of=Cart)
-        )
-    ).all()
-    if not rows:
-        return None
-    first = rows[0]
-    lines = tuple(
-        (
-            row.sku,
-            row.quantity,
-            PricedProduct(
-                row.product_id, row.product_sku, row.name, row.price, row.currency, row.is_active
-            )
-            if row.product_id is not None
-            else None,
-        )
-        for row in rows
-        if row.sku is not None
-    )
-    return CheckoutCart(CartHead(first.id, first.version, first.coupon_code), lines)
-
-
-async def clear(session: AsyncSession, cart_id: str) -> int:
-    """Empty the cart and drop its coupon; returns the new version."""
-    emptied = delete(CartItem).where(CartItem.cart_id == cart_id).cte("emptied")
-    statement = (
-        update(Cart)
-        .where(Cart.id == cart_id)
-        .values(coupon_code=None, version=func.greatest(Cart.version + 1, _CLOCK))
-        .returning(Cart.version)
-        .add_cte(emptied)
-    )
-    return int((await session.execute(statement)).scalar_one())
-
-
 async def lock_anonymous(
     session: AsyncSession, anonymous_key: str, *, now: datetime
 ) -> CartHead | None:
     row = (
         await session.execute(
-            select(Cart.id, Cart.version, Cart.coupon_code)
-            .where(Cart.anonymous_key == anonymous_key, Cart.expires_at > now)
+            select(_carts.c.id, _carts.c.version, _carts.c.coupon_code)
+            .where(_carts.c.anonymous_key == anonymous_key, _carts.c.expires_at > now)
             .with_for_update()
         )
     ).first()
@@ -228,27 +212,30 @@ async def merge_items(
 ) -> None:
     """Move the source cart's items into the target, adding up quantities of the same sku."""
     moved = select(
-        literal(target_id, Uuid), CartItem.sku, CartItem.quantity, CartItem.added_at
-    ).where(CartItem.cart_id == source_id)
-    statement = insert(CartItem).from_select(["cart_id", "sku", "quantity", "added_at"], moved)
+        literal(target_id, Uuid), _items.c.sku, _items.c.quantity, _items.c.added_at
+    ).where(_items.c.cart_id == source_id)
+    statement = insert(_items).from_select(["cart_id", "sku", "quantity", "added_at"], moved)
     statement = statement.on_conflict_do_update(
-        index_elements=[CartItem.cart_id, CartItem.sku],
+        index_elements=[_items.c.cart_id, _items.c.sku],
         set_={
-            "quantity": func.least(CartItem.quantity + statement.excluded.quantity, max_quantity)
+            "quantity": func.least(_items.c.quantity + statement.excluded.quantity, max_quantity)
         },
     )
     await session.execute(statement)
 
 
 async def delete_cart(session: AsyncSession, cart_id: str) -> None:
-    await session.execute(delete(Cart).where(Cart.id == cart_id))
+    await session.execute(delete(_carts).where(_carts.c.id == cart_id))
 
 
 async def purge_expired(session: AsyncSession, *, now: datetime, limit: int = 1000) -> int:
     doomed = (
-        select(Cart.id).where(Cart.expires_at <= now).limit(limit).with_for_update(skip_locked=True)
+        select(_carts.c.id)
+        .where(_carts.c.expires_at <= now)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
     )
     result = await session.execute(
-        delete(Cart).where(Cart.id.in_(doomed.scalar_subquery())).returning(Cart.id)
+        delete(_carts).where(_carts.c.id.in_(doomed.scalar_subquery())).returning(_carts.c.id)
     )
     return len(result.all())

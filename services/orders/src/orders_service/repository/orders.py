@@ -12,8 +12,12 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import new_id
-from orders_service.models import IgnoredEvent, Order, OrderLine, OrderStatusChange
+from orders_service.models import IgnoredEvent, Order, OrderLine, OrderStatusChange, table_of
 from orders_service.schemas import IgnoredEventPublic, OrderPublic, OrderSummary, StuckOrder
+
+_orders = table_of(Order)
+_lines = table_of(OrderLine)
+_history = table_of(OrderStatusChange)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +33,8 @@ class LockedOrder:
     payment_id: str | None
     shipping_address: dict[str, Any]
     shipping_choice: dict[str, Any]
+    lines: list[dict[str, Any]]
+    """sku, product_id, name, quantity, unit_price, line_total (for OrderConfirmed)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,79 +43,99 @@ class StuckRule:
     changed_before: datetime
 
 
-async def insert_order(
-    session: AsyncSession, values: dict[str, Any], lines: list[dict[str, Any]]
-) -> None:
-    await session.execute(insert(Order).values(values))
-    await session.execute(insert(OrderLine).values(lines))
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """One row of the status history."""
+
+    from_status: str | None
+    to_status: str
+    reason: str
+    at: datetime
+    event_id: str | None = None
+    event_type: str | None = None
+    actor: str | None = None
 
 
-async def add_history(
-    session: AsyncSession,
-    *,
-    order_id: str,
-    from_status: str | None,
-    to_status: str,
-    reason: str,
-    at: datetime,
-    event_id: str | None = None,
-    event_type: str | None = None,
-    actor: str | None = None,
-) -> None:
-    await session.execute(
-        insert(OrderStatusChange).values(
-            id=new_id(),
-            order_id=order_id,
-            from_status=from_status,
-            to_status=to_status,
-            reason=reason,
-            event_id=event_id,
-            event_type=event_type,
-            actor=actor,
-            at=at,
+def _json_lines() -> Any:
+    line = func.jsonb_build_object(
+        "sku",
+        _lines.c.sku,
+        "product_id",
+        _lines.c.product_id,
+        "name",
+        _lines.c.name,
+        "quantity",
+        _lines.c.quantity,
+        "unit_price",
+        _lines.c.unit_price,
+        "line_total",
+        _lines.c.line_total,
+    )
+    return (
+        select(
+            func.coalesce(
+                func.jsonb_agg(aggregate_order_by(line, _lines.c.line_no)), text("'[]'::jsonb")
+            )
         )
+        .where(_lines.c.order_id == _orders.c.id)
+        .scalar_subquery()
     )
 
 
 async def lock(session: AsyncSession, order_id: str) -> LockedOrder | None:
+    """The order, row-locked until the transaction ends, with its lines, in one query."""
     row = (
         await session.execute(
             select(
-                Order.id,
-                Order.user_id,
-                Order.status,
-                Order.total,
-                Order.currency,
-                Order.payment_status,
-                Order.payment_id,
-                Order.shipping_address,
-                Order.shipping_choice,
+                _orders.c.id,
+                _orders.c.user_id,
+                _orders.c.status,
+                _orders.c.total,
+                _orders.c.currency,
+                _orders.c.payment_status,
+                _orders.c.payment_id,
+                _orders.c.shipping_address,
+                _orders.c.shipping_choice,
+                _json_lines().label("lines"),
             )
-            .where(Order.id == order_id)
-            .with_for_update()
+            .where(_orders.c.id == order_id)
+            .with_for_update(of=_orders)
         )
     ).first()
-    return LockedOrder(*row) if row is not None else None
+    return LockedOrder(**row._mapping) if row is not None else None
 
 
-async def lines(session: AsyncSession, order_id: str) -> list[dict[str, Any]]:
-    rows = await session.execute(
-        select(
-            OrderLine.sku,
-            OrderLine.product_id,
-            OrderLine.name,
-            OrderLine.quantity,
-            OrderLine.unit_price,
-            OrderLine.line_total,
+async def change_status(
+    session: AsyncSession, order_id: str, change: StatusChange, **values: Any
+) -> None:
+    """Set the new status (and `values`) and append the history row, in one statement."""
+    history = (
+        insert(_history)
+        .values(
+            id=new_id(),
+            order_id=order_id,
+            from_status=change.from_status,
+            to_status=change.to_status,
+            reason=change.reason,
+            event_id=change.event_id,
+            event_type=change.event_type,
+            actor=change.actor,
+            at=change.at,
         )
-        .where(OrderLine.order_id == order_id)
-        .order_by(OrderLine.line_no)
+        .cte("history")
     )
-    return [dict(row._mapping) for row in rows]
+    await session.execute(
+        update(_orders)
+        .where(_orders.c.id == order_id)
+        .values(
+            status=change.to_status, status_changed_at=change.at, updated_at=change.at, **values
+        )
+        .add_cte(history)
+    )
 
 
 async def set_fields(session: AsyncSession, order_id: str, **values: Any) -> None:
-    await session.execute(update(Order).where(Order.id == order_id).values(**values))
+    await session.execute(update(_orders).where(_orders.c.id == order_id).values(**values))
 
 
 async def record_ignored(
@@ -134,57 +160,29 @@ async def record_ignored(
     )
 
 
-def _json_lines() -> Any:
-    line = func.jsonb_build_object(
-        "sku",
-        OrderLine.sku,
-        "product_id",
-        OrderLine.product_id,
-        "name",
-        OrderLine.name,
-        "quantity",
-        OrderLine.quantity,
-        "unit_price",
-        OrderLine.unit_price,
-        "line_total",
-        OrderLine.line_total,
-    )
-    return (
-        select(
-            func.coalesce(
-                func.jsonb_agg(aggregate_order_by(line, OrderLine.line_no)), text("'[]'::jsonb")
-            )
-        )
-        .where(OrderLine.order_id == Order.id)
-        .scalar_subquery()
-    )
-
-
 def _json_history() -> Any:
     change = func.jsonb_build_object(
         "from",
-        OrderStatusChange.from_status,
+        _history.c.from_status,
         "to",
-        OrderStatusChange.to_status,
+        _history.c.to_status,
         "reason",
-        OrderStatusChange.reason,
+        _history.c.reason,
         "at",
-        OrderStatusChange.at,
+        _history.c.at,
         "event_id",
-        OrderStatusChange.event_id,
+        _history.c.event_id,
         "event_type",
-        OrderStatusChange.event_type,
+        _history.c.event_type,
     )
     return (
         select(
             func.coalesce(
-                func.jsonb_agg(
-                    aggregate_order_by(change, OrderStatusChange.at, OrderStatusChange.id)
-                ),
+                func.jsonb_agg(aggregate_order_by(change, _history.c.at, _history.c.id)),
                 text("'[]'::jsonb"),
             )
         )
-        .where(OrderStatusChange.order_id == Order.id)
+        .where(_history.c.order_id == _orders.c.id)
         .scalar_subquery()
     )
 
@@ -193,40 +191,41 @@ async def detail(session: AsyncSession, order_id: str) -> OrderPublic | None:
     """The whole order, its lines and its history, in one round trip."""
     row = (
         await session.execute(
-            select(Order, _json_lines().label("lines"), _json_history().label("history")).where(
-                Order.id == order_id
+            select(_orders, _json_lines().label("lines"), _json_history().label("history")).where(
+                _orders.c.id == order_id
             )
         )
     ).first()
     if row is None:
         return None
-    order: Order = row[0]
+    order = row._mapping
     return OrderPublic.model_validate(
         {
-            "id": order.id,
-            "user_id": order.user_id,
-            "status": order.status,
-            "lines": row.lines,
-            "subtotal": order.subtotal,
-            "discount": order.discount,
-            "shipping": order.shipping,
-            "total": order.total,
-            "currency": order.currency,
-            "coupon_code": order.coupon_code,
-            "shipping_address": order.shipping_address,
-            "shipping_choice": order.shipping_choice,
-            "history": row.history,
+            "id": order["id"],
+            "user_id": order["user_id"],
+            "status": order["status"],
+            "lines": order["lines"],
+            "subtotal": order["subtotal"],
+            "discount": order["discount"],
+            "shipping": order["shipping"],
+            "total": order["total"],
+            "currency": order["currency"],
+            "coupon_code": order["coupon_code"],
+            "shipping_address": order["shipping_address"],
+            "shipping_choice": order["shipping_choice"],
+            "history": order["history"],
             "payment": {
-                "status": order.payment_status,
-                "payment_id": order.payment_id,
-                "payment_method_id": order.payment_method_id,
-                "next_action": order.payment_next_action
-                if order.status == "AWAITING_PAYMENT"
+                "status": order["payment_status"],
+                "payment_id": order["payment_id"],
+                "payment_method_id": order["payment_method_id"],
+                # Only while the customer still has something to do.
+                "next_action": order["payment_next_action"]
+                if order["status"] == "AWAITING_PAYMENT"
                 else None,
             },
-            "cancel_reason": order.cancel_reason,
-            "created_at": order.created_at,
-            "updated_at": order.updated_at,
+            "cancel_reason": order["cancel_reason"],
+            "created_at": order["created_at"],
+            "updated_at": order["updated_at"],
         }
     )
 

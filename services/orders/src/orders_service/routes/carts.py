@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path
-from shopkit.db import SessionDep
 from shopkit.problems import responses
 from shopkit.security import CurrentUser, InvalidTokenError
 
 from orders_service import errors
+from orders_service.database import ReadSessionDep
 from orders_service.deps import (
     CART_ID_HEADER,
     CART_ID_PATTERN,
@@ -28,7 +28,9 @@ SkuPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
 
 
 @router.get("", response_model=CartPublic, responses=responses(InvalidTokenError))
-async def get_cart(*, session: SessionDep, cache: CartCacheDep, owner: CartOwnerDep) -> CartPublic:
+async def get_cart(
+    *, session: ReadSessionDep, cache: CartCacheDep, owner: CartOwnerDep
+) -> CartPublic:
     """The cart with current catalog prices; an unknown or missing cart is an empty one."""
     return await carts.view_cart(session=session, cache=cache, owner=owner)
 

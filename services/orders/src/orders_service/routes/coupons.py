@@ -10,6 +10,7 @@ from shopkit.problems import ForbiddenError, responses
 from shopkit.security import AdminUser
 
 from orders_service import errors
+from orders_service.database import ReadSessionDep
 from orders_service.schemas import CouponCreate, CouponList, CouponPublic
 from orders_service.service import coupons
 
@@ -29,7 +30,7 @@ async def create_coupon(*, body: CouponCreate, session: SessionDep, _: AdminUser
 @router.get("", response_model=CouponList, responses=responses(ForbiddenError))
 async def list_coupons(
     *,
-    session: SessionDep,
+    session: ReadSessionDep,
     _: AdminUser,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: str | None = None,
@@ -42,7 +43,7 @@ async def list_coupons(
     response_model=CouponPublic,
     responses=responses(errors.CouponNotFoundError, ForbiddenError),
 )
-async def get_coupon(*, code: str, session: SessionDep, _: AdminUser) -> CouponPublic:
+async def get_coupon(*, code: str, session: ReadSessionDep, _: AdminUser) -> CouponPublic:
     return await coupons.get_coupon(session=session, code=code)
 
 

@@ -12,6 +12,7 @@ from shopkit.problems import ForbiddenError, responses
 from shopkit.security import AdminUser, CurrentUser
 
 from orders_service import errors
+from orders_service.database import ReadSessionDep
 from orders_service.deps import CartCacheDep, CheckoutRulesDep, ClientIpDep, SettingsDep
 from orders_service.jobs import stuck_thresholds
 from orders_service.schemas import (
@@ -80,7 +81,7 @@ async def place_order(
 
 @router.get("", response_model=OrderList)
 async def list_orders(
-    *, session: SessionDep, user: CurrentUser, limit: Limit = 20, cursor: str | None = None
+    *, session: ReadSessionDep, user: CurrentUser, limit: Limit = 20, cursor: str | None = None
 ) -> OrderList:
     """The caller's orders, newest first."""
     return await orders.list_own_orders(session=session, viewer=user, limit=limit, cursor=cursor)
@@ -89,7 +90,7 @@ async def list_orders(
 @router.get("/admin", response_model=OrderList, responses=responses(ForbiddenError))
 async def list_all_orders(
     *,
-    session: SessionDep,
+    session: ReadSessionDep,
     _: AdminUser,
     status: Annotated[list[OrderStatus] | None, Query()] = None,
     user_id: str | None = None,
@@ -113,7 +114,7 @@ async def list_all_orders(
 @router.get("/admin/stuck", response_model=StuckOrderList, responses=responses(ForbiddenError))
 async def list_stuck_orders(
     *,
-    session: SessionDep,
+    session: ReadSessionDep,
     _: AdminUser,
     settings: SettingsDep,
     limit: Limit = 50,
@@ -129,7 +130,7 @@ async def list_stuck_orders(
 @router.get(
     "/{order_id}", response_model=OrderPublic, responses=responses(errors.OrderNotFoundError)
 )
-async def get_order(*, order_id: str, session: SessionDep, user: CurrentUser) -> OrderPublic:
+async def get_order(*, order_id: str, session: ReadSessionDep, user: CurrentUser) -> OrderPublic:
     """One of the caller's orders with its history and, while AWAITING_PAYMENT, the payment's
     next action."""
     return await orders.get_order(session=session, order_id=order_id, viewer=user)
@@ -159,7 +160,7 @@ async def cancel_order(
     responses=responses(errors.OrderNotFoundError),
 )
 async def order_timeline(
-    *, order_id: str, session: SessionDep, user: CurrentUser
+    *, order_id: str, session: ReadSessionDep, user: CurrentUser
 ) -> TimelinePublic:
     """Every event of this order's saga across services, in time order."""
     return await orders.order_timeline(session=session, order_id=order_id, viewer=user)

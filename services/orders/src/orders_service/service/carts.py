@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service import errors
 from orders_service.cache import EMPTY, CartCache, CartOwner, CartSnapshot
-from orders_service.pricing import PricedCart, coupon_problem, price_cart
+from orders_service.pricing import PricedCart, PricedProduct, coupon_problem, price_cart
 from orders_service.repository import carts, coupons, products
+from orders_service.repository.carts import CartHead
 from orders_service.schemas import CartItemPublic, CartPublic
 from orders_service.session import Transaction
 
@@ -56,6 +57,15 @@ def present(priced: PricedCart) -> CartPublic:
 
 async def _price(session: AsyncSession, snapshot: CartSnapshot, now: datetime) -> PricedCart:
     known = await products.by_skus(session, (sku for sku, _ in snapshot.items))
+    return await _price_with(session, snapshot, known, now)
+
+
+async def _price_with(
+    session: AsyncSession,
+    snapshot: CartSnapshot,
+    known: dict[str, PricedProduct],
+    now: datetime,
+) -> PricedCart:
     coupon = await coupons.terms(session, snapshot.coupon_code) if snapshot.coupon_code else None
     return price_cart(
         snapshot.items, known, coupon_code=snapshot.coupon_code, coupon=coupon, now=now
@@ -87,9 +97,21 @@ async def view_cart(
 
 
 async def _finish(
-    tx: Transaction, cache: CartCache, owner: CartOwner, snapshot: CartSnapshot, now: datetime
+    tx: Transaction,
+    cache: CartCache,
+    owner: CartOwner,
+    head: CartHead,
+    now: datetime,
+    *,
+    coupon_code: str | None = None,
+    keep_coupon: bool = True,
 ) -> PricedCart:
-    priced = await _price(tx.session, snapshot, now)
+    """Read the changed cart back (lines and products in one query), price it, and replace
+    the Redis copy once the transaction commits."""
+    current = await carts.priced_items(tx.session, head.id)
+    code = head.coupon_code if keep_coupon else coupon_code
+    snapshot = CartSnapshot(head.version, current.items, code)
+    priced = await _price_with(tx.session, snapshot, current.products, now)
 
     async def refresh_copy() -> None:
         await cache.put(owner, snapshot)
@@ -120,22 +142,20 @@ async def add_item(
     rules: CartRules,
 ) -> CartPublic:
     now, session = _now(), tx.session
-    product = (await products.by_skus(session, [sku])).get(sku)
-    if product is None:
-        raise errors.UnknownProductError(f"no product with sku {sku!r}")
-    if not product.is_active:
-        raise errors.ProductUnavailableError(f"{sku} is not for sale")
     _check_quantity(quantity, rules)
     head = await carts.touch(session, owner, now=now, expires_at=_expiry(rules, now))
     _check_quantity(
         await carts.add_item(session, cart_id=head.id, sku=sku, quantity=quantity, now=now), rules
     )
-    items = await carts.items(session, head.id)
-    if len(items) > rules.max_cart_lines:
+    priced = await _finish(tx, cache, owner, head, now)
+    # Checked on the read-back (one query fewer); raising rolls the addition back.
+    product = next(line.product for line in priced.lines if line.sku == sku)
+    if product is None:
+        raise errors.UnknownProductError(f"no product with sku {sku!r}")
+    if not product.is_active:
+        raise errors.ProductUnavailableError(f"{sku} is not for sale")
+    if len(priced.lines) > rules.max_cart_lines:
         raise errors.CartFullError(f"a cart holds at most {rules.max_cart_lines} different items")
-    priced = await _finish(
-        tx, cache, owner, CartSnapshot(head.version, items, head.coupon_code), now
-    )
     if any(line.product and line.product.currency != product.currency for line in priced.lines):
         raise errors.CurrencyMismatchError(
             f"{sku} is priced in {product.currency}, the cart is not"
@@ -157,10 +177,7 @@ async def set_quantity(
     head = await carts.touch(session, owner, now=now, expires_at=_expiry(rules, now))
     if not await carts.set_quantity(session, cart_id=head.id, sku=sku, quantity=quantity):
         raise errors.CartItemNotFoundError(f"{sku} is not in the cart")
-    items = await carts.items(session, head.id)
-    return present(
-        await _finish(tx, cache, owner, CartSnapshot(head.version, items, head.coupon_code), now)
-    )
+    return present(await _finish(tx, cache, owner, head, now))
 
 
 async def remove_item(
@@ -170,10 +187,7 @@ async def remove_item(
     head = await carts.touch(session, owner, now=now, expires_at=_expiry(rules, now))
     if not await carts.remove_item(session, cart_id=head.id, sku=sku):
         raise errors.CartItemNotFoundError(f"{sku} is not in the cart")
-    items = await carts.items(session, head.id)
-    return present(
-        await _finish(tx, cache, owner, CartSnapshot(head.version, items, head.coupon_code), now)
-    )
+    return present(await _finish(tx, cache, owner, head, now))
 
 
 async def apply_coupon(
@@ -185,8 +199,8 @@ async def apply_coupon(
     if terms is None:
         raise errors.CouponInvalidError(f"no coupon {code}")
     head = await carts.touch(session, owner, now=now, expires_at=_expiry(rules, now))
-    items = await carts.items(session, head.id)
-    priced = await _price(session, CartSnapshot(head.version, items, None), now)
+    current = await carts.priced_items(session, head.id)
+    priced = price_cart(current.items, current.products, coupon_code=None, coupon=None, now=now)
     problem = coupon_problem(terms, subtotal=priced.subtotal, currency=priced.currency, now=now)
     if problem is not None:
         raise errors.CouponInvalidError(problem)
@@ -195,7 +209,7 @@ async def apply_coupon(
         if held >= terms.max_uses_per_user:
             raise errors.CouponInvalidError("you have used this coupon as often as it allows")
     await carts.set_coupon(session, cart_id=head.id, code=code)
-    return present(await _finish(tx, cache, owner, CartSnapshot(head.version, items, code), now))
+    return present(await _finish(tx, cache, owner, head, now, coupon_code=code, keep_coupon=False))
 
 
 async def remove_coupon(
@@ -204,8 +218,7 @@ async def remove_coupon(
     now, session = _now(), tx.session
     head = await carts.touch(session, owner, now=now, expires_at=_expiry(rules, now))
     await carts.set_coupon(session, cart_id=head.id, code=None)
-    items = await carts.items(session, head.id)
-    return present(await _finish(tx, cache, owner, CartSnapshot(head.version, items, None), now))
+    return present(await _finish(tx, cache, owner, head, now, coupon_code=None, keep_coupon=False))
 
 
 async def merge(
@@ -229,7 +242,6 @@ async def merge(
     if coupon_code != head.coupon_code:
         await carts.set_coupon(session, cart_id=head.id, code=coupon_code)
     await carts.delete_cart(session, source.id)
-    items = await carts.items(session, head.id)
     tombstone = CartSnapshot(source.version + 1, (), None)
 
     async def forget_anonymous_copy() -> None:
@@ -237,5 +249,5 @@ async def merge(
 
     tx.after_commit(forget_anonymous_copy)
     return present(
-        await _finish(tx, cache, owner, CartSnapshot(head.version, items, coupon_code), now)
+        await _finish(tx, cache, owner, head, now, coupon_code=coupon_code, keep_coupon=False)
     )

@@ -11,7 +11,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from contracts.events.orders import OrderLine, OrderPlaced, ShippingAddress, ShippingChoice
 from shopkit import quotes
@@ -20,8 +19,9 @@ from contracts import new_id
 from orders_service import errors
 from orders_service.cache import CartCache, CartOwner, CartSnapshot
 from orders_service.pricing import PricedProduct, discount_for
-from orders_service.repository import carts, coupons, idempotency, orders
-from orders_service.repository.carts import CheckoutCart
+from orders_service.repository import carts, checkout, coupons, idempotency
+from orders_service.repository.carts import PricedItems
+from orders_service.repository.checkout import NewOrder
 from orders_service.schemas import OrderCreate, OrderPublic
 from orders_service.service.saga import RequestEmitter
 from orders_service.session import Transaction
@@ -39,12 +39,13 @@ def request_hash(body: OrderCreate) -> str:
 
 
 def _sellable_lines(
-    cart: CheckoutCart | None, rules: CheckoutRules
+    cart: PricedItems, rules: CheckoutRules
 ) -> list[tuple[str, int, PricedProduct]]:
-    if cart is None or not cart.lines:
+    if not cart.items:
         raise errors.EmptyCartError("add items to the cart before checking out")
     lines: list[tuple[str, int, PricedProduct]] = []
-    for sku, quantity, product in cart.lines:
+    for sku, quantity in cart.items:
+        product = cart.products.get(sku)
         if product is None:
             raise errors.UnknownProductError(
                 f"{sku} is not in the catalog; remove it from the cart"
@@ -140,19 +141,29 @@ async def place_order(
 ) -> OrderPublic:
     session, now = tx.session, datetime.now(UTC)
     fingerprint = request_hash(body)
-    earlier = await idempotency.claim(
-        session, user_id=user_id, key=idempotency_key, request_hash=fingerprint
-    )
-    if earlier is not None:
-        if earlier.request_hash != fingerprint or earlier.response is None:
-            raise errors.IdempotencyKeyReusedError(
-                "this Idempotency-Key was used for a different request; use a new key"
-            )
-        return OrderPublic.model_validate(earlier.response)
+    while True:
+        start = await checkout.begin(
+            session,
+            user_id=user_id,
+            idempotency_key=idempotency_key,
+            request_hash=fingerprint,
+            now=now,
+        )
+        if start.claimed:
+            break
+        earlier = await idempotency.find(session, user_id=user_id, key=idempotency_key)
+        if earlier is not None:
+            if earlier.request_hash != fingerprint or earlier.response is None:
+                raise errors.IdempotencyKeyReusedError(
+                    "this Idempotency-Key was used for a different request; use a new key"
+                )
+            return OrderPublic.model_validate(earlier.response)
+        # the earlier request's key expired between the two statements: claim it again
 
-    cart = await carts.lock_for_checkout(session, user_id, now=now)
-    lines = _sellable_lines(cart, rules)
-    assert cart is not None
+    if start.cart is None:
+        raise errors.EmptyCartError("add items to the cart before checking out")
+    cart = start.cart
+    lines = _sellable_lines(await carts.priced_items(session, cart.id), rules)
     currency = lines[0][2].currency
     address = body.shipping_address
     quote = _verified_quote(
@@ -177,7 +188,7 @@ async def place_order(
         for sku, quantity, product in lines
     ]
     subtotal = sum(line.line_total for line in order_lines)
-    coupon_code = cart.head.coupon_code
+    coupon_code = cart.coupon_code
     discount = 0
     if coupon_code is not None:
         discount = await _redeem_coupon(
@@ -189,7 +200,6 @@ async def place_order(
             currency=currency,
             now=now,
         )
-    total = subtotal - discount + quote.price
     shipping_address = ShippingAddress(**address.model_dump())
     shipping_choice = ShippingChoice(
         quote_id=quote.quote_id,
@@ -198,42 +208,31 @@ async def place_order(
         price=quote.price,
         estimated_days=quote.estimated_days,
     )
-    stored_choice = shipping_choice.model_dump(mode="json")
-    await orders.insert_order(
-        session,
-        {
-            "id": order_id,
-            "user_id": user_id,
-            "status": "PENDING",
-            "currency": currency,
-            "subtotal": subtotal,
-            "discount": discount,
-            "shipping": quote.price,
-            "total": total,
-            "coupon_code": coupon_code,
-            "shipping_address": shipping_address.model_dump(mode="json"),
-            "shipping_choice": stored_choice,
-            "payment_method_id": body.payment_method_id,
-            "customer_ip": customer_ip,
-            "payment_status": "pending",
-            "created_at": now,
-            "updated_at": now,
-            "status_changed_at": now,
-        },
-        [
-            {"order_id": order_id, "line_no": number, **line.model_dump()}
-            for number, line in enumerate(order_lines, start=1)
-        ],
-    )
-    await orders.add_history(
-        session,
+    order = NewOrder(
         order_id=order_id,
-        from_status=None,
-        to_status="PENDING",
-        reason="placed",
-        at=now,
-        actor=user_id,
+        user_id=user_id,
+        currency=currency,
+        subtotal=subtotal,
+        discount=discount,
+        shipping=quote.price,
+        total=subtotal - discount + quote.price,
+        coupon_code=coupon_code,
+        shipping_address=shipping_address.model_dump(mode="json"),
+        shipping_choice=shipping_choice.model_dump(mode="json"),
+        payment_method_id=body.payment_method_id,
+        customer_ip=customer_ip,
+        lines=[line.model_dump() for line in order_lines],
+        placed_at=now,
     )
+    response = _placed(order)
+    cart_version = await checkout.place(
+        session,
+        order,
+        cart_id=cart.id,
+        idempotency_key=idempotency_key,
+        response=response.model_dump(mode="json"),
+    )
+    # The saga starts from this event; its correlation id (the order id) ties the whole flow.
     await RequestEmitter(session, correlation_id=order_id)(
         OrderPlaced(
             order_id=order_id,
@@ -241,8 +240,8 @@ async def place_order(
             lines=order_lines,
             subtotal=subtotal,
             discount=discount,
-            shipping=quote.price,
-            total=total,
+            shipping=order.shipping,
+            total=order.total,
             currency=currency,
             coupon_code=coupon_code,
             shipping_address=shipping_address,
@@ -253,73 +252,35 @@ async def place_order(
         )
     )
 
-    emptied = CartSnapshot(await carts.clear(session, cart.head.id), (), None)
+    emptied = CartSnapshot(cart_version, (), None)
     owner = CartOwner.of_user(user_id)
 
     async def refresh_cart_copy() -> None:
         await cache.put(owner, emptied)
 
     tx.after_commit(refresh_cart_copy)
-
-    response = _placed(
-        order_id=order_id,
-        user_id=user_id,
-        lines=order_lines,
-        subtotal=subtotal,
-        discount=discount,
-        shipping=quote.price,
-        total=total,
-        currency=currency,
-        coupon_code=coupon_code,
-        address=shipping_address.model_dump(mode="json"),
-        choice=stored_choice,
-        payment_method_id=body.payment_method_id,
-        now=now,
-    )
-    await idempotency.complete(
-        session,
-        user_id=user_id,
-        key=idempotency_key,
-        order_id=order_id,
-        response=response.model_dump(mode="json"),
-    )
     return response
 
 
-def _placed(
-    *,
-    order_id: str,
-    user_id: str,
-    lines: list[OrderLine],
-    subtotal: int,
-    discount: int,
-    shipping: int,
-    total: int,
-    currency: str,
-    coupon_code: str | None,
-    address: dict[str, Any],
-    choice: dict[str, Any],
-    payment_method_id: str,
-    now: datetime,
-) -> OrderPublic:
-    """The new order as GET /api/orders/{id} would show it, without reading it back."""
+def _placed(order: NewOrder) -> OrderPublic:
+    """The new order as GET /api/orders/{id} shows it, without reading it back."""
     return OrderPublic.model_validate(
         {
-            "id": order_id,
-            "user_id": user_id,
+            "id": order.order_id,
+            "user_id": order.user_id,
             "status": "PENDING",
-            "lines": [line.model_dump() for line in lines],
-            "subtotal": subtotal,
-            "discount": discount,
-            "shipping": shipping,
-            "total": total,
-            "currency": currency,
-            "coupon_code": coupon_code,
-            "shipping_address": address,
-            "shipping_choice": choice,
-            "payment": {"status": "pending", "payment_method_id": payment_method_id},
-            "history": [{"from": None, "to": "PENDING", "reason": "placed", "at": now}],
-            "created_at": now,
-            "updated_at": now,
+            "lines": order.lines,
+            "subtotal": order.subtotal,
+            "discount": order.discount,
+            "shipping": order.shipping,
+            "total": order.total,
+            "currency": order.currency,
+            "coupon_code": order.coupon_code,
+            "shipping_address": order.shipping_address,
+            "shipping_choice": order.shipping_choice,
+            "payment": {"status": "pending", "payment_method_id": order.payment_method_id},
+            "history": [{"from": None, "to": "PENDING", "reason": "placed", "at": order.placed_at}],
+            "created_at": order.placed_at,
+            "updated_at": order.placed_at,
         }
     )

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts import Envelope, Event
 from orders_service.models import messaging
 from orders_service.repository import coupons, orders
-from orders_service.repository.orders import LockedOrder
+from orders_service.repository.orders import LockedOrder, StatusChange
 from orders_service.state import IN_FLIGHT, as_status, can_transition, payment_status_after
 
 log = logging.getLogger(__name__)
@@ -90,25 +90,22 @@ async def transition(
     """Apply one allowed transition (the caller checked it fits) with all its consequences."""
     now = _now()
     current = as_status(order.status)
-    values: dict[str, Any] = {
-        "status": target,
-        "status_changed_at": now,
-        "updated_at": now,
-        **(fields or {}),
-    }
+    values: dict[str, Any] = dict(fields or {})
     if cancel_reason is not None:
         values["cancel_reason"] = cancel_reason
-    await orders.set_fields(session, order.id, **values)
-    await orders.add_history(
+    await orders.change_status(
         session,
-        order_id=order.id,
-        from_status=current,
-        to_status=target,
-        reason=reason,
-        at=now,
-        event_id=cause.event_id,
-        event_type=cause.event_type,
-        actor=cause.actor,
+        order.id,
+        StatusChange(
+            from_status=current,
+            to_status=target,
+            reason=reason,
+            at=now,
+            event_id=cause.event_id,
+            event_type=cause.event_type,
+            actor=cause.actor,
+        ),
+        **values,
     )
     events: list[Event] = []
     if target == "CONFIRMED":
@@ -118,9 +115,7 @@ async def transition(
                 order_id=order.id,
                 user_id=order.user_id,
                 payment_id=payment_id,
-                lines=[
-                    OrderLine.model_validate(line) for line in await orders.lines(session, order.id)
-                ],
+                lines=[OrderLine.model_validate(line) for line in order.lines],
                 total=order.total,
                 currency=order.currency,
                 shipping_address=ShippingAddress.model_validate(order.shipping_address),
