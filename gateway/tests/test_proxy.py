@@ -9,8 +9,11 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from prometheus_client import REGISTRY
+
+from contracts import new_id
 
 from .conftest import DOWN_SERVICE, MAX_BODY, Stack, random_ip
 from .upstreams import header_values
@@ -345,3 +348,22 @@ async def test_a_body_without_content_type_gets_none_added(stack: Stack) -> None
     body = echoed(await stack.client.send(request))
     assert header_values(body, "content-type") == []
     assert base64.b64decode(body["body_b64"]) == b"raw"
+
+
+async def test_revoked_token_is_refused_on_protected_routes(stack: Stack) -> None:
+    from redis.asyncio import Redis
+
+    token = stack.tokens.mint(new_id())
+    headers = {**stack.headers(), "Authorization": f"Bearer {token}"}
+    assert (await stack.client.get("/api/orders", headers=headers)).status_code == 200
+    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+    redis = Redis.from_url(stack.settings.redis_url)
+    try:
+        await redis.set(f"auth:denied-jti:{jti}", b"1", ex=60)
+    finally:
+        await redis.aclose()
+    refused = await stack.client.get("/api/orders", headers=headers)
+    assert refused.status_code == 401
+    assert refused.json()["detail"] == "token revoked"
+    # a public route treats it like no token at all: the service decides
+    assert (await stack.client.get("/api/products", headers=headers)).status_code == 200

@@ -9,6 +9,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from httpx_aiohttp import AiohttpTransport
 from shopkit.app import ServiceParts, create_service
+from shopkit.security import TokenVerifier
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -66,7 +67,12 @@ async def _start(app: FastAPI) -> None:
     app.state.gateway = Gateway(
         settings=settings,
         client=client,
-        verifier=app.state.token_verifier,
+        verifier=TokenVerifier(
+            jwks_url=settings.jwks_url,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            http=app.state.http,
+        ),
         limiter=RateLimiter(
             app.state.redis,
             window_seconds=settings.rate_limit_window_seconds,
@@ -108,7 +114,7 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
         title=TITLE,
         description="Single entry point of the shop platform's REST API.",
         routers=[health_router],
-        parts=ServiceParts(startup=[_start], shutdown=[_stop]),
+        parts=ServiceParts(startup=[_start], shutdown=[_stop], verify_tokens=False),
         version=VERSION,
     )
     # The gateway's own schema is not the API's: /openapi.json serves the merged document

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import httpx
 from prometheus_client import Counter
-from redis.exceptions import RedisError
 from shopkit.problems import problem_response
 from shopkit.security import InvalidTokenError, Principal, TokenVerifier
 from starlette.background import BackgroundTask
@@ -25,7 +24,7 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway import forwarding
 from gateway.config import GatewaySettings
-from gateway.ratelimit import Decision, Identity, RateLimiter
+from gateway.ratelimit import Admission, Identity, RateLimiter, RedisUnavailableError
 from gateway.routes import IDEMPOTENT_METHODS, Route, RouteTable
 
 log = logging.getLogger(__name__)
@@ -54,6 +53,7 @@ class Gateway:
     settings: GatewaySettings
     client: httpx.AsyncClient
     verifier: TokenVerifier
+    """Checks signature and claims only; revocation is read in the admission round trip."""
     limiter: RateLimiter
     routes: RouteTable
     trusted: forwarding.Networks
@@ -84,7 +84,25 @@ class Gateway:
         if denial is not None:
             return denial
 
-        decision = await self._rate_limit(route, client_ip, principal)
+        try:
+            admission = await self._admit(route, client_ip, principal)
+        except RedisUnavailableError as exc:
+            log.warning("admission check unavailable", extra={"error": repr(exc.__cause__)})
+            if principal is not None and not route.public:
+                # A logged-out token must not slip through while revocations cannot be read.
+                return _unavailable()
+            principal, admission = None, Admission(revoked=False, decision=None)  # fail open
+        if admission.revoked:
+            if not route.public:
+                return _problem(
+                    401,
+                    "token revoked",
+                    slug="invalid-token",
+                    title="Invalid access token",
+                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                )
+            principal = None
+        decision = admission.decision
         if decision is not None and not decision.allowed:
             return _problem(
                 429,
@@ -134,23 +152,19 @@ class Gateway:
                 title="Invalid access token",
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
-        except RedisError as exc:
-            # The revocation list cannot be read: a logged-out token must not slip through.
-            log.warning("token revocation check unavailable", extra={"error": repr(exc)})
-            if route.public:
-                return None, None
-            return None, _unavailable()
 
-    async def _rate_limit(
-        self, route: Route, client_ip: str, principal: Principal | None
-    ) -> Decision | None:
-        if not self.settings.rate_limit_enabled:
-            return None
-        limits = self.settings.limits_for(route.budget)
-        identities = [Identity("ip", client_ip, limits.per_ip)]
-        if principal is not None:
-            identities.append(Identity("user", principal.user_id, limits.per_user))
-        return await self.limiter.hit(route.budget, identities)
+    async def _admit(self, route: Route, client_ip: str, principal: Principal | None) -> Admission:
+        """Revocation of the caller's token and its rate limits: one Redis round trip."""
+        identities: list[Identity] = []
+        if self.settings.rate_limit_enabled:
+            limits = self.settings.limits_for(route.budget)
+            identities.append(Identity("ip", client_ip, limits.per_ip))
+            if principal is not None:
+                identities.append(Identity("user", principal.user_id, limits.per_user))
+        if not identities and principal is None:
+            return Admission(revoked=False, decision=None)
+        token_id = principal.token_id if principal is not None else None
+        return await self.limiter.admit(route.budget, identities, token_id=token_id)
 
     async def _forward(
         self,

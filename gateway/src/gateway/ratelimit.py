@@ -1,4 +1,6 @@
-"""Rate limits in Redis: a sliding-window counter per budget, per client IP and per user.
+"""Admission in Redis: token revocation and rate limits, in one round trip per request.
+
+Rate limits are a sliding-window counter per budget, per client IP and per user.
 
 The estimate for a window is `previous * (1 - elapsed / window) + current`, which smooths the
 burst a fixed window allows at its edges while costing two small keys per identity. One Lua
@@ -8,45 +10,59 @@ counted, so a client that backs off recovers as its window slides.
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from shopkit.security import DENIED_JTI_PREFIX
 
-log = logging.getLogger(__name__)
-
-# KEYS: (current, previous) per identity. ARGV: window ms, elapsed ms, then one limit per identity.
-# Returns, per identity: current count, previous count (after this request if allowed), then
-# a final 1 (allowed) or 0 (refused).
-_SLIDING_WINDOW = """
+# One round trip per request for everything the gateway asks Redis.
+# KEYS[1]: the denied-jti key of the caller's token (a key that never exists when anonymous);
+# then (current, previous) per identity. ARGV: window ms, elapsed ms, one limit per identity.
+# Returns {revoked (1/0), current, previous per identity..., allowed (1/0)}; a refused or
+# revoked request is not counted.
+_ADMIT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {1}
+end
 local window = tonumber(ARGV[1])
 local elapsed = tonumber(ARGV[2])
-local n = #KEYS / 2
-local counts = {}
+local n = (#KEYS - 1) / 2
+local result = {0}
 local allowed = 1
 for i = 1, n do
-  local current = tonumber(redis.call('GET', KEYS[2 * i - 1]) or '0')
-  local previous = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
-  counts[2 * i - 1] = current
-  counts[2 * i] = previous
+  local current = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
+  local previous = tonumber(redis.call('GET', KEYS[2 * i + 1]) or '0')
+  result[2 * i] = current
+  result[2 * i + 1] = previous
   if previous * (window - elapsed) / window + current + 1 > tonumber(ARGV[2 + i]) then
     allowed = 0
   end
 end
 if allowed == 1 then
   for i = 1, n do
-    counts[2 * i - 1] = redis.call('INCR', KEYS[2 * i - 1])
-    if counts[2 * i - 1] == 1 then
-      redis.call('PEXPIRE', KEYS[2 * i - 1], 2 * window)
+    result[2 * i] = redis.call('INCR', KEYS[2 * i])
+    if result[2 * i] == 1 then
+      redis.call('PEXPIRE', KEYS[2 * i], 2 * window)
     end
   end
 end
-counts[2 * n + 1] = allowed
-return counts
+result[2 * n + 2] = allowed
+return result
 """
+
+
+class RedisUnavailableError(Exception):
+    """Redis did not answer: limits cannot be counted nor revocations read."""
+
+
+@dataclass(frozen=True)
+class Admission:
+    revoked: bool
+    decision: Decision | None
+    """None when no limit applies (limits disabled, or the token was revoked)."""
 
 
 @dataclass(frozen=True)
@@ -81,22 +97,27 @@ class Decision:
 
 
 class RateLimiter:
+    """Admission in Redis: is the caller's token revoked, and may it spend from its budget."""
+
     def __init__(self, redis: Redis, *, window_seconds: int, namespace: str = "") -> None:
         self._redis = redis
         self._window_ms = window_seconds * 1000
         self._window = window_seconds
         self._prefix = f"{namespace}gw:rl"
-        self._script = redis.register_script(_SLIDING_WINDOW)
+        self._anonymous = f"{namespace}gw:anonymous"
+        self._script = redis.register_script(_ADMIT)
 
-    async def hit(self, budget: str, identities: list[Identity]) -> Decision | None:
-        """Count one request against every identity; None when Redis cannot answer.
+    async def admit(
+        self, budget: str, identities: list[Identity], *, token_id: str | None
+    ) -> Admission:
+        """Check revocation and count one request against every identity, atomically.
 
-        Failing open is deliberate: an outage of the limiter must not become an outage of
-        the whole API (each service still protects itself, e.g. auth's login lockout).
+        Raises `RedisUnavailableError`; the caller decides to fail open (limits) or closed
+        (revocation of a token it cannot check).
         """
         now_ms = int(time.time() * 1000)
         index, elapsed = divmod(now_ms, self._window_ms)
-        keys: list[str] = []
+        keys = [DENIED_JTI_PREFIX + token_id if token_id else self._anonymous]
         for identity in identities:
             base = f"{self._prefix}:{budget}:{identity.kind}:{identity.value}"
             keys += [f"{base}:{index}", f"{base}:{index - 1}"]
@@ -105,16 +126,18 @@ class RateLimiter:
                 keys=keys, args=[self._window_ms, elapsed, *(i.limit for i in identities)]
             )
         except RedisError as exc:
-            log.warning(
-                "rate limiter unavailable; allowing the request", extra={"error": repr(exc)}
-            )
-            return None
+            raise RedisUnavailableError from exc
+        if int(result[0]) == 1:
+            return Admission(revoked=True, decision=None)
+        if not identities:
+            return Admission(revoked=False, decision=None)
         allowed = int(result[-1]) == 1
         decisions = [
-            self._decide(identity, int(result[2 * i]), int(result[2 * i + 1]), elapsed, allowed)
+            self._decide(identity, int(result[1 + 2 * i]), int(result[2 + 2 * i]), elapsed, allowed)
             for i, identity in enumerate(identities)
         ]
-        return min(decisions, key=lambda d: (d.allowed, d.remaining, -d.retry_after))
+        decision = min(decisions, key=lambda d: (d.allowed, d.remaining, -d.retry_after))
+        return Admission(revoked=False, decision=decision)
 
     def _decide(
         self, identity: Identity, current: int, previous: int, elapsed: int, allowed: bool
