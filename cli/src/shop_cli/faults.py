@@ -22,7 +22,9 @@ class FaultProxy:
     delay_seconds: float = 0.0
     _open: asyncio.Event = field(default_factory=asyncio.Event)
     _server: asyncio.Server | None = None
-    _connections: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = field(default_factory=set)
+    _connections: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = field(
+        default_factory=set
+    )
     forwarded_bytes: int = 0
     accepted: int = 0
 
