@@ -226,6 +226,20 @@ async def test_redis_copy_never_goes_back_to_an_older_cart(harness: Harness) -> 
     assert cart["items"][0]["quantity"] == 2
 
 
+async def test_unreachable_redis_degrades_to_postgresql(harness: Harness) -> None:
+    from orders_service.cache import CartCache, CartSnapshot
+    from redis.asyncio import Redis
+
+    dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    cache = CartCache(dead, prefix="orders-test:", ttl_seconds=60)
+    owner = _owner(harness, harness.user())
+    try:
+        assert await cache.get(owner) is None  # a miss, not an error: PostgreSQL answers
+        await cache.put(owner, CartSnapshot(1, (("SKU-1", 1),), None))  # dropped, not raised
+    finally:
+        await dead.aclose()
+
+
 def _owner(harness: Harness, headers: dict[str, str]):  # type: ignore[no-untyped-def]
     from orders_service.cache import CartOwner
 

@@ -84,6 +84,20 @@ async def test_checkout_stores_a_pending_order_and_starts_the_saga(harness: Harn
     assert (await harness.client.get("/api/cart", headers=user)).json()["items"] == []
 
 
+async def test_customer_ip_is_the_address_the_gateway_saw(harness: Harness) -> None:
+    user = harness.user()
+    product = await harness.product(price=1000)
+    await harness.fill_cart(user, (product, 1))
+    response = await harness.client.post(
+        "/api/orders",
+        json=harness.checkout_body([(product.sku, 1)]),
+        # the leftmost entry was written by the client; the gateway appended what it saw
+        headers={**user, "Idempotency-Key": new_id(), "X-Forwarded-For": "10.9.9.9, 198.51.100.7"},
+    )
+    placed = (await harness.watcher.wait_for(response.json()["id"], OrderPlaced))[0]
+    assert placed.data.customer_ip == "198.51.100.7"
+
+
 async def test_same_key_same_body_returns_the_same_order(harness: Harness) -> None:
     user = harness.user()
     product = await harness.product(price=3000)

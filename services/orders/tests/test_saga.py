@@ -15,6 +15,7 @@ from contracts.events.payments import (
     PaymentCaptured,
     PaymentFailed,
     PaymentRefunded,
+    PaymentVoided,
 )
 from contracts.events.shipping import ShipmentDelivered, ShipmentDispatched
 
@@ -421,6 +422,72 @@ async def test_duplicates_and_replays_leave_the_same_state(harness: Harness) -> 
     ]
     assert len(harness.watcher.of_type(order["id"], OrderConfirmed)) == 1
     assert harness.watcher.of_type(order["id"], OrderCancelled) == []
+
+
+async def test_withdrawn_authorization_cancels_a_confirmed_order(harness: Harness) -> None:
+    order, user = await harness.placed_order()
+    reserved = await harness.reserve(order)
+    payment_id = new_id()
+    authorized = await harness.authorize(order, reserved, payment_id=payment_id)
+    await harness.wait_status(order["id"], user, "CONFIRMED")
+    voided = await harness.follow(
+        authorized,
+        PaymentVoided(
+            order_id=order["id"],
+            payment_id=payment_id,
+            provider_payment_id="pi_v",
+            amount=order["total"],
+            currency="BRL",
+            reason="risk_review_rejected",
+            voided_at=_now(),
+        ),
+    )
+
+    cancelled = await harness.wait_status(order["id"], user, "CANCELLED")
+
+    # Invariant 1: no CONFIRMED order without its authorization.
+    assert cancelled["cancel_reason"] == "payment_failed"
+    assert cancelled["payment"]["status"] == "voided"
+    assert cancelled["history"][-1]["event_id"] == voided.id
+    event = (await harness.watcher.wait_for(order["id"], OrderCancelled))[0]
+    assert event.data.previous_status == "CONFIRMED"
+
+
+async def test_void_compensating_a_cancellation_changes_nothing_else(harness: Harness) -> None:
+    order, user = await harness.placed_order()
+    reserved = await harness.reserve(order)
+    payment_id = new_id()
+    authorized = await harness.authorize(order, reserved, payment_id=payment_id)
+    await harness.wait_status(order["id"], user, "CONFIRMED")
+    await harness.client.post(f"/api/orders/{order['id']}/cancel", headers=user)
+    cancelled = (await harness.watcher.wait_for(order["id"], OrderCancelled))[0]
+    await harness.follow(
+        cancelled,
+        PaymentVoided(
+            order_id=order["id"],
+            payment_id=payment_id,
+            provider_payment_id="pi_v",
+            amount=order["total"],
+            currency="BRL",
+            reason="customer_request",
+            voided_at=_now(),
+        ),
+    )
+    marker = await harness.follow(
+        authorized, StockReservationFailed(order_id=order["id"], unavailable=[])
+    )
+    await _until_ignored(harness, order["id"], marker.id)  # everything before it was handled
+
+    final = await harness.order(order["id"], user)
+    assert final["status"] == "CANCELLED" and final["cancel_reason"] == "customer_request"
+    assert final["payment"]["status"] == "voided"
+    assert len(harness.watcher.of_type(order["id"], OrderCancelled)) == 1
+    assert (
+        await harness.scalar(
+            "SELECT count(*) FROM order_ignored_events WHERE order_id = :o", o=order["id"]
+        )
+        == 1
+    )
 
 
 async def test_events_for_unknown_orders_are_recorded(harness: Harness) -> None:

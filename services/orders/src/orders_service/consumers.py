@@ -59,9 +59,7 @@ async def on_payment_captured(
 
 @saga_handlers.on(payments.PaymentVoided)
 async def on_payment_voided(envelope: Envelope[payments.PaymentVoided], ctx: EventContext) -> None:
-    await saga.on_payment_settled(
-        session=ctx.session, order_id=envelope.data.order_id, reported="voided"
-    )
+    await saga.on_payment_voided(session=ctx.session, emit=ctx.emit, envelope=envelope)
 
 
 @saga_handlers.on(payments.PaymentRefunded)

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 _EXPIRABLE: frozenset[OrderStatus] = frozenset({"PENDING", "AWAITING_PAYMENT", "CONFIRMED"})
 _DISPATCHABLE: frozenset[OrderStatus] = frozenset({"CONFIRMED"})
 _DELIVERABLE: frozenset[OrderStatus] = frozenset({"SHIPPED"})
+_VOIDABLE: frozenset[OrderStatus] = frozenset({"PENDING", "AWAITING_PAYMENT", "CONFIRMED"})
+_CANCELLED: frozenset[OrderStatus] = frozenset({"CANCELLED"})
 
 
 class Emit(Protocol):
@@ -183,8 +185,10 @@ async def _move(
     cause: Cause,
     cancel_reason: CancelReason | None = None,
     payment_reported: str | None = None,
+    ignore_when: Collection[OrderStatus] = (),
 ) -> bool:
-    """Lock the order and apply the transition if it fits; otherwise record the event.
+    """Lock the order and apply the transition if it fits; otherwise record the event (unless
+    the order is in one of `ignore_when`, where the event is expected and changes nothing).
     `payment_reported` updates the payment status either way."""
     order = await orders.lock(session, order_id)
     if order is None:
@@ -197,7 +201,8 @@ async def _move(
     if status not in allowed_from or not can_transition(status, target):
         if fields:
             await orders.set_fields(session, order_id, **fields)
-        await _ignore(session, order, order_id, cause, f"order is {status}, not {target}-able")
+        if status not in ignore_when:
+            await _ignore(session, order, order_id, cause, f"order is {status}, not {target}-able")
         return False
     await transition(
         session,
@@ -399,6 +404,26 @@ async def on_payment_refunded(
         "REFUNDED",
         reason=event.reason[:80] or "payment_refunded",
         cause=cause,
+    )
+
+
+async def on_payment_voided(
+    *, session: AsyncSession, emit: Emit, envelope: Envelope[payments.PaymentVoided]
+) -> None:
+    """Usually the compensation of a cancellation (the order is CANCELLED already). Otherwise
+    payments withdrew the authorization itself (a rejected risk review): without it the order
+    cannot stay confirmed (invariant 1), so it is cancelled and the stock released."""
+    await _move(
+        session,
+        emit,
+        order_id=envelope.data.order_id,
+        target="CANCELLED",
+        allowed_from=_VOIDABLE,
+        reason="payment_voided",
+        cause=_cause(envelope),
+        cancel_reason="payment_failed",
+        payment_reported="voided",
+        ignore_when=_CANCELLED,
     )
 
 
