@@ -7,7 +7,6 @@ autoflush, so pending changes are flushed first: a reload must never discard the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -295,17 +294,3 @@ async def next_webhook(session: AsyncSession, now: datetime) -> StripeEvent | No
         .limit(1)
         .with_for_update(skip_locked=True)
     )
-
-
-async def get_webhook(session: AsyncSession, event_id: str) -> StripeEvent | None:
-    await session.flush()
-    return await session.get(StripeEvent, event_id, populate_existing=True)
-
-
-async def webhooks_for(session: AsyncSession, intent_ids: Sequence[str]) -> list[StripeEvent]:
-    rows = await session.scalars(
-        select(StripeEvent)
-        .where(StripeEvent.payment_intent_id.in_(intent_ids))
-        .order_by(StripeEvent.provider_created_at, StripeEvent.seq)
-    )
-    return list(rows)

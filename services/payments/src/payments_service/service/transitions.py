@@ -41,7 +41,6 @@ OPEN = (AttemptStatus.PENDING, AttemptStatus.REQUIRES_ACTION)
 """Waiting on the provider or the customer: nothing authorized yet."""
 VOIDABLE = (AttemptStatus.PENDING, AttemptStatus.REQUIRES_ACTION, AttemptStatus.AUTHORIZED)
 CAPTURED = (AttemptStatus.CAPTURED, AttemptStatus.PARTIALLY_REFUNDED)
-FINAL = (AttemptStatus.FAILED, AttemptStatus.VOIDED, AttemptStatus.REFUNDED)
 
 _STRIPE_CANCELLATION_REASONS = {
     "customer_request": "requested_by_customer",

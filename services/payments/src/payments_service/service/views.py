@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from payments_service import repository
 from payments_service.errors import PaymentNotFoundError
-from payments_service.models import PaymentAttempt, Refund, ReviewStatus
+from payments_service.models import AttemptStatus, PaymentAttempt, Refund, ReviewStatus
 from payments_service.schemas import (
     AttemptPublic,
     NextActionPublic,
@@ -41,7 +41,7 @@ async def order_payments(
         amount=order.amount,
         currency=order.currency,
         amount_authorized=sum(
-            a.amount for a in attempts if a.authorized_at and a.status.value != "voided"
+            a.amount for a in attempts if a.authorized_at and a.status != AttemptStatus.VOIDED
         ),
         amount_captured=sum(a.amount_captured for a in attempts),
         amount_refunded=sum(a.amount_refunded for a in attempts),
