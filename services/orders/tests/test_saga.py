@@ -164,11 +164,12 @@ async def test_three_d_secure_abandoned_cancels(harness: Harness) -> None:
 async def test_declined_payment_cancels_and_asks_for_compensation(harness: Harness) -> None:
     order, user = await harness.placed_order()
     reserved = await harness.reserve(order)
+    payment_id = new_id()
     declined = await harness.follow(
         reserved,
         PaymentFailed(
             order_id=order["id"],
-            payment_id=new_id(),
+            payment_id=payment_id,
             reason="declined",
             decline_code="card_declined",
             failed_at=_now(),
@@ -177,6 +178,7 @@ async def test_declined_payment_cancels_and_asks_for_compensation(harness: Harne
 
     cancelled = await harness.wait_status(order["id"], user, "CANCELLED")
     assert cancelled["history"][-1]["reason"] == "payment_declined"
+    assert cancelled["payment"]["payment_id"] == payment_id
     event = (await harness.watcher.wait_for(order["id"], OrderCancelled))[0]
     assert event.data.reason == "payment_failed" and event.causation_id == declined.id
 

@@ -185,6 +185,7 @@ async def _move(
     cause: Cause,
     cancel_reason: CancelReason | None = None,
     payment_reported: str | None = None,
+    payment_id: str | None = None,
     ignore_when: Collection[OrderStatus] = (),
 ) -> bool:
     """Lock the order and apply the transition if it fits; otherwise record the event (unless
@@ -197,6 +198,8 @@ async def _move(
     fields: dict[str, Any] = {}
     if payment_reported is not None:
         fields["payment_status"] = payment_status_after(order.payment_status, payment_reported)
+    if payment_id is not None and order.payment_id is None:
+        fields["payment_id"] = payment_id
     status = as_status(order.status)
     if status not in allowed_from or not can_transition(status, target):
         if fields:
@@ -329,6 +332,7 @@ async def on_payment_failed(
         cause=_cause(envelope),
         cancel_reason="payment_failed",
         payment_reported="failed",
+        payment_id=event.payment_id,
     )
 
 
@@ -423,6 +427,7 @@ async def on_payment_voided(
         cause=_cause(envelope),
         cancel_reason="payment_failed",
         payment_reported="voided",
+        payment_id=envelope.data.payment_id,
         ignore_when=_CANCELLED,
     )
 
