@@ -344,8 +344,11 @@ start_service() { # name port
   stop_pid "$name" 5 >/dev/null
   require_free_port "$name" "$port"
   if [ "$name" = gateway ]; then module=gateway.app:app; else module=${name}_service.app:app; fi
+  # Every local client shares 127.0.0.1, so the gateway's per-IP budgets are scaled up for the
+  # local stack (demo, load tests); deployments keep the defaults.
   launch "$name" env SHOP_ENVIRONMENT="${SHOP_ENVIRONMENT:-development}" \
     SHOP_STRIPE_WEBHOOK_SECRET="$STRIPE_WEBHOOK_SECRET" \
+    GATEWAY_RATE_LIMIT_SCALE="${GATEWAY_RATE_LIMIT_SCALE:-1000}" \
     "$VENV/bin/uvicorn" "$module" --host 127.0.0.1 --port "$port" --no-access-log \
     --log-level warning --timeout-graceful-shutdown 10
 }

@@ -214,10 +214,15 @@ class EventConsumer(Generic[C]):
         try:
             await self._apply([envelope for _, envelope in batch])
             return
-        except Exception:
+        except Exception as exc:
             log.info(
                 "batch failed, replaying one message at a time",
-                extra={"group": self.config.group_id, "partition": str(tp), "size": len(batch)},
+                extra={
+                    "group": self.config.group_id,
+                    "partition": str(tp),
+                    "size": len(batch),
+                    "error": repr(exc),
+                },
             )
         for record, envelope in batch:
             await self._apply_with_retries(tp, record, envelope)
