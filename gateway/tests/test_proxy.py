@@ -185,7 +185,8 @@ async def test_request_id_and_trace_context_are_forwarded(stack: Stack) -> None:
     assert response.headers["x-request-id"] == "req-12345678"
     forwarded = header_values(body, "traceparent")
     assert len(forwarded) == 1
-    assert forwarded[0].split("-")[1] == trace_id  # same trace, the gateway's span as parent
+    assert forwarded[0].split("-")[1] == trace_id  # same trace...
+    assert forwarded[0].split("-")[2] != "00f067aa0ba902b7"  # ...with the gateway's span as parent
 
     response = await stack.client.get(
         "/api/products",
@@ -196,6 +197,12 @@ async def test_request_id_and_trace_context_are_forwarded(stack: Stack) -> None:
     assert minted == [response.headers["x-request-id"]]
     assert minted[0] != "bad id with spaces\t"
     assert all(value != "garbage" for value in header_values(body, "traceparent"))
+
+    # A client without trace context still gets one trace across gateway and service.
+    body = echoed(await stack.client.get("/api/products", headers=stack.headers()))
+    started = header_values(body, "traceparent")
+    assert len(started) == 1
+    assert started[0].startswith("00-") and len(started[0].split("-")[1]) == 32
 
 
 @pytest.mark.parametrize(

@@ -97,8 +97,18 @@ async def _stop(app: FastAPI) -> None:
 
 
 async def _proxy(request: Request) -> Response:
+    # Name the route for the metrics middleware, which otherwise searches every route again.
+    request.scope.setdefault("route", _PROXY_ROUTES.get(request.url.path, _PROXY_ROUTES["*"]))
     gateway: Gateway = request.app.state.gateway
     return await gateway.handle(request)
+
+
+_PROXY_ROUTES = {
+    "/.well-known/jwks.json": Route(
+        "/.well-known/jwks.json", _proxy, methods=["GET", "HEAD"], include_in_schema=False
+    ),
+    "*": Route("/api/{path:path}", _proxy, methods=PROXY_METHODS, include_in_schema=False),
+}
 
 
 async def _openapi(request: Request) -> JSONResponse:
@@ -125,12 +135,8 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.router.routes.append(
         Route("/openapi.json", _openapi, methods=["GET"], include_in_schema=False)
     )
-    app.router.routes.append(
-        Route("/.well-known/jwks.json", _proxy, methods=["GET", "HEAD"], include_in_schema=False)
-    )
-    app.router.routes.append(
-        Route("/api/{path:path}", _proxy, methods=PROXY_METHODS, include_in_schema=False)
-    )
+    app.router.routes.append(_PROXY_ROUTES["/.well-known/jwks.json"])
+    app.router.routes.append(_PROXY_ROUTES["*"])
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

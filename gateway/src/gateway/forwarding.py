@@ -141,10 +141,15 @@ def upstream_headers(
     host: str | None,
     request_id: str,
     content_length: int | None,
+    trace: dict[str, str] | None = None,
 ) -> list[tuple[str, str]]:
-    """Client headers safe to pass on, plus the gateway's forwarding facts."""
+    """Client headers safe to pass on, plus the gateway's forwarding facts.
+
+    `trace` is the gateway's own span context (`traceparent`, `tracestate`): when present it
+    replaces the client's, so the service's span is the gateway span's child in the same trace.
+    """
     decoded = [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in raw]
-    dropped = NOT_FORWARDED | _connection_listed(decoded)
+    dropped = NOT_FORWARDED | _connection_listed(decoded) | set(trace or ())
     headers = [
         (name, value)
         for name, value in decoded
@@ -157,6 +162,7 @@ def upstream_headers(
     if host:
         headers.append(("x-forwarded-host", host))
     headers.append(("x-request-id", request_id))
+    headers.extend((trace or {}).items())
     if content_length is not None:
         headers.append(("content-length", str(content_length)))
     return headers

@@ -18,6 +18,7 @@ import httpx
 from prometheus_client import Counter
 from shopkit.problems import problem_response
 from shopkit.security import InvalidTokenError, Principal, TokenVerifier
+from shopkit.tracing import current_trace_headers
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -205,6 +206,7 @@ class Gateway:
             host=request.headers.get("host"),
             request_id=request_id,
             content_length=length,
+            trace=current_trace_headers(),
         )
         timeout = httpx.Timeout(
             self.settings.timeout_for(route.service),
