@@ -226,6 +226,34 @@ async def test_redis_copy_never_goes_back_to_an_older_cart(harness: Harness) -> 
     assert cart["items"][0]["quantity"] == 2
 
 
+async def test_expired_cart_starts_over(harness: Harness) -> None:
+    user = harness.user()
+    old, new = await harness.product(price=100), await harness.product(price=200)
+    await harness.fill_cart(user, (old, 2))
+    coupon = await harness.client.post(
+        "/api/coupons",
+        headers=harness.admin(),
+        json={"code": f"EXP{new_id()[-8:]}".upper(), "kind": "fixed", "amount_off": 10},
+    )
+    await harness.client.post(
+        "/api/cart/coupon", headers=user, json={"code": coupon.json()["code"]}
+    )
+    # Thirty days later: PostgreSQL's expiry has passed and the Redis copy's TTL with it.
+    async with harness.engine.begin() as conn:
+        from sqlalchemy import text
+
+        await conn.execute(
+            text("UPDATE carts SET expires_at = now() - interval '1 second' WHERE user_id = :u"),
+            {"u": harness.user_id(user)},
+        )
+    await harness.app.state.redis.delete(harness.app.state.cart_cache.key(_owner(harness, user)))
+
+    assert (await harness.client.get("/api/cart", headers=user)).json()["items"] == []
+    cart = await harness.fill_cart(user, (new, 1))
+    assert [(i["sku"], i["quantity"]) for i in cart["items"]] == [(new.sku, 1)]
+    assert cart["coupon_code"] is None
+
+
 async def test_unreachable_redis_degrades_to_postgresql(harness: Harness) -> None:
     from orders_service.cache import CartCache, CartSnapshot
     from redis.asyncio import Redis

@@ -29,6 +29,9 @@ class OrdersSettings(ServiceSettings):
     idempotency_retention_seconds: int = Field(default=24 * 3600, ge=60)
     """How long a checkout's Idempotency-Key keeps answering with the first response."""
 
+    timeline_retention_days: int = Field(default=90, ge=1)
+    """Timeline events are kept this long (the inbox and outbox have their own retention)."""
+
     saga_stuck_after_seconds: float = Field(default=30 * 60, gt=0)
     """An order still PENDING or AWAITING_PAYMENT this long after its last change is stuck."""
     fulfilment_stuck_after_seconds: float = Field(default=14 * 24 * 3600, gt=0)

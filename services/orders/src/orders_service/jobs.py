@@ -17,7 +17,7 @@ from shopkit.db import UnitOfWork
 
 from orders_service.config import OrdersSettings
 from orders_service.metrics import STUCK_ORDERS
-from orders_service.repository import carts, idempotency
+from orders_service.repository import carts, idempotency, timeline
 from orders_service.service.orders import StuckThresholds, count_stuck
 from orders_service.service.timeline import TimelineStore, timeline_handlers
 from orders_service.state import FULFILMENT, IN_FLIGHT
@@ -90,10 +90,18 @@ async def housekeeping(app: FastAPI, stop: asyncio.Event) -> None:
                 uow.session,
                 created_before=now - timedelta(seconds=settings.idempotency_retention_seconds),
             )
+            old_events = await timeline.purge(
+                uow.session, recorded_before=now - timedelta(days=settings.timeline_retention_days)
+            )
             await uow.commit()
-        if expired_carts or old_keys:
+        if expired_carts or old_keys or old_events:
             log.info(
-                "housekeeping", extra={"expired_carts": expired_carts, "idempotency_keys": old_keys}
+                "housekeeping",
+                extra={
+                    "expired_carts": expired_carts,
+                    "idempotency_keys": old_keys,
+                    "timeline_events": old_events,
+                },
             )
 
     await _every(stop, settings.housekeeping_interval_seconds, purge, "housekeeping")

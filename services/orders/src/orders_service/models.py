@@ -257,4 +257,4 @@ class TimelineEvent(Base):
     topic: Mapped[str] = mapped_column(String(200))
     time: Mapped[datetime] = mapped_column(Timestamp)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    recorded_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    recorded_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now(), index=True)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +17,21 @@ async def add(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Record events once each (a redelivered event is already there)."""
     if rows:
         await session.execute(insert(TimelineEvent).values(rows).on_conflict_do_nothing())
+
+
+async def purge(session: AsyncSession, *, recorded_before: datetime, limit: int = 10_000) -> int:
+    """Delete up to `limit` of the oldest events recorded before the cut-off."""
+    doomed = (
+        select(TimelineEvent.event_id)
+        .where(TimelineEvent.recorded_at < recorded_before)
+        .limit(limit)
+    )
+    result = await session.execute(
+        delete(TimelineEvent)
+        .where(TimelineEvent.event_id.in_(doomed.scalar_subquery()))
+        .returning(TimelineEvent.event_id)
+    )
+    return len(result.all())
 
 
 async def for_order(
