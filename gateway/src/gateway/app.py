@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 import httpx
 from fastapi import FastAPI, Request
@@ -12,9 +14,11 @@ from shopkit.app import ServiceParts, create_service
 from shopkit.security import TokenVerifier
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from gateway import forwarding
 from gateway.config import GatewaySettings
+from gateway.edge import Edge, ProxyEndpoint
 from gateway.health import router as health_router
 from gateway.openapi import OpenApiCache
 from gateway.proxy import Gateway
@@ -97,18 +101,46 @@ async def _stop(app: FastAPI) -> None:
 
 
 async def _proxy(request: Request) -> Response:
-    # Name the route for the metrics middleware, which otherwise searches every route again.
-    request.scope.setdefault("route", _PROXY_ROUTES.get(request.url.path, _PROXY_ROUTES["*"]))
     gateway: Gateway = request.app.state.gateway
     return await gateway.handle(request)
 
 
-_PROXY_ROUTES = {
-    "/.well-known/jwks.json": Route(
-        "/.well-known/jwks.json", _proxy, methods=["GET", "HEAD"], include_in_schema=False
-    ),
-    "*": Route("/api/{path:path}", _proxy, methods=PROXY_METHODS, include_in_schema=False),
-}
+def _cors(settings: GatewaySettings) -> dict[str, Any]:
+    return {
+        "allow_origins": settings.cors_origins,
+        "allow_methods": PROXY_METHODS,
+        "allow_headers": [
+            "Authorization",
+            "Content-Type",
+            "Idempotency-Key",
+            "X-Request-ID",
+            "traceparent",
+            "tracestate",
+        ],
+        "expose_headers": [
+            "Location",
+            "Retry-After",
+            "X-Request-ID",
+            "RateLimit-Limit",
+            "RateLimit-Remaining",
+            "RateLimit-Reset",
+            "RateLimit-Policy",
+        ],
+        "max_age": 600,
+    }
+
+
+def _install_edge(app: FastAPI, settings: GatewaySettings) -> None:
+    """Put the proxy in front of the framework stack (see `gateway.edge`)."""
+    proxy: ASGIApp = ProxyEndpoint(_proxy)
+    if settings.cors_origins:
+        proxy = CORSMiddleware(proxy, **_cors(settings))
+    build_stack = app.build_middleware_stack
+
+    def build_with_edge() -> ASGIApp:
+        return Edge(build_stack(), proxy)
+
+    app.build_middleware_stack = build_with_edge  # type: ignore[method-assign]
 
 
 async def _openapi(request: Request) -> JSONResponse:
@@ -135,32 +167,9 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.router.routes.append(
         Route("/openapi.json", _openapi, methods=["GET"], include_in_schema=False)
     )
-    app.router.routes.append(_PROXY_ROUTES["/.well-known/jwks.json"])
-    app.router.routes.append(_PROXY_ROUTES["*"])
     if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=PROXY_METHODS,
-            allow_headers=[
-                "Authorization",
-                "Content-Type",
-                "Idempotency-Key",
-                "X-Request-ID",
-                "traceparent",
-                "tracestate",
-            ],
-            expose_headers=[
-                "Location",
-                "Retry-After",
-                "X-Request-ID",
-                "RateLimit-Limit",
-                "RateLimit-Remaining",
-                "RateLimit-Reset",
-                "RateLimit-Policy",
-            ],
-            max_age=600,
-        )
+        app.add_middleware(CORSMiddleware, **_cors(settings))
+    _install_edge(app, settings)
     return app
 
 
