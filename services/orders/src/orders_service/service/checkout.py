@@ -23,7 +23,7 @@ from orders_service.repository import carts, checkout, coupons, idempotency
 from orders_service.repository.carts import PricedItems
 from orders_service.repository.checkout import NewOrder
 from orders_service.schemas import OrderCreate, OrderPublic
-from orders_service.service.saga import RequestEmitter
+from orders_service.service.transitions import RequestEmitter
 from orders_service.session import Transaction
 
 

@@ -20,7 +20,7 @@ from orders_service.schemas import (
     TimelinePublic,
 )
 from orders_service.service.paging import decode_cursor, decode_cursor_parts, encode_cursor
-from orders_service.service.saga import Cause, RequestEmitter, transition
+from orders_service.service.transitions import Cause, RequestEmitter, transition
 from orders_service.state import CUSTOMER_CANCELLABLE, FULFILMENT, IN_FLIGHT, as_status
 
 
