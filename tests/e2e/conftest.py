@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-
 from shop_cli.client import Session, gateway_client, new_admin, new_customer
 
 
