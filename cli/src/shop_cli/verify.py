@@ -115,7 +115,7 @@ async def _orders_and_payments(report: Report, stuck_after: timedelta) -> None:
     )
     refunds = await _fetch(
         "payments",
-        "SELECT order_id::text, payment_id::text, amount, full, request_key FROM refunds "
+        "SELECT order_id::text, payment_id::text, amount, request_key FROM refunds "
         "WHERE status = 'succeeded'",
     )
     by_order: dict[str, list[asyncpg.Record]] = defaultdict(list)
