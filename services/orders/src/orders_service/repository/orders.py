@@ -33,6 +33,7 @@ class LockedOrder:
     payment_id: str | None
     shipping_address: dict[str, Any]
     shipping_choice: dict[str, Any]
+    coupon_code: str | None
     lines: list[dict[str, Any]]
     """sku, product_id, name, quantity, unit_price, line_total (for OrderConfirmed)"""
 
@@ -96,6 +97,7 @@ async def lock(session: AsyncSession, order_id: str) -> LockedOrder | None:
                 _orders.c.payment_id,
                 _orders.c.shipping_address,
                 _orders.c.shipping_choice,
+                _orders.c.coupon_code,
                 _json_lines().label("lines"),
             )
             .where(_orders.c.id == order_id)

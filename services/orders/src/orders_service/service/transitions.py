@@ -114,8 +114,9 @@ async def transition(
         )
     elif target == "CANCELLED":
         assert cancel_reason is not None
-        # The coupon use goes back exactly once: this transition happens once per order.
-        await coupons.release(session, order_id=order.id, now=now)
+        if order.coupon_code is not None:
+            # The coupon use goes back exactly once: this transition happens once per order.
+            await coupons.release(session, order_id=order.id, now=now)
         events.append(
             OrderCancelled(
                 order_id=order.id,
