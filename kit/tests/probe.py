@@ -50,6 +50,9 @@ class PoisonError(RuntimeError):
 cured: set[str] = set()
 """Probe ids whose poison was cured (lets a replayed message succeed)."""
 
+outages: dict[str, int] = {}
+"""Probe id -> how many more times its handler meets an unreachable dependency."""
+
 handlers: EventHandlers[EventContext] = EventHandlers("probe")
 
 
@@ -58,6 +61,9 @@ async def record_effect(envelope: Envelope[ProbeHappened], ctx: EventContext) ->
     event = envelope.data
     if event.poison and event.probe_id not in cured:
         raise PoisonError(f"probe {event.probe_id} is poison")
+    if outages.get(event.probe_id, 0) > 0:
+        outages[event.probe_id] -= 1
+        raise ConnectionResetError("dependency unreachable")
     await ctx.session.execute(
         insert(effects).values(event_id=envelope.id, probe_id=event.probe_id, value=event.value)
     )

@@ -107,6 +107,20 @@ async def test_poison_message_is_parked_partition_keeps_flowing_and_replay_redel
     assert sorted(json.loads(json.dumps(list((await effect_counts(sessionmaker)).values())))) == [3]
 
 
+async def test_infrastructure_outages_are_retried_past_max_attempts_and_never_parked(
+    sessionmaker: async_sessionmaker[AsyncSession], namespace: str
+) -> None:
+    event = ProbeHappened(probe_id=new_id(), value=5)
+    probe.outages[event.probe_id] = 7  # more than max_attempts (3)
+    await _produce(namespace, [_record(event)])
+    consumer = consumer_for(sessionmaker, namespace)
+    async with running(consumer):
+        await eventually(lambda: _applied_all(sessionmaker, [event]), timeout=60)
+    assert probe.outages[event.probe_id] == 0
+    assert consumer.dead_lettered == 0
+    assert await read_parked(KAFKA_BOOTSTRAP, consumer.config.group_id) == []
+
+
 async def test_malformed_messages_go_to_the_dlq_with_a_reason_and_never_stop_the_consumer(
     sessionmaker: async_sessionmaker[AsyncSession], namespace: str
 ) -> None:

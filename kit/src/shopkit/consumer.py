@@ -261,13 +261,26 @@ class EventConsumer(Generic[C]):
     async def _apply_with_retries(
         self, tp: TopicPartition, record: Record, envelope: Envelope[Event]
     ) -> None:
+        """Apply one message until it succeeds or has failed `max_attempts` times.
+
+        Failures of the infrastructure (database or broker unreachable, connection reset,
+        deadlock) say nothing about the message: they are retried without limit and never
+        park it. Only the handler's own failures count towards the dead-letter topic.
+        """
         error: BaseException | None = None
-        for attempt in range(1, self.config.max_attempts + 1):
+        attempt = 0
+        outage = 0
+        while attempt < self.config.max_attempts:
             try:
                 await self._apply([envelope])
                 return
             except Exception as exc:
                 error = exc
+                transient = is_transient(exc)
+                if transient:
+                    outage += 1
+                else:
+                    attempt += 1
                 HANDLER_DURATION.labels(
                     self.config.service, self.config.group_id, envelope.type, "error"
                 ).observe(0)
@@ -278,12 +291,14 @@ class EventConsumer(Generic[C]):
                         "event_id": envelope.id,
                         "ce_type": envelope.type,
                         "attempt": attempt,
+                        "transient": transient,
                         "error": repr(exc),
                     },
                 )
                 if attempt < self.config.max_attempts:
+                    step = outage if transient else attempt
                     delay = min(
-                        self.config.base_backoff_seconds * 2 ** (attempt - 1),
+                        self.config.base_backoff_seconds * 2 ** (step - 1),
                         self.config.max_backoff_seconds,
                     )
                     if await _sleep_or_stop(self._stop, delay):
@@ -350,6 +365,51 @@ class EventConsumer(Generic[C]):
             CONSUMER_LAG.labels(
                 self.config.service, self.config.group_id, tp.topic, str(tp.partition)
             ).set(max(highwater - last_offset - 1, 0))
+
+
+_TRANSIENT_NAMES = frozenset(
+    {
+        # asyncpg: the server is away, restarting, out of connections, or chose us as a victim
+        "PostgresConnectionError",
+        "CannotConnectNowError",
+        "TooManyConnectionsError",
+        "ConnectionDoesNotExistError",
+        "InterfaceError",
+        "DeadlockDetectedError",
+        "SerializationError",
+        "AdminShutdownError",
+        "QueryCanceledError",
+        # SQLAlchemy wrappers of the same
+        "OperationalError",
+        "DisconnectionError",
+        # PyMongo, redis-py, aiokafka, httpx
+        "AutoReconnect",
+        "ConnectionFailure",
+        "ServerSelectionTimeoutError",
+        "NetworkTimeout",
+        "KafkaConnectionError",
+        "NodeNotReadyError",
+        "RequestTimedOutError",
+        "TransportError",
+    }
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when the failure is the infrastructure's (worth retrying), judged on the whole
+    exception chain: connection errors, timeouts, deadlocks and serialization failures."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (OSError, TimeoutError, asyncio.TimeoutError)):
+            return True
+        if getattr(current, "connection_invalidated", False):
+            return True
+        if any(klass.__name__ in _TRANSIENT_NAMES for klass in type(current).__mro__):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
