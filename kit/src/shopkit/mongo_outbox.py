@@ -165,14 +165,15 @@ class Leases:
             lease.name, lease.generation + 1, None, datetime.fromtimestamp(0, UTC)
         )
         if released:
+            # An idle name keeps only its released marker: one document per locked document.
             await self._prune(
-                Lease(lease.name, lease.generation + 1, lease.owner, lease.expires_at)
+                Lease(lease.name, lease.generation + 1, lease.owner, lease.expires_at), now=True
             )
         return released
 
-    async def _prune(self, newest: Lease) -> None:
-        if newest.generation % 8:
-            return  # prune in batches: one extra round trip every eight generations
+    async def _prune(self, newest: Lease, *, now: bool = False) -> None:
+        if not now and newest.generation % 8:
+            return  # a long-held lease prunes in batches: one round trip every eight renewals
         try:
             await self.collection.delete_many(
                 {"name": newest.name, "generation": {"$lt": newest.generation}}

@@ -57,7 +57,7 @@ async def open_catalog(app: FastAPI) -> None:
     )
 
 
-def catalog_of(request: Request) -> Catalog:
+async def catalog_of(request: Request) -> Catalog:
     catalog: Catalog = request.app.state.catalog
     return catalog
 
