@@ -6,3 +6,15 @@ importing the real top-level packages first keeps those names from shadowing the
 
 import contracts  # noqa: F401
 import gateway  # noqa: F401
+
+
+def pytest_sessionstart(session: object) -> None:
+    """Drop Kafka topics left by test runs older than half an hour (they slow the broker)."""
+    import asyncio
+
+    from shopkit.testing import delete_stale_test_topics
+
+    try:
+        asyncio.run(delete_stale_test_topics())
+    except Exception as exc:  # the stack may not be up for a contracts-only run
+        print(f"stale test topics not cleaned: {exc!r}")

@@ -7,6 +7,7 @@ namespace (topic and group prefix), and tokens signed by a throwaway key the app
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from typing import Any
 import asyncpg
 import httpx
 import jwt
+from aiokafka.admin import AIOKafkaAdminClient
 from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
@@ -157,3 +159,30 @@ async def eventually(check: Any, timeout: float = 20.0, interval: float = 0.1) -
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
+
+
+_NAMESPACE_STAMP = re.compile(r"^t(\d{10})_[0-9a-f]{6}\.")
+
+
+async def delete_stale_test_topics(
+    bootstrap: str = KAFKA_BOOTSTRAP, older_than: float = 1800
+) -> int:
+    """Delete topics of test namespaces created more than `older_than` seconds ago.
+
+    Every test run makes its own namespaced topics; left alone they pile up into thousands of
+    partitions that slow the broker's start. Recent namespaces are kept: they may be in use.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="shop-test-cleanup")
+    await admin.start()
+    try:
+        cutoff = time.time() - older_than
+        stale = [
+            topic
+            for topic in await admin.list_topics()
+            if (match := _NAMESPACE_STAMP.match(topic)) and int(match.group(1)) < cutoff
+        ]
+        for start in range(0, len(stale), 200):
+            await admin.delete_topics(stale[start : start + 200])
+        return len(stale)
+    finally:
+        await admin.close()
