@@ -1,6 +1,9 @@
 """Events of the catalog service (topic `catalog.events`, keyed by product id).
 
 Each event carries the product's document `version`, so a projection can ignore a stale one.
+One write bumps the version once; when it emits several events they all carry that version, the
+full `ProductUpdated` snapshot first (then `PriceChanged`, then `ProductDeactivated`), so a
+projection that applies only newer versions gets everything from the snapshot.
 """
 
 from __future__ import annotations
