@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from contracts.events.orders import OrderConfirmed, OrderPlaced
@@ -153,6 +154,48 @@ async def test_timeline_shows_the_saga_across_services(harness: Harness) -> None
         await harness.client.get(f"/api/orders/{order['id']}/timeline", headers=harness.admin())
     ).json()
     assert admin_view["events"][0]["data"]["total"] == order["total"]
+
+
+async def test_a_waiting_read_answers_when_the_saga_moves(harness: Harness) -> None:
+    order, user = await harness.placed_order()
+    changes = harness.app.state.order_changes
+    woken_before = changes.woken
+    waiting = asyncio.create_task(
+        harness.client.get(
+            f"/api/orders/{order['id']}",
+            headers=user,
+            params={"wait_while": "PENDING", "wait_seconds": 8},
+        )
+    )
+    await asyncio.sleep(0.2)  # let the request start waiting
+    reserved = await harness.reserve(order)
+    await harness.authorize(order, reserved)
+
+    response = await waiting
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "CONFIRMED"
+    assert changes.woken > woken_before  # woken by the change, not by its timeout
+
+
+async def test_waiting_reads_keep_orders_private(harness: Harness) -> None:
+    order, user = await harness.placed_order()
+    params = {"wait_while": "PENDING", "wait_seconds": 8}
+    assert_problem(
+        await harness.client.get(
+            f"/api/orders/{order['id']}", headers=harness.user(), params=params
+        ),
+        404,
+    )
+    await harness.client.post(f"/api/orders/{order['id']}/cancel", headers=user)
+    settled = await harness.client.get(f"/api/orders/{order['id']}", headers=user, params=params)
+    assert settled.json()["status"] == "CANCELLED"  # not waited for: it is not PENDING
+    assert_problem(
+        await harness.client.get(
+            f"/api/orders/{order['id']}", headers=user, params={"wait_while": "LOST"}
+        ),
+        422,
+    )
 
 
 async def test_stuck_sagas_are_listed_and_exported(harness: Harness) -> None:

@@ -6,18 +6,25 @@ from fastapi import FastAPI
 from shopkit.app import ServiceParts, create_service
 
 from orders_service.cache import CartCache
+from orders_service.changes import OrderChanges
 from orders_service.config import OrdersSettings
 from orders_service.consumers import catalog_handlers, saga_handlers
 from orders_service.database import close_database, open_database
-from orders_service.jobs import export_stuck_sagas, housekeeping, run_timeline_consumer
+from orders_service.jobs import (
+    export_stuck_sagas,
+    housekeeping,
+    listen_for_order_changes,
+    run_timeline_consumer,
+)
 from orders_service.models import messaging
 from orders_service.router import router
 
 DESCRIPTION = "Carts, coupons, orders and their status history: where the checkout saga starts."
 
 
-async def _cart_cache(app: FastAPI) -> None:
+async def _cart_cache_and_changes(app: FastAPI) -> None:
     settings: OrdersSettings = app.state.settings
+    app.state.order_changes = OrderChanges()
     app.state.cart_cache = CartCache(
         app.state.redis,
         prefix=f"{settings.kafka_namespace}orders:cart:",
@@ -36,9 +43,14 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
         parts=ServiceParts(
             tables=messaging,
             consumers=[saga_handlers, catalog_handlers],
-            startup=[open_database, _cart_cache],
+            startup=[open_database, _cart_cache_and_changes],
             shutdown=[close_database],
-            background=[run_timeline_consumer, export_stuck_sagas, housekeeping],
+            background=[
+                run_timeline_consumer,
+                listen_for_order_changes,
+                export_stuck_sagas,
+                housekeeping,
+            ],
         ),
     )
 

@@ -32,6 +32,10 @@ class OrdersSettings(ServiceSettings):
     timeline_retention_days: int = Field(default=90, ge=1)
     """Timeline events are kept this long (the inbox and outbox have their own retention)."""
 
+    max_order_wait_seconds: float = Field(default=8.0, ge=0, le=60)
+    """Longest a GET /api/orders/{id}?wait_seconds= request waits for a change (keep it under the
+    gateway's upstream timeout)."""
+
     saga_stuck_after_seconds: float = Field(default=30 * 60, gt=0)
     """An order still PENDING or AWAITING_PAYMENT this long after its last change is stuck."""
     fulfilment_stuck_after_seconds: float = Field(default=14 * 24 * 3600, gt=0)

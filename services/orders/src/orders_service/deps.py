@@ -10,6 +10,7 @@ from fastapi import Depends, Header, Request, Response
 from shopkit.security import OptionalUser
 
 from orders_service.cache import CartCache, CartOwner
+from orders_service.changes import OrderChanges
 from orders_service.config import OrdersSettings
 from orders_service.service.carts import CartRules
 from orders_service.service.checkout import CheckoutRules
@@ -28,7 +29,13 @@ async def get_cart_cache(request: Request) -> CartCache:
     return cache
 
 
+async def get_order_changes(request: Request) -> OrderChanges:
+    changes: OrderChanges = request.app.state.order_changes
+    return changes
+
+
 SettingsDep = Annotated[OrdersSettings, Depends(get_settings)]
+OrderChangesDep = Annotated[OrderChanges, Depends(get_order_changes)]
 CartCacheDep = Annotated[CartCache, Depends(get_cart_cache)]
 CartToken = Annotated[
     str | None,

@@ -14,7 +14,9 @@ from fastapi import FastAPI
 from shopkit.app import sessionmaker_of
 from shopkit.consumer import EventConsumer, make_consumer
 from shopkit.db import UnitOfWork
+from shopkit.relay import asyncpg_dsn
 
+from orders_service.changes import OrderChanges
 from orders_service.config import OrdersSettings
 from orders_service.metrics import STUCK_ORDERS
 from orders_service.repository import carts, idempotency, timeline
@@ -64,6 +66,11 @@ async def _every(
             log.exception("background job failed; retrying next round", extra={"job": name})
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def listen_for_order_changes(app: FastAPI, stop: asyncio.Event) -> None:
+    changes: OrderChanges = app.state.order_changes
+    await changes.listen(asyncpg_dsn(settings_of(app).database_url), stop)
 
 
 async def export_stuck_sagas(app: FastAPI, stop: asyncio.Event) -> None:

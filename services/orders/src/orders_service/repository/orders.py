@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Text, and_, cast, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import new_id
+from orders_service.changes import CHANNEL as CHANGES_CHANNEL
 from orders_service.models import IgnoredEvent, Order, OrderLine, OrderStatusChange, table_of
 from orders_service.schemas import IgnoredEventPublic, OrderPublic, OrderSummary, StuckOrder
 
@@ -129,6 +130,8 @@ async def change_status(
     await session.execute(
         update(_orders)
         .where(_orders.c.id == order_id)
+        # Wakes requests waiting for this order (changes.py), at commit.
+        .returning(func.pg_notify(CHANGES_CHANNEL, cast(_orders.c.id, Text)))
         .values(
             status=change.to_status, status_changed_at=change.at, updated_at=change.at, **values
         )

@@ -13,7 +13,13 @@ from shopkit.security import AdminUser, CurrentUser
 
 from orders_service import errors
 from orders_service.database import ReadSessionDep
-from orders_service.deps import CartCacheDep, CheckoutRulesDep, ClientIpDep, SettingsDep
+from orders_service.deps import (
+    CartCacheDep,
+    CheckoutRulesDep,
+    ClientIpDep,
+    OrderChangesDep,
+    SettingsDep,
+)
 from orders_service.jobs import stuck_thresholds
 from orders_service.schemas import (
     OrderCancel,
@@ -130,10 +136,28 @@ async def list_stuck_orders(
 @router.get(
     "/{order_id}", response_model=OrderPublic, responses=responses(errors.OrderNotFoundError)
 )
-async def get_order(*, order_id: str, session: ReadSessionDep, user: CurrentUser) -> OrderPublic:
+async def get_order(
+    *,
+    order_id: str,
+    session: ReadSessionDep,
+    user: CurrentUser,
+    changes: OrderChangesDep,
+    settings: SettingsDep,
+    wait_while: Annotated[list[OrderStatus] | None, Query()] = None,
+    wait_seconds: Annotated[float, Query(ge=0, le=60)] = 0,
+) -> OrderPublic:
     """One of the caller's orders with its history and, while AWAITING_PAYMENT, the payment's
-    next action."""
-    return await orders.get_order(session=session, order_id=order_id, viewer=user)
+    next action. With `wait_while=PENDING&wait_seconds=8` the answer waits (at most
+    `wait_seconds`, capped by the service) until the status is no longer one of `wait_while`:
+    follow a checkout without polling."""
+    return await orders.await_order(
+        session=session,
+        changes=changes,
+        order_id=order_id,
+        viewer=user,
+        wait_while=frozenset(wait_while or ()),
+        wait_seconds=min(wait_seconds, settings.max_order_wait_seconds),
+    )
 
 
 @router.post(

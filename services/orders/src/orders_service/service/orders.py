@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +14,7 @@ from shopkit.security import Principal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service import errors
+from orders_service.changes import OrderChanges
 from orders_service.repository import orders, timeline
 from orders_service.repository.orders import StuckRule
 from orders_service.schemas import (
@@ -67,6 +71,27 @@ async def get_order(*, session: AsyncSession, order_id: str, viewer: Principal) 
     if viewer.is_admin:
         order.ignored_events = await orders.ignored_events(session, order_id)
     return order
+
+
+async def await_order(
+    *,
+    session: AsyncSession,
+    changes: OrderChanges,
+    order_id: str,
+    viewer: Principal,
+    wait_while: Collection[str],
+    wait_seconds: float,
+) -> OrderPublic:
+    """The order, once its status is not in `wait_while` or `wait_seconds` have passed: one
+    request instead of a client polling while the saga runs."""
+    with changes.watch(order_id) as changed:  # before reading: no change can slip in between
+        order = await get_order(session=session, order_id=order_id, viewer=viewer)
+        if order.status not in wait_while or wait_seconds <= 0:
+            return order
+        await session.close()  # hold no pooled connection while waiting
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed, wait_seconds)
+    return await get_order(session=session, order_id=order_id, viewer=viewer)
 
 
 def _before_id(cursor: str | None) -> str | None:
