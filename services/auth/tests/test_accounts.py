@@ -201,3 +201,16 @@ async def test_account_events_go_through_the_outbox(auth_stack: AuthStack) -> No
     assert payload["user_id"] == account.id
     assert payload["email"] == account.email
     assert "password" not in json.dumps(payload)
+
+
+async def test_merged_openapi_through_the_gateway_documents_auth(auth_stack: AuthStack) -> None:
+    from openapi_spec_validator import validate
+
+    document = (await auth_stack.gateway.get("/openapi.json")).json()
+    validate(document)
+    paths = document["paths"]
+    assert paths["/api/auth/login"]["post"]["security"] == [{}, {"bearerAuth": []}]
+    assert paths["/api/auth/me"]["get"]["security"] == [{"bearerAuth": []}]
+    assert "/.well-known/jwks.json" in paths
+    register = paths["/api/auth/register"]["post"]
+    assert {"201", "409", "422"} <= set(register["responses"])

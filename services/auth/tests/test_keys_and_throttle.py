@@ -94,9 +94,22 @@ async def test_private_keys_are_encrypted_at_rest(
         stored = await repository.active_signing_key(uow.session)
         assert stored is not None and stored.private_key is not None
         sealed = stored.private_key
+        stored_kid = stored.kid
     assert raw not in sealed
+    other = SecretBox("another-master-secret")
     with pytest.raises(InvalidTag):
-        await _ring(sessions, box=SecretBox("another-master-secret"))
+        await _ring(sessions, box=other)
+    # After a change of AUTH_SECRET_KEY the service replaces the key instead of failing to start;
+    # the old public key stays published so tokens it signed still verify.
+    async with UnitOfWork(sessions) as uow:
+        rotated = await keys.maintain(
+            uow.session, box=other, max_age=MAX_AGE, access_token_ttl=TTL, refresh_interval=REFRESH
+        )
+        await uow.commit()
+    assert rotated
+    ring = await _ring(sessions, box=other)
+    assert ring.kid != stored_kid
+    assert stored_kid in ring.kids
 
 
 async def test_lockout_doubles_with_each_failure_up_to_the_cap() -> None:

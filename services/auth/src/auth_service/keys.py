@@ -8,12 +8,14 @@ wiped on retirement.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from contracts.types import utc_now
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from jwt.algorithms import OKPAlgorithm
@@ -23,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth_service import repository
 from auth_service.crypto import SecretBox
 from auth_service.models import SigningKey
+
+log = logging.getLogger(__name__)
 
 PUBLISH_LEEWAY = timedelta(seconds=60)
 """Beyond the token lifetime: clock skew between replicas and verifiers."""
@@ -109,7 +113,12 @@ async def maintain(
     await repository.lock_key_rotation(session)
     active = await repository.active_signing_key(session)
     rotated = False
-    if active is None or active.private_key is None or now - active.created_at >= max_age:
+    if (
+        active is None
+        or active.private_key is None
+        or now - active.created_at >= max_age
+        or not _readable(box, active)
+    ):
         await rotate(
             session,
             box=box,
@@ -120,6 +129,20 @@ async def maintain(
         rotated = True
     await repository.purge_signing_keys(session, now)
     return rotated
+
+
+def _readable(box: SecretBox, key: SigningKey) -> bool:
+    """False when the private key was sealed under another `AUTH_SECRET_KEY`: it is replaced
+    (its public half stays published) instead of stopping the service."""
+    assert key.private_key is not None
+    try:
+        box.open(key.private_key, context=key.kid)
+    except InvalidTag:
+        log.warning(
+            "active signing key sealed under another secret; rotating", extra={"kid": key.kid}
+        )
+        return False
+    return True
 
 
 async def load(session: AsyncSession, *, box: SecretBox, now: datetime | None = None) -> KeyRing:

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import pyotp
 from contracts.types import utc_now
+from cryptography.exceptions import InvalidTag
 from shopkit.security import Principal
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,7 +39,10 @@ def _secret_context(user: User) -> str:
 def _totp_secret(rt: Runtime, user: User) -> str | None:
     if user.mfa_secret is None:
         return None
-    return rt.box.open(user.mfa_secret, context=_secret_context(user)).decode()
+    try:
+        return rt.box.open(user.mfa_secret, context=_secret_context(user)).decode()
+    except InvalidTag:  # sealed under another AUTH_SECRET_KEY: no code can match
+        return None
 
 
 def accept_totp(*, rt: Runtime, user: User, code: str, now: datetime) -> bool:
