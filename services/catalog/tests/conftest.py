@@ -66,7 +66,7 @@ async def running_catalog(**overrides: Any) -> AsyncIterator[Running]:
             async with app_client(app, tokens) as client:
                 yield Running(app=app, client=client, settings=settings, tokens=tokens)
         finally:
-            redis = Redis.from_url(settings.redis_url)
+            redis = Redis.from_url(CatalogSettings().redis_url)
             keys = [key async for key in redis.scan_iter(match=f"{prefix}*", count=500)]
             if keys:
                 await redis.delete(*keys)

@@ -3,16 +3,28 @@
 Every cached entry lives under the current *generation*; each catalog write bumps it, so a
 write invalidates everything at once and nothing stale can be served after it returns. Reading
 the generation and the entry is one round trip (a small Lua script).
+
+Redis is an accelerator here, not a store: when it cannot be reached, reads go to MongoDB and
+writes still succeed (the bump is retried, then logged; entries expire after their TTL anyway).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
 
 _GET = """
 local generation = redis.call('GET', KEYS[1]) or '0'
 return {generation, redis.call('GET', ARGV[1] .. generation .. ARGV[2])}
 """
+
+UNCACHED = ""
+"""The generation given out when Redis is unreachable: nothing is cached under it."""
 
 
 class Cache:
@@ -28,15 +40,35 @@ class Cache:
 
     async def get(self, kind: str, key: str) -> tuple[str, bytes | None]:
         """The current generation and the entry cached under it, if any."""
-        generation, value = await self._get(
-            keys=[self._generation_key], args=[f"{self.prefix}cache:", f":{kind}:{key}"]
-        )
+        try:
+            generation, value = await self._get(
+                keys=[self._generation_key], args=[f"{self.prefix}cache:", f":{kind}:{key}"]
+            )
+        except RedisError as exc:
+            log.warning("cache unavailable, reading from the database", extra={"error": repr(exc)})
+            return UNCACHED, None
         return generation.decode() if isinstance(generation, bytes) else str(generation), value
 
     async def put(
         self, generation: str, kind: str, key: str, value: bytes, *, ttl: int | None = None
     ) -> None:
-        await self.redis.set(self._key(generation, kind, key), value, ex=ttl or self.ttl)
+        if generation == UNCACHED:
+            return
+        try:
+            await self.redis.set(self._key(generation, kind, key), value, ex=ttl or self.ttl)
+        except RedisError as exc:
+            log.warning("cache write skipped", extra={"error": repr(exc)})
 
     async def invalidate(self) -> None:
-        await self.redis.incr(self._generation_key)
+        for attempt in range(3):
+            try:
+                await self.redis.incr(self._generation_key)
+                return
+            except RedisError as exc:
+                if attempt == 2:
+                    log.error(
+                        "cache invalidation failed; entries expire within their ttl",
+                        extra={"error": repr(exc), "ttl": self.ttl},
+                    )
+                    return
+                await asyncio.sleep(0.05 * (attempt + 1))
