@@ -344,11 +344,17 @@ start_service() { # name port
   stop_pid "$name" 5 >/dev/null
   require_free_port "$name" "$port"
   if [ "$name" = gateway ]; then module=gateway.app:app; else module=${name}_service.app:app; fi
-  # Every local client shares 127.0.0.1, so the gateway's per-IP budgets are scaled up for the
-  # local stack (demo, load tests); deployments keep the defaults.
+  # Every local client shares 127.0.0.1 and Stripe's few test cards, so the gateway's per-IP
+  # budgets and the payments' IP and card velocity rules would throttle the demo and the load
+  # tests: the local stack relaxes exactly those; per-user velocity, amount and country rules
+  # stay on, and deployments keep every default.
   launch "$name" env SHOP_ENVIRONMENT="${SHOP_ENVIRONMENT:-development}" \
     SHOP_STRIPE_WEBHOOK_SECRET="$STRIPE_WEBHOOK_SECRET" \
     GATEWAY_RATE_LIMIT_SCALE="${GATEWAY_RATE_LIMIT_SCALE:-1000}" \
+    PAYMENTS_RISK_IP_ATTEMPTS_MEDIUM="${PAYMENTS_RISK_IP_ATTEMPTS_MEDIUM:-1000000}" \
+    PAYMENTS_RISK_IP_ATTEMPTS_HIGH="${PAYMENTS_RISK_IP_ATTEMPTS_HIGH:-1000000}" \
+    PAYMENTS_RISK_CARD_ATTEMPTS_MEDIUM="${PAYMENTS_RISK_CARD_ATTEMPTS_MEDIUM:-1000000}" \
+    PAYMENTS_RISK_CARD_ATTEMPTS_HIGH="${PAYMENTS_RISK_CARD_ATTEMPTS_HIGH:-1000000}" \
     "$VENV/bin/uvicorn" "$module" --host 127.0.0.1 --port "$port" --no-access-log \
     --log-level warning --timeout-graceful-shutdown 10
 }

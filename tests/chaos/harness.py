@@ -204,7 +204,9 @@ async def prepare_catalog(
     return admin, skus[:-1], skus[-1]
 
 
-async def settle(session: Session, outcomes: list[Outcome], timeout: float) -> Counter[str]:
+async def settle(
+    session: Session, outcomes: list[Outcome], timeout: float
+) -> tuple[Counter[str], dict[str, dict[str, int]]]:
     """Wait until every order reached a terminal or legitimately waiting state."""
     deadline = time.monotonic() + timeout
     pending = {o.order_id for o in outcomes}
@@ -220,7 +222,11 @@ async def settle(session: Session, outcomes: list[Outcome], timeout: float) -> C
                 pending.discard(order_id)
         if pending:
             await asyncio.sleep(1)
-    return Counter(statuses.get(o.order_id, "UNKNOWN") for o in outcomes)
+    by_plan: dict[str, Counter[str]] = {}
+    for outcome in outcomes:
+        by_plan.setdefault(outcome.plan, Counter())[statuses.get(outcome.order_id, "UNKNOWN")] += 1
+    states = Counter(statuses.get(o.order_id, "UNKNOWN") for o in outcomes)
+    return states, {plan: dict(counts) for plan, counts in by_plan.items()}
 
 
 @dataclass

@@ -23,6 +23,16 @@ async def _run_and_verify(**options: object) -> None:
     unsettled = {state: n for state, n in summary["states"].items() if state not in SETTLED}
     assert unsettled == {}, f"orders not settled: {unsettled}"
     assert summary["orders"] >= int(options["checkouts"]) * 0.9  # type: ignore[call-overload]
+    # Outcomes follow the cards: faults may delay a saga (a good order can even expire), but
+    # declined cards never confirm, out-of-stock never confirms, and good cards mostly do.
+    by_plan = summary["by_plan"]
+    for plan in ("declined", "out_of_stock", "3ds_abandoned", "cancel"):
+        assert set(by_plan.get(plan, {})) <= {"CANCELLED"}, (plan, by_plan[plan])
+    good = by_plan.get("good", {})
+    confirmed = sum(
+        n for state, n in good.items() if state in {"CONFIRMED", "SHIPPED", "DELIVERED"}
+    )
+    assert confirmed >= 0.5 * sum(good.values()), good
     report = await verify(stuck_after=timedelta(minutes=20), bootstrap="127.0.0.1:9092")
     print(json.dumps(report.as_dict(), indent=2))
     assert report.violations == []
