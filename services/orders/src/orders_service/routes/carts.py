@@ -38,7 +38,7 @@ async def get_cart(
 @router.post(
     "/items",
     response_model=CartPublic,
-    responses=responses(errors.UnknownProductError, errors.CartFullError, InvalidTokenError),
+    responses=responses(errors.UnknownProductError, InvalidTokenError),
 )
 async def add_item(
     *,
@@ -58,7 +58,7 @@ async def add_item(
 @router.patch(
     "/items/{sku}",
     response_model=CartPublic,
-    responses=responses(errors.CartItemNotFoundError, errors.QuantityLimitError),
+    responses=responses(errors.CartItemNotFoundError, errors.QuantityLimitError, InvalidTokenError),
 )
 async def set_quantity(
     *,

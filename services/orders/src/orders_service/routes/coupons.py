@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from shopkit.db import SessionDep
 from shopkit.problems import ForbiddenError, responses
-from shopkit.security import AdminUser
+from shopkit.security import AdminUser, InvalidTokenError
 
 from orders_service import errors
 from orders_service.database import ReadSessionDep
@@ -21,13 +21,13 @@ router = APIRouter(prefix="/api/coupons", tags=["coupons"])
     "",
     status_code=201,
     response_model=CouponPublic,
-    responses=responses(errors.CouponExistsError, ForbiddenError),
+    responses=responses(InvalidTokenError, errors.CouponExistsError, ForbiddenError),
 )
 async def create_coupon(*, body: CouponCreate, session: SessionDep, _: AdminUser) -> CouponPublic:
     return await coupons.create_coupon(session=session, data=body)
 
 
-@router.get("", response_model=CouponList, responses=responses(ForbiddenError))
+@router.get("", response_model=CouponList, responses=responses(InvalidTokenError, ForbiddenError))
 async def list_coupons(
     *,
     session: ReadSessionDep,
@@ -41,7 +41,7 @@ async def list_coupons(
 @router.get(
     "/{code}",
     response_model=CouponPublic,
-    responses=responses(errors.CouponNotFoundError, ForbiddenError),
+    responses=responses(InvalidTokenError, errors.CouponNotFoundError, ForbiddenError),
 )
 async def get_coupon(*, code: str, session: ReadSessionDep, _: AdminUser) -> CouponPublic:
     return await coupons.get_coupon(session=session, code=code)
@@ -50,7 +50,7 @@ async def get_coupon(*, code: str, session: ReadSessionDep, _: AdminUser) -> Cou
 @router.delete(
     "/{code}",
     response_model=CouponPublic,
-    responses=responses(errors.CouponNotFoundError, ForbiddenError),
+    responses=responses(InvalidTokenError, errors.CouponNotFoundError, ForbiddenError),
 )
 async def deactivate_coupon(*, code: str, session: SessionDep, _: AdminUser) -> CouponPublic:
     """Deactivate: no new uses; orders holding a use keep their discount."""

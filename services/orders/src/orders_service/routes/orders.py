@@ -9,7 +9,7 @@ from contracts.events.orders import OrderStatus
 from fastapi import APIRouter, Body, Header, Query, Response
 from shopkit.db import SessionDep
 from shopkit.problems import ForbiddenError, responses
-from shopkit.security import AdminUser, CurrentUser
+from shopkit.security import AdminUser, CurrentUser, InvalidTokenError
 
 from orders_service import errors
 from orders_service.database import ReadSessionDep
@@ -42,6 +42,7 @@ Limit = Annotated[int, Query(ge=1, le=100)]
     status_code=202,
     response_model=OrderPublic,
     responses=responses(
+        InvalidTokenError,
         errors.IdempotencyKeyMissingError,
         errors.EmptyCartError,
         errors.IdempotencyKeyReusedError,
@@ -85,7 +86,7 @@ async def place_order(
     return order
 
 
-@router.get("", response_model=OrderList)
+@router.get("", response_model=OrderList, responses=responses(InvalidTokenError))
 async def list_orders(
     *, session: ReadSessionDep, user: CurrentUser, limit: Limit = 20, cursor: str | None = None
 ) -> OrderList:
@@ -93,7 +94,9 @@ async def list_orders(
     return await orders.list_own_orders(session=session, viewer=user, limit=limit, cursor=cursor)
 
 
-@router.get("/admin", response_model=OrderList, responses=responses(ForbiddenError))
+@router.get(
+    "/admin", response_model=OrderList, responses=responses(InvalidTokenError, ForbiddenError)
+)
 async def list_all_orders(
     *,
     session: ReadSessionDep,
@@ -117,7 +120,11 @@ async def list_all_orders(
     )
 
 
-@router.get("/admin/stuck", response_model=StuckOrderList, responses=responses(ForbiddenError))
+@router.get(
+    "/admin/stuck",
+    response_model=StuckOrderList,
+    responses=responses(InvalidTokenError, ForbiddenError),
+)
 async def list_stuck_orders(
     *,
     session: ReadSessionDep,
@@ -134,7 +141,9 @@ async def list_stuck_orders(
 
 
 @router.get(
-    "/{order_id}", response_model=OrderPublic, responses=responses(errors.OrderNotFoundError)
+    "/{order_id}",
+    response_model=OrderPublic,
+    responses=responses(InvalidTokenError, errors.OrderNotFoundError),
 )
 async def get_order(
     *,
@@ -163,7 +172,9 @@ async def get_order(
 @router.post(
     "/{order_id}/cancel",
     response_model=OrderPublic,
-    responses=responses(errors.OrderNotFoundError, errors.InvalidTransitionError),
+    responses=responses(
+        InvalidTokenError, errors.OrderNotFoundError, errors.InvalidTransitionError
+    ),
 )
 async def cancel_order(
     *,
@@ -181,7 +192,7 @@ async def cancel_order(
 @router.get(
     "/{order_id}/timeline",
     response_model=TimelinePublic,
-    responses=responses(errors.OrderNotFoundError),
+    responses=responses(InvalidTokenError, errors.OrderNotFoundError),
 )
 async def order_timeline(
     *, order_id: str, session: ReadSessionDep, user: CurrentUser
