@@ -113,3 +113,30 @@ async def test_disabled_limits_send_no_headers(
             )
             assert response.status_code == 200
             assert "ratelimit-limit" not in response.headers
+
+
+async def test_over_a_real_socket_a_client_cannot_choose_its_address(
+    upstreams: dict[str, str],
+) -> None:
+    """The gateway as deployed: uvicorn with its own proxy-header rewriting off, trusting no
+    proxy. Every spoofed X-Forwarded-For still lands on the same per-IP budget."""
+    from gateway.app import build_app
+    from gateway.testing import serve
+
+    from .conftest import gateway_settings
+
+    app = build_app(gateway_settings(upstreams, trusted_proxies=[]))
+    async with serve(app, proxy_headers=False) as url, httpx.AsyncClient(base_url=url) as client:
+        limit = TEST_LIMITS["auth"].per_ip
+        statuses = [
+            (
+                await client.post(
+                    "/api/auth/login", json={}, headers={"X-Forwarded-For": random_ip()}
+                )
+            ).status_code
+            for _ in range(limit + 1)
+        ]
+        echoed = (await client.get("/api/products", headers={"X-Forwarded-For": "6.6.6.6"})).json()
+    assert statuses == [200] * limit + [429]
+    forwarded = [v for k, v in echoed["headers"] if k == "x-forwarded-for"]
+    assert forwarded == ["127.0.0.1"]
