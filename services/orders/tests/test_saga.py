@@ -4,6 +4,7 @@ through the real Kafka topics of this run's namespace and the real orders consum
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -530,3 +531,53 @@ async def test_many_orders_move_concurrently(harness: Harness) -> None:
     )
     for order, user in placed:
         await harness.wait_status(order["id"], user, "CONFIRMED")
+
+
+async def _handled(harness: Harness, order_id: str, event_id: str) -> None:
+    """Wait until the order recorded the event: as a transition, or as ignored."""
+
+    async def recorded() -> bool:
+        count = await harness.scalar(
+            "SELECT (SELECT count(*) FROM order_status_history WHERE order_id = :o AND event_id = :e)"
+            " + (SELECT count(*) FROM order_ignored_events WHERE order_id = :o AND event_id = :e)",
+            o=order_id,
+            e=event_id,
+        )
+        return bool(count)
+
+    await harness.until(recorded)
+
+
+async def test_every_order_of_the_events_ends_in_the_same_state(harness: Harness) -> None:
+    """Invariant 5: 3DS challenge, authorization and reservation expiry, in all six orders."""
+    for permutation in itertools.permutations(("challenge", "authorized", "expired")):
+        order, user = await harness.placed_order()
+        reserved = await harness.reserve(order)
+        payment_id = new_id()
+        events = {
+            "challenge": PaymentActionRequired(
+                order_id=order["id"],
+                payment_id=payment_id,
+                provider_payment_id="pi_p",
+                next_action=NextAction(type="use_stripe_sdk"),
+                amount=order["total"],
+                currency="BRL",
+            ),
+            "authorized": None,
+            "expired": StockReleased(
+                order_id=order["id"], reservation_id=new_id(), lines=[], reason="expired"
+            ),
+        }
+        for name in permutation:
+            if name == "authorized":
+                sent = await harness.authorize(order, reserved, payment_id=payment_id)
+            else:
+                event = events[name]
+                assert event is not None
+                sent = await harness.follow(reserved, event)
+            await _handled(harness, order["id"], sent.id)
+
+        final = await harness.order(order["id"], user)
+        assert final["status"] == "CANCELLED", permutation
+        assert final["cancel_reason"] == "reservation_expired", permutation
+        assert len(await harness.watcher.wait_for(order["id"], OrderCancelled)) == 1
