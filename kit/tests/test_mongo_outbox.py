@@ -192,6 +192,9 @@ async def test_a_lease_is_exclusive_until_it_expires_and_then_moves_on(db: Any) 
     assert await leases.release(renewed) is False  # a lost lease cannot free the new holder's
     assert await leases.try_acquire("job") is None
     assert await leases.release(second) is True
+    # The old holder's next generation was pruned by that release: renewing still fails.
+    with pytest.raises(LeaseLostError):
+        await leases.renew(renewed)
     assert await leases.try_acquire("job") is not None
 
 

@@ -153,8 +153,12 @@ class Leases:
     async def renew(self, lease: Lease, *, ttl: timedelta | None = None) -> Lease:
         """Extend a held lease; raises `LeaseLostError` if someone took it meanwhile."""
         expires_at = utc_now() + (ttl or self.ttl)
+        lost = LeaseLostError(f"lease {lease.name} generation {lease.generation} was taken over")
         if not await self._insert(lease.name, lease.generation + 1, lease.owner, expires_at):
-            raise LeaseLostError(f"lease {lease.name} generation {lease.generation} was taken over")
+            raise lost
+        newest = await self._newest(lease.name)
+        if newest is None or int(newest["generation"]) != lease.generation + 1:
+            raise lost  # taken and released meanwhile, and our next generation had been pruned
         renewed = Lease(lease.name, lease.generation + 1, lease.owner, expires_at)
         await self._prune(renewed)
         return renewed
