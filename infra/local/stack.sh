@@ -347,7 +347,8 @@ start_service() { # name port
   # Every local client shares 127.0.0.1 and Stripe's few test cards, so the gateway's per-IP
   # budgets and the payments' IP and card velocity rules would throttle the demo and the load
   # tests: the local stack relaxes exactly those; per-user velocity, amount and country rules
-  # stay on, and deployments keep every default.
+  # stay on, and deployments keep every default. `--no-proxy-headers`: each app decides whose
+  # X-Forwarded-For to believe (trusted proxies), so a local client cannot pick its own IP.
   launch "$name" env SHOP_ENVIRONMENT="${SHOP_ENVIRONMENT:-development}" \
     SHOP_STRIPE_WEBHOOK_SECRET="$STRIPE_WEBHOOK_SECRET" \
     GATEWAY_RATE_LIMIT_SCALE="${GATEWAY_RATE_LIMIT_SCALE:-1000}" \
@@ -355,7 +356,7 @@ start_service() { # name port
     PAYMENTS_RISK_IP_ATTEMPTS_HIGH="${PAYMENTS_RISK_IP_ATTEMPTS_HIGH:-1000000}" \
     PAYMENTS_RISK_CARD_ATTEMPTS_MEDIUM="${PAYMENTS_RISK_CARD_ATTEMPTS_MEDIUM:-1000000}" \
     PAYMENTS_RISK_CARD_ATTEMPTS_HIGH="${PAYMENTS_RISK_CARD_ATTEMPTS_HIGH:-1000000}" \
-    "$VENV/bin/uvicorn" "$module" --host 127.0.0.1 --port "$port" --no-access-log \
+    "$VENV/bin/uvicorn" "$module" --host 127.0.0.1 --port "$port" --no-access-log --no-proxy-headers \
     --log-level warning --timeout-graceful-shutdown 10
 }
 

@@ -250,3 +250,15 @@ async def test_kafka_credentials_reach_every_client(monkeypatch: pytest.MonkeyPa
         assert producer.client._sasl_plain_username == "orders"
     finally:
         kafka.configure_security(kafka.KafkaSecurity())
+
+
+async def test_revocation_check_fails_closed_when_redis_is_unreachable() -> None:
+    from shopkit.problems import ServiceUnavailableError
+
+    tokens = TestTokens(issuer="i", audience="a")
+    dead = Redis.from_url("redis://127.0.0.1:9/0", socket_connect_timeout=0.5)
+    verifier = TokenVerifier(jwks_url="", issuer="i", audience="a", redis=dead)
+    verifier.set_keys(tokens.jwks())
+    with pytest.raises(ServiceUnavailableError):
+        await verifier.verify(tokens.mint())
+    await dead.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi import APIRouter
 from opentelemetry.trace import SpanKind
 from shopkit.app import ServiceParts, create_service
@@ -81,3 +82,18 @@ async def test_trace_context_survives_http_outbox_kafka_and_consumer(
 
 async def _applied(sessionmaker: async_sessionmaker[AsyncSession], probe_id: str) -> bool:
     return probe_id in await effect_counts(sessionmaker)
+
+
+def test_without_an_exporter_spans_are_not_recorded_but_context_still_flows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shopkit import tracing
+
+    tracing.configure_tracing("kittest", "none", "")
+    monkeypatch.setattr(tracing, "_installed", set())
+    incoming = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+    with tracing.continue_trace("handle", incoming) as span:
+        assert not span.is_recording()
+        outgoing = tracing.current_trace_headers()["traceparent"]
+    assert outgoing.split("-")[1] == "ab" * 16  # same trace
+    assert outgoing.split("-")[2] != "cd" * 8  # a span of its own

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -19,8 +20,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jwt.algorithms import OKPAlgorithm
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-from shopkit.problems import ForbiddenError, UnauthorizedError
+from shopkit.problems import ForbiddenError, ServiceUnavailableError, UnauthorizedError
 
 ALGORITHM = "EdDSA"
 DENIED_JTI_PREFIX = "auth:denied-jti:"
@@ -46,6 +48,10 @@ class InvalidTokenError(UnauthorizedError):
     title = "Invalid access token"
 
 
+JwksLoader = Callable[[], Awaitable[dict[str, Any]]]
+"""Returns a JWKS document; the default fetches `jwks_url` over HTTP."""
+
+
 class TokenVerifier:
     def __init__(
         self,
@@ -55,12 +61,14 @@ class TokenVerifier:
         audience: str,
         http: httpx.AsyncClient | None = None,
         redis: Redis | None = None,
+        jwks_loader: JwksLoader | None = None,
     ) -> None:
         self.jwks_url = jwks_url
         self.issuer = issuer
         self.audience = audience
         self._http = http
         self._redis = redis
+        self._load_jwks = jwks_loader or self._fetch_jwks
         self._keys: dict[str, Any] = {}
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
@@ -73,20 +81,26 @@ class TokenVerifier:
         self._keys = keys
         self._fetched_at = time.monotonic()
 
+    async def _fetch_jwks(self) -> dict[str, Any]:
+        client = self._http or httpx.AsyncClient(timeout=3.0)
+        try:
+            response = await client.get(self.jwks_url)
+            response.raise_for_status()
+            jwks: dict[str, Any] = response.json()
+            return jwks
+        finally:
+            if self._http is None:
+                await client.aclose()
+
     async def _refresh(self) -> None:
+        # Unknown kids are attacker-controlled: reload at most once per cooldown.
         async with self._lock:
             if self._fetched_at and time.monotonic() - self._fetched_at < JWKS_REFRESH_COOLDOWN:
                 return
-            client = self._http or httpx.AsyncClient(timeout=3.0)
             try:
-                response = await client.get(self.jwks_url)
-                response.raise_for_status()
-                self.set_keys(response.json())
+                self.set_keys(await self._load_jwks())
             except (httpx.HTTPError, ValueError):
                 self._fetched_at = time.monotonic()  # back off; keep the keys we had
-            finally:
-                if self._http is None:
-                    await client.aclose()
 
     async def _key_for(self, kid: str) -> Any:
         if kid not in self._keys:
@@ -133,11 +147,17 @@ class TokenVerifier:
             token_id=str(claims["jti"]),
             expires_at=int(claims["exp"]),
         )
-        if self._redis is not None and await self._redis.exists(
-            DENIED_JTI_PREFIX + principal.token_id
-        ):
+        if self._redis is not None and await self._is_denied(self._redis, principal.token_id):
             raise InvalidTokenError("token revoked")
         return principal
+
+    @staticmethod
+    async def _is_denied(redis: Redis, token_id: str) -> bool:
+        try:
+            return bool(await redis.exists(DENIED_JTI_PREFIX + token_id))
+        except (RedisError, OSError) as exc:
+            # Fail closed: without the deny-list a logged-out token could still be used.
+            raise ServiceUnavailableError("token revocation cannot be checked right now") from exc
 
 
 bearer_scheme = HTTPBearer(auto_error=False, description="Access token from POST /api/auth/login")

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import jwt
 from redis.asyncio import Redis
-from shopkit.security import ALGORITHM, DENIED_JTI_PREFIX, JWKS_REFRESH_COOLDOWN, TokenVerifier
+from shopkit.security import ALGORITHM, DENIED_JTI_PREFIX, TokenVerifier
 
 from auth_service.keys import KeyRing
 from contracts import new_id
@@ -74,16 +73,9 @@ class KeyRingTokenVerifier(TokenVerifier):
         audience: str,
         redis: Redis | None,
     ) -> None:
-        super().__init__(jwks_url="", issuer=issuer, audience=audience, redis=redis)
-        self._reload = reload
-        self._reload_lock = asyncio.Lock()
-        self._reloaded_at = 0.0
+        async def load_jwks() -> dict[str, Any]:
+            return (await reload()).jwks
 
-    async def _refresh(self) -> None:
-        # Unknown kids are attacker-controlled: reload at most once per cooldown.
-        async with self._reload_lock:
-            if time.monotonic() - self._reloaded_at < JWKS_REFRESH_COOLDOWN:
-                return
-            self._reloaded_at = time.monotonic()
-            ring = await self._reload()
-            self.set_keys(ring.jwks)
+        super().__init__(
+            jwks_url="", issuer=issuer, audience=audience, redis=redis, jwks_loader=load_jwks
+        )
