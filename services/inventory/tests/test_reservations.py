@@ -165,6 +165,12 @@ async def test_multi_line_orders_reserve_all_or_nothing(inventory: Running) -> N
     assert by_order[second.order_id].reason == "out_of_stock"
     assert by_order[third.order_id].reason == "unknown_sku"
     assert [u.sku for u in by_order[third.order_id].unavailable] == [unknown]
+    held = await inventory.client.get(
+        f"/api/inventory/reservations/{first.order_id}", headers=inventory.admin()
+    )
+    assert held.status_code == 200
+    assert held.json()["status"] == "held"
+    assert held.json()["lines"] == [{"sku": plenty, "quantity": 2}, {"sku": scarce, "quantity": 1}]
     # Nothing of the failed orders is held, not even their available lines.
     assert await stock_of(inventory, plenty) == {
         "on_hand": 10,

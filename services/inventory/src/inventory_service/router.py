@@ -47,13 +47,15 @@ PolicyDep = Annotated[StockPolicy, Depends(_policy)]
 
 
 _CURSOR_VALUE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_ADJUSTMENT_CURSOR = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _encode_cursor(value: str) -> str:
     return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str | None) -> str | None:
+def _decode_cursor(cursor: str | None, shape: re.Pattern[str] = _CURSOR_VALUE) -> str | None:
+    """The sku (or adjustment id) a page ended at; anything this service did not issue is 422."""
     if cursor is None:
         return None
     try:
@@ -61,7 +63,7 @@ def _decode_cursor(cursor: str | None) -> str | None:
         value = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise InvalidCursorError("cursor is malformed") from exc
-    if not _CURSOR_VALUE.fullmatch(value):
+    if not shape.fullmatch(value):
         raise InvalidCursorError("cursor is malformed")
     return value
 
@@ -129,7 +131,7 @@ async def list_adjustments(
 ) -> AdjustmentList:
     await service.get_stock(session, sku=sku)
     items = await service.list_adjustments(
-        session, sku=sku, before=_decode_cursor(cursor), limit=limit + 1
+        session, sku=sku, before=_decode_cursor(cursor, _ADJUSTMENT_CURSOR), limit=limit + 1
     )
     page = items[:limit]
     return AdjustmentList(

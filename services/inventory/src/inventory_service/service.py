@@ -9,6 +9,7 @@ nothing.
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -358,6 +359,8 @@ async def list_stock(session: AsyncSession, *, after: str | None, limit: int) ->
 
 
 async def get_reservation(session: AsyncSession, *, order_id: str) -> ReservationState:
+    if not _is_uuid(order_id):
+        raise ReservationNotFoundError(f"no reservation for order {order_id!r}")
     row = await repository.get_reservation(session, order_id)
     if row is None:
         raise ReservationNotFoundError(f"no reservation for order {order_id}")
@@ -368,6 +371,13 @@ async def list_adjustments(
     session: AsyncSession, *, sku: str, before: str | None, limit: int
 ) -> list[StockAdjustment]:
     return await repository.list_adjustments(session, sku=sku, before=before, limit=limit)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
 
 
 def _released(row: ReservationState, reason: ReleaseReason) -> StockReleased:
