@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -65,6 +67,10 @@ async def busy() -> AsyncIterator[Running]:
     """A catalog where products keep arriving (its own, so `shop` listings stay exact)."""
     async with running_catalog() as service:
         yield service
+
+
+def _cursor(payload: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode()
 
 
 async def names(service: Running, **params: Any) -> list[str]:
@@ -157,6 +163,7 @@ async def test_bad_listing_input_is_422(shop: dict[str, Any]) -> None:
         {"category": "no-such-category"},
         {"cursor": "!!!not-base64!!!"},
         {"cursor": "eyJzIjoibmV3ZXN0In0"},
+        {"cursor": _cursor({"s": "price_asc", "f": "x", "k": 10**30, "id": "a"})},
     ):
         response = await service.client.get("/api/products", params=params)
         assert response.status_code == 422, (params, response.text)

@@ -125,6 +125,7 @@ async def test_bad_input_is_a_problem_document(catalog: Running) -> None:
         (product_body(slug="Not A Slug"), 422),
         (product_body(slug="categories"), 422),
         (product_body(attributes={"Bad Key": 1}), 422),
+        (product_body(attributes={"ratio": float("nan")}), 422),
         (product_body(unknown_field=True), 422),
         (product_body(category_ids=[new_id()]), 422),
         (product_body(sku=existing["sku"]), 409),

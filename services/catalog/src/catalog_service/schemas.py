@@ -48,11 +48,13 @@ Price = Annotated[StrictInt, Field(ge=0, le=10_000_000_000)]
 """Integer minor units (centavos); a float or a negative amount is refused."""
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Weight = Annotated[StrictInt, Field(ge=1, le=1_000_000)]
+SafeInt = Annotated[StrictInt, Field(ge=-(2**53), le=2**53)]
+"""Integers JSON clients and BSON both hold exactly."""
 AttributeValue = (
     Annotated[str, StringConstraints(max_length=200)]
     | StrictBool
-    | StrictInt
-    | StrictFloat
+    | SafeInt
+    | Annotated[StrictFloat, Field(allow_inf_nan=False)]
     | Annotated[list[Annotated[str, StringConstraints(max_length=200)]], Field(max_length=20)]
 )
 Attributes = Annotated[

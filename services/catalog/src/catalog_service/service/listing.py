@@ -148,6 +148,7 @@ def _decode_cursor(cursor: str, sort: SortName, fingerprint: str) -> Document:
         or not isinstance(payload.get("id"), str)
         or not isinstance(payload.get("k"), (int, float, type(None)))
         or isinstance(payload.get("k"), bool)
+        or abs(payload.get("k") or 0) > 2**53
     ):
         raise InvalidCursorError("cursor belongs to another listing (query, filters or sort)")
     return payload
