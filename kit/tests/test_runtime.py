@@ -76,6 +76,11 @@ async def create_thing(thing: Thing) -> Thing:
     return thing
 
 
+@router.get("/things")
+async def list_things() -> list[Thing]:
+    return []
+
+
 @router.get("/me")
 async def me(user: CurrentUser) -> dict[str, object]:
     return {"id": user.user_id, "admin": user.is_admin}
@@ -114,6 +119,19 @@ async def test_errors_are_problem_documents_without_internals() -> None:
         missing = await client.get("/nowhere")
         assert missing.status_code == 404
         assert missing.json()["status"] == 404
+
+        not_allowed = await client.delete("/things")
+        assert not_allowed.status_code == 405
+        assert set(not_allowed.headers["allow"].split(", ")) >= {"GET", "POST"}
+
+        document = (await client.get("/openapi.json")).json()
+        create = document["paths"]["/things"]["post"]["responses"]
+        assert set(create) >= {"200", "409", "422", "500", "default"}
+        for code in ("409", "422", "500", "default"):
+            assert list(create[code]["content"]) == ["application/problem+json"], code
+        assert "401" in document["paths"]["/me"]["get"]["responses"]
+        assert "401" not in create  # no token involved
+        assert "HTTPValidationError" not in document["components"]["schemas"]
 
         assert (await client.get("/health/live")).json() == {"status": "ok"}
         ready = await client.get("/health/ready")

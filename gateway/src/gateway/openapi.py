@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import httpx
+from shopkit.openapi import PROBLEM_SCHEMA, problem_response
 
 from gateway.routes import RouteTable
 
@@ -60,6 +61,15 @@ def _example_path(template: str) -> str:
     return "/".join(parts)
 
 
+GATEWAY_ERRORS = {
+    "429": "Rate limit exceeded (Retry-After and RateLimit-* headers say when to retry)",
+    "502": "The service answered with something the gateway could not relay",
+    "503": "The service is unavailable",
+    "504": "The service did not answer in time",
+}
+_GENERIC_401 = "Missing, invalid, expired or revoked access token"
+
+
 def merge(
     documents: dict[str, JSON], routes: RouteTable, *, title: str, version: str, missing: list[str]
 ) -> JSON:
@@ -88,6 +98,11 @@ def merge(
                 if operation is None:
                     continue
                 operation["security"] = _operation_security(routes, method, path)
+                responses = operation.setdefault("responses", {})
+                for code, description in GATEWAY_ERRORS.items():
+                    responses.setdefault(code, problem_response(description))
+                if operation["security"]:
+                    responses.setdefault("401", problem_response(_GENERIC_401))
                 operation.setdefault("tags", [service])
                 operation["operationId"] = f"{service}_{operation.get('operationId', method)}"
             paths[path] = item
@@ -100,7 +115,7 @@ def merge(
         "servers": [{"url": "/"}],
         "paths": dict(sorted(paths.items())),
         "components": {
-            "schemas": dict(sorted(schemas.items())),
+            "schemas": dict(sorted({**schemas, "Problem": PROBLEM_SCHEMA}.items())),
             "securitySchemes": {
                 SECURITY_SCHEME: {
                     "type": "http",

@@ -31,6 +31,7 @@ from shopkit.logs import configure_logging
 from shopkit.messaging import MessagingTables
 from shopkit.metrics import MetricsMiddleware, metrics_endpoint
 from shopkit.mongo import MongoClient, create_client
+from shopkit.openapi import install_problem_openapi
 from shopkit.problems import install_problem_handlers
 from shopkit.relay import OutboxRelay, RelayConfig, asyncpg_dsn
 from shopkit.security import TokenVerifier
@@ -115,6 +116,7 @@ def create_service(
         redoc_url=None,
     )
     install_problem_handlers(app)
+    install_problem_openapi(app)
     app.include_router(health_router())
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in routers:

@@ -8,6 +8,7 @@ unexpected exception is logged with its trace and answered with a generic 500.
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "options", "head"})
 TYPE_BASE = "https://shop.example/problems/"
 
 log = logging.getLogger(__name__)
@@ -171,12 +173,28 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
     return problem_response(
-        exc.status_code,
-        str(exc.detail),
-        instance=request.url.path,
-        headers=dict(exc.headers) if exc.headers else None,
+        exc.status_code, str(exc.detail), instance=request.url.path, headers=headers or None
     )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every documented method of the path (Starlette names only the first route's methods)."""
+    table: list[tuple[re.Pattern[str], list[str]]] | None = getattr(
+        request.app.state, "allowed_methods", None
+    )
+    if table is None:
+        table = []
+        for template, item in request.app.openapi().get("paths", {}).items():
+            pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+            methods = sorted(m.upper() for m in item if m in _HTTP_METHODS)
+            table.append((re.compile(f"^{pattern}$"), methods))
+        request.app.state.allowed_methods = table
+    path = request.url.path
+    return next((methods for pattern, methods in table if pattern.match(path)), [])
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
