@@ -28,6 +28,8 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 """RFC 9110 idempotent methods: the only ones the gateway ever sends twice."""
 
+CART_METHODS = frozenset({"GET", "HEAD", "POST", "PATCH", "DELETE"})
+
 WEBHOOKS = ("/api/payments/webhooks/stripe", "/api/shipping/webhooks/{carrier}")
 
 # (methods, path template); `{name}` matches one path segment, a trailing `/**` any sub-path.
@@ -41,6 +43,10 @@ PUBLIC_ROUTES: tuple[tuple[frozenset[str], str], ...] = (
     (READ_METHODS, "/.well-known/jwks.json"),
     (READ_METHODS, "/api/products"),
     (READ_METHODS, "/api/products/**"),
+    # Carts work before login (the orders service issues an anonymous X-Cart-Id and merges it
+    # into the user's cart after login); the token is optional and checked by orders.
+    (CART_METHODS, "/api/cart"),
+    (CART_METHODS, "/api/cart/**"),
     (frozenset({"POST"}), "/api/shipping/quotes"),
     (READ_METHODS, "/api/shipping/track/{tracking_number}"),
     (READ_METHODS, "/api/shipping/cep/{cep}"),

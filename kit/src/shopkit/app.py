@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shopkit.consumer import EventConsumer, make_consumer
-from shopkit.db import create_engine, create_sessionmaker
+from shopkit.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from shopkit.handlers import EventHandlers
 from shopkit.health import ReadinessCheck, health_router
 from shopkit.inbox import InboxStore, PostgresInbox
@@ -56,6 +56,8 @@ class ServiceParts:
     consumers: Sequence[EventHandlers[Any]] = ()
     inbox: Callable[[FastAPI], InboxStore[Any]] | None = None
     """Inbox store for the consumers; defaults to PostgreSQL through `tables`."""
+    inboxes: dict[str, Callable[[FastAPI], InboxStore[Any]]] = field(default_factory=dict)
+    """Inbox store of one consumer, by its registry name (overrides `inbox`)."""
     background: Sequence[BackgroundJob] = ()
     startup: Sequence[Hook] = ()
     shutdown: Sequence[Hook] = ()
@@ -76,7 +78,7 @@ def create_service(
     parts = parts or ServiceParts()
     configure_logging(settings.service_name, settings.log_level)
     configure_tracing(settings.service_name, settings.otel_exporter, settings.otel_endpoint)
-    instrument_libraries()
+    instrument_libraries(settings.otel_exporter)
     configure_security(settings.kafka_security())
 
     @asynccontextmanager
@@ -136,9 +138,11 @@ def _open_stores(
             settings.database_url,
             pool_size=settings.database_pool_size,
             application_name=settings.service_name,
+            pre_ping=settings.database_pre_ping,
         )
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.read_sessionmaker = create_read_sessionmaker(engine)
         app.state.tables = parts.tables
         checks.append(ReadinessCheck("postgres", _database_check(engine)))
     if parts.redis:
@@ -177,19 +181,22 @@ def _start_workers(
                 dsn=asyncpg_dsn(settings.database_url),
                 bootstrap=settings.kafka_bootstrap,
                 table=parts.tables.outbox.name,
+                inbox_table=parts.tables.inbox.name,
                 topic_namespace=settings.kafka_namespace,
             )
         )
         app.state.relay = relay
         tasks.append(asyncio.create_task(relay.run(stop), name="outbox-relay"))
     if parts.consumers and settings.consumers_enabled:
-        store: InboxStore[Any]
+        default: InboxStore[Any] | None = None
         if parts.inbox is not None:
-            store = parts.inbox(app)
-        else:
-            assert parts.tables is not None, "PostgreSQL consumers need ServiceParts(tables=...)"
-            store = PostgresInbox(app.state.sessionmaker, parts.tables)
+            default = parts.inbox(app)
+        elif parts.tables is not None:
+            default = PostgresInbox(app.state.sessionmaker, parts.tables)
         for handlers in parts.consumers:
+            own = parts.inboxes.get(handlers.name)
+            store = own(app) if own is not None else default
+            assert store is not None, f"consumer {handlers.name} has no inbox store"
             consumer: EventConsumer[Any] = make_consumer(
                 service=settings.service_name,
                 group_id=settings.consumer_group(handlers.name),

@@ -28,12 +28,13 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord as Record
 from contracts.topics import dead_letter_topic
 
-from contracts import DecodeError, Envelope, Event, decode
+from contracts import REGISTRY, DecodeError, Envelope, Event, decode
 from shopkit.handlers import EventHandlers
 from shopkit.inbox import InboxStore
 from shopkit.kafka import DLQ_RETENTION_MS, create_consumer, create_producer, ensure_topics
 from shopkit.metrics import CONSUMER_LAG, DEAD_LETTERS, HANDLER_DURATION
 from shopkit.tracing import continue_trace
+from shopkit.transient import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +192,8 @@ class EventConsumer(Generic[C]):
     async def _partition(self, tp: TopicPartition, records: list[Record]) -> None:
         handled: list[tuple[Record, Envelope[Event]]] = []
         for record in records:
+            if self._not_ours(record):
+                continue
             try:
                 envelope = decode(record.headers, record.value)
             except DecodeError as exc:
@@ -204,6 +207,16 @@ class EventConsumer(Generic[C]):
         await self._flush(tp, handled)
         await self._commit(tp, records[-1].offset)
         self._record_lag(tp, records[-1].offset)
+
+    def _not_ours(self, record: Record) -> bool:
+        """A well-known event type this group has no handler for: skipped without decoding.
+
+        Unknown or missing types are still decoded, so they reach the dead-letter topic."""
+        for name, value in record.headers or ():
+            if name == "ce_type":
+                ce_type = value.decode(errors="replace")
+                return ce_type in REGISTRY and self.handlers.handler_for(ce_type) is None
+        return False
 
     async def _flush(
         self, tp: TopicPartition, batch: Sequence[tuple[Record, Envelope[Event]]]
@@ -365,51 +378,6 @@ class EventConsumer(Generic[C]):
             CONSUMER_LAG.labels(
                 self.config.service, self.config.group_id, tp.topic, str(tp.partition)
             ).set(max(highwater - last_offset - 1, 0))
-
-
-_TRANSIENT_NAMES = frozenset(
-    {
-        # asyncpg: the server is away, restarting, out of connections, or chose us as a victim
-        "PostgresConnectionError",
-        "CannotConnectNowError",
-        "TooManyConnectionsError",
-        "ConnectionDoesNotExistError",
-        "InterfaceError",
-        "DeadlockDetectedError",
-        "SerializationError",
-        "AdminShutdownError",
-        "QueryCanceledError",
-        # SQLAlchemy wrappers of the same
-        "OperationalError",
-        "DisconnectionError",
-        # PyMongo, redis-py, aiokafka, httpx
-        "AutoReconnect",
-        "ConnectionFailure",
-        "ServerSelectionTimeoutError",
-        "NetworkTimeout",
-        "KafkaConnectionError",
-        "NodeNotReadyError",
-        "RequestTimedOutError",
-        "TransportError",
-    }
-)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True when the failure is the infrastructure's (worth retrying), judged on the whole
-    exception chain: connection errors, timeouts, deadlocks and serialization failures."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, (OSError, TimeoutError, asyncio.TimeoutError)):
-            return True
-        if getattr(current, "connection_invalidated", False):
-            return True
-        if any(klass.__name__ in _TRANSIENT_NAMES for klass in type(current).__mro__):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:

@@ -34,19 +34,40 @@ def service_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def create_engine(url: str, *, pool_size: int = 10, application_name: str = "shop") -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 10, application_name: str = "shop", pre_ping: bool = False
+) -> AsyncEngine:
+    """An engine whose pool recovers from a database restart without pinging every checkout.
+
+    `pre_ping` costs three round trips (BEGIN, probe, ROLLBACK with asyncpg) before every
+    transaction. Without it, a connection broken by a restart fails the one transaction using
+    it (a transient error: consumers retry it, clients get a 503 and retry with their
+    Idempotency-Key), SQLAlchemy then discards the whole stale pool, and `pool_recycle` retires
+    idle connections.
+    """
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_recycle=1800,
         connect_args={"server_settings": {"application_name": application_name}},
     )
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # autoflush off: pending changes reach the database at commit or an explicit flush(); a
+    # query (or a `populate_existing` reload) does not see unflushed changes: flush first.
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for routes that only read: AUTOCOMMIT, so no BEGIN/COMMIT round trips."""
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"),
+        expire_on_commit=False,
+        autoflush=False,
+    )
 
 
 class UnitOfWork:
@@ -106,3 +127,17 @@ async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
 # scope="function": the commit happens before the response is sent, so a client never sees
 # success for a transaction that then failed to commit.
 SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
+
+
+async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for routes that only read: each statement runs on its own, nothing to commit."""
+    sessionmaker: async_sessionmaker[AsyncSession] | None = getattr(
+        request.app.state, "read_sessionmaker", None
+    )
+    if sessionmaker is None:
+        raise RuntimeError("this service has no database configured")
+    async with sessionmaker() as session:
+        yield session
+
+
+ReadSessionDep = Annotated[AsyncSession, Depends(read_session, scope="function")]

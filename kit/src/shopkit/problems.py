@@ -18,6 +18,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shopkit.transient import is_transient
+
 PROBLEM_JSON = "application/problem+json"
 _HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "options", "head"})
 TYPE_BASE = "https://shop.example/problems/"
@@ -198,6 +200,15 @@ def _allowed_methods(request: Request) -> list[str]:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    if is_transient(exc):
+        # A dependency is down or restarting: nothing was committed, a retry can succeed.
+        log.warning("dependency unavailable", extra={"path": request.url.path, "error": repr(exc)})
+        return problem_response(
+            503,
+            "A dependency of this service is unavailable; retry shortly.",
+            instance=request.url.path,
+            headers={"Retry-After": "1"},
+        )
     log.exception("unhandled error", extra={"path": request.url.path})
     return problem_response(500, "An unexpected error occurred.", instance=request.url.path)
 

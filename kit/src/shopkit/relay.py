@@ -61,6 +61,10 @@ class RelayConfig:
     standby_poll_seconds: float = 2.0
     max_backoff_seconds: float = 5.0
     retention: timedelta = timedelta(days=1)
+    inbox_table: str | None = "inbox"
+    """The service's inbox, purged by the active relay too (None: nothing to purge)."""
+    inbox_retention: timedelta = timedelta(days=7)
+    """How long consumed event ids are kept: longer than any redelivery can arrive."""
     purge_every_seconds: float = 60.0
 
 
@@ -231,6 +235,12 @@ class OutboxRelay:
             f"DELETE FROM {self.config.table} WHERE sent_at < now() - $1::interval",  # noqa: S608
             self.config.retention,
         )
+        if self.config.inbox_table:
+            await conn.execute(
+                f"DELETE FROM {self.config.inbox_table} "  # noqa: S608
+                "WHERE received_at < now() - $1::interval",
+                self.config.inbox_retention,
+            )
         OUTBOX_BACKLOG.labels(self.config.service).set(await backlog(conn, self.config.table))
 
 

@@ -61,6 +61,8 @@ class ServiceSettings(BaseSettings):
 
     database_url: str = ""
     database_pool_size: int = 10
+    database_pre_ping: bool = False
+    """Ping each pooled connection before use (see shopkit.db.create_engine for the trade-off)."""
     redis_url: str = "redis://127.0.0.1:6379/0"
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_namespace: str = ""

@@ -9,7 +9,6 @@ from orders_service.cache import CartCache
 from orders_service.changes import OrderChanges
 from orders_service.config import OrdersSettings
 from orders_service.consumers import catalog_handlers, saga_handlers
-from orders_service.database import close_database, open_database
 from orders_service.jobs import (
     export_stuck_sagas,
     housekeeping,
@@ -43,8 +42,7 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
         parts=ServiceParts(
             tables=messaging,
             consumers=[saga_handlers, catalog_handlers],
-            startup=[open_database, _cart_cache_and_changes],
-            shutdown=[close_database],
+            startup=[_cart_cache_and_changes],
             background=[
                 run_timeline_consumer,
                 listen_for_order_changes,

@@ -13,9 +13,6 @@ class OrdersSettings(ServiceSettings):
     service_name = "orders"
 
     database_pool_size: int = Field(default=20, ge=1)
-    database_pre_ping: bool = False
-    """Ping each pooled connection before use (three round trips per transaction with asyncpg);
-    off by default, see database.py."""
 
     quote_signing_secret: SecretStr = SecretStr("local_development_only-quote-secret")
     """Shared with shipping, which signs the quotes that checkout verifies

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path
+from shopkit.db import ReadSessionDep
 from shopkit.problems import responses
 from shopkit.security import CurrentUser, InvalidTokenError
 
 from orders_service import errors
-from orders_service.database import ReadSessionDep
 from orders_service.deps import (
     CART_ID_HEADER,
     CART_ID_PATTERN,

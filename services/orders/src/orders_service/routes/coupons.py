@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from shopkit.db import SessionDep
+from shopkit.db import ReadSessionDep, SessionDep
 from shopkit.problems import ForbiddenError, responses
 from shopkit.security import AdminUser, InvalidTokenError
 
 from orders_service import errors
-from orders_service.database import ReadSessionDep
 from orders_service.schemas import CouponCreate, CouponList, CouponPublic
 from orders_service.service import coupons
 

@@ -7,12 +7,11 @@ from typing import Annotated
 
 from contracts.events.orders import OrderStatus
 from fastapi import APIRouter, Body, Header, Query, Response
-from shopkit.db import SessionDep
+from shopkit.db import ReadSessionDep, SessionDep
 from shopkit.problems import ForbiddenError, responses
 from shopkit.security import AdminUser, CurrentUser, InvalidTokenError
 
 from orders_service import errors
-from orders_service.database import ReadSessionDep
 from orders_service.deps import (
     CartCacheDep,
     CheckoutRulesDep,

@@ -1,0 +1,49 @@
+"""Which failures belong to the infrastructure (and are worth retrying) rather than the input."""
+
+from __future__ import annotations
+
+import asyncio
+
+_TRANSIENT_NAMES = frozenset(
+    {
+        # asyncpg: the server is away, restarting, out of connections, or chose us as a victim
+        "PostgresConnectionError",
+        "CannotConnectNowError",
+        "TooManyConnectionsError",
+        "ConnectionDoesNotExistError",
+        "InterfaceError",
+        "DeadlockDetectedError",
+        "SerializationError",
+        "AdminShutdownError",
+        "QueryCanceledError",
+        # SQLAlchemy wrappers of the same
+        "OperationalError",
+        "DisconnectionError",
+        # PyMongo, redis-py, aiokafka, httpx
+        "AutoReconnect",
+        "ConnectionFailure",
+        "ServerSelectionTimeoutError",
+        "NetworkTimeout",
+        "KafkaConnectionError",
+        "NodeNotReadyError",
+        "RequestTimedOutError",
+        "TransportError",
+    }
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when the failure is the infrastructure's (worth retrying), judged on the whole
+    exception chain: connection errors, timeouts, deadlocks and serialization failures."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (OSError, TimeoutError, asyncio.TimeoutError)):
+            return True
+        if getattr(current, "connection_invalidated", False):
+            return True
+        if any(klass.__name__ in _TRANSIENT_NAMES for klass in type(current).__mro__):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
