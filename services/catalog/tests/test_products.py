@@ -171,3 +171,17 @@ async def test_bad_input_is_a_problem_document(catalog: Running) -> None:
     assert customer.status_code == 403
     unchanged = (await catalog.client.get(f"/api/products/{existing['id']}")).json()
     assert unchanged == existing
+
+
+async def test_long_descriptions_and_big_attributes_are_stored(catalog: Running) -> None:
+    many_words = " ".join(f"palavra{i}diferente" for i in range(800))
+    for description in ("0" * 5000, many_words[:5000]):
+        created = await create_product(
+            catalog,
+            description=description,
+            attributes={"tags": [f"{'x' * 99}{i}" for i in range(10)], "notes": "y" * 200},
+        )
+        page = await catalog.client.get(f"/api/products/{created['id']}")
+        assert page.json()["description"] == description
+    found = await catalog.client.get("/api/products", params={"q": "palavra7diferente"})
+    assert [p["description"][:20] for p in found.json()["items"]] == [many_words[:20]]

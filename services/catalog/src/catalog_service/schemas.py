@@ -55,7 +55,7 @@ AttributeValue = (
     | StrictBool
     | SafeInt
     | Annotated[StrictFloat, Field(allow_inf_nan=False)]
-    | Annotated[list[Annotated[str, StringConstraints(max_length=200)]], Field(max_length=20)]
+    | Annotated[list[Annotated[str, StringConstraints(max_length=100)]], Field(max_length=10)]
 )
 Attributes = Annotated[
     dict[str, AttributeValue], Field(max_length=30), AfterValidator(_attribute_keys)

@@ -6,6 +6,11 @@ stored in each product: lower-cased, accent-free words of its name, description,
 attributes and category names, plus their prefixes (from 3 letters), so "cam" finds "camiseta".
 A query matches products containing every query term (`$all`); relevance is then scored from
 where the terms hit (whole word of the name > prefix of a name word > elsewhere).
+
+Words are cut at `MAX_WORD` characters and prefixes stop at `MAX_PREFIX`, so a 5000-character
+"word" cannot blow the document up. The term array carries no index: FerretDB 1.x indexes an
+array as one PostgreSQL key (rows over the btree limit are refused) and cannot use such an
+index for `$all` anyway.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from collections.abc import Iterable
 
 _WORD = re.compile(r"[a-z0-9]+")
 MIN_PREFIX = 3
+MAX_PREFIX = 15
+MAX_WORD = 30
 MAX_TERMS = 8
 
 STOPWORDS = frozenset(
@@ -56,7 +63,9 @@ def normalise(text: str) -> str:
 
 def words(text: str) -> list[str]:
     """Normalised words of a text, stopwords and one-letter words removed, in order."""
-    return [w for w in _WORD.findall(normalise(text)) if len(w) > 1 and w not in STOPWORDS]
+    return [
+        w[:MAX_WORD] for w in _WORD.findall(normalise(text)) if len(w) > 1 and w not in STOPWORDS
+    ]
 
 
 def slug(text: str) -> str:
@@ -70,7 +79,7 @@ def terms(texts: Iterable[str]) -> list[str]:
     for text in texts:
         for word in words(text):
             found.add(word)
-            found.update(word[:n] for n in range(MIN_PREFIX, len(word)))
+            found.update(word[:n] for n in range(MIN_PREFIX, min(len(word), MAX_PREFIX + 1)))
     return sorted(found)
 
 
