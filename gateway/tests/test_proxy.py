@@ -78,7 +78,7 @@ async def test_protected_routes_need_a_token_and_public_ones_do_not(stack: Stack
         ("GET", "/api/orders"),
         ("POST", "/api/orders"),
         ("GET", "/api/auth/me"),
-        ("GET", "/api/inventory/SKU-1"),
+        ("PUT", "/api/inventory/SKU-1"),
         ("POST", "/api/products"),
         ("GET", "/api/shipping/orders/o-1"),
     ]:

@@ -43,6 +43,7 @@ PUBLIC_ROUTES: tuple[tuple[frozenset[str], str], ...] = (
     (READ_METHODS, "/.well-known/jwks.json"),
     (READ_METHODS, "/api/products"),
     (READ_METHODS, "/api/products/**"),
+    (READ_METHODS, "/api/inventory/{sku}"),  # storefronts show availability
     # Carts work before login (the orders service issues an anonymous X-Cart-Id and merges it
     # into the user's cart after login); the token is optional and checked by orders.
     (CART_METHODS, "/api/cart"),
