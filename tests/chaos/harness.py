@@ -309,11 +309,11 @@ async def chaos_run(
 
             await asyncio.gather(load_task, fire())
             result = load_task.result()
-            states = await settle(admin, result.outcomes, settle_timeout)
+            states, by_plan = await settle(admin, result.outcomes, settle_timeout)
         return {
             "orders": len(result.outcomes),
             "states": dict(states),
-            "plans": dict(Counter(o.plan for o in result.outcomes)),
+            "by_plan": by_plan,
             "client_errors": dict(result.errors),
             "client_retries": result.retries,
             "faults": faults.log,

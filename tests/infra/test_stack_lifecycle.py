@@ -59,6 +59,7 @@ def test_missing_java_fails_with_one_line_naming_it(tmp_path: Path) -> None:
             "JAVA_HOME": str(tmp_path / "no-jdk"),
             "SHOP_KAFKA_PORT": str(_free_port()),
             "SHOP_KAFKA_CONTROLLER_PORT": str(_free_port()),
+            "SHOP_KAFKA_FAULTS_PORT": str(_free_port()),
         },
     )
     assert result.returncode != 0

@@ -7,10 +7,13 @@ gateway's own values. Hop-by-hop headers (RFC 9110 section 7.6.1) never cross a 
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import secrets
 from collections.abc import Iterable
+
+from shopkit.forwarding import Networks, chain_client, forwarded_chain, parse_networks
+
+__all__ = ["Networks", "chain_client", "forwarded_chain", "parse_networks"]
 
 HOP_BY_HOP = frozenset(
     {
@@ -73,49 +76,6 @@ NOT_FORWARDED = frozenset({"host", "content-length", "x-request-id"}) | HOP_BY_H
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
-
-Networks = list[ipaddress.IPv4Network | ipaddress.IPv6Network]
-
-
-def parse_networks(cidrs: Iterable[str]) -> Networks:
-    return [ipaddress.ip_network(cidr, strict=False) for cidr in cidrs]
-
-
-def _is_trusted(address: str, trusted: Networks) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in trusted)
-
-
-def forwarded_chain(peer: str, forwarded_for: str | None, trusted: Networks) -> list[str]:
-    """The X-Forwarded-For chain to send upstream, ending with the gateway's peer.
-
-    A client's own X-Forwarded-For is kept only when the peer is a trusted proxy, and then
-    only from the right up to (and including) the first untrusted address: that is the real
-    client, and anything further left was written by the client itself.
-    """
-    if not forwarded_for or not _is_trusted(peer, trusted):
-        return [peer]
-    chain: list[str] = []
-    for hop in reversed([part.strip() for part in forwarded_for.split(",") if part.strip()]):
-        try:
-            ipaddress.ip_address(hop)
-        except ValueError:
-            break
-        chain.insert(0, hop)
-        if not _is_trusted(hop, trusted):
-            break
-    return [*chain, peer]
-
-
-def client_ip(chain: list[str], trusted: Networks) -> str:
-    """The client's address: the rightmost untrusted entry of a chain built above."""
-    for hop in reversed(chain):
-        if not _is_trusted(hop, trusted):
-            return hop
-    return chain[0]
 
 
 def request_id(incoming: str | None) -> str:

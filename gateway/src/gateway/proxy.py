@@ -79,7 +79,7 @@ class Gateway:
         chain = forwarding.forwarded_chain(
             peer, request.headers.get("x-forwarded-for"), self.trusted
         )
-        client_ip = forwarding.client_ip(chain, self.trusted)
+        client_ip = forwarding.chain_client(chain, self.trusted)
 
         principal, denial = await self._authenticate(request, route)
         if denial is not None:

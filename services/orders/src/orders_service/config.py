@@ -40,5 +40,6 @@ class OrdersSettings(ServiceSettings):
     stuck_scan_interval_seconds: float = Field(default=15.0, gt=0)
     housekeeping_interval_seconds: float = Field(default=60.0, gt=0)
 
-    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
-    """Peers whose X-Forwarded-For is believed (the gateway): the customer IP sent to payments."""
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    """Peers (CIDRs) whose X-Forwarded-For is believed (the gateway): the customer IP sent to
+    payments."""

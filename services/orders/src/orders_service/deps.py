@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 from typing import Annotated
 
 from fastapi import Depends, Header, Request, Response
+from shopkit.forwarding import client_ip, parse_networks
 from shopkit.security import OptionalUser
 
 from orders_service.cache import CartCache, CartOwner
@@ -91,25 +91,14 @@ CartOwnerDep = Annotated[CartOwner | None, Depends(cart_owner)]
 ChangingCartOwnerDep = Annotated[CartOwner, Depends(cart_owner_for_change)]
 
 
-async def client_ip(request: Request, settings: SettingsDep) -> str | None:
-    """The customer's IP for payment risk checks. Behind trusted proxies (the gateway), the
-    rightmost X-Forwarded-For hop that is not one of them: everything further left was written
-    by the client itself and proves nothing."""
+async def customer_ip(request: Request, settings: SettingsDep) -> str | None:
+    """The customer's IP for payment risk checks, as far as trusted proxies (the gateway)
+    vouch for it (`shopkit.forwarding`)."""
     peer = request.client.host if request.client else None
-    trusted = set(settings.trusted_proxies)
-    forwarded = request.headers.get("x-forwarded-for")
-    if peer is None or peer not in trusted or not forwarded:
-        return peer
-    nearest = peer
-    for hop in reversed([part.strip() for part in forwarded.split(",")]):
-        try:
-            address = str(ipaddress.ip_address(hop))
-        except ValueError:
-            break
-        if address not in trusted:
-            return address
-        nearest = address
-    return nearest
+    if peer is None:
+        return None
+    trusted = parse_networks(settings.trusted_proxies)
+    return client_ip(peer, request.headers.get("x-forwarded-for"), trusted)
 
 
-ClientIpDep = Annotated[str | None, Depends(client_ip)]
+ClientIpDep = Annotated[str | None, Depends(customer_ip)]

@@ -1,0 +1,57 @@
+"""The client's address behind proxies: X-Forwarded-For is believed only as far as trusted
+proxies (the gateway, a load balancer) wrote it.
+
+Walk the chain from the right (the entry the trusted peer appended) and stop at the first
+address that is not itself a trusted proxy: that is the client; anything further left was
+written by the client and proves nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+Networks = list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+
+
+def parse_networks(cidrs: Iterable[str]) -> Networks:
+    """CIDRs or single addresses (`10.0.0.0/8`, `127.0.0.1`)."""
+    return [ipaddress.ip_network(cidr, strict=False) for cidr in cidrs]
+
+
+def is_trusted(address: str, trusted: Networks) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+def forwarded_chain(peer: str, forwarded_for: str | None, trusted: Networks) -> list[str]:
+    """The believable part of the chain, ending with the peer: kept only from a trusted peer,
+    and only from the right up to (and including) the first untrusted address."""
+    if not forwarded_for or not is_trusted(peer, trusted):
+        return [peer]
+    chain: list[str] = []
+    for hop in reversed([part.strip() for part in forwarded_for.split(",") if part.strip()]):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            break  # garbage in the chain: keep what could be trusted so far
+        chain.insert(0, hop)
+        if not is_trusted(hop, trusted):
+            break
+    return [*chain, peer]
+
+
+def chain_client(chain: list[str], trusted: Networks) -> str:
+    """The client's address: the rightmost untrusted entry of a believable chain."""
+    for hop in reversed(chain):
+        if not is_trusted(hop, trusted):
+            return hop
+    return chain[0]
+
+
+def client_ip(peer: str | None, forwarded_for: str | None, trusted: Networks) -> str:
+    """The client's address as far as trusted proxies vouch for it."""
+    return chain_client(forwarded_chain(peer or "unknown", forwarded_for, trusted), trusted)
