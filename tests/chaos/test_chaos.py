@@ -39,6 +39,7 @@ async def _run_and_verify(**options: object) -> None:
     assert report.outbox_backlog and not any(report.outbox_backlog.values())
 
 
+@pytest.mark.timeout(900)
 async def test_small_chaos_run_keeps_every_invariant() -> None:
     await _run_and_verify(
         checkouts=40,
@@ -52,6 +53,7 @@ async def test_small_chaos_run_keeps_every_invariant() -> None:
 
 
 @pytest.mark.chaos
+@pytest.mark.timeout(3600)
 async def test_full_chaos_run_keeps_every_invariant() -> None:
     await _run_and_verify(
         checkouts=int(os.environ.get("CHAOS_CHECKOUTS", "1000")),
