@@ -187,7 +187,11 @@ def test_service_secrets_hold_settings_the_services_read() -> None:
     everything = frozenset().union(*(known_variables(name) for name in SERVICE_PORTS))
     assert keys - everything == set()
     # MSK needs SASL/SCRAM over TLS: the Kafka client settings are written for every service.
-    assert {"SHOP_KAFKA_SECURITY_PROTOCOL", "SHOP_KAFKA_SASL_USERNAME", "SHOP_KAFKA_SASL_PASSWORD"} <= keys
+    assert {
+        "SHOP_KAFKA_SECURITY_PROTOCOL",
+        "SHOP_KAFKA_SASL_USERNAME",
+        "SHOP_KAFKA_SASL_PASSWORD",
+    } <= keys
     assert "${upper(name)}_DATABASE_URL" in body
     for name in ("auth", "orders", "payments"):
         assert f"{name.upper()}_DATABASE_URL" in known_variables(name)
