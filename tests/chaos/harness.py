@@ -142,8 +142,12 @@ class Load:
             "3ds_abandoned": THREE_DS_CARD,
         }.get(plan, GOOD_CARD)
         key = secrets.token_hex(16)
-        await self._retry(lambda: customer.add_to_cart(sku, quantity))
-        quote = await self._retry(lambda: customer.quote([{"sku": sku, "quantity": quantity}]))
+        await self._retry(lambda: self._set_cart(customer, sku, quantity))
+        # Like a storefront: quote exactly what the cart holds (a retried add must not have
+        # doubled a line, and a failed checkout must not leave stale lines behind).
+        cart = await self._retry(customer.cart)
+        lines = [{"sku": i["sku"], "quantity": i["quantity"]} for i in cart["items"]]
+        quote = await self._retry(lambda: customer.quote(lines))
         quote_id = min(quote["options"], key=lambda o: o["price"])["quote_id"]
         order = await self._retry(lambda: customer.checkout(quote_id, card, idempotency_key=key))
         self.result.outcomes.append(Outcome(order["id"], plan))
@@ -163,6 +167,19 @@ class Load:
                 except ApiError as exc:  # e.g. already cancelled by the saga: fine
                     self.result.errors[f"cancel {exc.status}"] += 1
 
+    @staticmethod
+    async def _set_cart(customer: Session, sku: str, quantity: int) -> None:
+        """Make the cart hold exactly `quantity` of `sku` and nothing else (safe to retry:
+        quantities are set, never added twice)."""
+        cart = await customer.cart()
+        for item in cart["items"]:
+            if item["sku"] != sku:
+                await customer.delete(f"/api/cart/items/{item['sku']}")
+        if any(item["sku"] == sku for item in cart["items"]):
+            await customer.patch(f"/api/cart/items/{sku}", {"quantity": quantity})
+        else:
+            await customer.add_to_cart(sku, quantity)
+
     async def run(self, checkouts: int, concurrency: int) -> LoadResult:
         customers = [await self._retry(lambda: new_customer(self.http)) for _ in range(concurrency)]
         plans = [random.choice(PLANS) for _ in range(checkouts)]
@@ -175,6 +192,8 @@ class Load:
                 plan = queue.get_nowait()
                 try:
                     await self.one(customer, plan)
+                except ApiError as exc:
+                    self.result.errors[f"{exc.status} {exc.body.get('detail', '')}"[:120]] += 1
                 except Exception as exc:
                     self.result.errors[type(exc).__name__] += 1
 

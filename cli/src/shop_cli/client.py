@@ -114,6 +114,12 @@ class Session:
     async def put(self, path: str, body: Any) -> Any:
         return _json(await self.http.put(path, json=body, headers=self.headers))
 
+    async def patch(self, path: str, body: Any) -> Any:
+        return _json(await self.http.patch(path, json=body, headers=self.headers))
+
+    async def delete(self, path: str) -> Any:
+        return _json(await self.http.delete(path, headers=self.headers))
+
     # ------------------------------------------------------------ catalog and stock (admin)
 
     async def seed_catalog(self) -> Any:
