@@ -33,7 +33,7 @@ test: up ## Run the whole test suite against the real stack (the long chaos run 
 	@.venv/bin/pytest -m "not chaos" $(PYTEST_ARGS)
 
 lint: ## ruff, ruff format --check, mypy strict
-	@bash $(STACK) install >/dev/null
+	@bash $(STACK) install-python
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy contracts/src kit/src gateway/src cli/src services/*/src
@@ -49,7 +49,7 @@ chaos: up ## Long fault-injection run (kill -9 services, restart Kafka) then ver
 	@.venv/bin/pytest tests/chaos -m chaos -s $(PYTEST_ARGS)
 
 asyncapi: ## Regenerate the event JSON Schema snapshots and the AsyncAPI document
-	@bash $(STACK) install >/dev/null
+	@bash $(STACK) install-python
 	@.venv/bin/python contracts/scripts/generate.py
 
 verify: ## Check the platform's invariants on the running stack

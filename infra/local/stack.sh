@@ -7,6 +7,7 @@
 #   stack.sh status                what runs where
 #   stack.sh logs NAME             tail one component's log
 #   stack.sh install               install tools only
+#   stack.sh install-python        the Python workspace only (uv sync)
 #
 # Every step is idempotent: a second `up` reports what is already running and starts nothing.
 set -euo pipefail
@@ -450,6 +451,7 @@ main() {
     status) cmd_status ;;
     logs) cmd_logs "$@" ;;
     install) install_all ;;
+    install-python) install_python ;;
     *) die "unknown command '$cmd' (up, down, status, logs, install)" ;;
   esac
 }
