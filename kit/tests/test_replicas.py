@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from shopkit.testing import eventually, fetchval
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts import new_id
-from shopkit.testing import eventually, fetchval
 
 from .probe import ProbeHappened
 from .test_backbone import consumer_for, effect_counts, publish, relay_for, running
@@ -17,34 +17,34 @@ from .test_crashes import _topic_ids
 async def test_two_relays_publish_each_event_once_and_the_standby_takes_over(
     sessionmaker: async_sessionmaker[AsyncSession], database_url: str, namespace: str
 ) -> None:
-    first, second = relay_for(database_url, namespace), relay_for(database_url, namespace)
-    stop_first = asyncio.Event()
-    first_task = asyncio.create_task(first.run(stop_first))
+    relays = [relay_for(database_url, namespace), relay_for(database_url, namespace)]
+    stops = [asyncio.Event(), asyncio.Event()]
+    tasks = [asyncio.create_task(r.run(stop)) for r, stop in zip(relays, stops, strict=True)]
     events = [ProbeHappened(probe_id=new_id(), value=i) for i in range(300)]
-    async with running(second):
-        await eventually(lambda: _async(first.is_leader or second.is_leader))
+    try:
+        await eventually(lambda: _async(any(r.is_leader for r in relays)))
         await publish(sessionmaker, events[:150])
         await eventually(lambda: _drained(database_url))
-        leader, standby = (first, second) if first.is_leader else (second, first)
-        assert not standby.is_leader
-        assert standby.published == 0
+        leader = 0 if relays[0].is_leader else 1
+        standby = 1 - leader
+        assert not relays[standby].is_leader
+        assert relays[standby].published == 0
+        assert relays[leader].published == 150
 
         # The leader goes away: the standby takes over and publishes the rest.
-        if leader is first:
-            stop_first.set()
-            await first_task
-        else:
-            stop_first.set()
-            await first_task
-            leader, standby = second, first
+        stops[leader].set()
+        await tasks[leader]
         await publish(sessionmaker, events[150:])
         await eventually(lambda: _drained(database_url), timeout=30)
-    stop_first.set()
-    await asyncio.gather(first_task, return_exceptions=True)
+        assert relays[standby].is_leader
+        assert relays[standby].published == 150
+    finally:
+        for stop in stops:
+            stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
     ids = await _topic_ids(namespace)
     assert len(ids) == len(events)
     assert len(set(ids)) == len(events)  # nothing published twice
-    assert first.published + second.published == len(events)
 
 
 async def test_consumers_joining_and_leaving_a_group_apply_every_event_once(
