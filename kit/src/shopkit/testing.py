@@ -9,24 +9,30 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 import httpx
 import jwt
+import uvicorn
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from jwt.algorithms import OKPAlgorithm
 
-from contracts import new_id
+from contracts import Envelope, Event, decode, encode, new_id, topics
+from shopkit.kafka import create_producer, ensure_topics
 from shopkit.relay import asyncpg_dsn
 from shopkit.security import ALGORITHM, TokenVerifier
 from shopkit.settings import local_database_url
+
+E = TypeVar("E", bound=Event)
 
 ADMIN_DSN = "postgresql://shop:shop@127.0.0.1:5432/postgres"
 KAFKA_BOOTSTRAP = "127.0.0.1:9092"
@@ -186,3 +192,106 @@ async def delete_stale_test_topics(
         return len(stale)
     finally:
         await admin.close()
+
+
+# ---------------------------------------------------------------- events in a test namespace
+
+
+async def publish(namespace: str, *items: Event | Envelope[Event]) -> list[Envelope[Event]]:
+    """Send events (or exact envelopes, to redeliver one) to the namespaced topics, in order."""
+    envelopes = [i if isinstance(i, Envelope) else Envelope(data=i) for i in items]
+    await ensure_topics(KAFKA_BOOTSTRAP, sorted({namespace + e.topic for e in envelopes}))
+    producer = create_producer(KAFKA_BOOTSTRAP, client_id="shop-tests")
+    await producer.start()
+    try:
+        futures = []
+        for item in envelopes:
+            record = encode(item)
+            futures.append(
+                await producer.send(
+                    namespace + record.topic,
+                    value=record.value,
+                    key=record.key,
+                    headers=list(record.headers),
+                )
+            )
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return envelopes
+
+
+async def read_topic(namespace: str, topic: str) -> list[Envelope[Event]]:
+    """Every event on a namespaced topic, from the beginning up to its current end."""
+    name = namespace + topic
+    await ensure_topics(KAFKA_BOOTSTRAP, [name])
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=KAFKA_BOOTSTRAP, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(name, p) for p in range(topics.PARTITIONS)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found: list[Envelope[Event]] = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            positions = {tp: await consumer.position(tp) for tp in partitions}
+            if all(positions[tp] >= ends[tp] for tp in partitions):
+                break
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                found += [decode(r.headers, r.value) for r in records]
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def wait_for_events(
+    namespace: str,
+    event_type: type[E],
+    *,
+    where: Callable[[E], bool] = lambda _: True,
+    count: int = 1,
+    within: float = 60,
+) -> list[E]:
+    """The events of a type (matching `where`) on their topic once there are `count` of them."""
+    deadline = time.monotonic() + within
+    matching: list[E] = []
+    while time.monotonic() < deadline:
+        matching = [
+            e.data
+            for e in await read_topic(namespace, event_type.topic)
+            if isinstance(e.data, event_type) and where(e.data)
+        ]
+        if len(matching) >= count:
+            return matching
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"expected {count} {event_type.__name__}, saw {len(matching)}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def serve(app: Any, *, lifespan: Literal["auto", "on", "off"] = "off") -> AsyncIterator[str]:
+    """Serve an ASGI app on a real loopback port (stand-ins, public endpoints); yields its URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan=lifespan, log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

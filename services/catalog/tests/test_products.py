@@ -11,10 +11,10 @@ from contracts.events.catalog import (
     ProductDeactivated,
     ProductUpdated,
 )
+from shopkit.testing import wait_for_events
 
 from contracts import new_id
 
-from .bus import wait_for_events
 from .conftest import Running
 from .factories import create_category, create_product, product_body
 

@@ -7,11 +7,10 @@ from typing import Any
 from contracts.events.orders import OrderConfirmed, OrderLine, ShippingAddress, ShippingChoice
 from contracts.events.shipping import ShipmentDelivered
 from contracts.types import utc_now
-from shopkit.testing import eventually
+from shopkit.testing import eventually, publish
 
 from contracts import Envelope, new_id
 
-from .bus import publish
 from .conftest import Running
 from .factories import create_product
 
@@ -119,8 +118,8 @@ async def test_verified_purchase_needs_a_delivery_to_that_user(catalog: Running)
     assert early.json()["verified_purchase"] is False
 
     confirmation = Envelope(data=order)
-    await publish(catalog.namespace, [confirmation, confirmation, early_order])
-    await publish(catalog.namespace, [delivered(early_order), delivered(order)])
+    await publish(catalog.namespace, confirmation, confirmation, early_order)
+    await publish(catalog.namespace, delivered(early_order), delivered(order))
 
     async def early_review_verified() -> bool:
         listed = (await catalog.client.get(f"/api/products/{product['id']}/reviews")).json()
@@ -138,7 +137,7 @@ async def test_verified_purchase_needs_a_delivery_to_that_user(catalog: Running)
 async def test_a_confirmed_order_alone_does_not_verify(catalog: Running) -> None:
     product = await create_product(catalog)
     buyer = new_id()
-    await publish(catalog.namespace, [confirmed(buyer, [(product, 1)])])
+    await publish(catalog.namespace, *[confirmed(buyer, [(product, 1)])])
 
     async def recorded() -> bool:
         found = await catalog.db["purchases"].count_documents({"user_id": buyer})
@@ -156,8 +155,8 @@ async def test_trending_ranks_units_of_recently_confirmed_orders_once(catalog: R
         confirmed(new_id(), [(warm, 2), (cold, 1)]),
     ]
     again = Envelope(data=orders[0])
-    await publish(catalog.namespace, [again, *orders[1:], again])  # the first one twice
-    await publish(catalog.namespace, [Envelope(data=orders[0])])  # and re-emitted with a new id
+    await publish(catalog.namespace, *[again, *orders[1:], again])  # the first one twice
+    await publish(catalog.namespace, *[Envelope(data=orders[0])])  # and re-emitted with a new id
 
     ours = {hot["id"], warm["id"], cold["id"]}
 

@@ -6,8 +6,8 @@ import asyncio
 
 from catalog_service import seed_data
 from contracts.events.catalog import ProductCreated
+from shopkit.testing import wait_for_events
 
-from .bus import wait_for_events
 from .conftest import running_catalog
 
 
@@ -65,7 +65,7 @@ async def test_seeding_is_idempotent_and_announces_every_product() -> None:
             ProductCreated,
             where=lambda e: e.sku in skus,
             count=expected,
-            timeout=120,
+            within=120,
         )
         assert {e.sku for e in announced} == skus
         assert len(announced) == expected  # once each, though two seeds ran at once

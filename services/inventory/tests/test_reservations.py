@@ -12,11 +12,10 @@ from contracts.events.inventory import (
     StockReservationFailed,
     StockReserved,
 )
-from shopkit.testing import eventually, fetchval
+from shopkit.testing import eventually, fetchval, publish, wait_for_events
 
 from contracts import new_id
 
-from .bus import publish, wait_for_events
 from .conftest import Running, running_inventory
 from .factories import (
     order_cancelled,
@@ -81,7 +80,7 @@ async def test_200_concurrent_checkouts_for_50_units_never_oversell(inventory: R
             await asyncio.sleep(0.02)
 
     watcher = asyncio.create_task(watch_available())
-    await publish(inventory.namespace, placed)
+    await publish(inventory.namespace, *placed)
     order_ids = [p.order_id for p in placed]
 
     async def all_decided() -> dict[str, int] | None:
@@ -121,7 +120,7 @@ async def test_200_concurrent_checkouts_for_50_units_never_oversell(inventory: R
     by_id = {p.order_id: p for p in placed}
     releases = [order_cancelled(by_id[o]) for o in holders]
     releases += [payment_failed(by_id[o]) for o in list(holders)[:10]]
-    await publish(inventory.namespace, releases)
+    await publish(inventory.namespace, *releases)
 
     async def all_released() -> bool:
         return (await reservation_statuses(inventory, order_ids)) == {"released": 50, "failed": 150}
@@ -147,11 +146,11 @@ async def test_multi_line_orders_reserve_all_or_nothing(inventory: Running) -> N
     first = order_placed(new_id(), [(plenty, 2), (scarce, 1)])
     second = order_placed(new_id(), [(plenty, 2), (scarce, 1)])
     third = order_placed(new_id(), [(plenty, 1), (unknown, 1)])
-    await publish(inventory.namespace, [first])
+    await publish(inventory.namespace, first)
     await wait_for_events(
         inventory.namespace, StockReserved, where=lambda e: e.order_id == first.order_id
     )
-    await publish(inventory.namespace, [second, third])
+    await publish(inventory.namespace, second, third)
     failures = await wait_for_events(
         inventory.namespace,
         StockReservationFailed,
@@ -186,19 +185,19 @@ async def test_confirmation_commits_and_a_cancelled_confirmed_order_restocks(
     sku = fresh_sku("COMMIT")
     await set_stock(inventory, sku, 5)
     placed = order_placed(new_id(), [(sku, 2)])
-    await publish(inventory.namespace, [placed])
+    await publish(inventory.namespace, placed)
     await wait_for_events(
         inventory.namespace, StockReserved, where=lambda e: e.order_id == placed.order_id
     )
     confirmed = order_confirmed(placed)
-    await publish(inventory.namespace, [confirmed, confirmed])  # a second copy with a new id
+    await publish(inventory.namespace, confirmed, confirmed)  # a second copy with a new id
     committed = await wait_for_events(
         inventory.namespace, StockCommitted, where=lambda e: e.order_id == placed.order_id
     )
     assert [(line.sku, line.quantity) for line in committed[0].lines] == [(sku, 2)]
     await eventually(lambda: _stock_is(inventory, sku, on_hand=3, reserved=0, committed=2))
 
-    await publish(inventory.namespace, [order_cancelled(placed, previous_status="CONFIRMED")])
+    await publish(inventory.namespace, order_cancelled(placed, previous_status="CONFIRMED"))
     await eventually(lambda: _stock_is(inventory, sku, on_hand=5, reserved=0, committed=0))
     released = await wait_for_events(
         inventory.namespace, StockReleased, where=lambda e: e.order_id == placed.order_id
@@ -215,14 +214,14 @@ async def test_expired_holds_are_released_and_payment_actions_extend_them() -> N
         await set_stock(service, sku, 4)
         abandoned = order_placed(new_id(), [(sku, 1)])
         in_3ds = order_placed(new_id(), [(sku, 2)])
-        await publish(service.namespace, [abandoned, in_3ds])
+        await publish(service.namespace, abandoned, in_3ds)
         reserved = await wait_for_events(
             service.namespace,
             StockReserved,
             where=lambda e: e.order_id in {abandoned.order_id, in_3ds.order_id},
             count=2,
         )
-        await publish(service.namespace, [payment_action_required(in_3ds)])
+        await publish(service.namespace, payment_action_required(in_3ds))
         extended = await wait_for_events(
             service.namespace,
             StockReservationExtended,
@@ -239,7 +238,7 @@ async def test_expired_holds_are_released_and_payment_actions_extend_them() -> N
 
         # A confirmation for the expired order comes too late to move stock; the extended one
         # still commits.
-        await publish(service.namespace, [order_confirmed(abandoned), order_confirmed(in_3ds)])
+        await publish(service.namespace, order_confirmed(abandoned), order_confirmed(in_3ds))
         await wait_for_events(
             service.namespace, StockCommitted, where=lambda e: e.order_id == in_3ds.order_id
         )

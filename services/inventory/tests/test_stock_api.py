@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from contracts.events.inventory import StockLevelChanged, StockLow
-from shopkit.testing import eventually, fetchval
+from shopkit.testing import eventually, fetchval, publish, wait_for_events
 
 from contracts import new_id
 
-from .bus import publish, wait_for_events
 from .conftest import Running
 from .factories import product_created
 
@@ -92,7 +91,7 @@ async def test_stock_set_before_the_product_exists_survives_its_creation(
         f"/api/inventory/{early}", json={"on_hand": 9, "reason": "count"}, headers=inventory.admin()
     )
     early_event, late_event = product_created(early), product_created(late)
-    await publish(inventory.namespace, [early_event, late_event])
+    await publish(inventory.namespace, early_event, late_event)
 
     async def both_linked() -> bool:
         linked = await fetchval(

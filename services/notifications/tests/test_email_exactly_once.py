@@ -5,11 +5,11 @@ from __future__ import annotations
 from contracts.events.notifications import NotificationSent
 from notifications_service.service import scheduling
 from shopkit.app import sessionmaker_of
+from shopkit.testing import publish, wait_for_events
 
 from contracts import Envelope
 
 from . import events
-from .bus import publish, wait_for_events
 from .conftest import Running, mailpit_message, mailpit_messages, registered, unique_email
 
 
@@ -57,7 +57,6 @@ async def test_each_event_mails_once_even_when_redelivered(mailer: Running) -> N
 
     sent = await wait_for_events(
         ns,
-        "notifications.events",
         NotificationSent,
         count=4,
         where=lambda e: e.user_id == user.user_id,

@@ -13,12 +13,11 @@ from contracts.events.notifications import NotificationFailed
 from contracts.events.payments import PaymentRefunded
 from contracts.events.users import UserPreferencesChanged
 from fastapi import FastAPI, Request, Response
-from shopkit.testing import eventually
+from shopkit.testing import eventually, publish, serve, wait_for_events
 
 from contracts import new_id
 
 from . import events
-from .bus import publish, serve, wait_for_events
 from .conftest import Running, registered, running, unique_email
 
 TWILIO_SID = "AC11111111111111111111111111111111"
@@ -111,7 +110,6 @@ async def test_a_permanent_refusal_fails_once_and_is_announced(
     assert len(stand_in.emails_to(user.email)) == 1
     failed = await wait_for_events(
         service.settings.kafka_namespace,
-        "notifications.events",
         NotificationFailed,
         where=lambda e: e.user_id == user.user_id,
     )

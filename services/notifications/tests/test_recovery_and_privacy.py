@@ -9,12 +9,11 @@ from contracts.events.auth import UserRegistered
 from contracts.events.users import UserDeletionRequested
 from notifications_service.models import Delivery
 from shopkit.app import sessionmaker_of
-from shopkit.testing import eventually
+from shopkit.testing import eventually, publish
 
 from contracts import Envelope, new_id
 
 from . import events
-from .bus import publish
 from .conftest import Running, mailpit_messages, registered, unique_email
 
 

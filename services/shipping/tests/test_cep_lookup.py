@@ -8,9 +8,7 @@ import pytest
 from fastapi import FastAPI
 from shipping_service.app import build_app
 from shipping_service.config import ShippingSettings
-from shopkit.testing import app_client, kafka_namespace
-
-from .bus import serve
+from shopkit.testing import app_client, kafka_namespace, serve
 
 
 class ViaCepStandIn:

@@ -19,13 +19,12 @@ from shipping_service import cli, repository
 from shipping_service.sandbox import SandboxCarrier
 from shipping_service.webhooks import SIGNATURE_HEADER, signature_header
 from shopkit.app import sessionmaker_of
-from shopkit.testing import eventually
+from shopkit.testing import eventually, publish, serve, wait_for_events
 from typer.testing import CliRunner
 
 from contracts import new_id
 
 from . import factories
-from .bus import publish, serve, wait_for_events
 from .conftest import Running
 
 TOPIC = "shipping.events"
@@ -64,9 +63,7 @@ async def test_full_lifecycle_driven_by_the_sandbox_carrier_cli(shipping: Runnin
     assert shipment["status"] == "created"
     assert shipment["carrier"] == "correios"
     assert shipment["service"] == "SEDEX"
-    created = await wait_for_events(
-        ns, TOPIC, ShipmentCreated, where=lambda e: e.order_id == order_id
-    )
+    created = await wait_for_events(ns, ShipmentCreated, where=lambda e: e.order_id == order_id)
     assert created[0].tracking_number == shipment["tracking_number"]
     assert created[0].user_id == user_id
 
@@ -96,14 +93,12 @@ async def test_full_lifecycle_driven_by_the_sandbox_carrier_cli(shipping: Runnin
     assert final["dispatched_at"] is not None
     assert final["delivered_at"] is not None
 
-    delivered = await wait_for_events(
-        ns, TOPIC, ShipmentDelivered, where=lambda e: e.order_id == order_id
-    )
+    delivered = await wait_for_events(ns, ShipmentDelivered, where=lambda e: e.order_id == order_id)
     dispatched = await wait_for_events(
-        ns, TOPIC, ShipmentDispatched, where=lambda e: e.order_id == order_id
+        ns, ShipmentDispatched, where=lambda e: e.order_id == order_id
     )
     updates = await wait_for_events(
-        ns, TOPIC, ShipmentTrackingUpdated, count=2, where=lambda e: e.order_id == order_id
+        ns, ShipmentTrackingUpdated, count=2, where=lambda e: e.order_id == order_id
     )
     assert len(dispatched) == 1
     assert len(delivered) == 1
@@ -137,9 +132,9 @@ async def test_redelivered_order_confirmed_creates_one_shipment(shipping: Runnin
     assert again[0].id != first.id
     marker = factories.order_confirmed(user_id=new_id(), lines=[(item.sku, 1)])
     await publish(ns, marker)
-    await wait_for_events(ns, TOPIC, ShipmentCreated, where=lambda e: e.order_id == marker.order_id)
+    await wait_for_events(ns, ShipmentCreated, where=lambda e: e.order_id == marker.order_id)
     created = await wait_for_events(
-        ns, TOPIC, ShipmentCreated, where=lambda e: e.order_id == order.order_id
+        ns, ShipmentCreated, where=lambda e: e.order_id == order.order_id
     )
     assert len(created) == 1
 
@@ -289,15 +284,15 @@ async def test_replayed_and_backward_webhooks_change_nothing(shipping: Running) 
     assert state["status"] == "delivered"
     assert [e["status"] for e in state["events"]] == ["created", "posted", "delivered"]
     dispatched = await wait_for_events(
-        ns, TOPIC, ShipmentDispatched, where=lambda e: e.order_id == order_id
+        ns, ShipmentDispatched, where=lambda e: e.order_id == order_id
     )
     delivered_events = await wait_for_events(
-        ns, TOPIC, ShipmentDelivered, where=lambda e: e.order_id == order_id
+        ns, ShipmentDelivered, where=lambda e: e.order_id == order_id
     )
     assert len(dispatched) == 1
     assert len(delivered_events) == 1
     updates = list(
-        await wait_for_events(ns, TOPIC, ShipmentCreated, where=lambda e: e.order_id == order_id)
+        await wait_for_events(ns, ShipmentCreated, where=lambda e: e.order_id == order_id)
     )
     assert len(updates) == 1
 
@@ -310,7 +305,7 @@ async def test_skipping_posted_still_dispatches_before_delivery(shipping: Runnin
     )
     assert reply.json()["outcome"] == "applied"
     dispatched = await wait_for_events(
-        ns, TOPIC, ShipmentDispatched, where=lambda e: e.order_id == order_id
+        ns, ShipmentDispatched, where=lambda e: e.order_id == order_id
     )
     assert len(dispatched) == 1
     assert dispatched[0].carrier == "veloz"
@@ -340,7 +335,7 @@ async def test_exceptions_are_reported_and_delivery_continues(shipping: Running)
     done = await carrier.send(carrier="correios", tracking_number=tracking, status="delivered")
     assert done.json()["shipment_status"] == "delivered"
     exceptions = await wait_for_events(
-        ns, TOPIC, ShipmentException, where=lambda e: e.order_id == order_id
+        ns, ShipmentException, where=lambda e: e.order_id == order_id
     )
     assert [e.description for e in exceptions] == ["Destinatário ausente"]
 

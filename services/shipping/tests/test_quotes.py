@@ -7,10 +7,9 @@ from typing import Any
 import pytest
 from contracts.events.catalog import ProductDeactivated, ProductUpdated
 from shopkit.quotes import InvalidQuoteError, verify_quote
-from shopkit.testing import eventually
+from shopkit.testing import eventually, publish
 
 from . import factories
-from .bus import publish
 from .conftest import Running
 
 PROBLEM = "application/problem+json"

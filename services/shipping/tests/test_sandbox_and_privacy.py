@@ -9,12 +9,11 @@ from shipping_service.app import build_app
 from shipping_service.config import ShippingSettings
 from shipping_service.service import shipments
 from shopkit.app import sessionmaker_of
-from shopkit.testing import app_client, eventually, kafka_namespace, migrated_database
+from shopkit.testing import app_client, eventually, kafka_namespace, migrated_database, publish
 
 from contracts import Envelope, new_id
 
 from . import factories
-from .bus import publish
 from .conftest import Running
 from .test_lifecycle import _confirmed_order
 

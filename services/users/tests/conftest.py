@@ -9,13 +9,18 @@ import httpx
 import pytest
 from contracts.events.auth import UserRegistered
 from fastapi import FastAPI
-from shopkit.testing import TestTokens, app_client, eventually, kafka_namespace, migrated_database
+from shopkit.testing import (
+    TestTokens,
+    app_client,
+    eventually,
+    kafka_namespace,
+    migrated_database,
+    publish,
+)
 from users_service.app import build_app
 from users_service.config import UsersSettings
 
 from contracts import new_id
-
-from .bus import publish
 
 
 @dataclass

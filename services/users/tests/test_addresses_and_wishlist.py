@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 from contracts.events.catalog import ProductCreated, ProductDeactivated
-from shopkit.testing import eventually
+from shopkit.testing import eventually, publish
 
 from contracts import new_id
 
-from .bus import publish
 from .conftest import ADDRESS, Running
 
 PROBLEM = "application/problem+json"

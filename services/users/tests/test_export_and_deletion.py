@@ -19,7 +19,13 @@ from shipping_service.app import build_app as build_shipping
 from shipping_service.config import ShippingSettings
 from shipping_service.service import shipments
 from shopkit.app import sessionmaker_of
-from shopkit.testing import TestTokens, app_client, kafka_namespace, migrated_database
+from shopkit.testing import (
+    TestTokens,
+    app_client,
+    kafka_namespace,
+    migrated_database,
+    wait_for_events,
+)
 from sqlalchemy import func, select
 from users_service.app import build_app
 from users_service.config import UsersSettings
@@ -27,7 +33,6 @@ from users_service.models import Address, Profile
 
 from contracts import Envelope, new_id
 
-from .bus import wait_for_events
 from .conftest import ADDRESS, Running
 
 
@@ -194,7 +199,6 @@ async def test_deletion_anonymises_and_tells_every_service(platform: Running) ->
         assert gone.headers["content-type"] == "application/problem+json"
     [event] = await wait_for_events(
         platform.settings.kafka_namespace,
-        "users.events",
         UserDeletionRequested,
         where=lambda e: e.user_id == user_id,
     )

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 import pytest
 from contracts.events.auth import UserRegistered
 from contracts.events.users import UserPreferencesChanged, UserProfileUpdated
+from shopkit.testing import publish, wait_for_events
 from users_service import cpf
 
 from contracts import new_id
 
-from .bus import publish, wait_for_events
 from .conftest import Running
 
 PROBLEM = "application/problem+json"
@@ -70,7 +70,6 @@ async def test_profile_update_validates_cpf_and_phone(users: Running) -> None:
     assert body["birth_date"] == "1990-05-17"
     events = await wait_for_events(
         users.settings.kafka_namespace,
-        "users.events",
         UserProfileUpdated,
         where=lambda e: e.user_id == user_id,
     )
@@ -148,7 +147,6 @@ async def test_preferences_emit_an_event_and_need_a_phone_for_sms(users: Running
     }
     [event] = await wait_for_events(
         users.settings.kafka_namespace,
-        "users.events",
         UserPreferencesChanged,
         where=lambda e: e.user_id == user_id,
     )
