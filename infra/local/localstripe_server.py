@@ -29,7 +29,12 @@ tests and demo depend on; the patches below bring it closer to Stripe's document
   provoked after the fact; ``DELETE /_config/delays`` clears them;
   ``DELETE /_config/webhooks/{id}`` removes a registered webhook.
 * localstripe pickles its whole store to ``/tmp`` on every write, which grows quadratically with
-  load. Here the store is written to the state folder at most once a second instead.
+  load. Here the state file is a journal in the state folder: once a second the objects changed
+  since the last write are appended, and the journal is compacted when it outgrows the live
+  store (so a write costs what it changed, not what the store holds).
+* localstripe finds the objects of one kind (listings, a charge's refunds, which every
+  PaymentIntent export computes) by scanning the whole store; here an index by kind answers.
+  Responses are compact JSON, and webhooks are sent over one pooled HTTP session.
 
 3-D Secure is completed the way localstripe's Stripe.js stand-in does it:
 ``POST /v1/payment_intents/{id}/_authenticate`` with ``client_secret`` and ``success=true``
@@ -40,7 +45,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import hashlib
+import hmac
+import io
 import json
 import os
 import pickle
@@ -52,6 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from localstripe import resources, server, webhooks
 from localstripe.errors import UserError
@@ -61,29 +70,263 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
 
-class _StoreState:
-    dirty = False
+# ------------------------------------------------------------------------------ the store
+
+_BY_KIND: dict[str, dict[str, Any]] = {}
+"""Live objects by kind (the part of the store key before ':'), in store order."""
 
 
-def _mark_dirty(self: resources.Store) -> None:
-    _StoreState.dirty = True
+def _kind(key: str) -> str:
+    return key.partition(":")[0]
 
 
-def _load(path: Path) -> None:
-    if path.exists():
+def _store_setitem(self: resources.Store, key: str, value: Any) -> None:
+    dict.__setitem__(self, key, value)
+    _BY_KIND.setdefault(_kind(key), {})[key] = value
+    _JOURNAL.touch(key)
+
+
+def _store_delitem(self: resources.Store, key: str) -> None:
+    dict.__delitem__(self, key)
+    _BY_KIND.get(_kind(key), {}).pop(key, None)
+    _JOURNAL.remove(key)
+
+
+def _store_clear(self: resources.Store) -> None:
+    dict.clear(self)
+    _BY_KIND.clear()
+    _JOURNAL.rewrite()
+
+
+def _of_kind(kind: str) -> list[Any]:
+    return list(_BY_KIND.get(kind, {}).values())
+
+
+def _list_of_kind(
+    cls: Any, url: str, limit: Any = None, starting_after: Any = None, **kwargs: Any
+) -> Any:
+    # localstripe's own version scans every key of the store for the kind's prefix.
+    if kwargs:
+        raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
+    li = resources.List(url, limit=limit, starting_after=starting_after)
+    li._list = _of_kind(cls.object)
+    return li
+
+
+_indexed_list_all = classmethod(_list_of_kind)
+
+
+_WRITING: contextvars.ContextVar[bool] = contextvars.ContextVar("writing", default=False)
+"""True in a write request's task: the objects it retrieves may be changed in place."""
+
+
+_original_retrieve = resources.StripeObject._api_retrieve.__func__
+
+
+@classmethod  # type: ignore[misc]
+def _tracked_retrieve(cls: Any, id: str) -> Any:
+    obj = _original_retrieve(cls, id)
+    if _WRITING.get():
+        _JOURNAL.touch(f"{cls.object}:{id}")
+    return obj
+
+
+def _tracked_setattr(self: Any, name: str, value: Any) -> None:
+    object.__setattr__(self, name, value)
+    oid = self.__dict__.get("id")
+    if oid is not None and self.object is not None:
+        key = f"{self.object}:{oid}"
+        if resources.store.get(key) is self:
+            _JOURNAL.touch(key)
+
+
+@web.middleware
+async def _writes_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return await handler(request)
+    token = _WRITING.set(True)
+    try:
+        return await handler(request)
+    finally:
+        _WRITING.reset(token)
+
+
+# ------------------------------------------------------------------------------ persistence
+
+
+class _Ref:
+    """Stands for another stored object inside a journal record, resolved after loading."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+class _RecordPickler(pickle.Pickler):
+    """Pickles one stored object; other stored objects it points to become references, so each
+    record stays the size of its own object and identities survive a reload."""
+
+    def __init__(self, file: Any, root: Any) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.root = root
+
+    def persistent_id(self, obj: Any) -> str | None:
+        if obj is self.root or not isinstance(obj, resources.StripeObject):
+            return None
+        oid = obj.__dict__.get("id")
+        if oid is None or obj.object is None:
+            return None
+        key = f"{obj.object}:{oid}"
+        return key if resources.store.get(key) is obj else None
+
+
+class _RecordUnpickler(pickle.Unpickler):
+    def persistent_load(self, pid: Any) -> _Ref:
+        return _Ref(str(pid))
+
+
+def _dump_object(key: str, obj: Any) -> bytes:
+    buffer = io.BytesIO()
+    _RecordPickler(buffer, obj).dump(obj)
+    return pickle.dumps((key, buffer.getvalue()), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+_JOURNAL_HEADER = ("shop-localstripe-journal", 1)
+
+
+class _Journal:
+    """The state file: a header, then records `(key, pickled object)` or `(key, None)` for a
+    deletion, appended as the store changes; the last record of a key wins."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+        self.dirty: set[str] = set()
+        self.needs_rewrite = False
+        self.journal_bytes = 0
+        self.live_bytes = 0
+
+    def touch(self, key: str) -> None:
+        self.dirty.add(key)
+
+    def remove(self, key: str) -> None:
+        self.dirty.add(key)
+
+    def rewrite(self) -> None:
+        self.needs_rewrite = True
+
+    def load(self, path: Path) -> None:
+        self.path = path
+        if not path.exists():
+            self.needs_rewrite = True
+            return
+        payloads: dict[str, bytes | None] = {}
+        last_seen: dict[str, bytes] = {}
         with path.open("rb") as f:
-            resources.store.update(pickle.load(f))  # noqa: S301 - our own state file
+            try:
+                first = pickle.load(f)  # noqa: S301 - our own state file
+            except (EOFError, pickle.UnpicklingError):
+                first = None
+            if isinstance(first, dict):
+                # A whole-store pickle written by an older launcher.
+                for key, value in first.items():
+                    dict.__setitem__(resources.store, key, value)
+                    _BY_KIND.setdefault(_kind(key), {})[key] = value
+                self.needs_rewrite = True
+                return
+            while True:
+                try:
+                    key, payload = pickle.load(f)  # noqa: S301
+                except (EOFError, pickle.UnpicklingError, ValueError, TypeError):
+                    break  # the end, or a record cut short by a crash
+                payloads.pop(key, None)  # re-inserted keys move to the end, as in the store
+                payloads[key] = payload
+                if payload is not None:
+                    last_seen[key] = payload
+            self.journal_bytes = f.tell()
+        loaded: dict[str, Any] = {}
+        for key, payload in payloads.items():
+            if payload is not None:
+                loaded[key] = _RecordUnpickler(io.BytesIO(payload)).load()
+        detached: dict[str, Any] = {}
+
+        def lookup(key: str) -> Any:
+            if key in loaded:
+                return loaded[key]
+            if key not in detached:  # deleted since, but still pointed to
+                payload = last_seen.get(key)
+                detached[key] = (
+                    _RecordUnpickler(io.BytesIO(payload)).load() if payload is not None else None
+                )
+                _resolve(detached[key], lookup, set())
+            return detached[key]
+
+        seen: set[int] = set()
+        for key, obj in loaded.items():
+            _resolve(obj, lookup, seen)
+            dict.__setitem__(resources.store, key, obj)
+            _BY_KIND.setdefault(_kind(key), {})[key] = obj
+        self.live_bytes = self.journal_bytes
+        self.dirty.clear()
+
+    def flush(self) -> None:
+        if self.path is None or not (self.dirty or self.needs_rewrite):
+            return
+        if self.needs_rewrite or self.journal_bytes > max(4 * self.live_bytes, 8 << 20):
+            self._compact(self.path)
+            return
+        keys, self.dirty = self.dirty, set()
+        with self.path.open("ab") as f:
+            for key in keys:
+                obj = resources.store.get(key)
+                f.write(
+                    _dump_object(key, obj)
+                    if obj is not None
+                    else pickle.dumps((key, None), protocol=pickle.HIGHEST_PROTOCOL)
+                )
+            self.journal_bytes = f.tell()
+
+    def _compact(self, path: Path) -> None:
+        self.dirty.clear()
+        self.needs_rewrite = False
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("wb") as f:
+            f.write(pickle.dumps(_JOURNAL_HEADER, protocol=pickle.HIGHEST_PROTOCOL))
+            for key, obj in list(resources.store.items()):
+                f.write(_dump_object(key, obj))
+            size = f.tell()
+        os.replace(tmp, path)
+        self.journal_bytes = self.live_bytes = size
 
 
-async def _flush_periodically(path: Path) -> None:
+def _resolve(value: Any, lookup: Callable[[str], Any], seen: set[int]) -> Any:
+    """Replace the references of a loaded record by the objects they name, in place."""
+    if isinstance(value, _Ref):
+        return lookup(value.key)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            value[k] = _resolve(v, lookup, seen)
+        return value
+    if isinstance(value, list):
+        value[:] = [_resolve(v, lookup, seen) for v in value]
+        return value
+    if isinstance(value, tuple):
+        return tuple(_resolve(v, lookup, seen) for v in value)
+    attributes = getattr(value, "__dict__", None)
+    if isinstance(attributes, dict) and not isinstance(value, type) and id(value) not in seen:
+        seen.add(id(value))
+        for k, v in attributes.items():
+            attributes[k] = _resolve(v, lookup, seen)
+    return value
+
+
+_JOURNAL = _Journal()
+
+
+async def _flush_periodically() -> None:
     while True:
         await asyncio.sleep(1)
-        if _StoreState.dirty:
-            _StoreState.dirty = False
-            tmp = path.with_suffix(".tmp")
-            with tmp.open("wb") as f:
-                pickle.dump(dict(resources.store), f, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, path)
+        _JOURNAL.flush()
 
 
 # ------------------------------------------------------------------------------ idempotency
@@ -95,7 +338,12 @@ class _IdempotencyCache:
         self.locks: dict[str, asyncio.Lock] = {}
 
     def _prune(self, now: float) -> None:
-        expired = [k for k, v in self.responses.items() if now - v[4] > IDEMPOTENCY_TTL_SECONDS]
+        # Responses are kept in the order they were recorded: the expired ones are in front.
+        expired = []
+        for key, value in self.responses.items():
+            if now - value[4] <= IDEMPOTENCY_TTL_SECONDS:
+                break
+            expired.append(key)
         for key in expired:
             self.responses.pop(key, None)
             self.locks.pop(key, None)
@@ -356,7 +604,7 @@ _original_create_charge = PI._create_charge
 _original_confirm = PI._confirm
 _original_authenticate = PI._api_authenticate.__func__
 _original_cancel = PI._api_cancel.__func__
-_original_pi_list_all = PI._api_list_all.__func__
+_original_pi_list_all = _list_of_kind
 
 
 def _create_charge(self: Any, on_failure_now: Any) -> None:
@@ -479,11 +727,7 @@ async def _search_middleware(request: web.Request, handler: Handler) -> web.Stre
         raise UserError(400, "Bad request")
     matches = _search_predicate(query)
     found = sorted(
-        (
-            obj
-            for key, obj in resources.store.items()
-            if key.startswith("payment_intent:") and matches(obj)
-        ),
+        (obj for obj in _of_kind("payment_intent") if matches(obj)),
         key=lambda pi: pi.created,
         reverse=True,
     )
@@ -612,6 +856,49 @@ class _Delays:
         return web.Response()
 
 
+class _WebhookSender:
+    """localstripe's webhook delivery (the same one-second delay, payload and signature), over
+    one pooled HTTP session instead of a new session and connection per event."""
+
+    session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    async def send(cls, event: Any) -> None:
+        payload = json.dumps(event._export(), separators=(",", ":")).encode()
+        signed_payload = b"%d.%s" % (event.created, payload)
+        await asyncio.sleep(1)
+        if cls.session is None or cls.session.closed:
+            cls.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        for webhook in list(webhooks._webhooks.values()):
+            if webhook.events is not None and event.type not in webhook.events:
+                continue
+            signature = hmac.new(
+                webhook.secret.encode(), signed_payload, hashlib.sha256
+            ).hexdigest()
+            headers = {
+                "Content-Type": "application/json; charset=utf-8",
+                "Stripe-Signature": f"t={event.created},v1={signature}",
+            }
+            try:
+                async with cls.session.post(webhook.url, data=payload, headers=headers) as r:
+                    await r.read()
+            except (aiohttp.ClientError, TimeoutError):
+                pass  # as localstripe: a failed delivery is not retried
+
+    @classmethod
+    async def close(cls, app: web.Application) -> None:
+        if cls.session is not None:
+            await cls.session.close()
+
+
+def _json_response(*args: Any, **kwargs: Any) -> web.Response:
+    return web.json_response(*args, dumps=_compact_json, **kwargs)
+
+
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
 async def _delete_webhook(request: web.Request) -> web.Response:
     webhooks._webhooks.pop(request.match_info["id"], None)
     return web.Response()
@@ -636,6 +923,16 @@ def _patch() -> None:
     PI._api_cancel = _api_cancel  # type: ignore[method-assign,assignment]
     PI._api_list_all = _pi_list_all  # type: ignore[method-assign,assignment]
     resources.Refund.__init__ = _refund_init  # type: ignore[method-assign]
+    # Cost: an index by kind instead of store scans, a journal instead of whole-store pickles.
+    resources.Store.dump_to_disk = lambda self: None  # type: ignore[method-assign]
+    resources.Store.__setitem__ = _store_setitem  # type: ignore[method-assign,assignment]
+    resources.Store.__delitem__ = _store_delitem  # type: ignore[method-assign,assignment]
+    resources.Store.clear = _store_clear  # type: ignore[method-assign,assignment]
+    resources.StripeObject.__setattr__ = _tracked_setattr  # type: ignore[method-assign,assignment]
+    resources.StripeObject._api_retrieve = _tracked_retrieve  # type: ignore[method-assign,assignment]
+    resources.StripeObject._api_list_all = _indexed_list_all  # type: ignore[method-assign,assignment]
+    server.json_response = _json_response
+    webhooks._send_webhook = _WebhookSender.send
     # The extra routes captured the original classmethods when localstripe registered them.
     for route in server.app.router.routes():
         info = route.resource.get_info() if route.resource is not None else {}
@@ -653,7 +950,6 @@ def main() -> None:
     parser.add_argument("--state-file", type=Path, default=None)
     args = parser.parse_args()
 
-    resources.Store.dump_to_disk = _mark_dirty  # type: ignore[method-assign]
     _patch()
     delays = _Delays()
     cache = _IdempotencyCache()
@@ -662,6 +958,7 @@ def main() -> None:
     server.app.middlewares.append(delays.middleware)
     server.app.middlewares.append(cache.middleware)
     server.app.middlewares.append(_search_middleware)
+    server.app.middlewares.append(_writes_middleware)
     server.app.router.add_post("/_config/delays", delays.configure)
     server.app.router.add_delete("/_config/delays", delays.clear)
     server.app.router.add_delete("/_config/webhooks/{id}", _delete_webhook)
@@ -669,13 +966,17 @@ def main() -> None:
     state_file: Path | None = args.state_file
     if state_file is not None:
         state_file.parent.mkdir(parents=True, exist_ok=True)
-        _load(state_file)
+        _JOURNAL.load(state_file)
 
         async def start_flusher(app: web.Application) -> None:
-            assert state_file is not None
-            app["flusher"] = asyncio.create_task(_flush_periodically(state_file))
+            app["flusher"] = asyncio.create_task(_flush_periodically())
+
+        async def final_flush(app: web.Application) -> None:
+            _JOURNAL.flush()
 
         server.app.on_startup.append(start_flusher)
+        server.app.on_shutdown.append(final_flush)
+    server.app.on_cleanup.append(_WebhookSender.close)
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
