@@ -7,7 +7,9 @@
 * added p99 at a fixed rate: an open-loop client sends the GET at a constant rate, direct and
   through the gateway; latency is measured from each request's scheduled start;
 * token verifications per second in-process (`shopkit.security.TokenVerifier`), without and
-  with the Redis revocation check.
+  with the Redis revocation check: one session's token presented again and again (as every
+  request of a session does; a verified token is remembered until it expires), and a new token
+  each time (signature and claims checked every time: the cold path).
 
 A dedicated auth replica (on the `auth` database of the running stack) and a dedicated gateway
 (rate limits raised so they are counted but never hit) run as uvicorn processes on free ports.
@@ -35,7 +37,7 @@ import httpx
 from gateway.testing import free_port
 from redis.asyncio import Redis
 from shopkit.security import TokenVerifier
-from shopkit.testing import unique_suffix
+from shopkit.testing import TestTokens, unique_suffix
 
 WRK_SECONDS = 6
 WRK_CONNECTIONS = 32
@@ -43,6 +45,7 @@ ROUNDS = 2
 FIXED_RATE = 100
 FIXED_SECONDS = 8
 VERIFY_SECONDS = 2.0
+COLD_TOKENS = 4000
 PASSWORD = "bench-password-0123456789"
 
 
@@ -233,6 +236,17 @@ async def verifications_per_second(auth_url: str, token: str) -> dict[str, float
                     await verifier.verify(token)
                 count += 200
             results[label] = round(count / (time.perf_counter() - started))
+        # Cold path: every token new to the verifier (minted beforehand, outside the timing).
+        tokens = TestTokens()
+        fresh = [tokens.mint() for _ in range(COLD_TOKENS)]
+        verifier = TokenVerifier(jwks_url="", issuer=tokens.issuer, audience=tokens.audience)
+        verifier.set_keys(tokens.jwks())
+        started = time.perf_counter()
+        for token in fresh:
+            await verifier.verify(token)
+        results["verifications_distinct_tokens_per_s"] = round(
+            COLD_TOKENS / (time.perf_counter() - started)
+        )
     finally:
         await redis.aclose()
     return results

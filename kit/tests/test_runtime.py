@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -184,6 +185,40 @@ async def test_token_verification_rejects_every_forgery() -> None:
         assert (
             await client.get("/me", headers={"Authorization": f"Bearer {revoked}"})
         ).status_code == 401
+
+
+async def test_a_remembered_token_is_still_refused_once_revoked_expired_or_its_key_withdrawn() -> (
+    None
+):
+    redis = Redis.from_url("redis://127.0.0.1:6379/0")
+    tokens = TestTokens(issuer="i", audience="a")
+    verifier = TokenVerifier(jwks_url="", issuer="i", audience="a", redis=redis)
+    verifier.set_keys(tokens.jwks())
+    try:
+        user_id = new_id()
+        token = tokens.mint(user_id)
+        for _ in range(3):  # verified once, then answered from memory
+            assert (await verifier.verify(token)).user_id == user_id
+
+        jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+        await redis.set(DENIED_JTI_PREFIX + jti, b"1", ex=60)
+        with pytest.raises(InvalidTokenError, match="revoked"):
+            await verifier.verify(token)
+
+        # Accepted within the 5 s leeway, then past it while remembered.
+        nearly_expired = tokens.mint(user_id, ttl=-3)
+        assert (await verifier.verify(nearly_expired)).user_id == user_id
+        await asyncio.sleep(2.5)
+        with pytest.raises(InvalidTokenError, match="expired"):
+            await verifier.verify(nearly_expired)
+
+        still_good = tokens.mint(user_id)
+        assert (await verifier.verify(still_good)).user_id == user_id
+        verifier.set_keys(TestTokens(issuer="i", audience="a").jwks())  # key rotated away
+        with pytest.raises(InvalidTokenError, match="unknown key"):
+            await verifier.verify(still_good)
+    finally:
+        await redis.aclose()
 
 
 async def test_unknown_kid_refetches_jwks_at_most_once_per_cooldown() -> None:

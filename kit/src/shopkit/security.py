@@ -4,11 +4,20 @@ Tokens are EdDSA-signed JWTs from the auth service. Verification is local: the J
 once and cached, refreshed when an unknown `kid` appears (at most once per cooldown, so forged
 kids cannot flood auth). Exactly one algorithm is accepted, which rules out `alg: none` and
 HS/RS confusion. A logged-out token's `jti` is denied in Redis until it expires.
+
+A session presents the same token on every request (and the gateway and the service both check
+it), so a token whose signature and claims verified is remembered, by its exact text, until it
+expires: a later presentation only re-checks the expiry and the deny-list. A different key set
+(rotation, removal) forgets everything remembered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import json
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,6 +25,7 @@ from typing import Annotated, Any
 
 import httpx
 import jwt
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jwt.algorithms import OKPAlgorithm
@@ -27,6 +37,10 @@ from shopkit.problems import ForbiddenError, ServiceUnavailableError, Unauthoriz
 ALGORITHM = "EdDSA"
 DENIED_JTI_PREFIX = "auth:denied-jti:"
 JWKS_REFRESH_COOLDOWN = 10.0
+LEEWAY_SECONDS = 5
+VERIFIED_CACHE_SIZE = 50_000
+
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +86,18 @@ class TokenVerifier:
         self._keys: dict[str, Any] = {}
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
+        self._verified: dict[str, Principal] = {}
+        """Tokens whose signature and claims verified, by their exact text (oldest first)."""
 
     def set_keys(self, jwks: dict[str, Any]) -> None:
         keys: dict[str, Any] = {}
         for jwk in jwks.get("keys", []):
             if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519" and "kid" in jwk:
                 keys[jwk["kid"]] = OKPAlgorithm.from_jwk(jwk)
+        if keys.keys() != self._keys.keys() or any(
+            _public_bytes(keys[kid]) != _public_bytes(self._keys[kid]) for kid in keys
+        ):
+            self._verified = {}  # a removed or replaced key: nothing it signed is trusted
         self._keys = keys
         self._fetched_at = time.monotonic()
 
@@ -119,7 +139,7 @@ class TokenVerifier:
                 audience=self.audience,
                 issuer=self.issuer,
                 options={"require": ["exp", "iat", "sub", "jti", "iss", "aud"]},
-                leeway=5,
+                leeway=LEEWAY_SECONDS,
             )
         except jwt.ExpiredSignatureError as exc:
             raise InvalidTokenError("token expired") from exc
@@ -128,15 +148,26 @@ class TokenVerifier:
         return claims
 
     async def verify(self, token: str) -> Principal:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
-            raise InvalidTokenError("malformed token") from exc
+        principal = self._verified.get(token)
+        if principal is not None:
+            if time.time() >= principal.expires_at + LEEWAY_SECONDS:
+                self._verified.pop(token, None)
+                raise InvalidTokenError("token expired")
+        else:
+            principal = await self._verify_signed(token)
+        if self._redis is not None and await self._is_denied(self._redis, principal.token_id):
+            raise InvalidTokenError("token revoked")
+        return principal
+
+    async def _verify_signed(self, token: str) -> Principal:
+        """Signature and claims; remembers the token once both verified."""
+        header = _unverified_header(token)
         if header.get("alg") != ALGORITHM:
             raise InvalidTokenError("token algorithm not allowed")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise InvalidTokenError("token has no key id")
+        keys = self._keys
         claims = self._decode(token, await self._key_for(kid))
         roles = claims.get("roles", [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
@@ -147,8 +178,10 @@ class TokenVerifier:
             token_id=str(claims["jti"]),
             expires_at=int(claims["exp"]),
         )
-        if self._redis is not None and await self._is_denied(self._redis, principal.token_id):
-            raise InvalidTokenError("token revoked")
+        if keys is self._keys:  # not across a key refresh that happened meanwhile
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                self._verified.pop(next(iter(self._verified)))
+            self._verified[token] = principal
         return principal
 
     @staticmethod
@@ -158,6 +191,25 @@ class TokenVerifier:
         except (RedisError, OSError) as exc:
             # Fail closed: without the deny-list a logged-out token could still be used.
             raise ServiceUnavailableError("token revocation cannot be checked right now") from exc
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header of a compact JWS, parsed once (PyJWT parses it again when verifying)."""
+    head, dot, _ = token.partition(".")
+    if not dot or not _SEGMENT.fullmatch(head):
+        raise InvalidTokenError("malformed token")
+    try:
+        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    except (ValueError, binascii.Error, RecursionError) as exc:
+        raise InvalidTokenError("malformed token") from exc
+    if not isinstance(header, dict):
+        raise InvalidTokenError("malformed token")
+    return header
+
+
+def _public_bytes(key: Any) -> bytes:
+    raw: bytes = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return raw
 
 
 bearer_scheme = HTTPBearer(auto_error=False, description="Access token from POST /api/auth/login")
