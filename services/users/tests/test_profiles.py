@@ -78,7 +78,7 @@ async def test_profile_update_validates_cpf_and_phone(users: Running) -> None:
     for bad, slug in [
         ({"cpf": "529.982.247-24"}, "invalid-cpf"),
         ({"cpf": "111.111.111-11"}, "invalid-cpf"),
-        ({"cpf": "12345"}, "invalid-cpf"),
+        ({"cpf": "12345"}, "validation-error"),
         ({"phone": "12"}, "validation-error"),
         ({"birth_date": "2999-01-01"}, "validation-error"),
         ({"roles": ["admin"]}, "validation-error"),
@@ -130,7 +130,7 @@ async def test_preferences_emit_an_event_and_need_a_phone_for_sms(users: Running
     no_phone = await users.client.patch(
         "/api/users/me/preferences", headers=headers, json={"channels": ["email", "sms"]}
     )
-    assert no_phone.status_code == 422
+    assert no_phone.status_code == 409
     assert no_phone.json()["type"].endswith("phone-required")
 
     await users.client.patch("/api/users/me", headers=headers, json={"phone": "+5521912345678"})
@@ -156,7 +156,7 @@ async def test_preferences_emit_an_event_and_need_a_phone_for_sms(users: Running
         "+5521912345678",
     )
     clear_phone = await users.client.patch("/api/users/me", headers=headers, json={"phone": None})
-    assert clear_phone.status_code == 422
+    assert clear_phone.status_code == 409
     bad_language = await users.client.patch(
         "/api/users/me/preferences", headers=headers, json={"language": "fr"}
     )

@@ -1,4 +1,9 @@
-"""Domain errors of the users service."""
+"""Domain errors of the users service.
+
+Statuses follow one rule across the platform: 422 only for a request its schema already
+refuses, 404 when something named (in the path or the body) does not exist, 409 when a
+well-formed request conflicts with what is stored.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +36,13 @@ class CepStateMismatchError(UnprocessableError):
     title = "The CEP belongs to another state"
 
 
+class AddressStateConflictError(ConflictError):
+    """A change would leave an address whose CEP lies in another state than its own."""
+
+    slug = "cep-state-mismatch"
+    title = "The CEP belongs to another state"
+
+
 class InvalidCpfError(UnprocessableError):
     slug = "invalid-cpf"
     title = "Invalid CPF"
@@ -41,7 +53,7 @@ class CpfTakenError(ConflictError):
     title = "This CPF belongs to another account"
 
 
-class PhoneRequiredError(UnprocessableError):
+class PhoneRequiredError(ConflictError):
     slug = "phone-required"
     title = "SMS notifications need a phone number"
 
@@ -51,7 +63,7 @@ class TooManyAddressesError(ConflictError):
     title = "Address book is full"
 
 
-class UnknownProductError(UnprocessableError):
+class UnknownProductError(NotFoundError):
     slug = "unknown-product"
     title = "Unknown or unavailable product"
 

@@ -1,19 +1,18 @@
 from __future__ import annotations
 
-from typing import Annotated
-
 import httpx
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 from shopkit.db import SessionDep
+from shopkit.params import Uuid7
 from shopkit.problems import UnauthorizedError, responses
 from shopkit.security import CurrentUser
 
 from users_service.config import UsersSettings
 from users_service.errors import (
     AddressNotFoundError,
+    AddressStateConflictError,
     CepStateMismatchError,
     CpfTakenError,
-    InvalidCepError,
     InvalidCpfError,
     PhoneRequiredError,
     ProfileDeletedError,
@@ -40,7 +39,6 @@ from users_service.service import addresses, export, profiles, wishlist
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
-Uuid = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")]
 PROFILE_ERRORS = (UnauthorizedError, ProfileNotFoundError, ProfileDeletedError)
 
 
@@ -114,9 +112,7 @@ async def list_addresses(session: SessionDep, principal: CurrentUser) -> Address
     "/me/addresses",
     response_model=AddressPublic,
     status_code=status.HTTP_201_CREATED,
-    responses=responses(
-        *PROFILE_ERRORS, InvalidCepError, CepStateMismatchError, TooManyAddressesError
-    ),
+    responses=responses(*PROFILE_ERRORS, CepStateMismatchError, TooManyAddressesError),
 )
 async def create_address(
     body: AddressCreate, session: SessionDep, principal: CurrentUser, request: Request
@@ -132,7 +128,7 @@ async def create_address(
     responses=responses(UnauthorizedError, AddressNotFoundError),
 )
 async def get_address(
-    address_id: Uuid, session: SessionDep, principal: CurrentUser
+    address_id: Uuid7, session: SessionDep, principal: CurrentUser
 ) -> AddressPublic:
     return await addresses.get(session=session, user_id=principal.user_id, address_id=address_id)
 
@@ -140,17 +136,20 @@ async def get_address(
 @router.patch(
     "/me/addresses/{address_id}",
     response_model=AddressPublic,
-    responses=responses(
-        *PROFILE_ERRORS, AddressNotFoundError, InvalidCepError, CepStateMismatchError
-    ),
+    responses=responses(*PROFILE_ERRORS, AddressNotFoundError, AddressStateConflictError),
 )
 async def update_address(
-    address_id: Uuid, body: AddressUpdate, session: SessionDep, principal: CurrentUser
+    address_id: Uuid7, body: AddressUpdate, session: SessionDep, principal: CurrentUser
 ) -> AddressPublic:
     """Change fields; `is_default: true` makes it the default (there is always exactly one)."""
-    return await addresses.update(
-        session=session, user_id=principal.user_id, address_id=address_id, data=body
-    )
+    try:
+        return await addresses.update(
+            session=session, user_id=principal.user_id, address_id=address_id, data=body
+        )
+    except CepStateMismatchError as exc:
+        # The CEP or state given disagrees with the other one (given or stored): the change
+        # conflicts with the address as it is, which no schema of the request can express.
+        raise AddressStateConflictError(exc.detail, **exc.extensions) from exc
 
 
 @router.delete(
@@ -159,7 +158,7 @@ async def update_address(
     response_class=Response,
     responses=responses(*PROFILE_ERRORS, AddressNotFoundError),
 )
-async def delete_address(address_id: Uuid, session: SessionDep, principal: CurrentUser) -> None:
+async def delete_address(address_id: Uuid7, session: SessionDep, principal: CurrentUser) -> None:
     await addresses.delete(session=session, user_id=principal.user_id, address_id=address_id)
 
 
@@ -192,7 +191,7 @@ async def add_to_wishlist(
     responses=responses(*PROFILE_ERRORS),
 )
 async def remove_from_wishlist(
-    product_id: Uuid, session: SessionDep, principal: CurrentUser
+    product_id: Uuid7, session: SessionDep, principal: CurrentUser
 ) -> None:
     await wishlist.remove(session=session, user_id=principal.user_id, product_id=product_id)
 
