@@ -44,5 +44,6 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "kafka", "httpx", "httpcore", "uvicorn.access", "pymongo"):
+    # Client libraries that log every request at INFO: a JSON line per call on hot paths.
+    for noisy in ("aiokafka", "kafka", "httpx", "httpcore", "uvicorn.access", "pymongo", "stripe"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -172,7 +172,7 @@ async def record_call(
     call = await get_call(session, key)
     if call is not None:
         return call
-    await session.execute(
+    inserted = await session.scalar(
         insert(ProviderCall)
         .values(
             idempotency_key=key,
@@ -185,8 +185,12 @@ async def record_call(
             attempts=0,
         )
         .on_conflict_do_nothing(index_elements=[ProviderCall.idempotency_key])
+        .returning(ProviderCall)
+        .execution_options(populate_existing=True)
     )
-    call = await get_call(session, key)
+    if inserted is not None:
+        return inserted
+    call = await get_call(session, key)  # recorded concurrently by another transaction
     assert call is not None
     return call
 

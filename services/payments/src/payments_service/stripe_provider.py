@@ -2,6 +2,11 @@
 
 The API base is configurable: the local stack points it at localstripe, production at
 https://api.stripe.com. Every write carries the idempotency key its caller persisted.
+
+Calls go through the SDK's requestor (authentication, retries, idempotency keys, error types)
+but answers are read as the JSON they are: building the SDK's object tree for every answer and
+turning it back into a dict cost more than the call itself. A payment method's card details do
+not change, so they are fetched once per payment method.
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import stripe
-from stripe.params import PaymentIntentCancelParams, PaymentIntentListParamsCreated
+from stripe.params import PaymentIntentListParamsCreated
 
 from payments_service.provider import (
     AuthorizeRequest,
@@ -35,6 +41,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _EXPAND_CHARGE = ["latest_charge"]
+_CARD_CACHE_SIZE = 10_000
 
 
 class StripeProvider:
@@ -57,75 +64,92 @@ class StripeProvider:
         )
         self._webhook_secret = webhook_secret
         self._webhook_tolerance = webhook_tolerance
+        self._cards: dict[str, CardDetails] = {}
 
     async def close(self) -> None:
         await self._http.close_async()  # type: ignore[no-untyped-call]
 
+    async def _request(self, method: str, path: str, **params: Any) -> dict[str, Any]:
+        """One API call; the answer's JSON object (errors raised as the SDK types them)."""
+        response = await _call(self._client.raw_request_async(method, path, **params))
+        data = response.data
+        if not isinstance(data, dict):
+            raise ProviderUnavailable(f"unexpected answer from the provider for {path}")
+        return data
+
     async def card_details(self, payment_method_id: str) -> CardDetails:
-        method = await _call(self._client.v1.payment_methods.retrieve_async(payment_method_id))
-        card = _dict(method.to_dict().get("card"))
-        return CardDetails(
+        known = self._cards.get(payment_method_id)
+        if known is not None:
+            return known
+        method = await self._request("get", f"/v1/payment_methods/{_id(payment_method_id)}")
+        card = _dict(method.get("card"))
+        details = CardDetails(
             fingerprint=_str(card.get("fingerprint")),
             country=_upper(card.get("country")),
             brand=_str(card.get("brand")),
             last4=_str(card.get("last4")),
         )
+        if len(self._cards) >= _CARD_CACHE_SIZE:
+            self._cards.pop(next(iter(self._cards)))
+        self._cards[payment_method_id] = details
+        return details
 
     async def authorize(self, request: AuthorizeRequest, *, idempotency_key: str) -> Intent:
-        intent = await _call(
-            self._client.v1.payment_intents.create_async(
-                {
-                    "amount": request.amount,
-                    "currency": request.currency.lower(),
-                    "payment_method": request.payment_method,
-                    "allowed_payment_method_types": ["card"],
-                    "capture_method": "manual",
-                    "confirm": True,
-                    "metadata": dict(request.metadata),
-                    "expand": _EXPAND_CHARGE,
-                },
-                {"idempotency_key": idempotency_key},
-            )
+        intent = await self._request(
+            "post",
+            "/v1/payment_intents",
+            amount=request.amount,
+            currency=request.currency.lower(),
+            payment_method=request.payment_method,
+            allowed_payment_method_types=["card"],
+            capture_method="manual",
+            confirm=True,
+            metadata=dict(request.metadata),
+            expand=_EXPAND_CHARGE,
+            idempotency_key=idempotency_key,
         )
-        return intent_from(intent.to_dict())
+        return intent_from(intent)
 
     async def retrieve(self, intent_id: str) -> Intent:
-        intent = await _call(
-            self._client.v1.payment_intents.retrieve_async(intent_id, {"expand": _EXPAND_CHARGE})
+        intent = await self._request(
+            "get", f"/v1/payment_intents/{_id(intent_id)}", expand=_EXPAND_CHARGE
         )
-        return intent_from(intent.to_dict())
+        return intent_from(intent)
 
     async def capture(self, intent_id: str, *, amount: int, idempotency_key: str) -> Intent:
-        intent = await _call(
-            self._client.v1.payment_intents.capture_async(
-                intent_id,
-                {"amount_to_capture": amount, "expand": _EXPAND_CHARGE},
-                {"idempotency_key": idempotency_key},
-            )
+        intent = await self._request(
+            "post",
+            f"/v1/payment_intents/{_id(intent_id)}/capture",
+            amount_to_capture=amount,
+            expand=_EXPAND_CHARGE,
+            idempotency_key=idempotency_key,
         )
-        return intent_from(intent.to_dict())
+        return intent_from(intent)
 
     async def cancel(self, intent_id: str, *, reason: str | None, idempotency_key: str) -> Intent:
-        params: PaymentIntentCancelParams = {"expand": _EXPAND_CHARGE}
+        params: dict[str, Any] = {"expand": _EXPAND_CHARGE}
         if reason is not None:
             params["cancellation_reason"] = reason
-        intent = await _call(
-            self._client.v1.payment_intents.cancel_async(
-                intent_id, params, {"idempotency_key": idempotency_key}
-            )
+        intent = await self._request(
+            "post",
+            f"/v1/payment_intents/{_id(intent_id)}/cancel",
+            idempotency_key=idempotency_key,
+            **params,
         )
-        return intent_from(intent.to_dict())
+        return intent_from(intent)
 
     async def refund(
         self, intent_id: str, *, amount: int, metadata: dict[str, str], idempotency_key: str
     ) -> ProviderRefund:
-        refund = await _call(
-            self._client.v1.refunds.create_async(
-                {"payment_intent": intent_id, "amount": amount, "metadata": dict(metadata)},
-                {"idempotency_key": idempotency_key},
-            )
+        refund = await self._request(
+            "post",
+            "/v1/refunds",
+            payment_intent=intent_id,
+            amount=amount,
+            metadata=dict(metadata),
+            idempotency_key=idempotency_key,
         )
-        return refund_from(refund.to_dict())
+        return refund_from(refund)
 
     async def refunds(self, intent_id: str) -> list[ProviderRefund]:
         page = await _call(
@@ -275,6 +299,11 @@ def webhook_event_from(body: Mapping[str, Any]) -> WebhookEvent:
         payment_id=_str(metadata.get("payment_id")) if kind == "payment_intent" else None,
         payload=dict(body),
     )
+
+
+def _id(value: str) -> str:
+    """An object id as one URL path segment."""
+    return quote(value, safe="")
 
 
 def _dict(value: Any) -> dict[str, Any]:

@@ -7,7 +7,13 @@ import logging
 
 from contracts import new_id
 from payments_service import repository
-from payments_service.models import AttemptStatus, PaymentAttempt, PaymentOrder, ReviewStatus
+from payments_service.models import (
+    AttemptStatus,
+    PaymentAttempt,
+    PaymentOrder,
+    ProviderCall,
+    ReviewStatus,
+)
 from payments_service.provider import (
     AuthorizeRequest,
     CardDetails,
@@ -32,20 +38,29 @@ async def authorize(work: Work, order: PaymentOrder) -> None:
         return
     attempts = await repository.attempts_of(work.session, order.order_id)
     attempt = next((a for a in attempts if a.reservation_id == order.reservation_id), None)
+    call: ProviderCall | None = None
     if attempt is None:
         if any(a.status not in (AttemptStatus.FAILED, AttemptStatus.VOIDED) for a in attempts):
             return  # an earlier attempt already pays for this order
-        attempt = await _open_attempt(work, order, number=len(attempts) + 1)
-    if attempt is not None and attempt.status == AttemptStatus.PENDING:
-        await send_authorization(work, order, attempt)
+        opened = await _open_attempt(work, order, number=len(attempts) + 1)
+        if opened is None:
+            return
+        attempt, call = opened
+    if attempt.status == AttemptStatus.PENDING:
+        await send_authorization(work, order, attempt, call=call)
 
 
-async def send_authorization(work: Work, order: PaymentOrder, attempt: PaymentAttempt) -> None:
-    """Send (or resend, under the same key) the attempt's recorded authorization request."""
+async def send_authorization(
+    work: Work, order: PaymentOrder, attempt: PaymentAttempt, *, call: ProviderCall | None = None
+) -> None:
+    """Send (or resend, under the same key) the attempt's recorded authorization request.
+
+    `call`: its committed record when the caller just wrote it (saves reading it back)."""
     assert attempt.idempotency_key is not None
     provider = work.payments.provider
     key = attempt.idempotency_key
-    call = await repository.get_call(work.session, key)
+    if call is None:
+        call = await repository.get_call(work.session, key)
     if call is None:
         raise RuntimeError(f"attempt {attempt.id} has no recorded authorization request")
     try:
@@ -60,6 +75,8 @@ async def send_authorization(work: Work, order: PaymentOrder, attempt: PaymentAt
                 AuthorizeRequest.model_validate(r), idempotency_key=key
             ),
             response_id=lambda i: i.id,
+            # Recorded and committed before this attempt could be sent at all (_open_attempt).
+            committed=call,
         )
     except PaymentDeclined as exc:
         await _declined(work, order, attempt, exc)
@@ -87,8 +104,11 @@ async def _declined(
         )
 
 
-async def _open_attempt(work: Work, order: PaymentOrder, *, number: int) -> PaymentAttempt | None:
-    """Score the attempt and record it with its request; None when it ended before any call."""
+async def _open_attempt(
+    work: Work, order: PaymentOrder, *, number: int
+) -> tuple[PaymentAttempt, ProviderCall] | None:
+    """Score the attempt and record it with its request (committed: returns the attempt in the
+    caller's session and the call's record); None when it ended before any call."""
     assert order.user_id
     assert order.amount is not None
     assert order.currency
@@ -172,7 +192,7 @@ async def _open_attempt(work: Work, order: PaymentOrder, *, number: int) -> Paym
     # the same request under the same key.
     async with detached(payments) as session:
         await repository.insert_attempt(session, attempt)
-        await repository.record_call(
+        call = await repository.record_call(
             session,
             key=attempt.idempotency_key,
             operation="authorize",
@@ -180,7 +200,9 @@ async def _open_attempt(work: Work, order: PaymentOrder, *, number: int) -> Paym
             payment_id=attempt.id,
             request=request.model_dump(mode="json"),
         )
-    return await repository.get_attempt(work.session, attempt.id)
+    recorded = await repository.get_attempt(work.session, attempt.id)
+    assert recorded is not None
+    return recorded, call
 
 
 def _remember_card(attempt: PaymentAttempt, card: CardDetails) -> None:

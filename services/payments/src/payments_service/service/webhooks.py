@@ -24,7 +24,7 @@ from payments_service.models import PaymentAttempt, StripeEvent
 from payments_service.provider import InvalidWebhook
 from payments_service.runtime import Payments, outbox_emitter
 from payments_service.service.refunds import sync_refunds
-from payments_service.service.transitions import apply_intent
+from payments_service.service.transitions import OPEN, apply_intent
 from payments_service.service.work import Work
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,16 @@ async def _process(session: AsyncSession, payments: Payments, event: StripeEvent
         and event.provider_created_at < attempt.provider_event_at
     ):
         return "stale"
+    if (
+        event.type == "payment_intent.amount_capturable_updated"
+        and attempt.status not in OPEN
+        and attempt.provider_payment_id == event.payment_intent_id
+    ):
+        # The authorization this event announces is already recorded (the confirm's own answer
+        # came first, as it usually does): the event is no news, and asking the provider again
+        # could only repeat it. Later changes of the intent come with events of their own.
+        _seen(attempt, event)
+        return "noop"
     work = Work(
         session=session,
         payments=payments,
@@ -134,10 +144,14 @@ async def _process(session: AsyncSession, payments: Payments, event: StripeEvent
     intent = await payments.provider.retrieve(event.payment_intent_id)
     moved = await apply_intent(work, order, attempt, intent)
     refunded = await sync_refunds(work, attempt, intent)
+    _seen(attempt, event)
+    return "applied" if moved or refunded else "noop"
+
+
+def _seen(attempt: PaymentAttempt, event: StripeEvent) -> None:
     attempt.provider_event_at = max(
         filter(None, (attempt.provider_event_at, event.provider_created_at))
     )
-    return "applied" if moved or refunded else "noop"
 
 
 async def _attempt_for(session: AsyncSession, event: StripeEvent) -> PaymentAttempt | None:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payments_service import repository
-from payments_service.models import CallStatus
+from payments_service.models import CallStatus, ProviderCall
 from payments_service.provider import PaymentDeclined, RequestRejected
 from payments_service.runtime import Emit, Payments
 
@@ -47,19 +47,27 @@ async def provider_write(
     send: Callable[[dict[str, Any]], Awaitable[T]],
     response_id: Callable[[T], str],
     refund_id: str | None = None,
+    committed: ProviderCall | None = None,
 ) -> T:
-    """Persist the call, then send the *recorded* request (a retry resends the first one)."""
-    async with detached(work.payments) as session:
-        call = await repository.record_call(
-            session,
-            key=key,
-            operation=operation,
-            order_id=order_id,
-            payment_id=payment_id,
-            request=request,
-            refund_id=refund_id,
-        )
-        recorded = dict(call.request)
+    """Persist the call, then send the *recorded* request (a retry resends the first one).
+
+    `committed`: the call's record as read back after it was committed (by whoever recorded
+    it), whose request is sent as it is; recording it again would change nothing."""
+    if committed is not None:
+        assert committed.idempotency_key == key
+        recorded = dict(committed.request)
+    else:
+        async with detached(work.payments) as session:
+            call = await repository.record_call(
+                session,
+                key=key,
+                operation=operation,
+                order_id=order_id,
+                payment_id=payment_id,
+                request=request,
+                refund_id=refund_id,
+            )
+            recorded = dict(call.request)
     try:
         result = await send(recorded)
     except (PaymentDeclined, RequestRejected) as exc:
