@@ -58,6 +58,8 @@ PENDING_FIELD = "outbox_pending"
 PENDING_SINCE_FIELD = "outbox_since"
 LEASES_COLLECTION = "_leases"
 INBOX_COLLECTION = "inbox"
+_CLAIM_LOOKUPS = 50
+"""Inbox lookups in flight at once for one batch."""
 
 _DUPLICATE_KEY = 11000
 
@@ -558,12 +560,7 @@ class MongoInboxTransaction(Generic[C]):
         if not envelopes:
             return set()
         ids = list(dict.fromkeys(e.id for e in envelopes))
-        seen = {
-            str(doc["event_id"])
-            async for doc in self.db[INBOX_COLLECTION].find(
-                {"consumer": consumer, "event_id": {"$in": ids}}, {"event_id": 1}
-            )
-        }
+        seen = await self._recorded(consumer, ids)
         types = {e.id: e.type for e in envelopes}
         now = utc_now()
         self._claimed = [
@@ -578,6 +575,24 @@ class MongoInboxTransaction(Generic[C]):
             if event_id not in seen
         ]
         return {record["event_id"] for record in self._claimed}
+
+    async def _recorded(self, consumer: str, ids: list[str]) -> set[str]:
+        """The ids already recorded for this consumer, looked up by the records' `_id`.
+
+        One lookup per id: FerretDB 1.x pushes an `_id` equality down to its primary key but
+        runs `$in` (or a filter on the other fields) as a scan of the whole inbox."""
+        inbox = self.db[INBOX_COLLECTION]
+        seen: set[str] = set()
+        for start in range(0, len(ids), _CLAIM_LOOKUPS):
+            chunk = ids[start : start + _CLAIM_LOOKUPS]
+            found = await asyncio.gather(
+                *(
+                    inbox.find_one({"_id": f"{consumer}/{event_id}"}, {"_id": 1})
+                    for event_id in chunk
+                )
+            )
+            seen.update(event_id for event_id, doc in zip(chunk, found, strict=True) if doc)
+        return seen
 
     def context(self, envelope: Envelope[Event]) -> C:
         return self.factory(self.db, envelope)
