@@ -7,6 +7,11 @@ For each batch of one partition:
 3. only then commit the Kafka offset.
 
 A crash after step 2 and before step 3 redelivers the batch; the inbox turns it into a no-op.
+Because of that, offsets need not reach the broker batch by batch: they are committed together,
+at most `commit_interval_seconds` apart, at once when the consumer runs out of messages, before
+a rebalance takes partitions away and on shutdown (an offset commit per batch and group, most
+of them for batches of events the group does not even handle, cost the broker and the services
+more than the handlers).
 When a handler fails, the batch is rolled back and replayed one message at a time, each with
 retries and backoff; after `max_attempts` the message is parked in `<group>.dlq` with the
 error and its original headers, and the partition keeps flowing. Partitions are handled
@@ -55,6 +60,8 @@ class ConsumerConfig:
     max_backoff_seconds: float = 5.0
     max_batch: int = 500
     poll_timeout_ms: int = 200
+    commit_interval_seconds: float = 0.5
+    """Longest time a processed offset waits before it is committed (redelivered if lost)."""
 
 
 class _StoppingError(Exception):
@@ -69,6 +76,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         # Wait for the batch in flight: its effects and offsets are committed before another
         # member takes the partitions over.
         async with self.runtime.processing:
+            await self.runtime.flush_offsets()
             log.info(
                 "partitions revoked",
                 extra={
@@ -104,6 +112,9 @@ class EventConsumer(Generic[C]):
         self._producer: AIOKafkaProducer | None = None
         self._stop = asyncio.Event()
         self.ready = asyncio.Event()
+        self._offsets: dict[TopicPartition, int] = {}
+        """Next offsets to commit, by partition: processed, not yet committed."""
+        self._offsets_since = 0.0
 
     @property
     def dlq_topic(self) -> str:
@@ -169,14 +180,21 @@ class EventConsumer(Generic[C]):
                 timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_batch
             )
             if not batches:
+                await self.flush_offsets()  # nothing more to read: commit what was processed
                 continue
             async with self.processing:
                 await asyncio.gather(
                     *(self._partition(tp, records) for tp, records in batches.items())
                 )
+                if time.monotonic() - self._offsets_since >= self.config.commit_interval_seconds:
+                    await self.flush_offsets()
 
     async def _close(self) -> None:
         if self._consumer is not None:
+            try:
+                await self.flush_offsets()
+            except Exception:
+                log.debug("final offset commit failed", exc_info=True)
             try:
                 await self._consumer.stop()
             except Exception:
@@ -201,6 +219,7 @@ class EventConsumer(Generic[C]):
                 handled = []
                 await self._dead_letter(record, exc.reason, str(exc), attempts=0)
                 await self._commit(tp, record.offset)
+                await self.flush_offsets()  # a redelivery would park it twice
                 continue
             if self.handlers.handler_for(envelope.type) is not None:
                 handled.append((record, envelope))
@@ -319,6 +338,8 @@ class EventConsumer(Generic[C]):
         await self._dead_letter(
             record, "handler_failed", repr(error), attempts=self.config.max_attempts
         )
+        await self._commit(tp, record.offset)
+        await self.flush_offsets()  # a redelivery would retry and park it again
 
     async def _dead_letter(self, record: Record, reason: str, error: str, *, attempts: int) -> None:
         """Park a message with why it failed; retried until the broker has it."""
@@ -363,13 +384,29 @@ class EventConsumer(Generic[C]):
         )
 
     async def _commit(self, tp: TopicPartition, offset: int) -> None:
-        assert self._consumer is not None
+        """`offset` is processed (its effects committed): commit it with the next flush."""
+        if not self._offsets:
+            self._offsets_since = time.monotonic()
+        self._offsets[tp] = offset + 1
+
+    async def flush_offsets(self) -> None:
+        """Commit every processed offset not committed yet, in one request."""
+        if not self._offsets or self._consumer is None:
+            return
+        offsets, self._offsets = self._offsets, {}
+        owned = self._consumer.assignment()
+        offsets = {tp: offset for tp, offset in offsets.items() if tp in owned}
+        if not offsets:
+            return
         try:
-            await self._consumer.commit({tp: offset + 1})
+            await self._consumer.commit(offsets)
         except CommitFailedError:
-            # The partition moved to another member during a rebalance; it will redeliver from
-            # the last committed offset and the inbox turns the repeats into no-ops.
-            log.info("offset commit lost to a rebalance", extra={"partition": str(tp)})
+            # The partitions moved to another member during a rebalance; it will redeliver from
+            # the last committed offsets and the inbox turns the repeats into no-ops.
+            log.info(
+                "offset commit lost to a rebalance",
+                extra={"partitions": [str(tp) for tp in offsets]},
+            )
 
     def _record_lag(self, tp: TopicPartition, last_offset: int) -> None:
         assert self._consumer is not None
