@@ -2,8 +2,10 @@
 
 Only the paths the gateway routes to a service are taken from it (health and metrics stay
 internal), with the security the gateway enforces: bearer tokens everywhere except the public
-routes. Schemas with the same name and the same content are shared; a name two services use
-for different schemas is prefixed with the service name in that service's part.
+routes. An operation that a service secures with a credential of its own instead (a webhook's
+signature header) keeps that requirement and its scheme. Schemas with the same name and the
+same content are shared; a name two services use for different schemas is prefixed with the
+service name in that service's part.
 """
 
 from __future__ import annotations
@@ -46,6 +48,16 @@ def _service_prefix(service: str) -> str:
     return "".join(part.capitalize() for part in service.replace("-", "_").split("_"))
 
 
+def _own_schemes(document: JSON) -> JSON:
+    """A service's security schemes other than the bearer token the gateway itself checks."""
+    schemes: JSON = document.get("components", {}).get("securitySchemes", {})
+    return {
+        name: scheme
+        for name, scheme in schemes.items()
+        if not (scheme.get("type") == "http" and scheme.get("scheme", "").lower() == "bearer")
+    }
+
+
 def _operation_security(routes: RouteTable, method: str, path: str) -> list[JSON]:
     # A public route still accepts a token (e.g. personalised catalog reads): auth is optional.
     if routes.is_public(method.upper(), _example_path(path)):
@@ -77,6 +89,7 @@ def merge(
     schemas: JSON = {}
     paths: JSON = {}
     tags: dict[str, JSON] = {}
+    security_schemes: JSON = {}
     for service in sorted(documents):
         doc = copy.deepcopy(documents[service])
         own_schemas: JSON = doc.get("components", {}).get("schemas", {})
@@ -90,6 +103,7 @@ def merge(
             schemas[renames.get(name, name)] = schema
         for tag in doc.get("tags", []):
             tags.setdefault(tag["name"], tag)
+        own_schemes = _own_schemes(doc)
         for path, item in doc.get("paths", {}).items():
             if RouteTable.service_for(_example_path(path)) != service:
                 continue  # health, metrics and anything the gateway does not route here
@@ -97,7 +111,17 @@ def merge(
                 operation = item.get(method)
                 if operation is None:
                     continue
-                operation["security"] = _operation_security(routes, method, path)
+                declared = operation.get("security") or []
+                if (
+                    routes.is_public(method.upper(), _example_path(path))
+                    and declared
+                    and all(set(requirement) <= set(own_schemes) for requirement in declared)
+                ):
+                    # Verified by the service itself (a signature over the body), not a token.
+                    for requirement in declared:
+                        security_schemes.update({n: own_schemes[n] for n in requirement})
+                else:
+                    operation["security"] = _operation_security(routes, method, path)
                 responses = operation.setdefault("responses", {})
                 for code, description in GATEWAY_ERRORS.items():
                     responses.setdefault(code, problem_response(description))
@@ -122,7 +146,8 @@ def merge(
                     "scheme": "bearer",
                     "bearerFormat": "JWT",
                     "description": "Access token from POST /api/auth/login (EdDSA-signed JWT).",
-                }
+                },
+                **dict(sorted(security_schemes.items())),
             },
         },
         "security": [{SECURITY_SCHEME: []}],

@@ -42,6 +42,11 @@ Uuid7 = Annotated[str, StringConstraints(pattern=UUID7_PATTERN), WithJsonSchema(
 OptionalUuid7 = Annotated[Uuid7 | None, WithJsonSchema(UUID7_SCHEMA)]
 """An optional id query parameter (a keyset cursor, a filter): absent rather than null."""
 
+SKU_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"
+"""A sku as products are created with it: usable as a path segment (never `.` or `..`)."""
+
+Sku = Annotated[str, StringConstraints(pattern=SKU_PATTERN)]
+
 SINGLE_LINE = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 """Something visible, no control characters (so no line breaks): names, titles, labels."""
 
@@ -190,3 +195,25 @@ Uf = Literal[
     "TO",
 ]
 """A federative unit (state) code, upper case."""
+
+
+# ---------------------------------------------------------------- models
+
+
+def omitted_not_null(schema: dict[str, Any]) -> None:
+    """`json_schema_extra` of a PATCH model whose fields may be left out but never be null.
+
+    The fields are typed `X | None = None` (absent), while a JSON null is refused by the model's
+    own validator; the schema then lists each field by its `X` alone.
+    """
+    for prop in schema.get("properties", {}).values():
+        branches = prop.get("anyOf")
+        if isinstance(branches, list):
+            kept = [branch for branch in branches if branch != {"type": "null"}]
+            if len(kept) == 1:
+                prop.pop("anyOf")
+                prop.update(kept[0])
+            else:
+                prop["anyOf"] = kept
+        if prop.get("default", ...) is None:
+            prop.pop("default")

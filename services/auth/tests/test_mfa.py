@@ -24,7 +24,8 @@ async def _enrol(auth_stack: AuthStack, account: Account) -> tuple[str, list[str
     wrong = await auth_stack.gateway.post(
         "/api/auth/mfa/enable", json={"code": "000000"}, headers=auth_stack.headers(token=token)
     )
-    assert wrong.status_code == 422
+    assert wrong.status_code == 403
+    assert wrong.json()["type"].endswith("/mfa-code-rejected")
     enabled = await auth_stack.gateway.post(
         "/api/auth/mfa/enable",
         json={"code": pyotp.TOTP(secret).now()},

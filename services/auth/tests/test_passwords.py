@@ -91,7 +91,7 @@ async def test_reset_sets_the_password_and_ends_every_session(
         json={"token": token, "new_password": "yet another passphrase"},
         headers=auth_stack.headers(),
     )
-    assert reused.status_code == 400
+    assert reused.status_code == 401
     assert reused.headers["content-type"] == PROBLEM
     assert reused.json()["type"].endswith("/invalid-reset-token")
 
@@ -111,7 +111,8 @@ async def test_expired_or_unknown_reset_tokens_are_refused(
             json={"token": candidate, "new_password": NEW_PASSWORD},
             headers=auth_stack.headers(),
         )
-        assert response.status_code == 400
+        assert response.status_code == 401
+        assert response.json()["type"].endswith("/invalid-reset-token")
 
 
 async def test_reset_lifts_an_account_lockout(auth_stack: AuthStack, account: Account) -> None:

@@ -148,26 +148,36 @@ async def test_sorts_and_totals(shop: dict[str, Any]) -> None:
     assert as_admin.json()["total"] == len(prices) + 1  # admins also see the deleted product
 
 
-async def test_bad_listing_input_is_422(shop: dict[str, Any]) -> None:
+async def test_bad_listing_input_is_422_and_what_names_nothing_is_404(
+    shop: dict[str, Any],
+) -> None:
     service = shop["service"]
-    for params in (
+    for params in (  # refused by the documented schema
         {"sort": "popularity"},
         {"colour": "red"},
         {"attr.weight": "1"},
         {"attr.Brand": "x"},
         {"min_price": "-1"},
         {"min_price": "9.99"},
-        {"min_price": "500", "max_price": "100"},
         {"limit": "0"},
         {"limit": "101"},
-        {"category": "no-such-category"},
+        {"category": "Not A Slug"},
         {"cursor": "!!!not-base64!!!"},
-        {"cursor": "eyJzIjoibmV3ZXN0In0"},
-        {"cursor": _cursor({"s": "price_asc", "f": "x", "k": 10**30, "id": "a"})},
     ):
         response = await service.client.get("/api/products", params=params)
         assert response.status_code == 422, (params, response.text)
         assert response.headers["content-type"] == "application/problem+json"
+    for params in (  # well-formed, but no such category or page
+        {"category": "no-such-category"},
+        {"cursor": "eyJzIjoibmV3ZXN0In0"},
+        {"cursor": _cursor({"s": "price_asc", "f": "x", "k": 10**30, "id": "a"})},
+    ):
+        response = await service.client.get("/api/products", params=params)
+        assert response.status_code == 404, (params, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+    empty = await service.client.get("/api/products", params={"min_price": 500, "max_price": 100})
+    assert empty.status_code == 200
+    assert empty.json() == {"items": [], "next_cursor": None, "total": 0}
 
 
 async def test_a_cursor_only_continues_its_own_listing(shop: dict[str, Any]) -> None:
@@ -182,7 +192,7 @@ async def test_a_cursor_only_continues_its_own_listing(shop: dict[str, Any]) -> 
             "cursor": first["next_cursor"],
         },
     )
-    assert other.status_code == 422
+    assert other.status_code == 404
     filtered = await service.client.get(
         "/api/products",
         params={
@@ -191,7 +201,7 @@ async def test_a_cursor_only_continues_its_own_listing(shop: dict[str, Any]) -> 
             "cursor": first["next_cursor"],
         },
     )
-    assert filtered.status_code == 422
+    assert filtered.status_code == 404
 
 
 @pytest.mark.parametrize("sort", ["newest", "price_asc", "price_desc", "relevance", "rating"])
@@ -283,3 +293,10 @@ async def test_categories_come_back_as_a_tree(shop: dict[str, Any]) -> None:
         headers=service.admin(),
     )
     assert orphan.status_code == 422
+    unknown_parent = await service.client.post(
+        "/api/products/categories",
+        json={"name": "Órfã", "parent_id": new_id()},
+        headers=service.admin(),
+    )
+    assert unknown_parent.status_code == 404
+    assert unknown_parent.json()["type"].endswith("/unknown-category")

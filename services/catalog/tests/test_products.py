@@ -127,7 +127,10 @@ async def test_bad_input_is_a_problem_document(catalog: Running) -> None:
         (product_body(slug="categories"), 422),
         (product_body(attributes={"Bad Key": 1}), 422),
         (product_body(unknown_field=True), 422),
-        (product_body(category_ids=[new_id()]), 422),
+        (product_body(category_ids=["not-an-id"]), 422),
+        (product_body(images=["ftp://example.com/x.png"]), 422),
+        (product_body(sku=".hidden"), 422),
+        (product_body(category_ids=[new_id()]), 404),
         (product_body(sku=existing["sku"]), 409),
         (product_body(slug=existing["slug"]), 409),
     ]
@@ -147,17 +150,22 @@ async def test_bad_input_is_a_problem_document(catalog: Running) -> None:
         },
     )
     assert response.status_code == 422, response.text
-    for key in ("not-a-product", "0190d3a0-0000-4000-8000-000000000000", "%20", "x" * 300):
+    for key in ("not-a-product", "0190d3a0-0000-4000-8000-000000000000", new_id()):
         missing = await catalog.client.get(f"/api/products/{key}")
         assert missing.status_code == 404, key
         assert missing.headers["content-type"] == "application/problem+json"
-    for method, path, body in (
-        ("PATCH", "/api/products/not-an-id", {"price": 1}),
-        ("PATCH", f"/api/products/{new_id()}", {"price": 1}),
-        ("DELETE", "/api/products/123", None),
+    for key in ("%20", "x" * 300, "Upper-Case"):
+        malformed = await catalog.client.get(f"/api/products/{key}")
+        assert malformed.status_code == 422, key
+        assert malformed.headers["content-type"] == "application/problem+json"
+    for method, path, body, expected in (
+        ("PATCH", "/api/products/not-an-id", {"price": 1}, 422),
+        ("PATCH", f"/api/products/{new_id()}", {"price": 1}, 404),
+        ("DELETE", "/api/products/123", None, 422),
+        ("DELETE", f"/api/products/{new_id()}", None, 404),
     ):
         response = await catalog.client.request(method, path, json=body, headers=admin)
-        assert response.status_code == 404, (method, path, response.text)
+        assert response.status_code == expected, (method, path, response.text)
     bad_patches = [{"price": -5}, {"price": 1.5}, {"name": None}, {"sku": "NEW-SKU"}]
     for body in bad_patches:
         response = await catalog.client.patch(

@@ -159,11 +159,12 @@ async def test_checkout_needs_an_idempotency_key_and_a_login(harness: Harness) -
     product = await harness.product()
     await harness.fill_cart(user, (product, 1))
     body = harness.checkout_body([(product.sku, 1)])
-    assert_problem(
+    missing = assert_problem(
         await harness.client.post("/api/orders", json=body, headers=user),
-        400,
-        "idempotency-key-required",
+        422,
+        "validation-error",
     )
+    assert missing["errors"][0]["loc"] == ["header", "Idempotency-Key"]
     assert_problem(
         await harness.client.post("/api/orders", json=body, headers={"Idempotency-Key": "k"}), 401
     )
@@ -174,12 +175,12 @@ async def test_empty_cart_cannot_be_checked_out(harness: Harness) -> None:
     user = harness.user()
     product = await harness.product()
     assert_problem(
-        await harness.checkout(user, harness.checkout_body([(product.sku, 1)])), 422, "empty-cart"
+        await harness.checkout(user, harness.checkout_body([(product.sku, 1)])), 409, "empty-cart"
     )
     await harness.fill_cart(user, (product, 1))
     await harness.client.delete(f"/api/cart/items/{product.sku}", headers=user)
     assert_problem(
-        await harness.checkout(user, harness.checkout_body([(product.sku, 1)])), 422, "empty-cart"
+        await harness.checkout(user, harness.checkout_body([(product.sku, 1)])), 409, "empty-cart"
     )
 
 
@@ -192,18 +193,19 @@ async def test_quote_must_be_valid_unexpired_and_match_cart_and_address(harness:
     def body(quote_id: str) -> dict[str, object]:
         return {**harness.checkout_body(items), "shipping_quote_id": quote_id}
 
-    cases = [
-        (harness.quote(items, expires_in=timedelta(seconds=-1)), "expired-shipping-quote"),
-        (harness.quote([(a.sku, 1), (b.sku, 1)]), "shipping-quote-mismatch"),
-        (harness.quote([(a.sku, 2)]), "shipping-quote-mismatch"),
-        (harness.quote(items, cep="20040002"), "shipping-quote-mismatch"),
-        (harness.quote(items, currency="USD"), "shipping-quote-mismatch"),
-        (harness.quote(items, secret="someone-elses-secret"), "invalid-shipping-quote"),
-        (harness.quote(items)[:-3] + "AAA", "invalid-shipping-quote"),
-        ("not-a-quote", "invalid-shipping-quote"),
+    cases = [  # well-formed quote ids: one that does not verify names no quote (404)
+        (harness.quote(items, expires_in=timedelta(seconds=-1)), 409, "expired-shipping-quote"),
+        (harness.quote([(a.sku, 1), (b.sku, 1)]), 409, "shipping-quote-mismatch"),
+        (harness.quote([(a.sku, 2)]), 409, "shipping-quote-mismatch"),
+        (harness.quote(items, cep="20040002"), 409, "shipping-quote-mismatch"),
+        (harness.quote(items, currency="USD"), 409, "shipping-quote-mismatch"),
+        (harness.quote(items, secret="someone-elses-secret"), 404, "invalid-shipping-quote"),
+        (harness.quote(items)[:-3] + "AAA", 404, "invalid-shipping-quote"),
+        ("not.a-quote", 404, "invalid-shipping-quote"),
+        ("not-a-quote", 422, "validation-error"),
     ]
-    for quote_id, slug in cases:
-        assert_problem(await harness.checkout(user, body(quote_id)), 422, slug)
+    for quote_id, status, slug in cases:
+        assert_problem(await harness.checkout(user, body(quote_id)), status, slug)
 
     # Nothing was lost: the cart is intact and still checks out with a good quote.
     assert len((await harness.client.get("/api/cart", headers=user)).json()["items"]) == 2
@@ -241,7 +243,7 @@ async def test_unknown_or_withdrawn_products_block_checkout(harness: Harness) ->
     await harness.deactivate(product)
     assert_problem(
         await harness.checkout(user, harness.checkout_body([(product.sku, 1)])),
-        422,
+        409,
         "product-unavailable",
     )
     assert await _orders_of(harness, user) == 0
@@ -275,10 +277,10 @@ async def test_concurrent_checkouts_with_different_keys_take_the_cart_once(
 
     responses = await asyncio.gather(*(harness.checkout(user, body) for _ in range(6)))
 
-    assert sorted(r.status_code for r in responses) == [202] + [422] * 5, [
+    assert sorted(r.status_code for r in responses) == [202] + [409] * 5, [
         r.text for r in responses
     ]
     for response in responses:
-        if response.status_code == 422:
-            assert_problem(response, 422, "empty-cart")
+        if response.status_code == 409:
+            assert_problem(response, 409, "empty-cart")
     assert await _orders_of(harness, user) == 1

@@ -53,16 +53,20 @@ async def test_invalid_coupon_definitions_are_refused(harness: Harness) -> None:
         {"code": _code(), "kind": "fixed", "amount_off": 500, "percent_off": 5},
         {"code": _code(), "kind": "bogo", "amount_off": 500},
         {"code": "a b", "kind": "fixed", "amount_off": 500},
-        {
-            "code": _code(),
-            "kind": "fixed",
-            "amount_off": 500,
-            "valid_from": now.isoformat(),
-            "valid_until": (now - timedelta(days=1)).isoformat(),
-        },
         {"code": _code(), "kind": "fixed", "amount_off": 500, "max_uses": 0},
+        {"code": _code(), "kind": "fixed", "amount_off": 500, "valid_from": "2026-01-01"},
+        {"code": _code(), "kind": "fixed", "amount_off": 500, "active": 1},
     ]:
         assert_problem(await harness.client.post("/api/coupons", headers=admin, json=body), 422)
+    # A window that ends before it starts is well-formed: a coupon that never applies.
+    never = {
+        "code": _code(),
+        "kind": "fixed",
+        "amount_off": 500,
+        "valid_from": now.isoformat(),
+        "valid_until": (now - timedelta(days=1)).isoformat(),
+    }
+    assert (await harness.client.post("/api/coupons", headers=admin, json=never)).status_code == 201
 
 
 async def test_percentage_and_fixed_discounts(harness: Harness) -> None:
@@ -126,10 +130,10 @@ async def test_coupon_rules_are_enforced(harness: Harness) -> None:
         response = await harness.client.post(
             "/api/cart/coupon", headers=user, json={"code": coupon["code"]}
         )
-        assert_problem(response, 422, "coupon-invalid")
+        assert_problem(response, 409, "coupon-invalid")
     assert_problem(
         await harness.client.post("/api/cart/coupon", headers=user, json={"code": "NO-SUCH"}),
-        422,
+        409,
         "coupon-invalid",
     )
 
@@ -144,7 +148,7 @@ async def test_coupon_rules_are_enforced(harness: Harness) -> None:
     cart = (await harness.client.get("/api/cart", headers=user)).json()
     assert cart["discount"] == 0 and cart["coupon_problem"]
     response = await harness.checkout(user, harness.checkout_body([(product.sku, 2)]))
-    assert_problem(response, 422, "coupon-invalid")
+    assert_problem(response, 409, "coupon-invalid")
 
 
 async def test_global_limit_holds_under_concurrent_checkouts(harness: Harness) -> None:
@@ -166,7 +170,7 @@ async def test_global_limit_holds_under_concurrent_checkouts(harness: Harness) -
     assert accepted[0].json()["discount"] == 500
     for response in responses:
         if response.status_code != 202:
-            assert_problem(response, 422, "coupon-invalid")
+            assert_problem(response, 409, "coupon-invalid")
     assert await harness.scalar("SELECT uses FROM coupons WHERE code = :c", c=coupon["code"]) == 1
     assert (
         await harness.scalar(
@@ -190,7 +194,7 @@ async def test_per_user_limit_holds_under_concurrent_checkouts(harness: Harness)
     await harness.fill_cart(user, (product, 1))
     assert_problem(
         await harness.client.post("/api/cart/coupon", headers=user, json={"code": coupon["code"]}),
-        422,
+        409,
         "coupon-invalid",
     )
     other = harness.user()
@@ -209,7 +213,7 @@ async def test_cancelling_an_order_gives_the_coupon_use_back(harness: Harness) -
         await harness.client.post("/api/cart/coupon", headers=user, json={"code": coupon["code"]})
     body = harness.checkout_body([(product.sku, 1)])
     order = (await harness.checkout(first, body)).json()
-    assert_problem(await harness.checkout(second, body), 422, "coupon-invalid")
+    assert_problem(await harness.checkout(second, body), 409, "coupon-invalid")
 
     cancelled = await harness.client.post(f"/api/orders/{order['id']}/cancel", headers=first)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELLED"
@@ -236,4 +240,9 @@ async def test_coupon_list_is_paginated(harness: Harness) -> None:
     assert seen == sorted(seen) and len(seen) == len(set(seen)) >= 3
     assert_problem(
         await harness.client.get("/api/coupons", headers=admin, params={"cursor": "!!"}), 422
+    )
+    assert_problem(
+        await harness.client.get("/api/coupons", headers=admin, params={"cursor": "Zm9v_"}),
+        404,
+        "invalid-cursor",
     )

@@ -29,7 +29,7 @@ async def test_another_users_order_is_not_found(harness: Harness) -> None:
         o["id"] != order["id"]
         for o in (await harness.client.get("/api/orders", headers=bob)).json()["items"]
     )
-    assert_problem(await harness.client.get("/api/orders/not-a-uuid", headers=bob), 404)
+    assert_problem(await harness.client.get("/api/orders/not-a-uuid", headers=bob), 422)
     assert_problem(await harness.client.get(f"/api/orders/{order['id']}"), 401)
 
 
@@ -61,8 +61,12 @@ async def test_own_orders_are_listed_newest_first_by_cursor(harness: Harness) ->
     assert first["item_count"] == 2 and first["status"] == "PENDING"
     assert_problem(
         await harness.client.get("/api/orders", headers=user, params={"cursor": "garbage"}),
-        422,
+        404,
         "invalid-cursor",
+    )
+    assert_problem(
+        await harness.client.get("/api/orders", headers=user, params={"cursor": "not base64!"}),
+        422,
     )
     assert_problem(await harness.client.get("/api/orders", headers=user, params={"limit": 0}), 422)
 

@@ -80,5 +80,11 @@ async def test_other_users_get_404_and_admins_see_everything(stack: Stack) -> No
 async def test_openapi_documents_the_problems(stack: Stack) -> None:
     schema = (await stack.client.get("/openapi.json")).json()
     refund = schema["paths"]["/api/payments/orders/{order_id}/refunds"]["post"]
-    assert {"400", "403", "404", "409", "502", "503"} <= set(refund["responses"])
-    assert "400" in schema["paths"]["/api/payments/webhooks/stripe"]["post"]["responses"]
+    assert {"403", "404", "409", "422", "502", "503"} <= set(refund["responses"])
+    assert {"name": "Idempotency-Key", "in": "header", "required": True}.items() <= next(
+        p for p in refund["parameters"] if p["name"] == "Idempotency-Key"
+    ).items()
+    webhook = schema["paths"]["/api/payments/webhooks/stripe"]["post"]
+    assert "401" in webhook["responses"]
+    assert webhook["security"] == [{"stripeSignature": []}]
+    assert schema["components"]["securitySchemes"]["stripeSignature"]["name"] == "Stripe-Signature"

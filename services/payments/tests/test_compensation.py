@@ -150,7 +150,8 @@ async def test_refund_rules_answer_with_problems(stack: Stack) -> None:
     body = {"amount": 100, "reason": "nope"}
 
     no_key = await stack.client.post(url, json=body, headers=admin_headers(stack))
-    assert no_key.status_code == 400
+    assert no_key.status_code == 422
+    assert no_key.json()["errors"][0]["loc"] == ["header", "Idempotency-Key"]
     customer = await stack.client.post(
         url, json=body, headers={**stack.tokens.headers(placed.user_id), "Idempotency-Key": "k"}
     )

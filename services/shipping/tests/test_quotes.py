@@ -125,22 +125,22 @@ async def test_projection_ignores_older_versions_and_deactivation(shipping: Runn
     )
 
     async def refused() -> bool:
-        return (await _quote(shipping, "20040002", [(item.sku, 1)])).status_code == 422
+        return (await _quote(shipping, "20040002", [(item.sku, 1)])).status_code == 404
 
     await eventually(refused, timeout=30, interval=0.3)
 
 
-@pytest.mark.parametrize("cep", ["123", "00000-000", "ABCDE-123", "0131010"])
+@pytest.mark.parametrize("cep", ["123", "00000-000", "ABCDE-123", "0131010", "78950-000"])
 async def test_invalid_cep_is_a_422_problem(shipping: Running, cep: str) -> None:
     response = await _quote(shipping, cep, [("ANY-SKU", 1)])
     assert response.status_code == 422
     assert response.headers["content-type"] == PROBLEM
-    assert response.json()["type"].endswith("/invalid-cep")
+    assert response.json()["type"].endswith("/validation-error")  # the CEP pattern is the rule
 
 
-async def test_unknown_sku_is_a_422_problem(shipping: Running) -> None:
+async def test_unknown_sku_is_a_404_problem(shipping: Running) -> None:
     response = await _quote(shipping, "01310-100", [("NO-SUCH-SKU", 1)])
-    assert response.status_code == 422
+    assert response.status_code == 404
     assert response.headers["content-type"] == PROBLEM
     assert response.json()["skus"] == ["NO-SUCH-SKU"]
 

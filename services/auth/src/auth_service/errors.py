@@ -1,10 +1,15 @@
-"""Domain errors of the auth service, mapped once to problem+json by the shared runtime."""
+"""Domain errors of the auth service, mapped once to problem+json by the shared runtime.
+
+As everywhere on the platform: 422 only for what the request schema already refuses (the
+password policy is part of it), 401 for a credential that proves nothing (password, refresh or
+reset token), 403 for a signed-in user's wrong confirmation code or password, 409 for a request
+that conflicts with the account's state.
+"""
 
 from __future__ import annotations
 
 from shopkit.problems import (
     ConflictError,
-    DomainError,
     ForbiddenError,
     NotFoundError,
     TooManyRequestsError,
@@ -47,7 +52,9 @@ class InvalidMfaCodeError(UnauthorizedError):
     title = "Invalid MFA code"
 
 
-class MfaCodeRejectedError(UnprocessableError):
+class MfaCodeRejectedError(ForbiddenError):
+    """Enrolment refused: the code does not prove possession of the new secret."""
+
     slug = "mfa-code-rejected"
     title = "MFA code does not match"
 
@@ -85,8 +92,10 @@ class InvalidAccessTokenError(UnauthorizedError):
         super().__init__(detail, headers=_BEARER)
 
 
-class InvalidResetTokenError(DomainError):
-    status = 400
+class InvalidResetTokenError(UnauthorizedError):
+    """The reset token is the credential of a reset: unknown, spent or expired is a 401, like
+    a refresh token."""
+
     slug = "invalid-reset-token"
     title = "Invalid or expired reset token"
 

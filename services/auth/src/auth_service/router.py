@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import JSONResponse
 from shopkit.db import SessionDep
+from shopkit.params import OptionalUuid7
 from shopkit.problems import UnauthorizedError, responses
 from shopkit.security import CurrentUser
 
@@ -38,8 +39,6 @@ wellknown_router = APIRouter(tags=["auth"])
 
 NO_STORE = {"Cache-Control": "no-store"}
 """Token responses must not be cached (RFC 6749 section 5.1)."""
-
-UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
 @router.post(
@@ -197,7 +196,7 @@ async def login_history(
     principal: CurrentUser,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(pattern=UUID_PATTERN)] = None,
+    cursor: OptionalUuid7 = None,
 ) -> LoginHistoryPage:
     """The caller's login attempts, newest first (time, IP, user agent, outcome)."""
     return await accounts.login_history(session, principal=principal, limit=limit, cursor=cursor)

@@ -1,18 +1,61 @@
-"""Request and response bodies. Requests forbid unknown fields: nothing can be mass-assigned."""
+"""Request and response bodies. Requests forbid unknown fields: nothing can be mass-assigned.
+
+Request fields are documented exactly as they are validated (see `shopkit.params`); the
+password policy, which no single keyword expresses, is spelled out with `not` in the schema
+and enforced by `auth_service.passwords.check_policy`.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, WithJsonSchema
+from shopkit.params import SINGLE_LINE, Stripped
+
+from auth_service.passwords import COMMON_PASSWORDS, MAX_LENGTH, MIN_LENGTH
+
+
+def _case_insensitive(word: str) -> str:
+    return "".join(
+        f"[{c.lower()}{c.upper()}]" if c.lower() != c.upper() else re.escape(c) for c in word
+    )
+
+
+_FEW_DISTINCT = r"^(.)\1*(?:(.)(?:\1|\2)*)?$"
+"""Two different characters or fewer, repeated: `aaaaaaaaaa`, `ababababab`."""
+_COMMON = "^(?:" + "|".join(_case_insensitive(w) for w in sorted(COMMON_PASSWORDS)) + ")$"
+
+NEW_PASSWORD_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "format": "password",
+    "minLength": MIN_LENGTH,
+    "maxLength": MAX_LENGTH,
+    "not": {"anyOf": [{"pattern": _FEW_DISTINCT}, {"pattern": _COMMON}]},
+    "description": f"{MIN_LENGTH} to {MAX_LENGTH} characters, at least three different ones "
+    "(letters counted without case), not a common password, not the account's email address "
+    "or its local part.",
+    "examples": ["correct horse battery staple"],
+}
 
 Password = Annotated[str, Field(min_length=1, max_length=1024)]
-"""Length rules live in the policy (clear messages); the cap only bounds the request."""
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=6, max_length=32)]
-OpaqueToken = Annotated[str, StringConstraints(min_length=16, max_length=256)]
-LoginEmail = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=320)]
+"""A password given to be checked (login, re-authentication): any text, bounded."""
+NewPassword = Annotated[
+    str,
+    StringConstraints(min_length=MIN_LENGTH, max_length=MAX_LENGTH),
+    WithJsonSchema(NEW_PASSWORD_SCHEMA),
+]
+"""A password being set: the policy's rules (a 422 `weak-password` names the one broken)."""
+Name = Annotated[str, StringConstraints(max_length=200, pattern=SINGLE_LINE), Stripped]
+Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]{4,30}[A-Za-z0-9]$")]
+"""A six-digit TOTP code or a recovery code (`abcde-fghij`; case and dashes do not matter)."""
+OpaqueToken = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,256}$")]
+"""A refresh or reset token as issued (URL-safe base64)."""
+LoginEmail = Annotated[
+    str, StringConstraints(min_length=3, max_length=320, pattern=SINGLE_LINE), Stripped
+]
+"""The email an account was registered with (compared normalised, so any text is looked up)."""
 
 
 class Request(BaseModel):
@@ -21,7 +64,7 @@ class Request(BaseModel):
 
 class RegisterRequest(Request):
     email: EmailStr
-    password: Password
+    password: NewPassword
     name: Name
 
 
@@ -110,12 +153,12 @@ class Accepted(BaseModel):
 
 class PasswordResetRequest(Request):
     token: OpaqueToken
-    new_password: Password
+    new_password: NewPassword
 
 
 class PasswordChangeRequest(Request):
     current_password: Password
-    new_password: Password
+    new_password: NewPassword
 
 
 class LoginAttemptPublic(BaseModel):

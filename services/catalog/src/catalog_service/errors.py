@@ -1,4 +1,9 @@
-"""Domain errors of the catalog service, mapped once to problem+json."""
+"""Domain errors of the catalog service, mapped once to problem+json.
+
+As everywhere on the platform: 422 only for what the request schema already refuses, 404 when
+something named in the path, the query or the body does not exist (a category, a product, the
+page a cursor points to), 409 for a conflict with what is stored.
+"""
 
 from __future__ import annotations
 
@@ -35,17 +40,29 @@ class DuplicateReviewError(ConflictError):
     title = "You have already reviewed this product"
 
 
-class UnknownCategoryError(UnprocessableError):
+class UnknownCategoryError(NotFoundError):
     slug = "unknown-category"
     title = "A category given does not exist"
 
 
-class InvalidFilterError(UnprocessableError):
+class InvalidFilterError(NotFoundError):
+    """A filter names something that does not exist (the category of `?category=`)."""
+
     slug = "invalid-filter"
-    title = "Unknown or malformed filter"
+    title = "The filter names nothing that exists"
 
 
-class InvalidCursorError(UnprocessableError):
+class UnknownParameterError(UnprocessableError):
+    """A query parameter the listing does not know (or given twice): refused, not ignored."""
+
+    slug = "unknown-parameter"
+    title = "Unknown or repeated query parameter"
+
+
+class InvalidCursorError(NotFoundError):
+    """Like an unknown page: a cursor this listing did not issue (or issued for another query,
+    sort or filter) points nowhere."""
+
     slug = "invalid-cursor"
     title = "The cursor is not one this listing issued"
 

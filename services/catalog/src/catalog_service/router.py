@@ -4,7 +4,9 @@ import re
 from typing import Annotated
 
 from contracts.types import utc_now
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
+from pydantic import WithJsonSchema
+from shopkit.params import Uuid7
 from shopkit.problems import responses
 from shopkit.security import AdminUser, CurrentUser, OptionalUser
 
@@ -17,9 +19,11 @@ from catalog_service.errors import (
     ProductBusyError,
     ProductNotFoundError,
     UnknownCategoryError,
+    UnknownParameterError,
 )
 from catalog_service.resources import CatalogDep
 from catalog_service.schemas import (
+    ID_OR_SLUG_PATTERN,
     CategoryCreate,
     CategoryPublic,
     CategoryTree,
@@ -42,7 +46,41 @@ JSON = "application/json"
 LIST_PARAMETERS = frozenset({"q", "category", "min_price", "max_price", "sort", "limit", "cursor"})
 _ATTRIBUTE_PARAMETER = re.compile(r"^attr\.([a-z][a-z0-9_]{0,39})$")
 Limit = Annotated[int, Query(ge=1, le=100)]
-Price = Annotated[int | None, Query(ge=0, le=10_000_000_000)]
+Price = Annotated[
+    int | None,
+    Query(ge=0, le=10_000_000_000),
+    WithJsonSchema({"type": "integer", "minimum": 0, "maximum": 10_000_000_000}),
+]
+IdOrSlugPath = Annotated[
+    str,
+    Path(
+        max_length=120,
+        pattern=f"^{ID_OR_SLUG_PATTERN}$",
+        description="The product's id (UUIDv7) or its slug.",
+    ),
+]
+CURSOR_PATTERN = "^[A-Za-z0-9_=-]+$"
+CURSOR_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 1000, "pattern": CURSOR_PATTERN}
+Cursor = Annotated[
+    str | None,
+    Query(min_length=1, max_length=1000, pattern=CURSOR_PATTERN),
+    WithJsonSchema(CURSOR_SCHEMA),
+]
+"""`next_cursor` of the previous page, as issued (URL-safe base64); any other value is a 404."""
+Category = Annotated[
+    str | None,
+    Query(max_length=120, pattern=f"^{ID_OR_SLUG_PATTERN}$"),
+    WithJsonSchema({"type": "string", "maxLength": 120, "pattern": f"^{ID_OR_SLUG_PATTERN}$"}),
+]
+SearchText = Annotated[
+    str | None,
+    Query(max_length=200),
+    WithJsonSchema({"type": "string", "maxLength": 200}),
+]
+Sort = Annotated[
+    listing.SortName | None,
+    WithJsonSchema({"type": "string", "enum": list(listing.SORTS)}),
+]
 
 
 def _attribute_filters(request: Request) -> dict[str, str]:
@@ -53,9 +91,14 @@ def _attribute_filters(request: Request) -> dict[str, str]:
             continue
         match = _ATTRIBUTE_PARAMETER.match(name)
         if match is None:
-            raise InvalidFilterError(f"unknown parameter {name!r}")
+            raise UnknownParameterError(f"unknown parameter {name!r}")
+        if match.group(1) not in listing.FILTERABLE_ATTRIBUTES:
+            raise UnknownParameterError(
+                f"attribute {match.group(1)!r} cannot be filtered on; use one of: "
+                + ", ".join(listing.FILTERABLE_ATTRIBUTES)
+            )
         if match.group(1) in found:
-            raise InvalidFilterError(f"{name} given twice")
+            raise UnknownParameterError(f"{name} given twice")
         found[match.group(1)] = value
     return found
 
@@ -63,30 +106,37 @@ def _attribute_filters(request: Request) -> dict[str, str]:
 @router.get(
     "",
     response_model=ProductList,
-    responses=responses(InvalidFilterError, InvalidCursorError),
+    responses=responses(InvalidFilterError, UnknownParameterError),
     description="Search and browse. Filters on attributes are `attr.<name>=value` "
     f"(names: {', '.join(listing.FILTERABLE_ATTRIBUTES)}). "
-    "Sorts: relevance (default with q), newest (default), price_asc, price_desc, rating.",
+    "Sorts: relevance (default with q), newest (default), price_asc, price_desc, rating. "
+    "A price range whose minimum is above its maximum matches nothing.",
 )
 async def list_products(
     *,
     request: Request,
     catalog: CatalogDep,
     viewer: OptionalUser,
-    q: Annotated[str | None, Query(max_length=200)] = None,
-    category: Annotated[str | None, Query(max_length=120)] = None,
+    q: SearchText = None,
+    category: Category = None,
     min_price: Price = None,
     max_price: Price = None,
-    sort: listing.SortName | None = None,
+    sort: Sort = None,
     limit: Limit = 20,
-    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    cursor: Cursor = None,
 ) -> Response:
+    attributes = _attribute_filters(request)
+    if min_price is not None and max_price is not None and min_price > max_price:
+        # An empty range is a question with an empty answer, not a malformed request.
+        return Response(
+            ProductList(items=[], next_cursor=None, total=0).model_dump_json(), media_type=JSON
+        )
     query = listing.ListQuery(
         q=q,
         category=category,
         min_price=min_price,
         max_price=max_price,
-        attributes=_attribute_filters(request),
+        attributes=attributes,
         sort=sort,
         limit=limit,
         cursor=cursor,
@@ -137,10 +187,14 @@ async def create_product(
 
 
 @router.get(
-    "/{id_or_slug}", response_model=ProductPublic, responses=responses(ProductNotFoundError)
+    "/{product_id}", response_model=ProductPublic, responses=responses(ProductNotFoundError)
 )
-async def get_product(id_or_slug: str, catalog: CatalogDep, viewer: OptionalUser) -> Response:
-    body = await products.get_product(catalog, id_or_slug=id_or_slug, viewer=viewer)
+async def get_product(
+    product_id: IdOrSlugPath, catalog: CatalogDep, viewer: OptionalUser
+) -> Response:
+    """A product by id or slug. (One path template with the writes below, so that a 405 on it
+    lists every method the resource has.)"""
+    body = await products.get_product(catalog, id_or_slug=product_id, viewer=viewer)
     return Response(body, media_type=JSON)
 
 
@@ -151,7 +205,7 @@ _WRITE_ERRORS = responses(
 
 @router.put("/{product_id}", response_model=ProductPublic, responses=_WRITE_ERRORS)
 async def replace_product(
-    product_id: str, catalog: CatalogDep, _: AdminUser, body: ProductReplace
+    product_id: Uuid7, catalog: CatalogDep, _: AdminUser, body: ProductReplace
 ) -> ProductPublic:
     return await products.change_product(
         catalog, product_id=product_id, changes=body.model_dump(mode="json")
@@ -160,7 +214,7 @@ async def replace_product(
 
 @router.patch("/{product_id}", response_model=ProductPublic, responses=_WRITE_ERRORS)
 async def patch_product(
-    product_id: str, catalog: CatalogDep, _: AdminUser, body: ProductPatch
+    product_id: Uuid7, catalog: CatalogDep, _: AdminUser, body: ProductPatch
 ) -> ProductPublic:
     return await products.change_product(
         catalog,
@@ -174,7 +228,7 @@ async def patch_product(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(ProductNotFoundError, ProductBusyError),
 )
-async def delete_product(product_id: str, catalog: CatalogDep, _: AdminUser) -> Response:
+async def delete_product(product_id: Uuid7, catalog: CatalogDep, _: AdminUser) -> Response:
     await products.delete_product(catalog, product_id=product_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -185,10 +239,7 @@ async def delete_product(product_id: str, catalog: CatalogDep, _: AdminUser) -> 
     responses=responses(ProductNotFoundError, InvalidCursorError),
 )
 async def list_reviews(
-    id_or_slug: str,
-    catalog: CatalogDep,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Limit = 20,
+    id_or_slug: IdOrSlugPath, catalog: CatalogDep, cursor: Cursor = None, limit: Limit = 20
 ) -> ReviewList:
     return await reviews.list_reviews(catalog, id_or_slug=id_or_slug, cursor=cursor, limit=limit)
 
@@ -200,6 +251,6 @@ async def list_reviews(
     responses=responses(ProductNotFoundError, DuplicateReviewError, ProductBusyError),
 )
 async def add_review(
-    id_or_slug: str, catalog: CatalogDep, user: CurrentUser, body: ReviewCreate
+    id_or_slug: IdOrSlugPath, catalog: CatalogDep, user: CurrentUser, body: ReviewCreate
 ) -> ReviewPublic:
     return await reviews.add_review(catalog, id_or_slug=id_or_slug, author=user, data=body)

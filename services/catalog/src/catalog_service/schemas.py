@@ -1,27 +1,49 @@
+"""Request and response models of the catalog API.
+
+Request fields are documented exactly as they are validated (see `shopkit.params`): a request
+matching the schema is never refused for its shape.
+"""
+
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from contracts.types import Sku
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    HttpUrl,
     StrictBool,
     StrictFloat,
-    StrictInt,
     StringConstraints,
+    WithJsonSchema,
     model_validator,
+)
+from shopkit.params import (
+    MULTI_LINE,
+    NO_CONTROL,
+    SINGLE_LINE,
+    UUID7_PATTERN,
+    Integer,
+    Sku,
+    Stripped,
+    Uuid7,
+    omitted_not_null,
 )
 
 RESERVED_SLUGS = frozenset({"categories", "trending", "seed", "search"})
 """Words that name routes under /api/products, so no product may take them as its slug."""
 
-_ATTRIBUTE_KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+ATTRIBUTE_KEY_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+IMAGE_URL_PATTERN = (
+    r"^https?://[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(?::[1-9][0-9]{0,3})?"
+    r"(?:/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?(?:\?[A-Za-z0-9._~%!$&'()*+,;=:@/?-]*)?$"
+)
+"""An http(s) image URL: a host name, an optional port, a path and query of URL characters."""
+ID_OR_SLUG_PATTERN = f"(?:{UUID7_PATTERN[1:-1]}|{SLUG_PATTERN[1:-1]})"
 
 
 def _slug_not_reserved(value: str) -> str:
@@ -30,38 +52,46 @@ def _slug_not_reserved(value: str) -> str:
     return value
 
 
-def _attribute_keys(value: dict[str, Any]) -> dict[str, Any]:
-    for key in value:
-        if not _ATTRIBUTE_KEY.match(key):
-            raise ValueError(f"attribute name {key!r} must be snake_case (a-z, 0-9, _)")
-    return value
-
-
 Slug = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=120, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$"),
+    StringConstraints(min_length=1, max_length=120, pattern=SLUG_PATTERN),
     AfterValidator(_slug_not_reserved),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 120,
+            "pattern": SLUG_PATTERN,
+            "not": {"enum": sorted(RESERVED_SLUGS)},
+        }
+    ),
 ]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Description = Annotated[str, StringConstraints(max_length=5000)]
-Price = Annotated[StrictInt, Field(ge=0, le=10_000_000_000)]
-"""Integer minor units (centavos); a float or a negative amount is refused."""
+IdOrSlug = Annotated[str, StringConstraints(max_length=120, pattern=f"^{ID_OR_SLUG_PATTERN}$")]
+"""A product (or category) named by its UUIDv7 id or its slug."""
+Name = Annotated[str, StringConstraints(max_length=200, pattern=SINGLE_LINE), Stripped]
+Description = Annotated[str, StringConstraints(max_length=5000, pattern=NO_CONTROL)]
+Price = Annotated[Integer, Field(ge=0, le=10_000_000_000)]
+"""Integer minor units (centavos); a fraction or a negative amount is refused."""
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-Weight = Annotated[StrictInt, Field(ge=1, le=1_000_000)]
-SafeInt = Annotated[StrictInt, Field(ge=-(2**53), le=2**53)]
+Weight = Annotated[Integer, Field(ge=1, le=1_000_000)]
+SafeInt = Annotated[Integer, Field(ge=-(2**53), le=2**53)]
 """Integers JSON clients and BSON both hold exactly."""
+AttributeKey = Annotated[str, StringConstraints(pattern=ATTRIBUTE_KEY_PATTERN)]
 AttributeValue = (
-    Annotated[str, StringConstraints(max_length=200)]
+    Annotated[str, StringConstraints(max_length=200, pattern=NO_CONTROL)]
     | StrictBool
     | SafeInt
     | Annotated[StrictFloat, Field(allow_inf_nan=False)]
-    | Annotated[list[Annotated[str, StringConstraints(max_length=100)]], Field(max_length=10)]
+    | Annotated[
+        list[Annotated[str, StringConstraints(max_length=100, pattern=NO_CONTROL)]],
+        Field(max_length=10),
+    ]
 )
-Attributes = Annotated[
-    dict[str, AttributeValue], Field(max_length=30), AfterValidator(_attribute_keys)
-]
-CategoryIds = Annotated[list[str], Field(max_length=10)]
-Images = Annotated[list[HttpUrl], Field(max_length=10)]
+Attributes = Annotated[dict[AttributeKey, AttributeValue], Field(max_length=30)]
+CategoryIds = Annotated[list[Uuid7], Field(max_length=10)]
+Title = Annotated[str, StringConstraints(max_length=120, pattern=NO_CONTROL), Stripped]
+ImageUrl = Annotated[str, StringConstraints(max_length=2000, pattern=IMAGE_URL_PATTERN)]
+Images = Annotated[list[ImageUrl], Field(max_length=10)]
 
 
 class ProductFields(BaseModel):
@@ -91,7 +121,7 @@ class ProductReplace(ProductFields):
 class ProductPatch(BaseModel):
     """PATCH: only the fields given change; none of them may be null."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=omitted_not_null)
 
     name: Name | None = None
     slug: Slug | None = None
@@ -152,7 +182,7 @@ class CategoryCreate(BaseModel):
 
     name: Name
     slug: Slug | None = None
-    parent_id: str | None = None
+    parent_id: Uuid7 | None = None
 
 
 class CategoryPublic(BaseModel):
@@ -174,9 +204,11 @@ class CategoryTree(BaseModel):
 class ReviewCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rating: Annotated[StrictInt, Field(ge=1, le=5)]
-    title: Annotated[str, StringConstraints(strip_whitespace=True, max_length=120)] | None = None
-    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+    rating: Annotated[Integer, Field(ge=1, le=5)]
+    title: (
+        Annotated[str, StringConstraints(max_length=120, pattern=NO_CONTROL), Stripped] | None
+    ) = None
+    text: Annotated[str, StringConstraints(max_length=4000, pattern=MULTI_LINE), Stripped]
 
 
 class ReviewPublic(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shopkit.problems import ConflictError, NotFoundError, UnprocessableError
+from shopkit.problems import ConflictError, NotFoundError
 
 
 class StockNotFoundError(NotFoundError):
@@ -18,8 +18,3 @@ class ReservationNotFoundError(NotFoundError):
 class BelowReservedError(ConflictError):
     slug = "stock-below-reserved"
     title = "On-hand stock cannot go below the units reserved for open orders"
-
-
-class InvalidCursorError(UnprocessableError):
-    slug = "invalid-cursor"
-    title = "The cursor is not one this service issued"

@@ -4,12 +4,13 @@ from datetime import datetime
 from typing import Annotated
 
 from contracts.types import Quantity
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from shopkit.params import SINGLE_LINE, Integer, Stripped
 
 from inventory_service.book import ReservationState, StockLevel
 from inventory_service.service import StockPolicy
 
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Reason = Annotated[str, StringConstraints(max_length=200, pattern=SINGLE_LINE), Stripped]
 
 
 class StockSet(BaseModel):
@@ -17,9 +18,10 @@ class StockSet(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    on_hand: Annotated[StrictInt, Field(ge=0, le=10_000_000)]
+    on_hand: Annotated[Integer, Field(ge=0, le=10_000_000)]
     reason: Reason
-    low_stock_threshold: Annotated[StrictInt, Field(ge=0, le=10_000_000)] | None = None
+    low_stock_threshold: Annotated[Integer, Field(ge=0, le=10_000_000)] | None = None
+    """`null` goes back to the default threshold."""
 
 
 class StockPublic(BaseModel):

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
+from pydantic import WithJsonSchema
 from shopkit.db import SessionDep
+from shopkit.params import OptionalUuid7, Uuid7
 from shopkit.problems import ForbiddenError, UnauthorizedError, responses
 from shopkit.security import AdminUser, CurrentUser
 
@@ -18,9 +20,14 @@ from notifications_service.service import log
 
 router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 
-Cursor = Annotated[str | None, Query(pattern=r"^[0-9a-f-]{36}$")]
+Cursor = OptionalUuid7
 Limit = Annotated[int, Query(ge=1, le=100)]
-Status = Annotated[str | None, Query(pattern=r"^(pending|sending|sent|failed|uncertain|skipped)$")]
+DELIVERY_STATUSES = ["pending", "sending", "sent", "failed", "uncertain", "skipped"]
+Status = Annotated[
+    str | None,
+    Query(pattern="^(?:" + "|".join(DELIVERY_STATUSES) + ")$"),
+    WithJsonSchema({"type": "string", "enum": DELIVERY_STATUSES}),
+]
 
 
 @router.get("", response_model=DeliveryList, responses=responses(UnauthorizedError))
@@ -50,7 +57,7 @@ async def all_deliveries(
     limit: Limit = 50,
     cursor: Cursor = None,
     status: Status = None,
-    user_id: Annotated[str | None, Query(pattern=r"^[0-9a-f-]{36}$")] = None,
+    user_id: OptionalUuid7 = None,
 ) -> DeliveryAdminList:
     """Every delivery with its attempts; filter by user or status (e.g. `uncertain`)."""
     return await log.admin_list(
@@ -65,8 +72,6 @@ async def all_deliveries(
         UnauthorizedError, ForbiddenError, DeliveryNotFoundError, DeliveryNotRetryableError
     ),
 )
-async def resend_delivery(
-    delivery_id: Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")], session: SessionDep, _: AdminUser
-) -> DeliveryAdmin:
+async def resend_delivery(delivery_id: Uuid7, session: SessionDep, _: AdminUser) -> DeliveryAdmin:
     """Queue a failed or in-doubt message again (for `uncertain`, knowing it may duplicate)."""
     return await log.resend(session=session, delivery_id=delivery_id)

@@ -6,6 +6,7 @@ import secrets
 from typing import Annotated
 
 from fastapi import Depends, Header, Request, Response
+from pydantic import WithJsonSchema
 from shopkit.forwarding import client_ip, parse_networks
 from shopkit.security import OptionalUser
 
@@ -44,6 +45,7 @@ CartToken = Annotated[
         pattern=CART_ID_PATTERN,
         description="Anonymous cart id, as returned by the first POST /api/cart/items",
     ),
+    WithJsonSchema({"type": "string", "pattern": CART_ID_PATTERN}),
 ]
 
 

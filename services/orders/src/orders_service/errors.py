@@ -1,4 +1,11 @@
-"""Domain errors of the orders service, mapped once to problem+json by the shared runtime."""
+"""Domain errors of the orders service, mapped once to problem+json by the shared runtime.
+
+As everywhere on the platform: 422 only for what the request schema already refuses, 404 when
+something named in the path, the query or the body does not exist (an order, a sku, a shipping
+quote, the page a cursor points to), 409 when a well-formed request conflicts with the cart,
+the catalog or the order as they are now. The one exception is the standard one: reusing an
+Idempotency-Key for a different request is a 422 (draft-ietf-httpapi-idempotency-key-header).
+"""
 
 from __future__ import annotations
 
@@ -25,37 +32,37 @@ class CouponNotFoundError(NotFoundError):
     title = "Coupon not found"
 
 
-class UnknownProductError(UnprocessableError):
+class UnknownProductError(NotFoundError):
     slug = "unknown-product"
     title = "No product with this sku"
 
 
-class ProductUnavailableError(UnprocessableError):
+class ProductUnavailableError(ConflictError):
     slug = "product-unavailable"
     title = "Product is not for sale"
 
 
-class QuantityLimitError(UnprocessableError):
+class QuantityLimitError(ConflictError):
     slug = "quantity-limit"
     title = "Quantity above the per-line limit"
 
 
-class CartFullError(UnprocessableError):
+class CartFullError(ConflictError):
     slug = "cart-full"
     title = "Too many different items in the cart"
 
 
-class CurrencyMismatchError(UnprocessableError):
+class CurrencyMismatchError(ConflictError):
     slug = "currency-mismatch"
     title = "Items in different currencies"
 
 
-class EmptyCartError(UnprocessableError):
+class EmptyCartError(ConflictError):
     slug = "empty-cart"
     title = "The cart is empty"
 
 
-class CouponInvalidError(UnprocessableError):
+class CouponInvalidError(ConflictError):
     slug = "coupon-invalid"
     title = "Coupon cannot be used"
 
@@ -65,17 +72,17 @@ class CouponExistsError(ConflictError):
     title = "A coupon with this code exists"
 
 
-class InvalidQuoteError(UnprocessableError):
+class InvalidQuoteError(NotFoundError):
     slug = "invalid-shipping-quote"
     title = "Shipping quote is invalid"
 
 
-class ExpiredQuoteError(UnprocessableError):
+class ExpiredQuoteError(ConflictError):
     slug = "expired-shipping-quote"
     title = "Shipping quote expired"
 
 
-class QuoteMismatchError(UnprocessableError):
+class QuoteMismatchError(ConflictError):
     slug = "shipping-quote-mismatch"
     title = "Shipping quote does not match the cart or address"
 
@@ -96,6 +103,8 @@ class InvalidTransitionError(ConflictError):
     title = "The order cannot change to that status now"
 
 
-class InvalidCursorError(UnprocessableError):
+class InvalidCursorError(NotFoundError):
+    """A cursor this API did not issue points to no page."""
+
     slug = "invalid-cursor"
     title = "Invalid pagination cursor"

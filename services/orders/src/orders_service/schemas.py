@@ -1,4 +1,9 @@
-"""Request and response models of the orders API (shapes fixed by API.md, extended here)."""
+"""Request and response models of the orders API (shapes fixed by API.md, extended here).
+
+Request fields are documented exactly as they are validated (see `shopkit.params`): a request
+matching the schema is never refused for its shape; what it asks may still conflict with the
+cart or the catalog (409) or name something that does not exist (404).
+"""
 
 from __future__ import annotations
 
@@ -6,26 +11,63 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from contracts.events.orders import OrderStatus
-from contracts.types import DEFAULT_CURRENCY, Currency, Sku
+from contracts.types import DEFAULT_CURRENCY, Currency
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
+from shopkit.params import (
+    NO_CONTROL,
+    SINGLE_LINE,
+    Cep,
+    DateTime,
+    Integer,
+    Sku,
+    Stripped,
+    Uf,
+)
+
+from orders_service.config import OrdersSettings
 
 
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+CURSOR_PATTERN = r"^[A-Za-z0-9_=-]{1,512}$"
+Cursor = Annotated[
+    Annotated[str, StringConstraints(pattern=CURSOR_PATTERN)] | None,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": CURSOR_PATTERN,
+            "description": "`next_cursor` of the previous page, as issued; a cursor this API "
+            "did not issue points to no page (404).",
+        }
+    ),
+]
+
+
 class Public(BaseModel):
     model_config = ConfigDict(from_attributes=True, validate_by_name=True, serialize_by_alias=True)
 
 
-Quantity = Annotated[int, Field(gt=0, le=10_000)]
+MAX_LINE_QUANTITY: int = OrdersSettings.model_fields["max_line_quantity"].default
+Quantity = Annotated[
+    Integer,
+    Field(
+        gt=0,
+        le=MAX_LINE_QUANTITY,
+        description="Units of one item. A shop configured with a lower per-line limit answers "
+        "409 `quantity-limit` above it, as it does when an addition would pass it.",
+    ),
+]
 
 
 # ---------------------------------------------------------------- carts
@@ -40,8 +82,13 @@ class CartItemUpdate(Request):
     quantity: Quantity
 
 
+COUPON_CODE_PATTERN = r"^[A-Za-z0-9_-]{3,32}$"
+CouponCode = Annotated[str, StringConstraints(pattern=COUPON_CODE_PATTERN)]
+"""Letters (any case: codes are compared upper-cased), digits, `_` and `-`."""
+
+
 class CouponApply(Request):
-    code: Annotated[str, StringConstraints(min_length=1, max_length=32, strip_whitespace=True)]
+    code: CouponCode
 
 
 class CartItemPublic(Public):
@@ -69,33 +116,54 @@ class CartPublic(Public):
 
 # ---------------------------------------------------------------- coupons
 
-CouponCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{3,32}$")]
+MAX_AMOUNT = 10_000_000_000
+"""Minor units: far above any order, far below a BIGINT."""
+MAX_COUNT = 2**31 - 1
+Amount = Annotated[Integer, Field(ge=0, le=MAX_AMOUNT)]
+Count = Annotated[Integer, Field(ge=1, le=MAX_COUNT)]
+
+_COUPON_KINDS: list[Any] = [
+    {
+        "properties": {
+            "kind": {"const": "percentage"},
+            "percent_off": {"type": "integer"},
+            "amount_off": {"type": "null"},
+        },
+        "required": ["percent_off"],
+    },
+    {
+        "properties": {
+            "kind": {"const": "fixed"},
+            "amount_off": {"type": "integer"},
+            "percent_off": {"type": "null"},
+        },
+        "required": ["amount_off"],
+    },
+]
 
 
 class CouponCreate(Request):
+    """A percentage coupon has `percent_off` and no `amount_off`; a fixed one the reverse.
+    A validity window that ends before it starts is a coupon that never applies."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": _COUPON_KINDS})
+
     code: CouponCode
     kind: Literal["percentage", "fixed"]
-    percent_off: Annotated[int, Field(ge=1, le=100)] | None = None
-    amount_off: Annotated[int, Field(gt=0)] | None = None
+    percent_off: Annotated[Integer, Field(ge=1, le=100)] | None = None
+    amount_off: Annotated[Integer, Field(gt=0, le=MAX_AMOUNT)] | None = None
     currency: Currency = DEFAULT_CURRENCY
-    min_subtotal: Annotated[int, Field(ge=0)] = 0
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
-    max_uses: Annotated[int, Field(ge=1)] | None = None
-    max_uses_per_user: Annotated[int, Field(ge=1)] | None = None
-    active: bool = True
+    min_subtotal: Amount = 0
+    valid_from: DateTime | None = None
+    valid_until: DateTime | None = None
+    max_uses: Count | None = None
+    max_uses_per_user: Count | None = None
+    active: StrictBool = True
 
     @field_validator("code")
     @classmethod
     def _upper(cls, code: str) -> str:
         return code.upper()
-
-    @field_validator("valid_from", "valid_until")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("must carry a timezone")
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> CouponCreate:
@@ -103,8 +171,6 @@ class CouponCreate(Request):
             raise ValueError("a percentage coupon needs percent_off (and no amount_off)")
         if self.kind == "fixed" and (self.amount_off is None or self.percent_off is not None):
             raise ValueError("a fixed coupon needs amount_off (and no percent_off)")
-        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
-            raise ValueError("valid_until must be after valid_from")
         return self
 
 
@@ -131,61 +197,23 @@ class CouponList(Public):
 
 # ---------------------------------------------------------------- checkout and orders
 
-BRAZILIAN_STATES = frozenset(
-    {
-        "AC",
-        "AL",
-        "AP",
-        "AM",
-        "BA",
-        "CE",
-        "DF",
-        "ES",
-        "GO",
-        "MA",
-        "MT",
-        "MS",
-        "MG",
-        "PA",
-        "PB",
-        "PR",
-        "PE",
-        "PI",
-        "RJ",
-        "RN",
-        "RS",
-        "RO",
-        "RR",
-        "SC",
-        "SP",
-        "SE",
-        "TO",
-    }
-)
-
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+Text = Annotated[str, StringConstraints(max_length=120, pattern=SINGLE_LINE), Stripped]
+Complement = Annotated[str, StringConstraints(max_length=120, pattern=NO_CONTROL), Stripped]
 
 
 class ShippingAddressIn(Request):
     recipient: Text
-    street: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    number: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)]
-    complement: Annotated[str, StringConstraints(strip_whitespace=True, max_length=120)] | None = (
-        None
-    )
+    street: Annotated[str, StringConstraints(max_length=200, pattern=SINGLE_LINE), Stripped]
+    number: Annotated[str, StringConstraints(max_length=20, pattern=SINGLE_LINE), Stripped]
+    complement: (
+        Annotated[str, StringConstraints(max_length=120, pattern=NO_CONTROL), Stripped] | None
+    ) = None
     district: Text
     city: Text
-    state: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")]
-    cep: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{5}-?[0-9]{3}$")]
+    state: Uf
+    cep: Cep
+    """A CEP the Correios allocate; the shipping quote must be for the same one."""
     country: Literal["BR"] = "BR"
-
-    @field_validator("state")
-    @classmethod
-    def _known_state(cls, state: str) -> str:
-        state = state.upper()
-        if state not in BRAZILIAN_STATES:
-            raise ValueError("not a Brazilian state (UF)")
-        return state
 
     @field_validator("cep")
     @classmethod
@@ -193,9 +221,14 @@ class ShippingAddressIn(Request):
         return cep.replace("-", "")
 
 
+QUOTE_ID_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
+
+
 class OrderCreate(Request):
     shipping_address: ShippingAddressIn
-    shipping_quote_id: Annotated[str, StringConstraints(min_length=1, max_length=8192)]
+    shipping_quote_id: Annotated[str, StringConstraints(max_length=8192, pattern=QUOTE_ID_PATTERN)]
+    """A `quote_id` from POST /api/shipping/quotes (signed by shipping: one that does not verify
+    is a 404, an expired one or one for other items or another CEP a 409)."""
     payment_method_id: Annotated[str, StringConstraints(pattern=r"^pm_[A-Za-z0-9_]{1,200}$")]
     """A Stripe PaymentMethod id (locally: localstripe, e.g. `pm_card_visa`)."""
 
@@ -298,7 +331,7 @@ class OrderList(Public):
 
 
 class OrderCancel(Request):
-    reason: Annotated[str, StringConstraints(max_length=200)] | None = None
+    reason: Annotated[str, StringConstraints(max_length=200, pattern=NO_CONTROL)] | None = None
     """Free text kept in the status history."""
 
 

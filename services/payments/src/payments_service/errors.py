@@ -5,6 +5,7 @@ from shopkit.problems import (
     DomainError,
     NotFoundError,
     ServiceUnavailableError,
+    UnauthorizedError,
     UnprocessableError,
 )
 
@@ -19,8 +20,10 @@ class ReviewNotFoundError(NotFoundError):
     title = "No such payment review"
 
 
-class InvalidWebhookError(DomainError):
-    status = 400
+class InvalidWebhookError(UnauthorizedError):
+    """The Stripe-Signature header is the webhook's credential: missing, forged or stale
+    (or, behind a valid one, an unreadable event) proves nothing."""
+
     slug = "invalid-webhook"
     title = "Webhook signature or payload rejected"
 

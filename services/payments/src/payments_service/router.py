@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from contracts.types import Id
-from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, status
+from fastapi.security import APIKeyHeader
 from shopkit.db import SessionDep
+from shopkit.params import OptionalUuid7, Uuid7
 from shopkit.problems import ForbiddenError, UnauthorizedError, responses
 from shopkit.security import AdminUser, CurrentUser
 
 from payments_service.errors import (
-    IdempotencyKeyRequiredError,
     IdempotencyKeyReusedError,
     InvalidWebhookError,
     NothingToRefundError,
@@ -37,6 +37,15 @@ router = APIRouter(prefix="/api/payments", tags=["payments"])
 
 _AUTH = (UnauthorizedError,)
 _ADMIN = (UnauthorizedError, ForbiddenError)
+Id = Uuid7
+
+stripe_signature_scheme = APIKeyHeader(
+    name="Stripe-Signature",
+    scheme_name="stripeSignature",
+    description="Stripe's signature of the raw body (`t=<time>,v1=<HMAC-SHA256>`) with the "
+    "endpoint's webhook secret. Missing, wrong or outside the tolerance window: 401.",
+    auto_error=False,
+)
 
 
 @router.post(
@@ -50,8 +59,9 @@ async def stripe_webhook(
     session: SessionDep,
     payments: PaymentsDep,
     background: BackgroundTasks,
-    stripe_signature: Annotated[str | None, Header()] = None,
+    stripe_signature: Annotated[str | None, Depends(stripe_signature_scheme)],
 ) -> WebhookReceipt:
+    """A replayed event (same Stripe event id) is acknowledged again and applied once."""
     receipt = await webhooks.receive(
         session=session, payments=payments, payload=await request.body(), signature=stripe_signature
     )
@@ -78,7 +88,6 @@ async def get_order_payments(
     status_code=status.HTTP_201_CREATED,
     responses=responses(
         *_ADMIN,
-        IdempotencyKeyRequiredError,
         IdempotencyKeyReusedError,
         PaymentNotFoundError,
         NothingToRefundError,
@@ -95,7 +104,7 @@ async def refund_order(
     session: SessionDep,
     payments: PaymentsDep,
     user: AdminUser,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200)],
 ) -> RefundPublic:
     return await admin.refund_order(
         session=session,
@@ -120,7 +129,7 @@ async def list_reviews(
         Literal["pending", "approved", "rejected", "all"], Query(alias="status")
     ] = "pending",
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[Id | None, Query()] = None,
+    cursor: OptionalUuid7 = None,
 ) -> ReviewList:
     chosen = None if review_status == "all" else ReviewStatus(review_status)
     return await views.review_list(session=session, status=chosen, limit=limit, cursor=cursor)

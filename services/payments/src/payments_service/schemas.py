@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from contracts.types import Id
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from shopkit.params import NO_CONTROL, Integer, Uuid7
 
 
 class NextActionPublic(BaseModel):
@@ -81,9 +81,11 @@ class OrderPaymentsPublic(BaseModel):
 class RefundCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: int = Field(gt=0, strict=True, description="Minor units; at most what is left captured")
-    reason: str = Field(min_length=3, max_length=500)
-    payment_id: Id | None = Field(default=None, description="Defaults to the captured attempt")
+    amount: Annotated[Integer, Field(gt=0, le=10_000_000_000)] = Field(
+        description="Minor units; at most what is left captured (409 above it)"
+    )
+    reason: Annotated[str, StringConstraints(min_length=3, max_length=500, pattern=NO_CONTROL)]
+    payment_id: Uuid7 | None = Field(default=None, description="Defaults to the captured attempt")
 
 
 class ReviewPublic(BaseModel):
@@ -113,7 +115,7 @@ class ReviewResolve(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: Literal["approve", "reject"]
-    note: str | None = Field(default=None, max_length=2000)
+    note: Annotated[str, StringConstraints(max_length=2000, pattern=NO_CONTROL)] | None = None
 
 
 class WebhookReceipt(BaseModel):

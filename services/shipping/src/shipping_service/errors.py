@@ -1,4 +1,9 @@
-"""Domain errors of the shipping service, each one problem+json status and slug."""
+"""Domain errors of the shipping service, each one problem+json status and slug.
+
+As everywhere on the platform: 422 only for what the request schema already refuses, 404 when
+something named does not exist (a sku, a shipment, a carrier), 401 for a webhook whose
+signature proves nothing.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ class CepNotFoundError(NotFoundError):
     title = "CEP not found"
 
 
-class UnknownSkuError(UnprocessableError):
+class UnknownSkuError(NotFoundError):
     slug = "unknown-sku"
     title = "Unknown or unavailable sku"
 

@@ -1,29 +1,30 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import httpx
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.security import APIKeyHeader
+from pydantic import StringConstraints, WithJsonSchema
 from redis.asyncio import Redis
 from shopkit.db import SessionDep
+from shopkit.params import CEP_PATTERN, SKU_PATTERN, Cep, OptionalUuid7, Uuid7
 from shopkit.problems import UnauthorizedError, responses
 from shopkit.security import CurrentUser
 
 from shipping_service.config import ShippingSettings
 from shipping_service.errors import (
     CepNotFoundError,
-    InvalidCepError,
-    InvalidQuoteItemsError,
     InvalidWebhookPayloadError,
     InvalidWebhookSignatureError,
     ShipmentNotFoundError,
-    StaleWebhookError,
     UnknownCarrierError,
     UnknownSkuError,
-    UnsupportedLabelFormatError,
 )
+from shipping_service.rates import CARRIERS
 from shipping_service.schemas import (
     CepPublic,
+    QuoteItem,
     QuoteRequest,
     QuoteResponse,
     ShipmentList,
@@ -37,7 +38,20 @@ from shipping_service.webhooks import SIGNATURE_HEADER
 
 router = APIRouter(prefix="/api/shipping", tags=["shipping"])
 
-Uuid = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")]
+Uuid = Uuid7
+QUOTE_ITEM_PATTERN = f"^{SKU_PATTERN[1:-1]}(?::(?:[1-9][0-9]{{0,3}}|10000))?$"
+"""`SKU:QUANTITY` (quantity 1 to 10000, 1 when left out)."""
+CARRIER_PATTERN = "^(?:" + "|".join(sorted(CARRIERS)) + ")$"
+TrackingNumber = Annotated[str, Path(pattern=r"^[A-Za-z0-9]{1,40}$")]
+LabelFormat = Literal["pdf", "zpl"]
+
+carrier_signature_scheme = APIKeyHeader(
+    name=SIGNATURE_HEADER,
+    scheme_name="carrierSignature",
+    description='`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the '
+    "carrier's webhook secret. Missing, wrong or outside the tolerance window: 401.",
+    auto_error=False,
+)
 
 
 def _settings(request: Request) -> ShippingSettings:
@@ -45,9 +59,7 @@ def _settings(request: Request) -> ShippingSettings:
     return settings
 
 
-@router.post(
-    "/quotes", response_model=QuoteResponse, responses=responses(InvalidCepError, UnknownSkuError)
-)
+@router.post("/quotes", response_model=QuoteResponse, responses=responses(UnknownSkuError))
 async def create_quotes(body: QuoteRequest, session: SessionDep, request: Request) -> QuoteResponse:
     """Signed shipping options for these items to this CEP (orders verifies the quote id)."""
     return await quotes.quote(
@@ -61,27 +73,42 @@ async def create_quotes(body: QuoteRequest, session: SessionDep, request: Reques
 @router.get(
     "/quotes",
     response_model=QuoteResponse,
-    responses=responses(InvalidCepError, UnknownSkuError, InvalidQuoteItemsError),
+    responses=responses(UnknownSkuError),
 )
 async def get_quotes(
     session: SessionDep,
     request: Request,
-    destination_cep: Annotated[str, Query(max_length=16)],
-    items: Annotated[list[str], Query(description="SKU:QUANTITY, repeated")],
+    destination_cep: Annotated[Cep, Query()],
+    items: Annotated[
+        list[Annotated[str, StringConstraints(pattern=QUOTE_ITEM_PATTERN)]],
+        Query(min_length=1, max_length=100, description="SKU:QUANTITY, repeated"),
+        WithJsonSchema(
+            {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 100,
+                "items": {"type": "string", "pattern": QUOTE_ITEM_PATTERN},
+            }
+        ),
+    ],
 ) -> QuoteResponse:
     """The same as `POST /quotes`, for links and caches: `?destination_cep=&items=SKU:2`."""
     return await quotes.quote(
         session=session,
         settings=_settings(request),
         destination_cep=destination_cep,
-        items=quotes.parse_item_params(items),
+        items=[_quote_item(item) for item in items],
     )
 
 
-@router.get(
-    "/cep/{cep}", response_model=CepPublic, responses=responses(InvalidCepError, CepNotFoundError)
-)
-async def lookup_cep(cep: Annotated[str, Path(max_length=16)], request: Request) -> CepPublic:
+def _quote_item(param: str) -> QuoteItem:
+    """`SKU:QUANTITY` as the pattern above admits it (the quantity defaults to 1)."""
+    sku, _, quantity = param.partition(":")
+    return QuoteItem(sku=sku, quantity=int(quantity or 1))
+
+
+@router.get("/cep/{cep}", response_model=CepPublic, responses=responses(CepNotFoundError))
+async def lookup_cep(cep: Annotated[str, Path(pattern=CEP_PATTERN)], request: Request) -> CepPublic:
     redis: Redis = request.app.state.redis
     http: httpx.AsyncClient = request.app.state.http
     return await cep_lookup.lookup(value=cep, settings=_settings(request), redis=redis, http=http)
@@ -92,7 +119,7 @@ async def list_my_shipments(
     session: SessionDep,
     principal: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(pattern=r"^[0-9a-f-]{36}$")] = None,
+    cursor: OptionalUuid7 = None,
 ) -> ShipmentList:
     return await shipments.list_mine(
         session=session, principal=principal, limit=limit, cursor=cursor
@@ -114,7 +141,7 @@ async def get_shipment(
     "/shipments/{shipment_id}/label",
     response_class=Response,
     responses={
-        **responses(ShipmentNotFoundError, UnauthorizedError, UnsupportedLabelFormatError),
+        **responses(ShipmentNotFoundError, UnauthorizedError),
         200: {"content": {"application/pdf": {}, "application/zpl": {}}},
     },
 )
@@ -123,7 +150,7 @@ async def get_label(
     session: SessionDep,
     principal: CurrentUser,
     request: Request,
-    format: Annotated[str, Query(pattern=r"^[a-z]{2,5}$")] = "pdf",
+    format: LabelFormat = "pdf",
 ) -> Response:
     """The printable label: an A6 PDF, or ZPL II with `?format=zpl`."""
     body, media_type = await shipments.label(
@@ -157,9 +184,7 @@ async def get_order_shipment(
     response_model=TrackingPublic,
     responses=responses(ShipmentNotFoundError),
 )
-async def track(
-    tracking_number: Annotated[str, Path(max_length=40)], session: SessionDep
-) -> TrackingPublic:
+async def track(tracking_number: TrackingNumber, session: SessionDep) -> TrackingPublic:
     """Public tracking: status and carrier events, without personal data."""
     return await shipments.track(session=session, tracking_number=tracking_number)
 
@@ -168,19 +193,19 @@ async def track(
     "/webhooks/{carrier}",
     response_model=WebhookAck,
     responses=responses(
-        InvalidWebhookSignatureError,
-        StaleWebhookError,
+        InvalidWebhookSignatureError,  # 401, like a stale one
         UnknownCarrierError,
         InvalidWebhookPayloadError,
     ),
 )
 async def carrier_webhook(
-    carrier: Annotated[str, Path(max_length=40)],
+    carrier: Annotated[str, Path(pattern=CARRIER_PATTERN)],
     request: Request,
     session: SessionDep,
-    signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
+    signature: Annotated[str | None, Depends(carrier_signature_scheme)],
 ) -> WebhookAck:
-    """A carrier's tracking update, HMAC-signed over `timestamp.raw_body`."""
+    """A carrier's tracking update, HMAC-signed over `timestamp.raw_body`. A replayed update
+    (same event id) is acknowledged as a `duplicate` and applied once."""
     raw_body = await request.body()
     return await tracking.receive(
         session=session,

@@ -3,8 +3,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from contracts.types import Sku
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from shopkit.params import Cep, Integer, Sku
 
 CarrierStatus = Literal["posted", "in_transit", "out_for_delivery", "delivered", "exception"]
 ShipmentStatus = Literal[
@@ -16,14 +16,16 @@ class QuoteItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sku: Sku
-    quantity: int = Field(gt=0, le=10_000)
+    quantity: Annotated[Integer, Field(gt=0, le=10_000)]
 
 
 class QuoteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    destination_cep: Annotated[str, StringConstraints(max_length=16)]
+    destination_cep: Cep
+    """A CEP the Correios allocate (`01310-100` or `01310100`)."""
     items: list[QuoteItem] = Field(min_length=1, max_length=100)
+    """Skus the catalog does not sell are a 404."""
 
 
 class QuoteOption(BaseModel):

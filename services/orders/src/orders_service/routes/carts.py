@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path
+from fastapi import APIRouter, Header
 from shopkit.db import ReadSessionDep
+from shopkit.params import Sku
 from shopkit.problems import responses
 from shopkit.security import CurrentUser, InvalidTokenError
 
@@ -24,7 +25,12 @@ from orders_service.session import TransactionDep
 
 router = APIRouter(prefix="/api/cart", tags=["cart"])
 
-SkuPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+SkuPath = Sku
+CHANGE_ERRORS = (
+    errors.ProductUnavailableError,  # 409, like the quantity, cart-size and currency rules
+    errors.UnknownProductError,
+    InvalidTokenError,
+)
 
 
 @router.get("", response_model=CartPublic, responses=responses(InvalidTokenError))
@@ -38,7 +44,7 @@ async def get_cart(
 @router.post(
     "/items",
     response_model=CartPublic,
-    responses=responses(errors.UnknownProductError, InvalidTokenError),
+    responses=responses(*CHANGE_ERRORS),
 )
 async def add_item(
     *,
@@ -88,7 +94,11 @@ async def remove_item(
     return await carts.remove_item(tx=tx, cache=cache, owner=owner, sku=sku, rules=rules)
 
 
-@router.post("/coupon", response_model=CartPublic, responses=responses(errors.CouponInvalidError))
+@router.post(
+    "/coupon",
+    response_model=CartPublic,
+    responses=responses(errors.CouponInvalidError, InvalidTokenError),
+)
 async def apply_coupon(
     *,
     body: CouponApply,
@@ -97,7 +107,7 @@ async def apply_coupon(
     owner: ChangingCartOwnerDep,
     rules: CartRulesDep,
 ) -> CartPublic:
-    """Attach a coupon; refused when it cannot discount this cart now."""
+    """Attach a coupon; refused (409) when it is unknown or cannot discount this cart now."""
     return await carts.apply_coupon(tx=tx, cache=cache, owner=owner, code=body.code, rules=rules)
 
 
@@ -111,7 +121,7 @@ async def remove_coupon(
 @router.post(
     "/merge",
     response_model=CartPublic,
-    responses=responses(errors.CartNotFoundError, InvalidTokenError),
+    responses=responses(errors.CartNotFoundError, errors.CartFullError, InvalidTokenError),
 )
 async def merge_cart(
     *,

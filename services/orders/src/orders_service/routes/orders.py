@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from typing import Annotated, get_args
 
 from contracts.events.orders import OrderStatus
 from fastapi import APIRouter, Body, Header, Query, Response
+from pydantic import WithJsonSchema
 from shopkit.db import ReadSessionDep, SessionDep
+from shopkit.params import DateTime, OptionalUuid7, Uuid7
 from shopkit.problems import ForbiddenError, responses
 from shopkit.security import AdminUser, CurrentUser, InvalidTokenError
 
@@ -21,6 +22,7 @@ from orders_service.deps import (
 )
 from orders_service.jobs import stuck_thresholds
 from orders_service.schemas import (
+    Cursor,
     OrderCancel,
     OrderCreate,
     OrderList,
@@ -34,6 +36,12 @@ from orders_service.session import TransactionDep
 router = APIRouter(prefix="/api/orders", tags=["orders"])
 
 Limit = Annotated[int, Query(ge=1, le=100)]
+Statuses = Annotated[
+    list[OrderStatus] | None,
+    Query(),
+    WithJsonSchema({"type": "array", "items": {"enum": list(get_args(OrderStatus))}}),
+]
+Instant = Annotated[DateTime | None, WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
 @router.post(
@@ -42,11 +50,9 @@ Limit = Annotated[int, Query(ge=1, le=100)]
     response_model=OrderPublic,
     responses=responses(
         InvalidTokenError,
-        errors.IdempotencyKeyMissingError,
-        errors.EmptyCartError,
-        errors.IdempotencyKeyReusedError,
-        errors.ExpiredQuoteError,
-        errors.CouponInvalidError,
+        errors.InvalidQuoteError,  # 404: a quote id shipping never signed
+        errors.EmptyCartError,  # 409, like an expired or mismatched quote, a coupon, the catalog
+        errors.IdempotencyKeyReusedError,  # 422
     ),
 )
 async def place_order(
@@ -59,19 +65,17 @@ async def place_order(
     customer_ip: ClientIpDep,
     response: Response,
     idempotency_key: Annotated[
-        str | None,
+        str,
         Header(
             alias="Idempotency-Key",
             min_length=1,
             max_length=255,
-            description="Required. Retrying with the same key and body returns the same order.",
+            description="Retrying with the same key and body returns the same order.",
         ),
-    ] = None,
+    ],
 ) -> OrderPublic:
     """Check out the caller's cart: the order is stored PENDING and the saga starts; follow it
     at `Location`."""
-    if idempotency_key is None:
-        raise errors.IdempotencyKeyMissingError("send an Idempotency-Key header (e.g. a UUID)")
     order = await checkout.place_order(
         tx=tx,
         cache=cache,
@@ -85,27 +89,31 @@ async def place_order(
     return order
 
 
-@router.get("", response_model=OrderList, responses=responses(InvalidTokenError))
+@router.get(
+    "", response_model=OrderList, responses=responses(InvalidTokenError, errors.InvalidCursorError)
+)
 async def list_orders(
-    *, session: ReadSessionDep, user: CurrentUser, limit: Limit = 20, cursor: str | None = None
+    *, session: ReadSessionDep, user: CurrentUser, limit: Limit = 20, cursor: Cursor = None
 ) -> OrderList:
     """The caller's orders, newest first."""
     return await orders.list_own_orders(session=session, viewer=user, limit=limit, cursor=cursor)
 
 
 @router.get(
-    "/admin", response_model=OrderList, responses=responses(InvalidTokenError, ForbiddenError)
+    "/admin",
+    response_model=OrderList,
+    responses=responses(InvalidTokenError, ForbiddenError, errors.InvalidCursorError),
 )
 async def list_all_orders(
     *,
     session: ReadSessionDep,
     _: AdminUser,
-    status: Annotated[list[OrderStatus] | None, Query()] = None,
-    user_id: str | None = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
+    status: Statuses = None,
+    user_id: OptionalUuid7 = None,
+    created_from: Instant = None,
+    created_to: Instant = None,
     limit: Limit = 50,
-    cursor: str | None = None,
+    cursor: Cursor = None,
 ) -> OrderList:
     """Every order, newest first, filtered by status (repeatable), user and creation time."""
     return await orders.list_all_orders(
@@ -122,7 +130,7 @@ async def list_all_orders(
 @router.get(
     "/admin/stuck",
     response_model=StuckOrderList,
-    responses=responses(InvalidTokenError, ForbiddenError),
+    responses=responses(InvalidTokenError, ForbiddenError, errors.InvalidCursorError),
 )
 async def list_stuck_orders(
     *,
@@ -130,7 +138,7 @@ async def list_stuck_orders(
     _: AdminUser,
     settings: SettingsDep,
     limit: Limit = 50,
-    cursor: str | None = None,
+    cursor: Cursor = None,
 ) -> StuckOrderList:
     """Orders whose saga has not moved for longer than their status allows (also exported as
     the `shop_orders_stuck` gauge), longest stuck first."""
@@ -146,12 +154,12 @@ async def list_stuck_orders(
 )
 async def get_order(
     *,
-    order_id: str,
+    order_id: Uuid7,
     session: ReadSessionDep,
     user: CurrentUser,
     changes: OrderChangesDep,
     settings: SettingsDep,
-    wait_while: Annotated[list[OrderStatus] | None, Query()] = None,
+    wait_while: Statuses = None,
     wait_seconds: Annotated[float, Query(ge=0, le=60)] = 0,
 ) -> OrderPublic:
     """One of the caller's orders with its history and, while AWAITING_PAYMENT, the payment's
@@ -177,7 +185,7 @@ async def get_order(
 )
 async def cancel_order(
     *,
-    order_id: str,
+    order_id: Uuid7,
     session: SessionDep,
     user: CurrentUser,
     body: Annotated[OrderCancel | None, Body()] = None,
@@ -194,7 +202,7 @@ async def cancel_order(
     responses=responses(InvalidTokenError, errors.OrderNotFoundError),
 )
 async def order_timeline(
-    *, order_id: str, session: ReadSessionDep, user: CurrentUser
+    *, order_id: Uuid7, session: ReadSessionDep, user: CurrentUser
 ) -> TimelinePublic:
     """Every event of this order's saga across services, in time order."""
     return await orders.order_timeline(session=session, order_id=order_id, viewer=user)
