@@ -9,6 +9,9 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 from shopkit.cli import read_parked
+from shopkit.consumer import ConsumerConfig, EventConsumer
+from shopkit.handlers import EventHandlers
+from shopkit.inbox import EventContext, PostgresInbox
 from shopkit.kafka import committed_offsets
 from shopkit.testing import KAFKA_BOOTSTRAP, eventually, fetchval
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -179,3 +182,36 @@ async def _at_least(awaitable: object, n: int) -> object:
 
 async def _committed_total(group: str, expected: int) -> bool:
     return sum((await committed_offsets(KAFKA_BOOTSTRAP, group)).values()) >= expected
+
+
+async def test_one_transaction_for_all_partitions_applies_each_event_once_and_parks_the_bad(
+    sessionmaker: async_sessionmaker[AsyncSession], database_url: str, namespace: str
+) -> None:
+    merged: EventHandlers[EventContext] = EventHandlers(
+        "probe-merged", across_partitions=True, linger_seconds=0.05
+    )
+    merged.on(ProbeHappened)(probe.record_effect)
+    events = [ProbeHappened(probe_id=new_id(), value=i) for i in range(30)]  # many keys
+    poison = ProbeHappened(probe_id=new_id(), value=1, poison=True)
+    records = [_record(e) for e in events]
+    undecodable = (new_id().encode(), b"{not json", [("ce_type", poison.ce_type.encode())])
+    await _produce(namespace, [*records, _record(poison), undecodable, *records])
+    consumer = EventConsumer(
+        ConsumerConfig(
+            service="kittest",
+            group_id=f"{namespace}merged",
+            bootstrap=KAFKA_BOOTSTRAP,
+            topic_namespace=namespace,
+            max_attempts=2,
+            base_backoff_seconds=0.05,
+        ),
+        merged,
+        PostgresInbox(sessionmaker, probe.messaging),
+    )
+    async with running(consumer):
+        await eventually(lambda: _committed_total(consumer.config.group_id, len(records) * 2 + 2))
+        parked = await eventually(
+            lambda: _at_least(read_parked(KAFKA_BOOTSTRAP, consumer.config.group_id), 2)
+        )
+    assert sorted(p.meta["dlq_reason"] for p in parked) == ["handler_failed", "missing_header"]
+    assert await effect_counts(sessionmaker) == {e.probe_id: 1 for e in events}

@@ -183,11 +183,19 @@ class EventConsumer(Generic[C]):
                 await self.flush_offsets()  # nothing more to read: commit what was processed
                 continue
             async with self.processing:
-                await asyncio.gather(
-                    *(self._partition(tp, records) for tp, records in batches.items())
-                )
+                if self.handlers.across_partitions:
+                    await self._all_partitions(batches)
+                else:
+                    await asyncio.gather(
+                        *(self._partition(tp, records) for tp, records in batches.items())
+                    )
                 if time.monotonic() - self._offsets_since >= self.config.commit_interval_seconds:
                     await self.flush_offsets()
+            if self.handlers.linger_seconds and sum(map(len, batches.values())) < (
+                self.config.max_batch
+            ):
+                # Let the next batch gather: fewer, larger transactions for this group.
+                await _sleep_or_stop(stop, self.handlers.linger_seconds)
 
     async def _close(self) -> None:
         if self._consumer is not None:
@@ -227,6 +235,31 @@ class EventConsumer(Generic[C]):
         await self._commit(tp, records[-1].offset)
         self._record_lag(tp, records[-1].offset)
 
+    async def _all_partitions(self, batches: dict[TopicPartition, list[Record]]) -> None:
+        """One transaction for what every partition brought (each partition's messages keep
+        their order; messages of different partitions concern different aggregates)."""
+        handled: list[tuple[TopicPartition, Record, Envelope[Event]]] = []
+        undecodable: list[tuple[TopicPartition, Record, DecodeError]] = []
+        for tp, records in batches.items():
+            for record in records:
+                if self._not_ours(record):
+                    continue
+                try:
+                    envelope = decode(record.headers, record.value)
+                except DecodeError as error:
+                    undecodable.append((tp, record, error))
+                    continue
+                if self.handlers.handler_for(envelope.type) is not None:
+                    handled.append((tp, record, envelope))
+        await self._flush_all(handled)
+        for _, bad, problem in undecodable:
+            await self._dead_letter(bad, problem.reason, str(problem), attempts=0)
+        for tp, records in batches.items():
+            await self._commit(tp, records[-1].offset)
+            self._record_lag(tp, records[-1].offset)
+        if undecodable:
+            await self.flush_offsets()  # a redelivery would park them twice
+
     def _not_ours(self, record: Record) -> bool:
         """A well-known event type this group has no handler for: skipped without decoding.
 
@@ -241,22 +274,27 @@ class EventConsumer(Generic[C]):
         self, tp: TopicPartition, batch: Sequence[tuple[Record, Envelope[Event]]]
     ) -> None:
         """Apply a run of decodable messages: all in one transaction, or one by one on failure."""
+        await self._flush_all([(tp, record, envelope) for record, envelope in batch])
+
+    async def _flush_all(
+        self, batch: Sequence[tuple[TopicPartition, Record, Envelope[Event]]]
+    ) -> None:
         if not batch:
             return
         try:
-            await self._apply([envelope for _, envelope in batch])
+            await self._apply([envelope for _, _, envelope in batch])
             return
         except Exception as exc:
             log.info(
                 "batch failed, replaying one message at a time",
                 extra={
                     "group": self.config.group_id,
-                    "partition": str(tp),
+                    "partitions": sorted({str(tp) for tp, _, _ in batch}),
                     "size": len(batch),
                     "error": repr(exc),
                 },
             )
-        for record, envelope in batch:
+        for tp, record, envelope in batch:
             await self._apply_with_retries(tp, record, envelope)
 
     async def _apply(self, envelopes: Sequence[Envelope[Event]]) -> None:

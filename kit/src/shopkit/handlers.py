@@ -20,8 +20,17 @@ class EventHandlers(Generic[C]):
     respect to their effect, which the inbox guarantees for the PostgreSQL runtime.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(
+        self, name: str, *, across_partitions: bool = False, linger_seconds: float = 0.0
+    ) -> None:
         self.name = name
+        self.across_partitions = across_partitions
+        """Apply what all partitions brought in one transaction instead of one per partition:
+        far fewer transactions for a group that reads many partitions, but no concurrency
+        between partitions (leave it off for handlers that wait on the network)."""
+        self.linger_seconds = linger_seconds
+        """Pause after a batch so the next one gathers more messages (a projection that can
+        lag a little behind, never the saga's critical path)."""
         self._handlers: dict[str, Handler[C]] = {}
         self._types: dict[str, type[Event]] = {}
 

@@ -25,7 +25,8 @@ class CatalogContext(MongoEventContext):
         self.catalog = catalog
 
 
-handlers: EventHandlers[CatalogContext] = EventHandlers("sales")
+# One inbox lookup for what all partitions brought (handlers write to MongoDB and Redis only).
+handlers: EventHandlers[CatalogContext] = EventHandlers("sales", across_partitions=True)
 
 
 @handlers.on(OrderConfirmed)

@@ -12,7 +12,8 @@ from contracts import Envelope
 from inventory_service import service
 from inventory_service.inbox import InventoryContext
 
-saga: EventHandlers[InventoryContext] = EventHandlers("saga")
+# One transaction for what all partitions brought: the handlers only touch the database.
+saga: EventHandlers[InventoryContext] = EventHandlers("saga", across_partitions=True)
 products: EventHandlers[InventoryContext] = EventHandlers("products")
 
 

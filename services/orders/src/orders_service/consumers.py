@@ -14,7 +14,8 @@ from contracts import Envelope
 from orders_service.service import catalog as catalog_service
 from orders_service.service import saga
 
-saga_handlers: EventHandlers[EventContext] = EventHandlers("saga")
+# One transaction for what all partitions brought: the handlers only touch the database.
+saga_handlers: EventHandlers[EventContext] = EventHandlers("saga", across_partitions=True)
 
 
 @saga_handlers.on(inventory.StockReservationFailed)
@@ -83,7 +84,7 @@ async def on_shipment_delivered(
     await saga.on_shipment_delivered(session=ctx.session, emit=ctx.emit, envelope=envelope)
 
 
-catalog_handlers: EventHandlers[EventContext] = EventHandlers("catalog")
+catalog_handlers: EventHandlers[EventContext] = EventHandlers("catalog", across_partitions=True)
 
 
 @catalog_handlers.on(catalog.ProductCreated)

@@ -12,7 +12,8 @@ from contracts import Envelope
 from shipping_service import repository
 from shipping_service.service import shipments
 
-handlers: EventHandlers[EventContext] = EventHandlers("events")
+# One transaction for what all partitions brought: the handlers only touch the database.
+handlers: EventHandlers[EventContext] = EventHandlers("events", across_partitions=True)
 
 
 @handlers.on(ProductCreated)

@@ -72,7 +72,11 @@ async def _record(envelope: Envelope[Event], batch: TimelineBatch) -> None:
 
 def timeline_handlers() -> EventHandlers[TimelineBatch]:
     """Every event type of every platform topic."""
-    handlers: EventHandlers[TimelineBatch] = EventHandlers("timeline")
+    # Every partition of every topic: one insert for all of them, and a short pause between
+    # batches so each carries more events (the timeline may trail the saga by that much).
+    handlers: EventHandlers[TimelineBatch] = EventHandlers(
+        "timeline", across_partitions=True, linger_seconds=0.1
+    )
     for event_type in REGISTRY.values():
         if event_type.topic in topics.ALL:
             handlers.on(event_type)(_record)
