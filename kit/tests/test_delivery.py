@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 from aiokafka import AIOKafkaProducer
 from shopkit.cli import read_parked
 from shopkit.consumer import ConsumerConfig, EventConsumer
@@ -184,11 +185,12 @@ async def _committed_total(group: str, expected: int) -> bool:
     return sum((await committed_offsets(KAFKA_BOOTSTRAP, group)).values()) >= expected
 
 
-async def test_one_transaction_for_all_partitions_applies_each_event_once_and_parks_the_bad(
-    sessionmaker: async_sessionmaker[AsyncSession], database_url: str, namespace: str
+@pytest.mark.parametrize("grouping", ["across_partitions", "by_partition_number"])
+async def test_partitions_applied_together_apply_each_event_once_and_park_the_bad(
+    sessionmaker: async_sessionmaker[AsyncSession], namespace: str, grouping: str
 ) -> None:
     merged: EventHandlers[EventContext] = EventHandlers(
-        "probe-merged", across_partitions=True, linger_seconds=0.05
+        "probe-merged", linger_seconds=0.05, **{grouping: True}
     )
     merged.on(ProbeHappened)(probe.record_effect)
     events = [ProbeHappened(probe_id=new_id(), value=i) for i in range(30)]  # many keys

@@ -185,6 +185,13 @@ class EventConsumer(Generic[C]):
             async with self.processing:
                 if self.handlers.across_partitions:
                     await self._all_partitions(batches)
+                elif self.handlers.by_partition_number:
+                    # Same key, same partition number on every topic: one aggregate's events of
+                    # all topics meet in one transaction; different numbers run concurrently.
+                    groups: dict[int, dict[TopicPartition, list[Record]]] = {}
+                    for tp, records in batches.items():
+                        groups.setdefault(tp.partition, {})[tp] = records
+                    await asyncio.gather(*(self._all_partitions(g) for g in groups.values()))
                 else:
                     await asyncio.gather(
                         *(self._partition(tp, records) for tp, records in batches.items())

@@ -21,13 +21,23 @@ class EventHandlers(Generic[C]):
     """
 
     def __init__(
-        self, name: str, *, across_partitions: bool = False, linger_seconds: float = 0.0
+        self,
+        name: str,
+        *,
+        across_partitions: bool = False,
+        by_partition_number: bool = False,
+        linger_seconds: float = 0.0,
     ) -> None:
         self.name = name
         self.across_partitions = across_partitions
         """Apply what all partitions brought in one transaction instead of one per partition:
         far fewer transactions for a group that reads many partitions, but no concurrency
         between partitions (leave it off for handlers that wait on the network)."""
+        self.by_partition_number = by_partition_number
+        """One transaction per partition number, across the subscribed topics: every topic is
+        keyed by the same aggregate id over the same number of partitions, so the events of one
+        aggregate from different topics are applied together instead of by two concurrent
+        transactions waiting on each other's row locks; different numbers stay concurrent."""
         self.linger_seconds = linger_seconds
         """Pause after a batch so the next one gathers more messages (a projection that can
         lag a little behind, never the saga's critical path)."""

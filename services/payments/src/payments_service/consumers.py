@@ -12,7 +12,10 @@ from payments_service.runtime import PaymentsContext
 from payments_service.service import saga
 from payments_service.service.work import Work
 
-handlers: EventHandlers[PaymentsContext] = EventHandlers("saga")
+# An order's OrderPlaced and StockReserved arrive on two topics under the same partition
+# number: applied in one transaction they no longer wait on each other's order lock (held
+# across the provider call), while the six partition numbers still run concurrently.
+handlers: EventHandlers[PaymentsContext] = EventHandlers("saga", by_partition_number=True)
 
 
 def _work(ctx: PaymentsContext) -> Work:
