@@ -80,8 +80,12 @@ def _json_integer(value: object) -> object:
     return value
 
 
-Integer = Annotated[int, BeforeValidator(_json_integer)]
-"""A request integer exactly as JSON Schema defines it; add bounds with `Field(ge=, le=)`."""
+JsonInteger = BeforeValidator(_json_integer)
+"""Reads a request integer exactly as JSON Schema defines it. Put it after the bounds, so that
+they are documented as JSON Schema bounds: `Annotated[int, Field(ge=1, le=5), JsonInteger]`."""
+
+Integer = Annotated[int, JsonInteger]
+"""A request integer without bounds."""
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 

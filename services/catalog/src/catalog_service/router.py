@@ -9,6 +9,7 @@ from pydantic import WithJsonSchema
 from shopkit.params import Uuid7
 from shopkit.problems import responses
 from shopkit.security import AdminUser, CurrentUser, OptionalUser
+from starlette.convertors import Convertor, register_url_convertor
 
 from catalog_service.errors import (
     DuplicateReviewError,
@@ -24,6 +25,7 @@ from catalog_service.errors import (
 from catalog_service.resources import CatalogDep
 from catalog_service.schemas import (
     ID_OR_SLUG_PATTERN,
+    RESERVED_SLUGS,
     CategoryCreate,
     CategoryPublic,
     CategoryTree,
@@ -41,6 +43,26 @@ from catalog_service.schemas import (
 from catalog_service.service import categories, listing, products, reviews, seed, trending
 
 router = APIRouter(prefix="/api/products", tags=["catalog"])
+
+
+class _ProductSegment(Convertor[str]):
+    """`{product_id:product}`: any segment except the names of this router's fixed routes.
+
+    `PUT /api/products/categories` is then a 405 on the categories resource (which has GET and
+    POST), not an attempt to read `categories` as a product id; any other segment reaches the
+    route, where a malformed id is a 422.
+    """
+
+    regex = "(?!(?:" + "|".join(sorted(RESERVED_SLUGS)) + ")$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("product", _ProductSegment())
 
 JSON = "application/json"
 LIST_PARAMETERS = frozenset({"q", "category", "min_price", "max_price", "sort", "limit", "cursor"})
@@ -203,7 +225,7 @@ _WRITE_ERRORS = responses(
 )
 
 
-@router.put("/{product_id}", response_model=ProductPublic, responses=_WRITE_ERRORS)
+@router.put("/{product_id:product}", response_model=ProductPublic, responses=_WRITE_ERRORS)
 async def replace_product(
     product_id: Uuid7, catalog: CatalogDep, _: AdminUser, body: ProductReplace
 ) -> ProductPublic:
@@ -212,7 +234,7 @@ async def replace_product(
     )
 
 
-@router.patch("/{product_id}", response_model=ProductPublic, responses=_WRITE_ERRORS)
+@router.patch("/{product_id:product}", response_model=ProductPublic, responses=_WRITE_ERRORS)
 async def patch_product(
     product_id: Uuid7, catalog: CatalogDep, _: AdminUser, body: ProductPatch
 ) -> ProductPublic:
@@ -224,7 +246,7 @@ async def patch_product(
 
 
 @router.delete(
-    "/{product_id}",
+    "/{product_id:product}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(ProductNotFoundError, ProductBusyError),
 )

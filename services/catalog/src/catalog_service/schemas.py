@@ -25,7 +25,7 @@ from shopkit.params import (
     NO_CONTROL,
     SINGLE_LINE,
     UUID7_PATTERN,
-    Integer,
+    JsonInteger,
     Sku,
     Stripped,
     Uuid7,
@@ -70,11 +70,11 @@ IdOrSlug = Annotated[str, StringConstraints(max_length=120, pattern=f"^{ID_OR_SL
 """A product (or category) named by its UUIDv7 id or its slug."""
 Name = Annotated[str, StringConstraints(max_length=200, pattern=SINGLE_LINE), Stripped]
 Description = Annotated[str, StringConstraints(max_length=5000, pattern=NO_CONTROL)]
-Price = Annotated[Integer, Field(ge=0, le=10_000_000_000)]
+Price = Annotated[int, Field(ge=0, le=10_000_000_000), JsonInteger]
 """Integer minor units (centavos); a fraction or a negative amount is refused."""
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-Weight = Annotated[Integer, Field(ge=1, le=1_000_000)]
-SafeInt = Annotated[Integer, Field(ge=-(2**53), le=2**53)]
+Weight = Annotated[int, Field(ge=1, le=1_000_000), JsonInteger]
+SafeInt = Annotated[int, Field(ge=-(2**53), le=2**53), JsonInteger]
 """Integers JSON clients and BSON both hold exactly."""
 AttributeKey = Annotated[str, StringConstraints(pattern=ATTRIBUTE_KEY_PATTERN)]
 AttributeValue = (
@@ -87,7 +87,11 @@ AttributeValue = (
         Field(max_length=10),
     ]
 )
-Attributes = Annotated[dict[AttributeKey, AttributeValue], Field(max_length=30)]
+Attributes = Annotated[
+    dict[AttributeKey, AttributeValue],
+    Field(max_length=30, json_schema_extra={"additionalProperties": False}),
+]
+"""Snake-case names (documented by `patternProperties`; any other name is refused)."""
 CategoryIds = Annotated[list[Uuid7], Field(max_length=10)]
 Title = Annotated[str, StringConstraints(max_length=120, pattern=NO_CONTROL), Stripped]
 ImageUrl = Annotated[str, StringConstraints(max_length=2000, pattern=IMAGE_URL_PATTERN)]
@@ -204,7 +208,7 @@ class CategoryTree(BaseModel):
 class ReviewCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rating: Annotated[Integer, Field(ge=1, le=5)]
+    rating: Annotated[int, Field(ge=1, le=5), JsonInteger]
     title: (
         Annotated[str, StringConstraints(max_length=120, pattern=NO_CONTROL), Stripped] | None
     ) = None

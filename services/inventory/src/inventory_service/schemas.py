@@ -5,7 +5,7 @@ from typing import Annotated
 
 from contracts.types import Quantity
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from shopkit.params import SINGLE_LINE, Integer, Stripped
+from shopkit.params import SINGLE_LINE, JsonInteger, Stripped
 
 from inventory_service.book import ReservationState, StockLevel
 from inventory_service.service import StockPolicy
@@ -18,9 +18,9 @@ class StockSet(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    on_hand: Annotated[Integer, Field(ge=0, le=10_000_000)]
+    on_hand: Annotated[int, Field(ge=0, le=10_000_000), JsonInteger]
     reason: Reason
-    low_stock_threshold: Annotated[Integer, Field(ge=0, le=10_000_000)] | None = None
+    low_stock_threshold: Annotated[int, Field(ge=0, le=10_000_000), JsonInteger] | None = None
     """`null` goes back to the default threshold."""
 
 

@@ -27,7 +27,7 @@ from shopkit.params import (
     SINGLE_LINE,
     Cep,
     DateTime,
-    Integer,
+    JsonInteger,
     Sku,
     Stripped,
     Uf,
@@ -60,13 +60,14 @@ class Public(BaseModel):
 
 MAX_LINE_QUANTITY: int = OrdersSettings.model_fields["max_line_quantity"].default
 Quantity = Annotated[
-    Integer,
+    int,
     Field(
         gt=0,
         le=MAX_LINE_QUANTITY,
         description="Units of one item. A shop configured with a lower per-line limit answers "
         "409 `quantity-limit` above it, as it does when an addition would pass it.",
     ),
+    JsonInteger,
 ]
 
 
@@ -119,8 +120,8 @@ class CartPublic(Public):
 MAX_AMOUNT = 10_000_000_000
 """Minor units: far above any order, far below a BIGINT."""
 MAX_COUNT = 2**31 - 1
-Amount = Annotated[Integer, Field(ge=0, le=MAX_AMOUNT)]
-Count = Annotated[Integer, Field(ge=1, le=MAX_COUNT)]
+Amount = Annotated[int, Field(ge=0, le=MAX_AMOUNT), JsonInteger]
+Count = Annotated[int, Field(ge=1, le=MAX_COUNT), JsonInteger]
 
 _COUPON_KINDS: list[Any] = [
     {
@@ -150,8 +151,8 @@ class CouponCreate(Request):
 
     code: CouponCode
     kind: Literal["percentage", "fixed"]
-    percent_off: Annotated[Integer, Field(ge=1, le=100)] | None = None
-    amount_off: Annotated[Integer, Field(gt=0, le=MAX_AMOUNT)] | None = None
+    percent_off: Annotated[int, Field(ge=1, le=100), JsonInteger] | None = None
+    amount_off: Annotated[int, Field(gt=0, le=MAX_AMOUNT), JsonInteger] | None = None
     currency: Currency = DEFAULT_CURRENCY
     min_subtotal: Amount = 0
     valid_from: DateTime | None = None

@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from shopkit.params import NO_CONTROL, Integer, Uuid7
+from shopkit.params import NO_CONTROL, JsonInteger, Uuid7
 
 
 class NextActionPublic(BaseModel):
@@ -81,7 +81,7 @@ class OrderPaymentsPublic(BaseModel):
 class RefundCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: Annotated[Integer, Field(gt=0, le=10_000_000_000)] = Field(
+    amount: Annotated[int, Field(gt=0, le=10_000_000_000), JsonInteger] = Field(
         description="Minor units; at most what is left captured (409 above it)"
     )
     reason: Annotated[str, StringConstraints(min_length=3, max_length=500, pattern=NO_CONTROL)]

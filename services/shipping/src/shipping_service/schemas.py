@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
-from shopkit.params import Cep, Integer, Sku
+from shopkit.params import Cep, JsonInteger, Sku
 
 CarrierStatus = Literal["posted", "in_transit", "out_for_delivery", "delivered", "exception"]
 ShipmentStatus = Literal[
@@ -16,7 +16,7 @@ class QuoteItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sku: Sku
-    quantity: Annotated[Integer, Field(gt=0, le=10_000)]
+    quantity: Annotated[int, Field(gt=0, le=10_000), JsonInteger]
 
 
 class QuoteRequest(BaseModel):
