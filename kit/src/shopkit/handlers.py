@@ -39,8 +39,9 @@ class EventHandlers(Generic[C]):
         aggregate from different topics are applied together instead of by two concurrent
         transactions waiting on each other's row locks; different numbers stay concurrent."""
         self.linger_seconds = linger_seconds
-        """Pause after a batch so the next one gathers more messages (a projection that can
-        lag a little behind, never the saga's critical path)."""
+        """How long the broker may hold a fetch to gather more messages: fewer fetches and
+        larger batches, for consumers that may trail by that much (projections, notices),
+        never the saga's critical path."""
         self._handlers: dict[str, Handler[C]] = {}
         self._types: dict[str, type[Event]] = {}
 

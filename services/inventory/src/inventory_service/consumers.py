@@ -14,7 +14,7 @@ from inventory_service.inbox import InventoryContext
 
 # One transaction for what all partitions brought: the handlers only touch the database.
 saga: EventHandlers[InventoryContext] = EventHandlers("saga", across_partitions=True)
-products: EventHandlers[InventoryContext] = EventHandlers("products")
+products: EventHandlers[InventoryContext] = EventHandlers("products", linger_seconds=0.2)
 
 
 @products.on(ProductCreated)

@@ -84,7 +84,10 @@ async def on_shipment_delivered(
     await saga.on_shipment_delivered(session=ctx.session, emit=ctx.emit, envelope=envelope)
 
 
-catalog_handlers: EventHandlers[EventContext] = EventHandlers("catalog", across_partitions=True)
+# Product updates may reach the projection a moment later: fetched in batches.
+catalog_handlers: EventHandlers[EventContext] = EventHandlers(
+    "catalog", across_partitions=True, linger_seconds=0.2
+)
 
 
 @catalog_handlers.on(catalog.ProductCreated)

@@ -12,8 +12,11 @@ from contracts import Envelope
 from shipping_service import repository
 from shipping_service.service import shipments
 
-# One transaction for what all partitions brought: the handlers only touch the database.
-handlers: EventHandlers[EventContext] = EventHandlers("events", across_partitions=True)
+# One transaction for what all partitions brought (the handlers only touch the database),
+# fetched in batches: a shipment may be created a moment after its order is confirmed.
+handlers: EventHandlers[EventContext] = EventHandlers(
+    "events", across_partitions=True, linger_seconds=0.2
+)
 
 
 @handlers.on(ProductCreated)

@@ -75,7 +75,7 @@ def timeline_handlers() -> EventHandlers[TimelineBatch]:
     # Every partition of every topic: one insert for all of them, and a short pause between
     # batches so each carries more events (the timeline may trail the saga by that much).
     handlers: EventHandlers[TimelineBatch] = EventHandlers(
-        "timeline", across_partitions=True, linger_seconds=0.1
+        "timeline", across_partitions=True, linger_seconds=0.2
     )
     for event_type in REGISTRY.values():
         if event_type.topic in topics.ALL:
