@@ -254,3 +254,26 @@ async def test_intent_cancelled_at_the_provider_before_authorization_fails_the_p
     failed = await stack.events.wait_for(placed.order_id, PaymentFailed)
     assert (failed.reason, failed.payment_id) == ("action_abandoned", action.payment_id)
     assert stack.events.of(placed.order_id, PaymentVoided) == []
+
+
+async def test_an_authorization_already_recorded_is_no_news_and_a_later_cancel_still_counts(
+    stack: Stack,
+) -> None:
+    placed, authorized = await authorized_order(stack)
+    intent = await stack.stripe.intent(authorized.provider_payment_id)
+    event = stripe_event("payment_intent.amount_capturable_updated", intent)
+    first = await post(stack, event)
+    assert await outcome(stack, str(first["event_id"])) == "noop"
+    assert (await post(stack, event))["duplicate"] is True  # a replay stays a replay
+
+    # Cancelled at the provider behind our back: its own event is processed as before.
+    response = await stack.stripe.http.post(
+        f"/v1/payment_intents/{authorized.provider_payment_id}/cancel"
+    )
+    response.raise_for_status()
+    later = await post(stack, stripe_event("payment_intent.canceled", response.json()))
+    # (localstripe's own copy of the event may be the one that applies it)
+    assert await outcome(stack, str(later["event_id"])) in ("applied", "noop")
+    await stack.events.wait_for(placed.order_id, PaymentVoided)
+    assert len(stack.events.of(placed.order_id, PaymentVoided)) == 1
+    assert len(stack.events.of(placed.order_id, PaymentAuthorized)) == 1

@@ -7,6 +7,7 @@ autoflush, so pending changes are flushed first: a reload must never discard the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -93,6 +94,40 @@ async def attempt_by_intent(session: AsyncSession, intent_id: str) -> PaymentAtt
         select(PaymentAttempt)
         .where(PaymentAttempt.provider_payment_id == intent_id)
         .execution_options(populate_existing=True)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptProgress:
+    id: str
+    status: AttemptStatus
+    provider_event_at: datetime | None
+
+
+async def attempt_progress(session: AsyncSession, intent_id: str) -> AttemptProgress | None:
+    """Where the attempt of an intent stands, read without locking anything."""
+    row = (
+        await session.execute(
+            select(
+                PaymentAttempt.id, PaymentAttempt.status, PaymentAttempt.provider_event_at
+            ).where(PaymentAttempt.provider_payment_id == intent_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    return AttemptProgress(
+        id=str(row.id), status=AttemptStatus(row.status), provider_event_at=row.provider_event_at
+    )
+
+
+async def note_provider_event(session: AsyncSession, payment_id: str, *, at: datetime) -> None:
+    """The attempt heard from the provider as of `at` (never moved back)."""
+    await session.execute(
+        update(PaymentAttempt)
+        .where(PaymentAttempt.id == payment_id)
+        .values(
+            provider_event_at=func.greatest(func.coalesce(PaymentAttempt.provider_event_at, at), at)
+        )
     )
 
 

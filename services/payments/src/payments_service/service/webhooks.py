@@ -44,6 +44,11 @@ HANDLED = frozenset(
 )
 
 
+NO_NEWS_ONCE_AUTHORIZED = "payment_intent.amount_capturable_updated"
+"""Says an intent was authorized: nothing new for an attempt already past pending (statuses
+only move forward; a later cancel or capture comes with an event of its own)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Receipt:
     event_id: str
@@ -58,18 +63,27 @@ async def receive(
     except InvalidWebhook as exc:
         raise InvalidWebhookError(str(exc)) from exc
     payment_id = event.payment_id if event.payment_id and _is_uuid(event.payment_id) else None
-    stored = await repository.store_webhook(
-        session,
-        {
-            "event_id": event.id,
-            "type": event.type,
-            "provider_created_at": event.created,
-            "payment_intent_id": event.payment_intent_id,
-            "payment_id": payment_id,
-            "payload": event.payload,
-            "attempts": 0,
-        },
-    )
+    values: dict[str, object] = {
+        "event_id": event.id,
+        "type": event.type,
+        "provider_created_at": event.created,
+        "payment_intent_id": event.payment_intent_id,
+        "payment_id": payment_id,
+        "payload": event.payload,
+        "attempts": 0,
+    }
+    known = None
+    if event.type == NO_NEWS_ONCE_AUTHORIZED and event.payment_intent_id is not None:
+        known = await repository.attempt_progress(session, event.payment_intent_id)
+    if known is not None and known.status not in OPEN:
+        # The authorization this event announces is already recorded (the confirm's own answer
+        # came first, as it usually does): the event is stored as processed, with the outcome
+        # the processor would give it, instead of queueing it for a lock and a re-fetch.
+        stale = known.provider_event_at is not None and event.created < known.provider_event_at
+        values.update(processed_at=utc_now(), outcome="stale" if stale else "noop")
+    stored = await repository.store_webhook(session, values)
+    if stored and known is not None and "outcome" in values:
+        await repository.note_provider_event(session, known.id, at=event.created)
     return Receipt(event_id=event.id, duplicate=not stored)
 
 
@@ -124,7 +138,7 @@ async def _process(session: AsyncSession, payments: Payments, event: StripeEvent
     ):
         return "stale"
     if (
-        event.type == "payment_intent.amount_capturable_updated"
+        event.type == NO_NEWS_ONCE_AUTHORIZED
         and attempt.status not in OPEN
         and attempt.provider_payment_id == event.payment_intent_id
     ):
