@@ -32,11 +32,15 @@ demo: up ## Bring the stack up, seed it and run a checkout end to end
 test: up ## Run the whole test suite against the real stack (the long chaos run excluded)
 	@.venv/bin/pytest -m "not chaos" $(PYTEST_ARGS)
 
-lint: ## ruff, ruff format --check, mypy strict
+SOURCE_TREES := contracts/src kit/src gateway/src cli/src $(wildcard services/*/src)
+
+lint: ## ruff, ruff format --check, mypy strict, bandit, pip-audit of the locked dependencies
 	@bash $(STACK) install-python
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy contracts/src kit/src gateway/src cli/src services/*/src
+	.venv/bin/bandit -c pyproject.toml --quiet --recursive $(SOURCE_TREES)
+	.venv/bin/python tests/security/audit_dependencies.py
 
 format: ## Apply ruff fixes and formatting
 	.venv/bin/ruff check --fix .

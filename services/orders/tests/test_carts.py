@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from contracts import new_id
 from orders_service.schemas import MAX_LINE_QUANTITY
+
+from contracts import new_id
 
 from .support import Harness, assert_problem
 
