@@ -165,7 +165,9 @@ async def test_trending_ranks_units_of_recently_confirmed_orders_once(catalog: R
         found = [
             (i["product"]["id"], i["units"]) for i in body["items"] if i["product"]["id"] in ours
         ]
-        return found if len(found) == 3 else None
+        # Every order counted (events of different partitions may be applied in different
+        # batches); an order counted twice would show as more units.
+        return found if len(found) == 3 and sum(units for _, units in found) >= 9 else None
 
     ranking = await eventually(ranked, timeout=60, interval=0.5)
     assert ranking == [(hot["id"], 5), (warm["id"], 3), (cold["id"], 1)]

@@ -26,9 +26,7 @@ class CatalogContext(MongoEventContext):
 
 
 # One inbox lookup for what all partitions brought (handlers write to MongoDB and Redis only).
-handlers: EventHandlers[CatalogContext] = EventHandlers(
-    "sales", across_partitions=True, linger_seconds=0.2
-)
+handlers: EventHandlers[CatalogContext] = EventHandlers("sales", across_partitions=True)
 
 
 @handlers.on(OrderConfirmed)

@@ -18,8 +18,7 @@ from contracts import Envelope
 from notifications_service import repository
 from notifications_service.service import scheduling
 
-# Notices may leave a moment after their event: fetched in batches, fewer broker round trips.
-handlers: EventHandlers[EventContext] = EventHandlers("events", linger_seconds=0.2)
+handlers: EventHandlers[EventContext] = EventHandlers("events")
 
 
 @handlers.on(UserRegistered)
