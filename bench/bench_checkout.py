@@ -2,11 +2,16 @@
 
 * Throughput: closed-loop checkouts (cart add, shipping quote, POST /api/orders) from several
   load-generator processes for 60 s; a checkout counts when its `OrderConfirmed` is seen on
-  Kafka (accepted -> CONFIRMED).
-* Latency: an open-loop run at half that rate; accepted-to-confirmed p50/p99.
+  Kafka (accepted -> CONFIRMED). A closed loop admits more than the saga completes, so a backlog
+  drains after the load stops: `confirmed_per_s_including_drain` (confirmations over the load
+  and the drain) is the rate the stack sustains.
+* Latency: an open-loop run at half the sustained rate; accepted-to-confirmed p50/p99, and the
+  median of each saga step (reserved by inventory, authorized by payments, confirmed by orders;
+  each includes the relay and Kafka hop before it).
 * CPU: user + system CPU of every server process of the stack (services, PostgreSQL and its
   backends, Kafka, Redis, FerretDB, localstripe, Mailpit), from /proc, over the throughput
-  window, divided by the confirmed checkouts. The load generators are not counted.
+  window and the drain, divided by the confirmed checkouts, in total and per component. The
+  load generators are not counted (other work on the machine during the run is).
 
 Targets: >= 100 checkouts/s, p99 < 500 ms at half rate, <= 20 CPU-ms per checkout.
 """
@@ -234,7 +239,7 @@ def _steps(confirmations: Confirmations, accepted: list[Any]) -> dict[str, float
     return medians
 
 
-async def _settle(confirmations: Confirmations, accepted: list[Any], timeout: float = 30) -> None:
+async def _settle(confirmations: Confirmations, accepted: list[Any], timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(o not in confirmations.at for o, _ in accepted):  # noqa: ASYNC110
         await asyncio.sleep(0.2)
@@ -308,7 +313,9 @@ async def run() -> dict[str, object]:
             }
             figures["measured_window_s"] = round(window, 1)
 
-            target_rate = max(rate / 2, 1.0)
+            # Half the rate the stack sustained (its backlog drain included), so the latency run
+            # measures the pipeline rather than a queue left over from an overload.
+            target_rate = max(len(confirmed) / window / 2, 1.0)
             latency_seconds = SECONDS / 2
             per_worker = target_rate / WORKERS
             results = await asyncio.to_thread(
