@@ -120,14 +120,16 @@ class Load:
         self.scarce = scarce
         self.result = LoadResult()
 
-    async def _retry(self, action: Any, deadline: float = 180.0) -> Any:
+    async def _retry(self, action: Any, deadline: float = 180.0, also: tuple[int, ...] = ()) -> Any:
+        """Retry what faults cause (no answer, 5xx, 429); `also` adds statuses a step expects
+        while the platform catches up (a product not yet projected is a 404 for a moment)."""
         started = time.monotonic()
         while True:
             try:
                 return await action()
             except (httpx.TransportError, ApiError) as exc:
                 status = getattr(exc, "status", 0)
-                if isinstance(exc, ApiError) and status < 500 and status not in (404, 409, 429):
+                if isinstance(exc, ApiError) and status < 500 and status not in (429, *also):
                     raise
                 self.result.retries += 1
                 if time.monotonic() - started > deadline:
@@ -143,12 +145,12 @@ class Load:
             "3ds_abandoned": THREE_DS_CARD,
         }.get(plan, GOOD_CARD)
         key = secrets.token_hex(16)
-        await self._retry(lambda: self._set_cart(customer, sku, quantity))
+        await self._retry(lambda: self._set_cart(customer, sku, quantity), also=(404,))
         # Like a storefront: quote exactly what the cart holds (a retried add must not have
         # doubled a line, and a failed checkout must not leave stale lines behind).
         cart = await self._retry(customer.cart)
         lines = [{"sku": i["sku"], "quantity": i["quantity"]} for i in cart["items"]]
-        quote = await self._retry(lambda: customer.quote(lines))
+        quote = await self._retry(lambda: customer.quote(lines), also=(404,))
         quote_id = min(quote["options"], key=lambda o: o["price"])["quote_id"]
         order = await self._retry(lambda: customer.checkout(quote_id, card, idempotency_key=key))
         self.result.outcomes.append(Outcome(order["id"], plan))
