@@ -79,6 +79,12 @@ class UnprocessableError(DomainError):
     title = "Unprocessable request"
 
 
+class BadRequestError(DomainError):
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+
 class UnauthorizedError(DomainError):
     status = 401
     slug = "unauthorized"

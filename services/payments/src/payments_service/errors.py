@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from shopkit.problems import (
+    BadRequestError,
     ConflictError,
     DomainError,
     NotFoundError,
     ServiceUnavailableError,
-    UnauthorizedError,
     UnprocessableError,
 )
 
@@ -20,16 +20,15 @@ class ReviewNotFoundError(NotFoundError):
     title = "No such payment review"
 
 
-class InvalidWebhookError(UnauthorizedError):
-    """The Stripe-Signature header is the webhook's credential: missing, forged or stale
-    (or, behind a valid one, an unreadable event) proves nothing."""
+class InvalidWebhookError(BadRequestError):
+    """A Stripe-Signature that is missing, forged, stale or future-dated (or, behind a valid
+    one, an unreadable event): 400, as Stripe expects from an endpoint refusing a delivery."""
 
     slug = "invalid-webhook"
     title = "Webhook signature or payload rejected"
 
 
-class IdempotencyKeyRequiredError(DomainError):
-    status = 400
+class IdempotencyKeyRequiredError(BadRequestError):
     slug = "idempotency-key-required"
     title = "An Idempotency-Key header is required"
 

@@ -43,7 +43,8 @@ stripe_signature_scheme = APIKeyHeader(
     name="Stripe-Signature",
     scheme_name="stripeSignature",
     description="Stripe's signature of the raw body (`t=<time>,v1=<HMAC-SHA256>`) with the "
-    "endpoint's webhook secret. Missing, wrong or outside the tolerance window: 401.",
+    "endpoint's webhook secret. Missing, wrong or outside the tolerance window (either side "
+    "of now): 400.",
     auto_error=False,
 )
 

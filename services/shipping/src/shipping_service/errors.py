@@ -1,13 +1,18 @@
 """Domain errors of the shipping service, each one problem+json status and slug.
 
 As everywhere on the platform: 422 only for what the request schema already refuses, 404 when
-something named does not exist (a sku, a shipment, a carrier), 401 for a webhook whose
-signature proves nothing.
+something named does not exist (a sku, a shipment, a carrier), 400 for a webhook whose
+signature proves nothing (as for Stripe's).
 """
 
 from __future__ import annotations
 
-from shopkit.problems import DomainError, NotFoundError, UnauthorizedError, UnprocessableError
+from shopkit.problems import (
+    BadRequestError,
+    DomainError,
+    NotFoundError,
+    UnprocessableError,
+)
 
 
 class InvalidCepError(UnprocessableError):
@@ -40,12 +45,12 @@ class UnknownCarrierError(NotFoundError):
     title = "Unknown carrier"
 
 
-class InvalidWebhookSignatureError(UnauthorizedError):
+class InvalidWebhookSignatureError(BadRequestError):
     slug = "invalid-webhook-signature"
     title = "Webhook signature rejected"
 
 
-class StaleWebhookError(UnauthorizedError):
+class StaleWebhookError(BadRequestError):
     slug = "stale-webhook"
     title = "Webhook timestamp outside the tolerance window"
 
