@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from functools import cache
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import String, Table, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import ReturningInsert
 
 from contracts import Envelope, Event, caused_by
 from shopkit.messaging import MessagingTables
@@ -58,16 +61,11 @@ class PostgresInboxTransaction:
     async def claim(self, consumer: str, envelopes: Sequence[Envelope[Event]]) -> set[str]:
         if not envelopes:
             return set()
-        rows = {
-            e.id: {"consumer": consumer, "event_id": e.id, "ce_type": e.type} for e in envelopes
-        }
-        statement = (
-            insert(self.tables.inbox)
-            .values(list(rows.values()))
-            .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-            .returning(self.tables.inbox.c.event_id)
+        types = {e.id: e.type for e in envelopes}
+        result = await self.session.execute(
+            _claim_statement(self.tables.inbox),
+            {"consumer": consumer, "ids": list(types), "types": list(types.values())},
         )
-        result = await self.session.execute(statement)
         return {str(event_id) for event_id in result.scalars()}
 
     def context(self, envelope: Envelope[Event]) -> EventContext:
@@ -75,6 +73,25 @@ class PostgresInboxTransaction:
 
     async def commit(self) -> None:
         await self.session.commit()
+
+
+@cache
+def _claim_statement(inbox: Table) -> ReturningInsert[Any]:
+    """One statement for a whole batch, its ids and types passed as two arrays: a multi-row
+    VALUES would be compiled anew for every batch size (most of a claim's cost), this one is
+    compiled once and prepared once per connection."""
+    ids = bindparam("ids", type_=ARRAY(UUID(as_uuid=False)))
+    types = bindparam("types", type_=ARRAY(String))
+    batch = func.unnest(ids, types).table_valued("event_id", "ce_type").render_derived()
+    return (
+        insert(inbox)
+        .from_select(
+            ["consumer", "event_id", "ce_type"],
+            select(bindparam("consumer", type_=String), batch.c.event_id, batch.c.ce_type),
+        )
+        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+        .returning(inbox.c.event_id)
+    )
 
 
 class PostgresInbox:
