@@ -119,7 +119,8 @@ def auth_settings(database_url: str, namespace: str, **overrides: Any) -> AuthSe
 async def auth_stack() -> AsyncIterator[AuthStack]:
     namespace = kafka_namespace()
     async with migrated_database("auth") as database_url:
-        settings = auth_settings(database_url, namespace)
+        # Consumers on: the account deletion tests publish to this run's `users.events`.
+        settings = auth_settings(database_url, namespace, consumers_enabled=True)
         app = build_auth(settings)
         async with serve(app) as url:
             gateway_settings = GatewaySettings(

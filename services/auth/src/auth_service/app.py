@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from shopkit.app import ServiceParts, create_service
+from shopkit.app import ServiceParts, create_service, sessionmaker_of
 
 from auth_service import runtime
 from auth_service.config import AuthSettings
+from auth_service.consumers import handlers
+from auth_service.inbox import AuthInbox
 from auth_service.models import messaging
 from auth_service.router import router, wellknown_router
 
@@ -20,7 +22,12 @@ def build_app(settings: AuthSettings | None = None) -> FastAPI:
         description="Credentials, tokens, MFA, login history and password resets.",
         routers=[router, wellknown_router],
         parts=ServiceParts(
-            tables=messaging, startup=[runtime.start], background=[runtime.keep_keys_fresh]
+            tables=messaging,
+            startup=[runtime.start],
+            consumers=[handlers],
+            # Built after the start-up hooks, so the runtime (Redis, hashers) exists by then.
+            inbox=lambda app: AuthInbox(sessionmaker_of(app), messaging, app.state.auth),
+            background=[runtime.keep_keys_fresh],
         ),
     )
 

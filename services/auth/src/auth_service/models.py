@@ -47,6 +47,9 @@ class User(Base):
     password_changed_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """Set when the user deleted their account: the row stays (its id is referenced by other
+    services) but holds placeholders instead of personal data and can never sign in again."""
 
     @property
     def roles(self) -> list[str]:

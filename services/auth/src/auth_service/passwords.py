@@ -13,6 +13,11 @@ MIN_LENGTH = 10
 MAX_LENGTH = 128
 """Bounds the hashing work one request can ask for."""
 
+# A marker, not a credential: hence the noqa and nosec.
+UNUSABLE_PASSWORD_HASH = "!account-deleted"  # noqa: S105  # nosec B105
+"""Stored in place of a deleted account's hash: not an Argon2 (PHC) string, so the verifier
+refuses it as a hash and no password can ever match it (`verify` answers False)."""
+
 # Common passwords that pass the length rule (shorter ones already fail it): the usual
 # keyboard walks and suffixed words, English and Brazilian Portuguese.
 COMMON_PASSWORDS = frozenset(

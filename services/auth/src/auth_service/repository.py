@@ -49,7 +49,8 @@ async def get_user(session: AsyncSession, user_id: str, *, for_update: bool = Fa
 async def get_user_by_email(
     session: AsyncSession, email: str, *, for_update: bool = False
 ) -> User | None:
-    query = select(User).where(User.email == email)
+    """The live account with this address; a deleted account's placeholder names nobody."""
+    query = select(User).where(User.email == email, User.deleted_at.is_(None))
     if for_update:
         query = query.with_for_update()
     return (await session.execute(query)).scalar_one_or_none()
@@ -169,6 +170,10 @@ async def lock_password_reset(session: AsyncSession, token_hash: str) -> Passwor
     return (await session.execute(query)).scalar_one_or_none()
 
 
+async def delete_password_resets(session: AsyncSession, user_id: str) -> None:
+    await session.execute(delete(PasswordReset).where(PasswordReset.user_id == user_id))
+
+
 async def spend_password_resets(session: AsyncSession, *, user_id: str, now: datetime) -> None:
     """Every outstanding reset of the user becomes unusable (one reset per request)."""
     await session.execute(
@@ -195,6 +200,10 @@ async def login_history(
         query = query.where(LoginAttempt.id < before)
     query = query.order_by(LoginAttempt.id.desc()).limit(limit)
     return list((await session.execute(query)).scalars())
+
+
+async def delete_login_history(session: AsyncSession, user_id: str) -> None:
+    await session.execute(delete(LoginAttempt).where(LoginAttempt.user_id == user_id))
 
 
 # ---------------------------------------------------------------- signing keys

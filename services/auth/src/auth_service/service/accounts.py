@@ -1,4 +1,5 @@
-"""Accounts: registration, profile, password change and reset, login history, admins."""
+"""Accounts: registration, profile, password change and reset, login history, admins,
+deletion."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from auth_service.errors import (
     UserNotFoundError,
 )
 from auth_service.models import PasswordReset, User, messaging
-from auth_service.passwords import Passwords, check_policy
+from auth_service.passwords import UNUSABLE_PASSWORD_HASH, Passwords, check_policy
 from auth_service.runtime import Runtime
 from auth_service.schemas import (
     LoginAttemptPublic,
@@ -33,6 +34,15 @@ from auth_service.schemas import (
 )
 from auth_service.service.sessions import normalise_email, open_session, revoke_all_sessions
 from contracts import new_id
+
+DELETED_NAME = "[deleted]"
+"""A deleted account's name (the users service shows the same)."""
+
+
+def deleted_email(user_id: str) -> str:
+    """A deleted account's address: unique (the column is) and never deliverable, since
+    `.invalid` is reserved (RFC 2606); registration refuses that domain, so it names nobody."""
+    return f"deleted-{user_id}@deleted.invalid"
 
 
 async def create_user(
@@ -225,3 +235,36 @@ async def make_admin(
         session, passwords=passwords, email=email, password=password, name=name, is_admin=True
     )
     return user, True
+
+
+async def delete_account(session: AsyncSession, *, rt: Runtime, user_id: str) -> None:
+    """Anonymise the account and end all its sessions; nothing to do for an account this
+    service never had, or one an earlier event already deleted.
+
+    The row stays, with placeholders: its id must stay unique and keep meaning for the other
+    services that hold it. Freeing the address lets its owner register again from scratch.
+    """
+    user = await repository.get_user(session, user_id, for_update=True)
+    if user is None or user.deleted_at is not None:
+        return
+    now = utc_now()
+    email = user.email
+    await repository.delete_login_history(session, user.id)
+    await repository.delete_password_resets(session, user.id)
+    await repository.delete_recovery_codes(session, user.id)
+    user.email = deleted_email(user.id)
+    user.name = DELETED_NAME
+    user.password_hash = UNUSABLE_PASSWORD_HASH
+    user.is_admin = False
+    user.mfa_enabled = False
+    user.mfa_secret = None
+    user.mfa_last_step = None
+    user.deleted_at = now
+    user.updated_at = now
+    # The access tokens are denied in Redis before the caller commits, not after: a failure
+    # then rolls the whole deletion back and the event is retried (denying a jti twice is
+    # harmless), whereas a denial lost after the commit would never be retried (the inbox
+    # already holds the event) and the tokens would live on until they expire.
+    await revoke_all_sessions(session, rt=rt, user_id=user.id, reason="account_deleted", now=now)
+    # Failure counters of the address must not follow it to a new account.
+    await rt.throttle.clear_account(email=email)
