@@ -9,7 +9,7 @@ from shopkit.app import ServiceParts, create_service
 from shopkit.mongo_outbox import MongoInbox
 
 from catalog_service.config import CatalogSettings
-from catalog_service.consumers import CatalogContext, handlers
+from catalog_service.consumers import CatalogContext, account_handlers, handlers
 from catalog_service.resources import Catalog, open_catalog
 from catalog_service.router import router
 
@@ -37,7 +37,7 @@ def build_app(settings: CatalogSettings | None = None) -> FastAPI:
         parts=ServiceParts(
             mongo_url=settings.mongo_url,
             startup=[open_catalog],
-            consumers=[handlers],
+            consumers=[handlers, account_handlers],
             inbox=_inbox,
             background=[outbox_relay],
         ),

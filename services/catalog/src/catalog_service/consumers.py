@@ -1,5 +1,5 @@
-"""What the catalog learns from other contexts: what sells (trending) and who received what
-(verified purchases for reviews).
+"""What the catalog learns from other contexts: what sells (trending), who received what
+(verified purchases for reviews) and whose account was deleted (their reviews).
 
 There are no multi-document transactions here, so every handler is idempotent on its own:
 purchase facts are insert-only documents with deterministic ids, trending counts an order once
@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from contracts.events.orders import OrderConfirmed
 from contracts.events.shipping import ShipmentDelivered
+from contracts.events.users import UserDeletionRequested
 from shopkit.handlers import EventHandlers
 from shopkit.mongo_outbox import Database, MongoEventContext
 
 from catalog_service.repository import products, reviews
 from catalog_service.resources import Catalog
+from catalog_service.service import reviews as review_rules
 from catalog_service.service.trending import day_of
 from contracts import Envelope, Event
 
@@ -66,3 +68,12 @@ async def on_shipment_delivered(envelope: Envelope[ShipmentDelivered], ctx: Cata
         user_id=delivery.user_id,
         product_ids=await products.ids_of_skus(ctx.db, delivery.skus),
     )
+
+
+# Its own consumer group: deletions are rare and never wait behind a burst of sales.
+account_handlers: EventHandlers[CatalogContext] = EventHandlers("accounts")
+
+
+@account_handlers.on(UserDeletionRequested)
+async def on_user_deletion(envelope: Envelope[UserDeletionRequested], ctx: CatalogContext) -> None:
+    await review_rules.forget_author(ctx.catalog, user_id=envelope.data.user_id)

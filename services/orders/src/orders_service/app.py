@@ -8,7 +8,12 @@ from shopkit.app import ServiceParts, create_service
 from orders_service.cache import CartCache
 from orders_service.changes import OrderChanges
 from orders_service.config import OrdersSettings
-from orders_service.consumers import catalog_handlers, saga_handlers
+from orders_service.consumers import (
+    account_handlers,
+    account_inbox,
+    catalog_handlers,
+    saga_handlers,
+)
 from orders_service.jobs import (
     export_stuck_sagas,
     housekeeping,
@@ -41,7 +46,8 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
         routers=[router],
         parts=ServiceParts(
             tables=messaging,
-            consumers=[saga_handlers, catalog_handlers],
+            consumers=[saga_handlers, catalog_handlers, account_handlers],
+            inboxes={account_handlers.name: account_inbox},
             startup=[_cart_cache_and_changes],
             background=[
                 run_timeline_consumer,

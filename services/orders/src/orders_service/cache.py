@@ -107,3 +107,14 @@ class CartCache:
             )
         except RedisError as exc:
             log.warning("cart cache write failed", extra={"error": repr(exc)})
+
+    async def bury(self, owner: CartOwner, *, deleted_version: int, ttl_seconds: int) -> None:
+        """Replace the copy of a deleted cart by an empty one that outranks it.
+
+        Unlike `put`, a Redis failure raises: the caller (account deletion) is retried until
+        the copy is gone, instead of leaving it to expire with the cart's TTL. The tombstone
+        (rather than a DEL) refuses a slow reader's older copy arriving just after."""
+        await self._set_if_newer(
+            keys=[self.key(owner)],
+            args=[deleted_version + 1, EMPTY.encode(), max(1, ttl_seconds)],
+        )

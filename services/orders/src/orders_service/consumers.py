@@ -1,18 +1,25 @@
-"""What the orders service reacts to: the saga's events and the catalog's products.
+"""What the orders service reacts to: the saga's events, the catalog's products and deleted
+accounts.
 
-Two registries, two consumer groups, so a burst of catalog updates never delays a checkout.
+One registry (and consumer group) each, so a burst of catalog updates never delays a checkout.
 (The timeline projection, which reads every topic, is in service/timeline.py.)
 """
 
 from __future__ import annotations
 
-from contracts.events import catalog, inventory, payments, shipping
+from contracts.events import catalog, inventory, payments, shipping, users
+from fastapi import FastAPI
+from shopkit.app import sessionmaker_of
 from shopkit.handlers import EventHandlers
-from shopkit.inbox import EventContext
+from shopkit.inbox import EventContext, PostgresInbox, PostgresInboxTransaction
+from shopkit.outbox import Outbox
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts import Envelope
+from contracts import Envelope, Event
+from orders_service.cache import CartCache
+from orders_service.models import messaging
 from orders_service.service import catalog as catalog_service
-from orders_service.service import saga
+from orders_service.service import erasure, saga
 
 # One transaction for what all partitions brought: the handlers only touch the database.
 saga_handlers: EventHandlers[EventContext] = EventHandlers("saga", across_partitions=True)
@@ -110,3 +117,36 @@ async def on_product_deactivated(
     envelope: Envelope[catalog.ProductDeactivated], ctx: EventContext
 ) -> None:
     await catalog_service.apply_deactivation(session=ctx.session, event=envelope.data)
+
+
+class AccountContext(EventContext):
+    """An event context that also reaches the cart copies in Redis (a deleted cart's goes too)."""
+
+    def __init__(
+        self, session: AsyncSession, outbox: Outbox, envelope: Envelope[Event], cache: CartCache
+    ) -> None:
+        super().__init__(session, outbox, envelope)
+        self.cache = cache
+
+
+def account_inbox(app: FastAPI) -> PostgresInbox:
+    """The PostgreSQL inbox, handing `account_handlers` an `AccountContext`."""
+    cache: CartCache = app.state.cart_cache
+
+    class AccountInboxTransaction(PostgresInboxTransaction):
+        def context(self, envelope: Envelope[Event]) -> AccountContext:
+            return AccountContext(self.session, self.outbox, envelope, cache)
+
+    inbox = PostgresInbox(sessionmaker_of(app), messaging)
+    inbox.transaction_class = AccountInboxTransaction
+    return inbox
+
+
+account_handlers: EventHandlers[AccountContext] = EventHandlers("accounts")
+
+
+@account_handlers.on(users.UserDeletionRequested)
+async def on_user_deletion(
+    envelope: Envelope[users.UserDeletionRequested], ctx: AccountContext
+) -> None:
+    await erasure.forget_user(session=ctx.session, cache=ctx.cache, user_id=envelope.data.user_id)

@@ -173,6 +173,8 @@ class Order(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
     status_changed_at: Mapped[datetime] = mapped_column(Timestamp)
+    anonymised_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    """When the customer's account was deleted and the personal fields were replaced."""
 
     __table_args__ = (
         Index("ix_orders_user_id_id", "user_id", "id"),

@@ -55,6 +55,19 @@ async def mark_verified(db: Database, *, user_id: str, product_ids: Iterable[str
         )
 
 
+async def ids_by_author(db: Database, user_id: str) -> list[str]:
+    return [doc["_id"] async for doc in db[REVIEWS].find({"user_id": user_id}, {"_id": 1})]
+
+
+async def detach_author(db: Database, review_id: str, *, user_id: str, changes: Document) -> None:
+    """Apply `changes` to the review if `user_id` still wrote it (a replay finds it done)."""
+    await db[REVIEWS].update_one({"_id": review_id, "user_id": user_id}, {"$set": changes})
+
+
+async def delete_purchases(db: Database, user_id: str) -> None:
+    await db[PURCHASES].delete_many({"user_id": user_id})
+
+
 async def record_purchase(
     db: Database, *, kind: str, order_id: str, user_id: str, sku: str, at: datetime
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Any, Final
 
 from contracts.ids import is_uuid7
 from shopkit.mongo_outbox import LockTimeoutError, ensure_held
@@ -18,6 +18,10 @@ from catalog_service.service.products import resolve_product
 from contracts import new_id
 
 Document = dict[str, Any]
+
+
+REMOVED: Final = "[removed]"
+"""What a deleted account's review text becomes (the placeholder orders and shipping use)."""
 
 
 def to_public(doc: Document) -> ReviewPublic:
@@ -70,6 +74,37 @@ async def refresh_rating(catalog: Catalog, *, product_id: str) -> None:
     except LockTimeoutError as exc:
         raise ProductBusyError("the product is being changed; its rating will follow") from exc
     await catalog.changed()
+
+
+async def forget_author(catalog: Catalog, *, user_id: str) -> int:
+    """Detach a deleted account from its reviews and drop its purchase facts; returns how many
+    reviews changed (none for a user who never wrote one, or the second time).
+
+    Each review keeps its rating, date and `verified_purchase`, so the product's rating count
+    and average do not move and need no recount. The title and text go: they are the user's
+    own words, free text that may name them or others, and erasure under LGPD art. 18 / GDPR
+    art. 17 covers content the person provided. The author id is replaced by a fresh random id
+    per review rather than a shared placeholder: the reviews can no longer be tied to the
+    account (orders keep its id as an accounting record), and one review per author and
+    product (a unique index) still holds when several deleted authors reviewed one product.
+    Reviews store no display name: the author id is all that identified the writer.
+    """
+    review_ids = await reviews.ids_by_author(catalog.db, user_id)
+    for review_id in review_ids:
+        await reviews.detach_author(
+            catalog.db,
+            review_id,
+            user_id=user_id,
+            changes={
+                "user_id": new_id(),
+                "title": None,
+                "text": REMOVED,
+                "author_removed_at": stored_now(),
+            },
+        )
+    # Who bought what only serves the verified badge of that user's future reviews: no more.
+    await reviews.delete_purchases(catalog.db, user_id)
+    return len(review_ids)
 
 
 async def list_reviews(

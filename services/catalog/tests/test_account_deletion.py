@@ -1,0 +1,145 @@
+"""A deleted account (`UserDeletionRequested` on users.events): its reviews keep their ratings
+(so the products' rating count and average do not move) but lose their author and words; its
+purchase facts go; a redelivery or a re-emission changes nothing; other authors are untouched."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts.events.users import UserDeletionRequested
+from contracts.types import utc_now
+from shopkit.testing import eventually, publish
+
+from contracts import Envelope, Event, new_id
+
+from .conftest import Running
+from .factories import create_product
+from .test_reviews_and_trending import confirmed, review
+
+WORDS = "A Maria Silva da Rua Augusta 12 recomenda"
+
+
+def _deletion(user_id: str) -> Envelope[Event]:
+    return Envelope(data=UserDeletionRequested(user_id=user_id, requested_at=utc_now()))
+
+
+async def _handled(catalog: Running, envelope: Envelope[Event]) -> None:
+    """Wait until the catalog's consumer recorded the event in its inbox (after its effect)."""
+
+    async def recorded() -> bool:
+        return await catalog.db["inbox"].find_one({"event_id": envelope.id}) is not None
+
+    await eventually(recorded, timeout=60)
+
+
+async def _reviews(catalog: Running, product: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    listed = (await catalog.client.get(f"/api/products/{product['id']}/reviews")).json()
+    return {r["id"]: r for r in listed["items"]}
+
+
+async def _ratings(catalog: Running, *products: dict[str, Any]) -> list[Any]:
+    found = []
+    for product in products:
+        page = (await catalog.client.get(f"/api/products/{product['id']}")).json()
+        listed = (await catalog.client.get(f"/api/products/{product['id']}/reviews")).json()
+        found.append((page["rating"], listed["rating"]))
+    return found
+
+
+async def _purchases(catalog: Running, user_id: str) -> int:
+    count: int = await catalog.db["purchases"].count_documents({"user_id": user_id})
+    return count
+
+
+async def _write(catalog: Running, product: dict[str, Any], user_id: str, rating: int) -> str:
+    response = await catalog.client.post(
+        f"/api/products/{product['id']}/reviews",
+        json={"rating": rating, "title": "Maria aprova", "text": WORDS},
+        headers=catalog.tokens.headers(user_id),
+    )
+    assert response.status_code == 201, response.text
+    review_id: str = response.json()["id"]
+    return review_id
+
+
+async def test_deletion_detaches_reviews_and_keeps_ratings(catalog: Running) -> None:
+    first, second = await create_product(catalog), await create_product(catalog)
+    gone, kept = new_id(), new_id()
+    gone_reviews = [await _write(catalog, first, gone, 5), await _write(catalog, second, gone, 1)]
+    kept_review = await _write(catalog, first, kept, 2)
+    assert (await review(catalog, second, kept, 4)).status_code == 201
+    await publish(catalog.namespace, confirmed(gone, [(first, 1)]), confirmed(kept, [(second, 1)]))
+
+    async def purchases_recorded() -> bool:
+        return await _purchases(catalog, gone) == 1 and await _purchases(catalog, kept) == 1
+
+    await eventually(purchases_recorded, timeout=60)
+    ratings = await _ratings(catalog, first, second)
+    assert ratings == [
+        ({"count": 2, "average": 3.5}, {"count": 2, "average": 3.5}),
+        ({"count": 2, "average": 2.5}, {"count": 2, "average": 2.5}),
+    ]
+    before = {**await _reviews(catalog, first), **await _reviews(catalog, second)}
+
+    deletion = _deletion(gone)
+    await publish(catalog.namespace, deletion)
+    await _handled(catalog, deletion)
+
+    after = {**await _reviews(catalog, first), **await _reviews(catalog, second)}
+    assert after.keys() == before.keys()
+    for review_id in gone_reviews:
+        was, now = before[review_id], after[review_id]
+        assert was["user_id"] == gone and was["text"] == WORDS
+        # The words and the author go; rating, date and verification stay.
+        assert now["text"] == "[removed]"
+        assert now["title"] is None
+        assert now["user_id"] != gone
+        for field in ("rating", "product_id", "verified_purchase", "created_at"):
+            assert now[field] == was[field], field
+    # Each review got its own pseudonym: nothing ties the two reviews together any more.
+    assert after[gone_reviews[0]]["user_id"] != after[gone_reviews[1]]["user_id"]
+    assert await catalog.db["reviews"].count_documents({"user_id": gone}) == 0
+    # The products' rating count and average did not move.
+    assert await _ratings(catalog, first, second) == ratings
+    # Who bought what goes with the account.
+    assert await _purchases(catalog, gone) == 0
+    # Another author's reviews and purchases are untouched.
+    assert after[kept_review] == before[kept_review]
+    assert all(r == before[i] for i, r in after.items() if r["user_id"] == kept)
+    assert await _purchases(catalog, kept) == 1
+
+
+async def test_a_second_deletion_changes_nothing(catalog: Running) -> None:
+    product = await create_product(catalog)
+    gone = new_id()
+    await _write(catalog, product, gone, 4)
+    await _write(catalog, product, new_id(), 1)
+    first = _deletion(gone)
+    await publish(catalog.namespace, first)
+    await _handled(catalog, first)
+    anonymised = await _reviews(catalog, product)
+    ratings = await _ratings(catalog, product)
+
+    # The same event again (the inbox drops it), then the request emitted again under a new
+    # id (the handler runs: the reviews are not detached a second time, under new ids).
+    again = _deletion(gone)
+    await publish(catalog.namespace, first, again)
+    await _handled(catalog, again)
+
+    assert await _reviews(catalog, product) == anonymised
+    assert await _ratings(catalog, product) == ratings == [({"count": 2, "average": 2.5},) * 2]
+
+
+async def test_an_unknown_user_is_a_no_op(catalog: Running) -> None:
+    product = await create_product(catalog)
+    author = new_id()
+    await _write(catalog, product, author, 3)
+    before, ratings = await _reviews(catalog, product), await _ratings(catalog, product)
+
+    stranger = _deletion(new_id())
+    await publish(catalog.namespace, stranger)
+    await _handled(catalog, stranger)
+
+    assert await _reviews(catalog, product) == before
+    assert [r["user_id"] for r in before.values()] == [author]
+    assert await _ratings(catalog, product) == ratings

@@ -1,0 +1,93 @@
+"""Account deletion: what the orders service keeps of a deleted user, and what it forgets.
+
+Orders are accounting records: ids, lines, amounts, coupon, statuses, history and the payment
+references stay (tax and refunds need them, and `user_id` is an opaque id). What identifies the
+person goes: the recipient and street of the address snapshot, the IP the order came from, the
+notes they typed when cancelling, the cart, the checkout responses kept for Idempotency-Key
+retries, and the same fields in the timeline's copies of their events.
+
+Every step is a no-op the second time (orders carry `anonymised_at`, the rest is deleted or
+replaced by constants), so a redelivered or re-emitted deletion changes nothing, and a user
+this service never saw has nothing to change.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orders_service.cache import CartCache, CartOwner
+from orders_service.repository import erasure
+
+ANONYMISED: Final = "[removed]"
+"""The placeholder for a removed address field (the same one shipping writes)."""
+
+CANCEL_NOTE: Final = "customer_request"
+"""What a customer's own cancellation note becomes: the reason recorded when there is none."""
+
+PERSONAL_EVENT_FIELDS: Final = (
+    "shipping_address",  # OrderPlaced, OrderConfirmed
+    "customer_ip",  # OrderPlaced
+    "reason",  # OrderStatusChanged: may be the customer's cancellation note
+    "name",  # UserRegistered, UserProfileUpdated
+    "email",  # UserRegistered, PasswordResetRequested
+    "phone",  # UserProfileUpdated, UserPreferencesChanged
+    "reset_token",  # PasswordResetRequested
+)
+"""Top-level fields of the timeline's recorded events that identify the user."""
+
+TOMBSTONE_SECONDS: Final = 300
+"""How long the empty copy of a deleted cart stays in Redis: longer than any read in flight."""
+
+
+def anonymised_address(address: dict[str, Any]) -> dict[str, Any]:
+    """The address snapshot without the person: who, street, number, district and city go.
+
+    The state and the CEP's five-digit sector (a region of a city, not a street) stay, as in
+    shipping: enough for tax by state and regional statistics, not enough to find anyone. The
+    result still validates as a `ShippingAddress`, so an order confirmed after the deletion
+    still produces a well-formed `OrderConfirmed`."""
+    cep = str(address.get("cep") or "")
+    return {
+        "recipient": ANONYMISED,
+        "street": ANONYMISED,
+        "number": "",
+        "complement": None,
+        "district": ANONYMISED,
+        "city": ANONYMISED,
+        "state": address.get("state"),
+        "cep": cep[:5] + "000" if len(cep) == 8 else "00000000",
+        "country": address.get("country"),
+    }
+
+
+async def forget_user(*, session: AsyncSession, cache: CartCache, user_id: str) -> int:
+    """Anonymise the user's orders and delete their cart; returns how many orders changed."""
+    now = datetime.now(UTC)
+    orders = await erasure.orders_to_anonymise(session, user_id)
+    for order in orders:
+        await erasure.anonymise_order(
+            session,
+            order.id,
+            shipping_address=anonymised_address(order.shipping_address),
+            now=now,
+        )
+    # Every order of the user, not only those changed now: a re-emitted deletion also reaches
+    # what the timeline recorded after the first one.
+    order_ids = await erasure.order_ids_of(session, user_id)
+    await erasure.replace_own_notes(
+        session, user_id=user_id, order_ids=order_ids, reason=CANCEL_NOTE
+    )
+    await erasure.delete_idempotency_keys(session, user_id)
+    await erasure.scrub_timeline(
+        session, user_id=user_id, order_ids=order_ids, keys=PERSONAL_EVENT_FIELDS
+    )
+    for version in await erasure.delete_carts(session, user_id):
+        # Before the commit, raising on a Redis failure: the deletion is then retried as a
+        # whole. (After the commit, the inbox would drop the retry and leave the copy behind.)
+        await cache.bury(
+            CartOwner.of_user(user_id), deleted_version=version, ttl_seconds=TOMBSTONE_SECONDS
+        )
+    return len(orders)

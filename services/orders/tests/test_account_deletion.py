@@ -1,0 +1,254 @@
+"""A deleted account (`UserDeletionRequested` on users.events): the user's orders keep what
+accounting needs and lose what identifies the person; their cart is gone, in PostgreSQL and in
+the Redis copy; a redelivery or a re-emission changes nothing; other users are untouched."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from contracts.events.users import UserDeletionRequested, UserProfileUpdated
+
+from contracts import Envelope, Event, new_id
+
+from .support import Harness
+
+PERSONAL = ("Maria Silva", "Avenida Paulista", "1578", "apto 12", "Bela Vista", "São Paulo")
+NOTE = "Liguem para 11 98765-4321 antes de entregar"
+IP = "203.0.113.9"
+
+
+def _deletion(user_id: str) -> Envelope[Event]:
+    return Envelope(data=UserDeletionRequested(user_id=user_id, requested_at=datetime.now(UTC)))
+
+
+async def _customer(harness: Harness) -> dict[str, Any]:
+    """A user with a cancelled order (with a note), a pending one, and a filled cart."""
+    headers = harness.user()
+    cancelled, _ = await harness.placed_order(headers)
+    response = await harness.client.post(
+        f"/api/orders/{cancelled['id']}/cancel", headers=headers, json={"reason": NOTE}
+    )
+    assert response.status_code == 200, response.text
+    product = await harness.product(price=4200)
+    await harness.fill_cart(headers, (product, 1))
+    checkout = await harness.checkout(
+        {**headers, "X-Forwarded-For": IP}, harness.checkout_body([(product.sku, 1)])
+    )
+    assert checkout.status_code == 202, checkout.text
+    pending = checkout.json()
+    await harness.fill_cart(headers, (product, 3))
+    cart = (await harness.client.get("/api/cart", headers=headers)).json()
+    assert cart["item_count"] == 3  # and now copied into Redis
+    return {
+        "headers": headers,
+        "user_id": harness.user_id(headers),
+        "orders": [cancelled["id"], pending["id"]],
+    }
+
+
+async def _row(harness: Harness, order_id: str) -> dict[str, Any]:
+    """The whole stored order: its row, lines and history, as JSON."""
+    value = await harness.scalar(
+        "SELECT json_build_object("
+        " 'order', (SELECT to_jsonb(o) FROM orders o WHERE o.id = :id),"
+        " 'lines', (SELECT jsonb_agg(l ORDER BY l.line_no) FROM order_lines l"
+        "           WHERE l.order_id = :id),"
+        " 'history', (SELECT jsonb_agg(h ORDER BY h.at, h.id) FROM order_status_history h"
+        "             WHERE h.order_id = :id))",
+        id=order_id,
+    )
+    found: dict[str, Any] = value if isinstance(value, dict) else json.loads(value)
+    return found
+
+
+async def _timeline_data(harness: Harness, subject: str) -> list[dict[str, Any]]:
+    value = await harness.scalar(
+        "SELECT coalesce(jsonb_agg(data ORDER BY time), '[]') FROM timeline_events"
+        " WHERE subject = :subject",
+        subject=subject,
+    )
+    found: list[dict[str, Any]] = value if isinstance(value, list) else json.loads(value)
+    return found
+
+
+async def _handled(harness: Harness, envelope: Envelope[Event]) -> None:
+    """Wait until the orders consumer recorded the event in its inbox (applied and committed)."""
+
+    async def recorded() -> bool:
+        count = await harness.scalar(
+            "SELECT count(*) FROM inbox WHERE event_id = :id", id=envelope.id
+        )
+        return bool(count)
+
+    await harness.until(recorded)
+
+
+async def test_deletion_anonymises_orders_and_deletes_the_cart(harness: Harness) -> None:
+    gone, kept = await _customer(harness), await _customer(harness)
+    await harness.bus.publish(
+        UserProfileUpdated(
+            user_id=gone["user_id"],
+            name="Maria Silva",
+            phone="+5511987654321",
+            updated_at=datetime.now(UTC),
+        )
+    )
+
+    async def recorded_in_timeline() -> bool:
+        # The timeline projection holds the personal data: the cancellation note, the
+        # addresses and the profile.
+        cancelled = json.dumps(await _timeline_data(harness, gone["orders"][0]))
+        placed = await _timeline_data(harness, gone["orders"][1])
+        profile = await _timeline_data(harness, gone["user_id"])
+        other = await _timeline_data(harness, kept["orders"][1])
+        return (
+            json.dumps(NOTE)[1:-1] in cancelled
+            and any("shipping_address" in data for data in placed)
+            and any("phone" in data for data in profile)
+            and any("shipping_address" in data for data in other)
+        )
+
+    await harness.until(recorded_in_timeline)
+    before = {order_id: await _row(harness, order_id) for order_id in gone["orders"]}
+    others_before = {order_id: await _row(harness, order_id) for order_id in kept["orders"]}
+    assert before[gone["orders"][1]]["order"]["customer_ip"] == IP
+
+    deletion = _deletion(gone["user_id"])
+    await harness.bus.send(deletion)
+    await _handled(harness, deletion)
+
+    admin = harness.admin()
+    for order_id in gone["orders"]:
+        after = await _row(harness, order_id)
+        was = before[order_id]
+        # Accounting survives: amounts, status, lines, payment references, history rows.
+        for field in (
+            "id",
+            "user_id",
+            "status",
+            "currency",
+            "subtotal",
+            "discount",
+            "shipping",
+            "total",
+            "coupon_code",
+            "shipping_choice",
+            "payment_method_id",
+            "payment_status",
+            "cancel_reason",
+            "created_at",
+            "status_changed_at",
+        ):
+            assert after["order"][field] == was["order"][field], field
+        assert after["lines"] == was["lines"]
+        assert [(h["from_status"], h["to_status"], h["at"]) for h in after["history"]] == [
+            (h["from_status"], h["to_status"], h["at"]) for h in was["history"]
+        ]
+        # The person does not.
+        assert after["order"]["customer_ip"] is None
+        assert after["order"]["anonymised_at"] is not None
+        assert after["order"]["shipping_address"] == {
+            "recipient": "[removed]",
+            "street": "[removed]",
+            "number": "",
+            "complement": None,
+            "district": "[removed]",
+            "city": "[removed]",
+            "state": "SP",
+            "cep": "01310000",
+            "country": "BR",
+        }
+        stored = json.dumps(after, ensure_ascii=False)
+        assert not any(value in stored for value in (*PERSONAL, NOTE, IP)), stored
+        # The API still serves the order (placeholders validate), without the person.
+        shown = await harness.client.get(f"/api/orders/{order_id}", headers=admin)
+        assert shown.status_code == 200, shown.text
+        assert shown.json()["total"] == was["order"]["total"]
+        assert not any(value in shown.text for value in (*PERSONAL, NOTE))
+    [cancel] = own_cancellations(await _row(harness, gone["orders"][0]))
+    assert cancel["reason"] == "customer_request"
+
+    # The cart is gone from PostgreSQL and from the Redis copy the API reads first.
+    assert (
+        await harness.scalar("SELECT count(*) FROM carts WHERE user_id = :u", u=gone["user_id"])
+        == 0
+    )
+    cart = (await harness.client.get("/api/cart", headers=gone["headers"])).json()
+    assert cart["items"] == [] and cart["item_count"] == 0
+    # So are the checkout responses kept for retries (each a copy of the address).
+    assert (
+        await harness.scalar(
+            "SELECT count(*) FROM idempotency_keys WHERE user_id = :u", u=gone["user_id"]
+        )
+        == 0
+    )
+    # And the timeline's copies of the user's events lost their personal fields.
+    timeline = [
+        *(await _timeline_data(harness, gone["user_id"])),
+        *[d for o in gone["orders"] for d in await _timeline_data(harness, o)],
+    ]
+    assert timeline
+    assert not any(
+        key in data
+        for data in timeline
+        for key in ("shipping_address", "customer_ip", "name", "phone", "email")
+    )
+    assert not any(
+        value in json.dumps(timeline, ensure_ascii=False) for value in (*PERSONAL, NOTE, IP)
+    )
+
+    # Another user's orders, cart, retry records and timeline are untouched.
+    for order_id, was in others_before.items():
+        assert await _row(harness, order_id) == was
+    other_cart = (await harness.client.get("/api/cart", headers=kept["headers"])).json()
+    assert other_cart["item_count"] == 3
+    assert (
+        await harness.scalar(
+            "SELECT count(*) FROM idempotency_keys WHERE user_id = :u", u=kept["user_id"]
+        )
+        == 2
+    )
+    assert any(
+        "shipping_address" in data for data in await _timeline_data(harness, kept["orders"][1])
+    )
+
+
+def own_cancellations(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The history rows of the customer's own cancellation."""
+    return [h for h in row["history"] if h["to_status"] == "CANCELLED"]
+
+
+async def test_a_second_deletion_changes_nothing(harness: Harness) -> None:
+    gone = await _customer(harness)
+    first = _deletion(gone["user_id"])
+    await harness.bus.send(first)
+    await _handled(harness, first)
+    anonymised = {order_id: await _row(harness, order_id) for order_id in gone["orders"]}
+
+    # The same event delivered again (the inbox drops it), then the request emitted again
+    # under a new id (the handler runs: its effect must already be there).
+    again = _deletion(gone["user_id"])
+    await harness.bus.send(first)
+    await harness.bus.send(again)
+    await _handled(harness, again)
+
+    for order_id, was in anonymised.items():
+        assert await _row(harness, order_id) == was  # not even updated_at moved
+    cart = (await harness.client.get("/api/cart", headers=gone["headers"])).json()
+    assert cart["item_count"] == 0
+
+
+async def test_an_unknown_user_is_a_no_op(harness: Harness) -> None:
+    kept = await _customer(harness)
+    before = {order_id: await _row(harness, order_id) for order_id in kept["orders"]}
+    stranger = _deletion(new_id())
+    await harness.bus.send(stranger)
+    await _handled(harness, stranger)
+
+    for order_id, was in before.items():
+        assert await _row(harness, order_id) == was
+    assert (await harness.client.get("/api/cart", headers=kept["headers"])).json()[
+        "item_count"
+    ] == 3
