@@ -18,7 +18,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import socket
 import statistics
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from pathlib import Path
 import httpx
 from contracts.events.inventory import StockLine, StockReserved
 from contracts.events.orders import OrderLine, OrderPlaced, ShippingAddress, ShippingChoice
+from gateway.testing import free_port
 from payments_service.app import build_app
 from payments_service.config import PaymentsSettings
 from payments_service.models import PaymentAttempt, StripeEvent
@@ -51,7 +51,7 @@ LAUNCHER = Path(__file__).resolve().parents[1] / "infra" / "local" / "localstrip
 
 async def run() -> dict[str, object]:
     with tempfile.TemporaryDirectory() as state:
-        port = _free_port()
+        port = free_port()
         stripe = await asyncio.create_subprocess_exec(
             sys.executable,
             str(LAUNCHER),
@@ -277,13 +277,6 @@ def _pct(values: list[float], percentile: int) -> float | None:
     if len(values) == 1:
         return round(values[0], 1)
     return round(statistics.quantiles(values, n=100)[percentile - 1], 1)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def _wait_ready(base: str) -> None:

@@ -37,6 +37,7 @@ from contracts import REGISTRY, DecodeError, Envelope, Event, decode
 from shopkit.handlers import EventHandlers
 from shopkit.inbox import InboxStore
 from shopkit.kafka import DLQ_RETENTION_MS, create_consumer, create_producer, ensure_topics
+from shopkit.loops import sleep_or_stop
 from shopkit.metrics import CONSUMER_LAG, DEAD_LETTERS, HANDLER_DURATION
 from shopkit.tracing import continue_trace
 from shopkit.transient import is_transient
@@ -152,7 +153,7 @@ class EventConsumer(Generic[C]):
                 self.ready.clear()
                 await self._close()
             if not stop.is_set():
-                await _sleep_or_stop(stop, backoff)
+                await sleep_or_stop(stop, backoff)
                 backoff = min(backoff * 2, 10.0)
 
     async def _consume(self, stop: asyncio.Event) -> None:
@@ -384,7 +385,7 @@ class EventConsumer(Generic[C]):
                         self.config.base_backoff_seconds * 2 ** (step - 1),
                         self.config.max_backoff_seconds,
                     )
-                    if await _sleep_or_stop(self._stop, delay):
+                    if await sleep_or_stop(self._stop, delay):
                         raise _StoppingError from exc
         await self._dead_letter(
             record, "handler_failed", repr(error), attempts=self.config.max_attempts
@@ -417,7 +418,7 @@ class EventConsumer(Generic[C]):
                 break
             except KafkaError as exc:
                 log.warning("dead-letter publish failed, retrying", extra={"error": repr(exc)})
-                if await _sleep_or_stop(self._stop, backoff):
+                if await sleep_or_stop(self._stop, backoff):
                     raise _StoppingError from exc
                 backoff = min(backoff * 2, 5.0)
         self.dead_lettered += 1
@@ -466,14 +467,6 @@ class EventConsumer(Generic[C]):
             CONSUMER_LAG.labels(
                 self.config.service, self.config.group_id, tp.topic, str(tp.partition)
             ).set(max(highwater - last_offset - 1, 0))
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        return False
-    return True
 
 
 def make_consumer(

@@ -41,10 +41,11 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
-from contracts import Envelope, Event, caused_by, encode, topics
+from contracts import Envelope, Event, caused_by, topics
 from shopkit.kafka import create_producer, ensure_topics
+from shopkit.loops import close_quietly, sleep_or_stop
 from shopkit.metrics import OUTBOX_BACKLOG, OUTBOX_FAILURES, OUTBOX_PUBLISHED
-from shopkit.tracing import current_trace_headers
+from shopkit.outbox import outbox_records
 
 log = logging.getLogger(__name__)
 
@@ -244,28 +245,11 @@ def ensure_held(lease: Lease, *, margin: float = 2.0) -> None:
 
 def outbox_entries(*envelopes: Envelope[Event]) -> list[Document]:
     """Pending-event entries for a document's outbox array (with the current trace context)."""
-    trace_headers = current_trace_headers()
-    entries: list[Document] = []
     now = utc_now()
-    for original in envelopes:
-        envelope = original
-        if envelope.traceparent is None and "traceparent" in trace_headers:
-            envelope = envelope.with_trace(
-                trace_headers["traceparent"], trace_headers.get("tracestate")
-            )
-        record = encode(envelope)
-        entries.append(
-            {
-                "id": envelope.id,
-                "topic": record.topic,
-                "key": envelope.subject,
-                "ce_type": envelope.type,
-                "headers": {name: value.decode() for name, value in record.headers},
-                "payload": record.value,
-                "created_at": now,
-            }
-        )
-    return entries
+    return [
+        {"id": record.pop("event_id"), **record, "created_at": now}
+        for record in outbox_records(envelopes)
+    ]
 
 
 def with_outbox(document: Document, *envelopes: Envelope[Event]) -> Document:
@@ -380,7 +364,7 @@ class MongoOutboxRelay:
                 log.exception("mongo outbox relay failed unexpectedly, retrying")
             finally:
                 self.is_leader = False
-            if await _sleep_or_stop(stop, backoff):
+            if await sleep_or_stop(stop, backoff):
                 return
             backoff = min(backoff * 2, self.config.max_backoff_seconds)
 
@@ -388,7 +372,7 @@ class MongoOutboxRelay:
         owner = secrets.token_hex(8)
         lease = await self.leases.try_acquire(self.lease_name, owner=owner)
         while lease is None:
-            if await _sleep_or_stop(stop, self.config.standby_poll_seconds):
+            if await sleep_or_stop(stop, self.config.standby_poll_seconds):
                 return
             lease = await self.leases.try_acquire(self.lease_name, owner=owner)
         producer: AIOKafkaProducer | None = None
@@ -414,8 +398,8 @@ class MongoOutboxRelay:
                     await self._wait_for_work(stop)
         finally:
             if producer is not None:
-                await _quietly(producer.stop())
-            await _quietly(self.leases.release(lease))
+                await close_quietly(producer.stop())
+            await close_quietly(self.leases.release(lease))
 
     async def _wait_for_work(self, stop: asyncio.Event) -> None:
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
@@ -640,18 +624,3 @@ async def create_indexes(db: Database) -> None:
     await db[INBOX_COLLECTION].create_index(
         [("consumer", ASCENDING), ("event_id", ASCENDING)], unique=True
     )
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        return False
-    return True
-
-
-async def _quietly(awaitable: Any) -> None:
-    try:
-        await awaitable
-    except Exception:
-        log.debug("ignored error while closing", exc_info=True)

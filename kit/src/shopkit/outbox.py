@@ -6,6 +6,9 @@ A state change and the events announcing it commit together or not at all; the r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy import Table, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +23,34 @@ def notify_channel(table: Table) -> str:
     return f"{table.name}_pending"
 
 
+def outbox_records(envelopes: Sequence[Envelope[Event]]) -> list[dict[str, Any]]:
+    """What an outbox stores per event: its Kafka record and the fields the relay routes by.
+
+    An event without trace context takes the current one, so the trace of the request that
+    caused it continues in its consumers.
+    """
+    trace_headers = current_trace_headers()
+    records = []
+    for original in envelopes:
+        envelope = original
+        if envelope.traceparent is None and "traceparent" in trace_headers:
+            envelope = envelope.with_trace(
+                trace_headers["traceparent"], trace_headers.get("tracestate")
+            )
+        record = encode(envelope)
+        records.append(
+            {
+                "event_id": envelope.id,
+                "topic": record.topic,
+                "key": envelope.subject,
+                "ce_type": envelope.type,
+                "headers": {name: value.decode() for name, value in record.headers},
+                "payload": record.value,
+            }
+        )
+    return records
+
+
 class Outbox:
     """Adds events to the outbox through `session`; nothing is sent before the commit."""
 
@@ -30,25 +61,7 @@ class Outbox:
     async def add(self, *envelopes: Envelope[Event]) -> None:
         if not envelopes:
             return
-        trace_headers = current_trace_headers()
-        rows = []
-        for original in envelopes:
-            envelope = original
-            if envelope.traceparent is None and "traceparent" in trace_headers:
-                envelope = envelope.with_trace(
-                    trace_headers["traceparent"], trace_headers.get("tracestate")
-                )
-            record = encode(envelope)
-            rows.append(
-                {
-                    "event_id": envelope.id,
-                    "topic": record.topic,
-                    "key": envelope.subject,
-                    "ce_type": envelope.type,
-                    "headers": {name: value.decode() for name, value in record.headers},
-                    "payload": record.value,
-                }
-            )
+        rows = outbox_records(envelopes)
         await self.session.execute(insert(self.table), rows)
         transaction = id(self.session.get_transaction())
         if self.session.info.get(_NOTIFIED) != transaction:

@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaProducer
 
 from contracts import topics
 from shopkit.kafka import create_producer, ensure_topics
+from shopkit.loops import close_quietly, sleep_or_stop
 from shopkit.metrics import OUTBOX_BACKLOG, OUTBOX_FAILURES, OUTBOX_PUBLISHED
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ class OutboxRelay:
                 log.exception("outbox relay failed unexpectedly, retrying")
             finally:
                 self.is_leader = False
-            await _sleep_or_stop(stop, backoff)
+            await sleep_or_stop(stop, backoff)
             backoff = min(backoff * 2, self.config.max_backoff_seconds)
 
     async def _lead(self, stop: asyncio.Event) -> None:
@@ -121,7 +122,7 @@ class OutboxRelay:
         try:
             key = advisory_lock_key(self.config.table)
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
-                if await _sleep_or_stop(stop, self.config.standby_poll_seconds):
+                if await sleep_or_stop(stop, self.config.standby_poll_seconds):
                     return
             self.is_leader = True
             log.info("outbox relay is the active publisher", extra={"service": self.config.service})
@@ -146,8 +147,8 @@ class OutboxRelay:
                     await self._wait_for_work(stop)
         finally:
             if producer is not None:
-                await _quietly(producer.stop())
-            await _quietly(conn.close(timeout=5))
+                await close_quietly(producer.stop())
+            await close_quietly(conn.close(timeout=5))
 
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()
@@ -253,22 +254,6 @@ async def backlog(conn: asyncpg.Connection, table: str = "outbox") -> int:
     """Rows committed but not yet acknowledged by Kafka."""
     count = await conn.fetchval(f"SELECT count(*) FROM {table} WHERE sent_at IS NULL")  # noqa: S608
     return int(count)
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep, waking early when stopping; True when `stop` is set."""
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        return False
-    return True
-
-
-async def _quietly(awaitable: Any) -> None:
-    try:
-        await awaitable
-    except Exception:
-        log.debug("ignored error while closing", exc_info=True)
 
 
 def main() -> None:

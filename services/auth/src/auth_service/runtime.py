@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,6 +11,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from shopkit.app import sessionmaker_of
 from shopkit.db import UnitOfWork
+from shopkit.loops import every
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth_service import keys
@@ -124,14 +124,12 @@ async def start(app: FastAPI) -> None:
 async def keep_keys_fresh(app: FastAPI, stop: asyncio.Event) -> None:
     """Background job: rotate when the active key is old enough, reload what other replicas did."""
     runtime: Runtime = app.state.auth
-    interval = runtime.settings.key_refresh_seconds
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
-        if stop.is_set():
-            return
-        try:
-            ring = await runtime.refresh_keys()
-            app.state.token_verifier.set_keys(ring.jwks)
-        except Exception:
-            log.exception("signing key refresh failed; keeping the current key ring")
+
+    async def refresh() -> None:
+        # A failure keeps the current key ring until the next round.
+        ring = await runtime.refresh_keys()
+        app.state.token_verifier.set_keys(ring.jwks)
+
+    await every(
+        stop, runtime.settings.key_refresh_seconds, refresh, name="signing-keys", wait_first=True
+    )

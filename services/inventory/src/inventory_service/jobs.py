@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from contracts.types import utc_now
 from fastapi import FastAPI
 from shopkit.app import sessionmaker_of
 from shopkit.db import UnitOfWork
+from shopkit.loops import every
 from shopkit.outbox import Outbox
 
 from contracts import Envelope, Event
@@ -42,14 +42,11 @@ async def reservation_sweeper(app: FastAPI, stop: asyncio.Event) -> None:
     """Runs in every replica; replicas skip orders another one is releasing."""
     settings: InventorySettings = app.state.settings
     uow = UnitOfWork(sessionmaker_of(app))
-    while not stop.is_set():
-        try:
-            released = await sweep_once(uow, limit=settings.sweep_batch_size)
-            if released:
-                log.info("released expired reservations", extra={"count": released})
-                if released == settings.sweep_batch_size:
-                    continue  # more may be due right now
-        except Exception:
-            log.exception("reservation sweep failed; retrying at the next interval")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), settings.sweep_interval_seconds)
+
+    async def sweep() -> bool:
+        released = await sweep_once(uow, limit=settings.sweep_batch_size)
+        if released:
+            log.info("released expired reservations", extra={"count": released})
+        return released == settings.sweep_batch_size  # more may be due right now
+
+    await every(stop, settings.sweep_interval_seconds, sweep, name="reservation-sweep")

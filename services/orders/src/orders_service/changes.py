@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
+from shopkit.loops import sleep_or_stop
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,7 @@ class OrderChanges:
                 backoff = 0.5
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 log.warning("order change listener interrupted", extra={"error": repr(exc)})
-            if not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff)
+            if not await sleep_or_stop(stop, backoff):
                 backoff = min(backoff * 2, 10.0)
 
     @staticmethod

@@ -4,9 +4,7 @@ housekeeping (expired carts, old idempotency keys)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +12,7 @@ from fastapi import FastAPI
 from shopkit.app import sessionmaker_of
 from shopkit.consumer import EventConsumer, make_consumer
 from shopkit.db import UnitOfWork
+from shopkit.loops import every
 from shopkit.relay import asyncpg_dsn
 
 from orders_service.changes import OrderChanges
@@ -56,18 +55,6 @@ async def run_timeline_consumer(app: FastAPI, stop: asyncio.Event) -> None:
     await consumer.run(stop)
 
 
-async def _every(
-    stop: asyncio.Event, seconds: float, work: Callable[[], Awaitable[None]], name: str
-) -> None:
-    while not stop.is_set():
-        try:
-            await work()
-        except Exception:
-            log.exception("background job failed; retrying next round", extra={"job": name})
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
-
-
 async def listen_for_order_changes(app: FastAPI, stop: asyncio.Event) -> None:
     changes: OrderChanges = app.state.order_changes
     await changes.listen(asyncpg_dsn(settings_of(app).database_url), stop)
@@ -83,7 +70,7 @@ async def export_stuck_sagas(app: FastAPI, stop: asyncio.Event) -> None:
         for status in sorted(IN_FLIGHT | FULFILMENT):
             STUCK_ORDERS.labels(status).set(counts.get(status, 0))
 
-    await _every(stop, settings.stuck_scan_interval_seconds, scan, "stuck-sagas")
+    await every(stop, settings.stuck_scan_interval_seconds, scan, name="stuck-sagas")
 
 
 async def housekeeping(app: FastAPI, stop: asyncio.Event) -> None:
@@ -111,4 +98,4 @@ async def housekeeping(app: FastAPI, stop: asyncio.Event) -> None:
                 },
             )
 
-    await _every(stop, settings.housekeeping_interval_seconds, purge, "housekeeping")
+    await every(stop, settings.housekeeping_interval_seconds, purge, name="housekeeping")

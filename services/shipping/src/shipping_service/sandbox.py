@@ -9,7 +9,6 @@ payments' capture on dispatch and orders' SHIPPED/DELIVERED, runs locally. Used 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from fastapi import FastAPI
 from shopkit.app import sessionmaker_of
+from shopkit.loops import every
 
 from shipping_service import repository
 from shipping_service.config import ShippingSettings
@@ -114,13 +114,12 @@ async def sandbox_job(app: FastAPI, stop: asyncio.Event) -> None:
     log.info("sandbox carrier running", extra={"step_seconds": settings.sandbox_step_seconds})
     async with _client_for(app, settings) as http:
         carrier = SandboxCarrier(http=http, settings=settings)
-        while not stop.is_set():
-            try:
-                await _advance_idle(app, carrier, settings)
-            except Exception:
-                log.exception("sandbox carrier round failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), settings.sandbox_poll_seconds)
+        await every(
+            stop,
+            settings.sandbox_poll_seconds,
+            lambda: _advance_idle(app, carrier, settings),
+            name="sandbox-carrier",
+        )
 
 
 async def _advance_idle(app: FastAPI, carrier: SandboxCarrier, settings: ShippingSettings) -> None:

@@ -32,7 +32,6 @@ sender does not die inside the provider call, and every in-doubt case is visible
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -42,6 +41,7 @@ from urllib.parse import quote
 from contracts.events.notifications import NotificationFailed, NotificationSent
 from fastapi import FastAPI
 from shopkit.app import sessionmaker_of
+from shopkit.loops import every
 from shopkit.outbox import Outbox
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -81,15 +81,7 @@ class Dispatcher:
         self.transports = transports
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            busy = False
-            try:
-                busy = await self.round()
-            except Exception:
-                log.exception("dispatch round failed")
-            if not busy:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.settings.dispatch_poll_seconds)
+        await every(stop, self.settings.dispatch_poll_seconds, self.round, name="dispatch")
 
     async def round(self) -> bool:
         """Recover expired leases, claim a batch and send it; True if the batch was full."""

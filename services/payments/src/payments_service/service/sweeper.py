@@ -5,11 +5,11 @@ consumer gave up on) resend their recorded request under the same idempotency ke
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
 from contracts.types import utc_now
+from shopkit.loops import every
 
 from payments_service import repository
 from payments_service.models import AttemptStatus
@@ -75,14 +75,11 @@ async def _sweep_attempt(payments: Payments, order_id: str, payment_id: str) -> 
 
 
 async def run(payments: Payments, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), payments.settings.sweep_interval_seconds)
-        if stop.is_set():
-            return
-        try:
-            moved = await sweep_once(payments)
-            if moved:
-                log.info("sweep moved attempts", extra={"moved": moved})
-        except Exception:
-            log.exception("sweep failed; continuing")
+    async def sweep() -> None:
+        moved = await sweep_once(payments)
+        if moved:
+            log.info("sweep moved attempts", extra={"moved": moved})
+
+    await every(
+        stop, payments.settings.sweep_interval_seconds, sweep, name="payment-sweep", wait_first=True
+    )
