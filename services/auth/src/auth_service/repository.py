@@ -96,6 +96,20 @@ async def revoke_user_families(
     return [row[0] for row in result.all()]
 
 
+async def live_families(session: AsyncSession, user_id: str, now: datetime) -> list[RefreshFamily]:
+    """The user's sessions that are neither revoked nor past their end, newest first."""
+    query = (
+        select(RefreshFamily)
+        .where(
+            RefreshFamily.user_id == user_id,
+            RefreshFamily.revoked_at.is_(None),
+            RefreshFamily.expires_at > now,
+        )
+        .order_by(RefreshFamily.created_at.desc())
+    )
+    return list((await session.execute(query)).scalars())
+
+
 async def live_access_tokens(
     session: AsyncSession, family_ids: list[str], now: datetime
 ) -> list[tuple[str, datetime]]:

@@ -13,6 +13,7 @@ from auth_service import errors
 from auth_service.deps import ClientDep, RuntimeDep, VerifierDep
 from auth_service.schemas import (
     Accepted,
+    AuthExport,
     Introspection,
     LoginHistoryPage,
     LoginRequest,
@@ -200,6 +201,13 @@ async def login_history(
 ) -> LoginHistoryPage:
     """The caller's login attempts, newest first (time, IP, user agent, outcome)."""
     return await accounts.login_history(session, principal=principal, limit=limit, cursor=cursor)
+
+
+@router.get("/me/export", responses=responses(UnauthorizedError))
+async def export_my_data(principal: CurrentUser, session: SessionDep) -> AuthExport:
+    """Everything auth holds about the caller (used by the users service's export): the
+    account without its secrets, the login history and the live sessions."""
+    return await accounts.export(session, principal=principal)
 
 
 @wellknown_router.get("/.well-known/jwks.json", summary="Public keys that verify access tokens")

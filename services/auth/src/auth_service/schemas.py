@@ -224,3 +224,32 @@ class LoginAttemptPublic(BaseModel):
 class LoginHistoryPage(BaseModel):
     items: list[LoginAttemptPublic]
     next_cursor: str | None
+
+
+class AccountExport(BaseModel):
+    """The account as stored, without its secrets (password hash, TOTP secret, codes)."""
+
+    id: str
+    email: str
+    name: str
+    created_at: datetime
+    mfa_enabled: bool
+
+
+class SessionExport(BaseModel):
+    """A login session that has not ended (its tokens are never shown, nor their hashes)."""
+
+    created_at: datetime
+    expires_at: datetime
+
+
+class AuthExport(BaseModel):
+    """Everything auth holds about the caller (LGPD/GDPR access request)."""
+
+    user_id: str
+    account: AccountExport | None
+    """None when auth has no (live) account for the token's user."""
+    login_history: list[LoginAttemptPublic]
+    """Newest first."""
+    sessions: list[SessionExport]
+    """Live sessions, newest first."""

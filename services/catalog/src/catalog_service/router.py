@@ -7,7 +7,7 @@ from contracts.types import utc_now
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import WithJsonSchema
 from shopkit.params import Uuid7
-from shopkit.problems import responses
+from shopkit.problems import UnauthorizedError, responses
 from shopkit.security import AdminUser, CurrentUser, OptionalUser
 from starlette.convertors import Convertor, register_url_convertor
 
@@ -26,6 +26,7 @@ from catalog_service.resources import CatalogDep
 from catalog_service.schemas import (
     ID_OR_SLUG_PATTERN,
     RESERVED_SLUGS,
+    CatalogExport,
     CategoryCreate,
     CategoryPublic,
     CategoryTree,
@@ -187,6 +188,13 @@ async def create_category(
 @router.get("/trending", response_model=TrendingList)
 async def trending_products(catalog: CatalogDep) -> Response:
     return Response(await trending.trending(catalog, now=utc_now()), media_type=JSON)
+
+
+@router.get("/me/export", response_model=CatalogExport, responses=responses(UnauthorizedError))
+async def export_my_data(catalog: CatalogDep, user: CurrentUser) -> CatalogExport:
+    """Everything the catalog holds about the caller (used by the users service's export):
+    their reviews and the purchases that verify them. Two segments: never a product path."""
+    return await reviews.export(catalog, principal=user)
 
 
 @router.post("/seed", response_model=SeedResult)

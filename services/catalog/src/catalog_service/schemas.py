@@ -7,7 +7,7 @@ matching the schema is never refused for its shape.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -224,6 +224,26 @@ class ReviewPublic(BaseModel):
     text: str
     verified_purchase: bool
     created_at: datetime
+
+
+class PurchasePublic(BaseModel):
+    """That the user bought (`confirmed`) or received (`delivered`) an item: what makes their
+    review of it a verified purchase."""
+
+    kind: Literal["confirmed", "delivered"]
+    order_id: str
+    sku: str
+    at: datetime
+
+
+class CatalogExport(BaseModel):
+    """Everything the catalog holds about the caller (LGPD/GDPR access request)."""
+
+    user_id: str
+    reviews: list[ReviewPublic]
+    """Oldest first."""
+    purchases: list[PurchasePublic]
+    """Oldest first."""
 
 
 class ReviewList(BaseModel):

@@ -370,3 +370,25 @@ class TimelineEventPublic(Public):
 class TimelinePublic(Public):
     order_id: str
     events: list[TimelineEventPublic]
+
+
+# ---------------------------------------------------------------- data export
+
+
+class CouponRedemptionPublic(Public):
+    order_id: str
+    code: str
+    discount: int
+    redeemed_at: datetime
+    released_at: datetime | None
+    """Set when the order was cancelled and the use given back."""
+
+
+class OrdersExport(Public):
+    """Everything orders holds about the caller (LGPD/GDPR access request)."""
+
+    user_id: str
+    orders: list[OrderPublic]
+    """Oldest first, each with its lines, address snapshot and status history."""
+    cart: CartPublic
+    coupon_redemptions: list[CouponRedemptionPublic]

@@ -65,7 +65,26 @@ async def get_order(session: AsyncSession, order_id: str) -> PaymentOrder | None
     return await session.get(PaymentOrder, order_id)
 
 
+async def orders_of_user(session: AsyncSession, user_id: str) -> list[PaymentOrder]:
+    """The orders payments knows to be the user's (from OrderPlaced), oldest first."""
+    rows = await session.scalars(
+        select(PaymentOrder).where(PaymentOrder.user_id == user_id).order_by(PaymentOrder.order_id)
+    )
+    return list(rows)
+
+
 # -------------------------------------------------------------------------------- attempts
+
+
+async def attempts_of_orders(session: AsyncSession, order_ids: list[str]) -> list[PaymentAttempt]:
+    if not order_ids:
+        return []
+    rows = await session.scalars(
+        select(PaymentAttempt)
+        .where(PaymentAttempt.order_id.in_(order_ids))
+        .order_by(PaymentAttempt.order_id, PaymentAttempt.number)
+    )
+    return list(rows)
 
 
 async def attempts_of(session: AsyncSession, order_id: str) -> list[PaymentAttempt]:
@@ -266,6 +285,15 @@ async def finish_call(
 async def refunds_of_order(session: AsyncSession, order_id: str) -> list[Refund]:
     rows = await session.scalars(
         select(Refund).where(Refund.order_id == order_id).order_by(Refund.created_at, Refund.id)
+    )
+    return list(rows)
+
+
+async def refunds_of_orders(session: AsyncSession, order_ids: list[str]) -> list[Refund]:
+    if not order_ids:
+        return []
+    rows = await session.scalars(
+        select(Refund).where(Refund.order_id.in_(order_ids)).order_by(Refund.created_at, Refund.id)
     )
     return list(rows)
 

@@ -24,6 +24,7 @@ from payments_service.models import ReviewStatus
 from payments_service.runtime import PaymentsDep
 from payments_service.schemas import (
     OrderPaymentsPublic,
+    PaymentsExport,
     RefundCreate,
     RefundPublic,
     ReviewList,
@@ -69,6 +70,16 @@ async def stripe_webhook(
     # After the response, hence after the commit: wake the processor for the stored event.
     background.add_task(payments.webhooks_waiting.set)
     return WebhookReceipt(event_id=receipt.event_id, duplicate=receipt.duplicate)
+
+
+@router.get(
+    "/me/export",
+    response_model=PaymentsExport,
+    responses=responses(*_AUTH),
+    summary="Everything payments holds about the caller (for the users service's export)",
+)
+async def export_my_data(session: SessionDep, user: CurrentUser) -> PaymentsExport:
+    return await views.export(session=session, principal=user)
 
 
 @router.get(

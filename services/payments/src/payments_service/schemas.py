@@ -78,6 +78,15 @@ class OrderPaymentsPublic(BaseModel):
     refunds: list[RefundPublic]
 
 
+class PaymentsExport(BaseModel):
+    """Everything payments holds about the caller (LGPD/GDPR access request): the payments of
+    their orders. Cards appear as brand and last four digits only (nothing more is stored)."""
+
+    user_id: str
+    orders: list[OrderPaymentsPublic]
+    """Oldest first; `next_action` is left out (a 3-D Secure client secret is not data to keep)."""
+
+
 class RefundCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -24,11 +24,14 @@ from auth_service.models import PasswordReset, User, messaging
 from auth_service.passwords import UNUSABLE_PASSWORD_HASH, Passwords, check_policy
 from auth_service.runtime import Runtime
 from auth_service.schemas import (
+    AccountExport,
+    AuthExport,
     LoginAttemptPublic,
     LoginHistoryPage,
     MePublic,
     ProfileUpdate,
     RegisterRequest,
+    SessionExport,
     TokenPair,
     UserPublic,
 )
@@ -219,6 +222,40 @@ async def login_history(
             for a in page
         ],
         next_cursor=page[-1].id if len(attempts) > limit else None,
+    )
+
+
+EXPORT_LIMIT = 100_000
+"""More login attempts than any account keeps (failed ones are throttled)."""
+
+
+async def export(session: AsyncSession, *, principal: Principal) -> AuthExport:
+    """Everything auth holds about the caller: the account without its secrets, the login
+    history and the live sessions. A user auth has no live account for gets empty sections."""
+    user = await repository.get_user(session, principal.user_id)
+    account = None
+    if user is not None and user.deleted_at is None:
+        account = AccountExport(
+            id=user.id,
+            email=user.email,
+            name=user.name,
+            created_at=user.created_at,
+            mfa_enabled=user.mfa_enabled,
+        )
+    attempts = await repository.login_history(
+        session, user_id=principal.user_id, limit=EXPORT_LIMIT, before=None
+    )
+    families = await repository.live_families(session, principal.user_id, utc_now())
+    return AuthExport(
+        user_id=principal.user_id,
+        account=account,
+        login_history=[
+            LoginAttemptPublic(at=a.at, ip=a.ip, user_agent=a.user_agent, outcome=a.outcome)
+            for a in attempts
+        ],
+        sessions=[
+            SessionExport(created_at=f.created_at, expires_at=f.expires_at) for f in families
+        ],
     )
 
 

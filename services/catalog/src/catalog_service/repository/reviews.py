@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from pymongo import DESCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 from shopkit.mongo_outbox import Database
 
@@ -53,6 +53,17 @@ async def mark_verified(db: Database, *, user_id: str, product_ids: Iterable[str
             {"user_id": user_id, "product_id": {"$in": ids}, "verified_purchase": False},
             {"$set": {"verified_purchase": True}},
         )
+
+
+async def by_author(db: Database, user_id: str) -> list[Document]:
+    """Every review the user wrote, oldest first."""
+    return await db[REVIEWS].find({"user_id": user_id}).sort("_id", ASCENDING).to_list()
+
+
+async def purchases_of(db: Database, user_id: str) -> list[Document]:
+    """The user's purchase facts, oldest first."""
+    found = await db[PURCHASES].find({"user_id": user_id}).to_list()
+    return sorted(found, key=lambda doc: (doc["at"], doc["_id"]))
 
 
 async def ids_by_author(db: Database, user_id: str) -> list[str]:

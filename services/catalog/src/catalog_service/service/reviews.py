@@ -13,7 +13,14 @@ from shopkit.security import Principal
 from catalog_service.errors import DuplicateReviewError, InvalidCursorError, ProductBusyError
 from catalog_service.repository import products, reviews, stored_now
 from catalog_service.resources import Catalog
-from catalog_service.schemas import Rating, ReviewCreate, ReviewList, ReviewPublic
+from catalog_service.schemas import (
+    CatalogExport,
+    PurchasePublic,
+    Rating,
+    ReviewCreate,
+    ReviewList,
+    ReviewPublic,
+)
 from catalog_service.service.products import resolve_product
 from contracts import new_id
 
@@ -105,6 +112,20 @@ async def forget_author(catalog: Catalog, *, user_id: str) -> int:
     # Who bought what only serves the verified badge of that user's future reviews: no more.
     await reviews.delete_purchases(catalog.db, user_id)
     return len(review_ids)
+
+
+async def export(catalog: Catalog, *, principal: Principal) -> CatalogExport:
+    """The caller's reviews and purchase facts; a user with none gets empty lists."""
+    written = await reviews.by_author(catalog.db, principal.user_id)
+    bought = await reviews.purchases_of(catalog.db, principal.user_id)
+    return CatalogExport(
+        user_id=principal.user_id,
+        reviews=[to_public(doc) for doc in written],
+        purchases=[
+            PurchasePublic(kind=doc["kind"], order_id=doc["order_id"], sku=doc["sku"], at=doc["at"])
+            for doc in bought
+        ],
+    )
 
 
 async def list_reviews(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service.models import Coupon, CouponRedemption
 from orders_service.pricing import CouponTerms
+from orders_service.schemas import CouponRedemptionPublic
 
 _TERMS = (
     Coupon.id,
@@ -142,3 +143,20 @@ async def release(session: AsyncSession, *, order_id: str, now: datetime) -> boo
         .execution_options(synchronize_session=False)
     )
     return result.first() is not None
+
+
+async def redemptions_of_user(session: AsyncSession, user_id: str) -> list[CouponRedemptionPublic]:
+    """The user's coupon uses with the code used, oldest first."""
+    rows = await session.execute(
+        select(
+            CouponRedemption.order_id,
+            Coupon.code,
+            CouponRedemption.discount,
+            CouponRedemption.redeemed_at,
+            CouponRedemption.released_at,
+        )
+        .join(Coupon, Coupon.id == CouponRedemption.coupon_id)
+        .where(CouponRedemption.user_id == user_id)
+        .order_by(CouponRedemption.redeemed_at, CouponRedemption.order_id)
+    )
+    return [CouponRedemptionPublic.model_validate(dict(row._mapping)) for row in rows]

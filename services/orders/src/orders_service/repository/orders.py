@@ -7,7 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, and_, cast, func, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    RowMapping,
+    Text,
+    and_,
+    cast,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -192,18 +203,25 @@ def _json_history() -> Any:
     )
 
 
+def _detail_query() -> Any:
+    return select(_orders, _json_lines().label("lines"), _json_history().label("history"))
+
+
 async def detail(session: AsyncSession, order_id: str) -> OrderPublic | None:
     """The whole order, its lines and its history, in one round trip."""
-    row = (
-        await session.execute(
-            select(_orders, _json_lines().label("lines"), _json_history().label("history")).where(
-                _orders.c.id == order_id
-            )
-        )
-    ).first()
-    if row is None:
-        return None
-    order = row._mapping
+    row = (await session.execute(_detail_query().where(_orders.c.id == order_id))).first()
+    return _detail(row._mapping) if row is not None else None
+
+
+async def details_of_user(session: AsyncSession, user_id: str) -> list[OrderPublic]:
+    """Every order of the user, whole (lines and history), oldest first."""
+    rows = await session.execute(
+        _detail_query().where(_orders.c.user_id == user_id).order_by(_orders.c.id)
+    )
+    return [_detail(row._mapping) for row in rows]
+
+
+def _detail(order: RowMapping) -> OrderPublic:
     return OrderPublic.model_validate(
         {
             "id": order["id"],

@@ -27,10 +27,11 @@ from orders_service.schemas import (
     OrderCreate,
     OrderList,
     OrderPublic,
+    OrdersExport,
     StuckOrderList,
     TimelinePublic,
 )
-from orders_service.service import checkout, orders
+from orders_service.service import checkout, export, orders
 from orders_service.session import TransactionDep
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])
@@ -97,6 +98,15 @@ async def list_orders(
 ) -> OrderList:
     """The caller's orders, newest first."""
     return await orders.list_own_orders(session=session, viewer=user, limit=limit, cursor=cursor)
+
+
+@router.get("/me/export", response_model=OrdersExport, responses=responses(InvalidTokenError))
+async def export_my_data(
+    *, session: ReadSessionDep, user: CurrentUser, cache: CartCacheDep
+) -> OrdersExport:
+    """Everything orders holds about the caller (used by the users service's export). Declared
+    before `/{order_id}` routes, although `me/export` could not match them anyway."""
+    return await export.export(session=session, cache=cache, principal=user)
 
 
 @router.get(

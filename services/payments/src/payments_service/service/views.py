@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from shopkit.security import Principal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payments_service import repository
 from payments_service.errors import PaymentNotFoundError
-from payments_service.models import AttemptStatus, PaymentAttempt, Refund, ReviewStatus
+from payments_service.models import (
+    AttemptStatus,
+    PaymentAttempt,
+    PaymentOrder,
+    Refund,
+    ReviewStatus,
+)
 from payments_service.schemas import (
     AttemptPublic,
     NextActionPublic,
     OrderPaymentsPublic,
+    PaymentsExport,
     RefundPublic,
     ReviewList,
     ReviewPublic,
@@ -31,6 +40,36 @@ async def order_payments(
         raise PaymentNotFoundError(f"no payment known for order {order_id}")
     attempts = await repository.attempts_of(session, order_id)
     refunds = await repository.refunds_of_order(session, order_id)
+    return _order_payments(order, attempts, refunds, admin=principal.is_admin)
+
+
+async def export(*, session: AsyncSession, principal: Principal) -> PaymentsExport:
+    """The payments of the caller's orders (ownership as for `order_payments`: the order's
+    user from OrderPlaced); a user with none gets an empty list."""
+    orders = await repository.orders_of_user(session, principal.user_id)
+    ids = [order.order_id for order in orders]
+    attempts: dict[str, list[PaymentAttempt]] = defaultdict(list)
+    for attempt in await repository.attempts_of_orders(session, ids):
+        attempts[attempt.order_id].append(attempt)
+    refunds: dict[str, list[Refund]] = defaultdict(list)
+    for refund in await repository.refunds_of_orders(session, ids):
+        refunds[refund.order_id].append(refund)
+    exported = []
+    for order in orders:
+        payments = _order_payments(order, attempts[order.order_id], refunds[order.order_id])
+        for shown in payments.attempts:
+            shown.next_action = None
+        exported.append(payments)
+    return PaymentsExport(user_id=principal.user_id, orders=exported)
+
+
+def _order_payments(
+    order: PaymentOrder,
+    attempts: list[PaymentAttempt],
+    refunds: list[Refund],
+    *,
+    admin: bool = False,
+) -> OrderPaymentsPublic:
     latest = attempts[-1] if attempts else None
     return OrderPaymentsPublic(
         order_id=order.order_id,
@@ -45,7 +84,7 @@ async def order_payments(
         ),
         amount_captured=sum(a.amount_captured for a in attempts),
         amount_refunded=sum(a.amount_refunded for a in attempts),
-        attempts=[attempt_public(a, admin=principal.is_admin) for a in attempts],
+        attempts=[attempt_public(a, admin=admin) for a in attempts],
         refunds=[refund_public(r) for r in refunds],
     )
 
