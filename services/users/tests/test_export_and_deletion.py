@@ -15,6 +15,7 @@ from contracts.events.users import UserDeletionRequested
 from notifications_service.app import build_app as build_notifications
 from notifications_service.config import NotificationsSettings
 from notifications_service.service import scheduling
+from pydantic import ValidationError
 from shipping_service.app import build_app as build_shipping
 from shipping_service.config import ShippingSettings
 from shipping_service.service import shipments
@@ -76,7 +77,7 @@ async def platform() -> AsyncIterator[Running]:
             export_sources={
                 "shipping": "http://shipping.test/api/shipping/me/export",
                 "notifications": "http://notifications.test/api/notifications/me/export",
-                "payments": "http://payments.test/api/payments/me/export",
+                "unreachable": "http://unreachable.test/api/unreachable/me/export",
             },
         )
         app = build_app(settings, export_transport=router)
@@ -171,7 +172,11 @@ async def test_export_gathers_the_users_data_from_each_service(platform: Running
     assert notifications["data"]["contact"]["email"] == "bia@mail.shoptest.com.br"
     assert [d["template"] for d in notifications["data"]["deliveries"]] == ["welcome"]
     # A service that cannot answer is reported, not hidden and not a failure of the export.
-    assert export["services"]["payments"]["status"] == "unavailable"
+    assert export["services"]["unreachable"] == {
+        "status": "unavailable",
+        "data": None,
+        "error": "ConnectError",
+    }
 
     stranger = await platform.client.get(
         "/api/users/me/export", headers=platform.headers(await platform.new_user())
@@ -227,3 +232,14 @@ async def test_deletion_anonymises_and_tells_every_service(platform: Running) ->
     assert reuse.status_code == 200
     again = await platform.client.delete("/api/users/me", headers=headers)
     assert again.status_code == 410
+
+
+def test_the_export_asks_every_service_holding_personal_data() -> None:
+    sources = UsersSettings().export_sources
+    assert set(sources) == {"auth", "catalog", "orders", "payments", "shipping", "notifications"}
+    assert sources["catalog"] == "http://127.0.0.1:8003/api/products/me/export"
+    assert all(url.endswith("/me/export") for url in sources.values())
+    # A source that is no URL is refused when the service starts, not at every export.
+    for wrong in ("auth:8001/api/auth/me/export", "ftp://auth/export", "http://"):
+        with pytest.raises(ValidationError, match="export source 'auth'"):
+            UsersSettings(export_sources={"auth": wrong})

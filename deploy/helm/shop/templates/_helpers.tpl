@@ -68,6 +68,16 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
+{{/* JSON object component -> in-cluster URL of a path on it. Args: (dict "root" $ "sources" {component: path}) */}}
+{{- define "shop.exportSources" -}}
+{{- $urls := dict -}}
+{{- range $callee, $path := .sources -}}
+{{- $port := (get $.root.Values.services $callee).port -}}
+{{- $_ := set $urls $callee (printf "http://%s:%v%s" (include "shop.componentName" (dict "root" $.root "name" $callee)) $port $path) -}}
+{{- end -}}
+{{- toJson $urls -}}
+{{- end -}}
+
 {{- define "shop.jwksUrl" -}}
 {{- $auth := .Values.services.auth -}}
 {{- default (printf "http://%s:%v/.well-known/jwks.json" (include "shop.componentName" (dict "root" . "name" "auth")) $auth.port) .Values.config.SHOP_JWKS_URL -}}

@@ -1,7 +1,19 @@
 from __future__ import annotations
 
-from pydantic import Field
+import httpx
+from pydantic import Field, field_validator
 from shopkit.settings import ServiceSettings, settings_config
+
+EXPORT_SOURCES = {
+    "auth": "http://127.0.0.1:8001/api/auth/me/export",
+    "catalog": "http://127.0.0.1:8003/api/products/me/export",
+    "orders": "http://127.0.0.1:8005/api/orders/me/export",
+    "payments": "http://127.0.0.1:8006/api/payments/me/export",
+    "shipping": "http://127.0.0.1:8007/api/shipping/me/export",
+    "notifications": "http://127.0.0.1:8008/api/notifications/me/export",
+}
+"""Every other service holding personal data, on the local stack (containers and Kubernetes
+set `USERS_EXPORT_SOURCES` to their own host names)."""
 
 
 class UsersSettings(ServiceSettings):
@@ -12,13 +24,21 @@ class UsersSettings(ServiceSettings):
 
     max_addresses: int = Field(default=20, ge=1)
     max_wishlist_items: int = Field(default=200, ge=1)
-    export_sources: dict[str, str] = Field(
-        default_factory=lambda: {
-            "shipping": "http://127.0.0.1:8007/api/shipping/me/export",
-            "notifications": "http://127.0.0.1:8008/api/notifications/me/export",
-        }
-    )
+    export_sources: dict[str, str] = Field(default_factory=lambda: dict(EXPORT_SOURCES))
     """Other services' "my data" endpoints, called with the caller's own token for the export.
     (Direct service URLs rather than the gateway: an export must not count against a
     customer's rate limit several times over.)"""
     export_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    @field_validator("export_sources")
+    @classmethod
+    def _absolute_http_urls(cls, sources: dict[str, str]) -> dict[str, str]:
+        # Refused at startup rather than failing every export request later.
+        for name, url in sources.items():
+            try:
+                parsed = httpx.URL(url)
+            except httpx.InvalidURL as exc:
+                raise ValueError(f"export source {name!r}: {exc}") from exc
+            if parsed.scheme not in ("http", "https") or not parsed.host:
+                raise ValueError(f"export source {name!r} is not an absolute http(s) URL: {url}")
+        return sources

@@ -218,10 +218,15 @@ class WishlistList(BaseModel):
 
 
 class ExportSection(BaseModel):
-    status: str
-    """`ok`, or `unavailable` when the owning service could not answer right now."""
+    """One service's part of the export: its data, or why it is missing this time."""
+
+    status: Literal["ok", "unavailable"]
+    """`ok`, or `unavailable` when the owning service could not answer right now (the export
+    is then incomplete: ask again later)."""
     data: dict[str, Any] | None = None
+    """The service's own export document (`ok` only)."""
     error: str | None = None
+    """What went wrong (`unavailable` only): the error class, `HTTP <status>`, or the shape."""
 
 
 class DataExport(BaseModel):

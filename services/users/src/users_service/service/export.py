@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 
 import httpx
@@ -12,23 +13,31 @@ from users_service.config import UsersSettings
 from users_service.schemas import DataExport, ExportSection
 from users_service.service import addresses, profiles, wishlist
 
+log = logging.getLogger(__name__)
+
+
+def _unavailable(name: str, error: str) -> ExportSection:
+    # Reported in the export (never a failed request) and logged for whoever runs the service.
+    log.warning("export source unavailable", extra={"source": name, "error": error})
+    return ExportSection(status="unavailable", error=error)
+
 
 async def _section(
-    http: httpx.AsyncClient, url: str, authorization: str, timeout: float
+    http: httpx.AsyncClient, name: str, url: str, authorization: str, timeout: float
 ) -> ExportSection:
     # The caller's own token: each service decides what belongs to them, as for any request.
     try:
         response = await http.get(url, headers={"Authorization": authorization}, timeout=timeout)
     except httpx.HTTPError as exc:
-        return ExportSection(status="unavailable", error=f"{type(exc).__name__}")
+        return _unavailable(name, type(exc).__name__)
     if response.status_code != 200:
-        return ExportSection(status="unavailable", error=f"HTTP {response.status_code}")
+        return _unavailable(name, f"HTTP {response.status_code}")
     try:
         data = response.json()
     except ValueError:
-        return ExportSection(status="unavailable", error="not JSON")
+        return _unavailable(name, "not JSON")
     if not isinstance(data, dict):
-        return ExportSection(status="unavailable", error="unexpected shape")
+        return _unavailable(name, "unexpected shape")
     return ExportSection(status="ok", data=data)
 
 
@@ -43,7 +52,10 @@ async def export(
     profile = await profiles.load(session, user_id)
     sources = sorted(settings.export_sources.items())
     sections = await asyncio.gather(
-        *(_section(http, url, authorization, settings.export_timeout_seconds) for _, url in sources)
+        *(
+            _section(http, name, url, authorization, settings.export_timeout_seconds)
+            for name, url in sources
+        )
     )
     return DataExport(
         user_id=user_id,
