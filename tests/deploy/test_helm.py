@@ -296,6 +296,26 @@ def test_containers_get_only_settings_the_services_read(manifests) -> None:
     assert config["data"]["SHOP_JWKS_URL"] == "http://shop-auth:8001/.well-known/jwks.json"
 
 
+def _env(manifests: list[dict[str, Any]], name: str) -> dict[str, str]:
+    container = of_kind(manifests, "Deployment")[component(name)]["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    return {e["name"]: e.get("value", "") for e in container["env"]}
+
+
+def test_in_cluster_urls_name_the_components_services(manifests) -> None:
+    """The local defaults (127.0.0.1) mean nothing in a pod: every URL a component calls
+    another one by is rendered from the Service names and ports."""
+    services = of_kind(manifests, "Service")
+    upstreams = json.loads(_env(manifests, "gateway")["GATEWAY_UPSTREAMS"])
+    assert set(upstreams) == set(SERVICE_PORTS) - {"gateway"}
+    sources = json.loads(_env(manifests, "users")["USERS_EXPORT_SOURCES"])
+    assert set(sources) == {"auth", "catalog", "orders", "payments", "shipping", "notifications"}
+    for name, url in [*upstreams.items(), *sources.items()]:
+        port = services[component(name)]["spec"]["ports"][0]["port"]
+        assert url.startswith(f"http://{component(name)}:{port}"), (name, url)
+
+
 # ---------------------------------------------------------------- network
 
 

@@ -69,7 +69,7 @@ seccompProfile:
 {{- end -}}
 
 {{/* JSON object component -> in-cluster URL of a path on it. Args: (dict "root" $ "sources" {component: path}) */}}
-{{- define "shop.exportSources" -}}
+{{- define "shop.componentUrls" -}}
 {{- $urls := dict -}}
 {{- range $callee, $path := .sources -}}
 {{- $port := (get $.root.Values.services $callee).port -}}
