@@ -2,7 +2,7 @@
 
 * logins per second and their p50/p99 at a fixed concurrency (Argon2id verification bound);
 * refresh rotations per second (single-use token exchange, row locks, new pair);
-* access tokens signed per second in-process (EdDSA), and one Argon2id hash with the
+* access tokens signed per second in-process (RS256), and one Argon2id hash with the
   configured parameters.
 
 Runs against a dedicated auth replica on the `auth` database (users created per run).
@@ -21,7 +21,7 @@ from auth_service.config import AuthSettings
 from auth_service.keys import KeyRing
 from auth_service.runtime import passwords_for
 from auth_service.tokens import issue_access_token
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric import rsa
 from shopkit.testing import unique_suffix
 
 from bench.bench_gateway import PASSWORD, auth_replica
@@ -99,7 +99,9 @@ async def refreshes(client: httpx.AsyncClient, emails: list[str]) -> dict[str, f
 
 
 def signing_rate() -> float:
-    ring = KeyRing(kid="bench", private_key=Ed25519PrivateKey.generate())
+    ring = KeyRing(
+        kid="bench", private_key=rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    )
     count, started = 0, time.perf_counter()
     now = datetime.now(UTC)
     while time.perf_counter() - started < SIGN_SECONDS:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import jwt
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, SecretStr
 from redis.asyncio import Redis
@@ -149,7 +150,9 @@ async def test_token_verification_rejects_every_forgery() -> None:
         ok = await client.get("/me", headers=tokens.headers(user_id, roles=("customer", "admin")))
         assert ok.status_code == 200 and ok.json() == {"id": user_id, "admin": True}
 
-        public_pem = tokens._key.public_key().public_bytes_raw()
+        public_pem = tokens._key.public_key().public_bytes(
+            Encoding.PEM, PublicFormat.SubjectPublicKeyInfo
+        )
         now = int(time.time())
         claims = {
             "iss": tokens.issuer,
@@ -161,7 +164,10 @@ async def test_token_verification_rejects_every_forgery() -> None:
             "jti": new_id(),
         }
         unsigned = _b64({"alg": "none", "typ": "JWT", "kid": tokens.kid}) + "." + _b64(claims) + "."
-        hs_confused = jwt.encode(claims, public_pem, algorithm="HS256", headers={"kid": tokens.kid})
+        # Signed by hand: PyJWT itself refuses an asymmetric key as an HMAC secret.
+        hs_input = _b64({"alg": "HS256", "typ": "JWT", "kid": tokens.kid}) + "." + _b64(claims)
+        hs_mac = hmac.new(public_pem, hs_input.encode(), hashlib.sha256).digest()
+        hs_confused = hs_input + "." + base64.urlsafe_b64encode(hs_mac).rstrip(b"=").decode()
         forged = {
             "missing": None,
             "alg none": unsigned,

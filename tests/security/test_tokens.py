@@ -21,7 +21,9 @@ import pytest
 from auth_service import keys
 from auth_service.config import AuthSettings
 from auth_service.crypto import SecretBox
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from jwt.algorithms import RSAAlgorithm
 from shop_cli.client import Session, login, new_customer, register, unique_email
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
@@ -34,7 +36,7 @@ PROTECTED = ("/api/auth/me", "/api/orders", "/api/users/me", "/api/notifications
 @dataclass
 class Signer:
     kid: str
-    key: Ed25519PrivateKey
+    key: rsa.RSAPrivateKey
     issuer: str
     audience: str
 
@@ -52,7 +54,11 @@ class Signer:
         }
 
     def sign(self, claims: dict[str, Any], *, kid: str | None = None) -> str:
-        return jwt.encode(claims, self.key, algorithm="EdDSA", headers={"kid": kid or self.kid})
+        return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": kid or self.kid})
+
+
+def _rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +116,13 @@ async def test_hs256_signed_with_the_public_key_is_refused(
     claims = jwt.decode(customer.access_token, options={"verify_signature": False})
     claims["roles"] = ["customer", "admin"]
     header = {"alg": "HS256", "kid": kid, "typ": "JWT"}
-    for secret in (json.dumps(jwk).encode(), base64.urlsafe_b64decode(jwk["x"] + "==")):
+    public_key = RSAAlgorithm.from_jwk(jwk)
+    for secret in (
+        json.dumps(jwk).encode(),
+        public_key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo),
+        public_key.public_bytes(Encoding.PEM, PublicFormat.PKCS1),
+        base64.urlsafe_b64decode(jwk["n"] + "=="),
+    ):
         signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
         mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
         await _refused(http, f"{signing_input}.{_b64(mac)}")
@@ -154,11 +166,16 @@ async def test_missing_claims_are_refused(
 async def test_unknown_kid_is_refused(
     http: httpx.AsyncClient, customer: Session, signer: Signer
 ) -> None:
-    stranger = Signer(f"attacker-{new_id()}", Ed25519PrivateKey.generate(), "", "")
+    stranger = Signer(f"attacker-{new_id()}", _rsa_key(), "", "")
     claims = signer.claims(customer.user_id, roles=["customer", "admin"])
     await _refused(http, stranger.sign(claims))
     # A foreign key presenting the real kid fails the signature.
     await _refused(http, stranger.sign(claims, kid=signer.kid))
+    # So does another algorithm, even one the platform once used.
+    other = jwt.encode(
+        claims, ed25519.Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": signer.kid}
+    )
+    await _refused(http, other)
 
 
 async def test_revoked_jti_is_refused(http: httpx.AsyncClient) -> None:
@@ -193,7 +210,7 @@ async def test_forged_admin_token_opens_no_admin_route(
 ) -> None:
     """A customer with a self-made admin token: every admin route is 401, none is 200."""
     customer = await new_customer(http)
-    stranger = Signer(signer.kid, Ed25519PrivateKey.generate(), signer.issuer, signer.audience)
+    stranger = Signer(signer.kid, _rsa_key(), signer.issuer, signer.audience)
     token = stranger.sign(stranger.claims(customer.user_id, roles=["customer", "admin"]))
     for path in ("/api/orders/admin", "/api/coupons", "/api/inventory", "/api/payments/reviews"):
         response = await http.get(path, headers={"Authorization": f"Bearer {token}"})

@@ -145,7 +145,7 @@ def merge(
                     "type": "http",
                     "scheme": "bearer",
                     "bearerFormat": "JWT",
-                    "description": "Access token from POST /api/auth/login (EdDSA-signed JWT).",
+                    "description": "Access token from POST /api/auth/login (RS256-signed JWT).",
                 },
                 **dict(sorted(security_schemes.items())),
             },

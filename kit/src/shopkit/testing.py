@@ -22,9 +22,9 @@ import uvicorn
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from asgi_lifespan import LifespanManager
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
-from jwt.algorithms import OKPAlgorithm
+from jwt.algorithms import RSAAlgorithm
 
 from contracts import Envelope, Event, decode, encode, new_id, topics
 from shopkit.kafka import create_producer, ensure_topics
@@ -101,10 +101,11 @@ class TestTokens:
         self.issuer = issuer
         self.audience = audience
         self.kid = f"test-{secrets.token_hex(4)}"
-        self._key = Ed25519PrivateKey.generate()
+        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
     def jwks(self) -> dict[str, Any]:
-        jwk: dict[str, Any] = OKPAlgorithm.to_jwk(self._key.public_key(), as_dict=True)
+        jwk: dict[str, Any] = RSAAlgorithm.to_jwk(self._key.public_key(), as_dict=True)
+        jwk.pop("key_ops", None)
         jwk.update({"kid": self.kid, "use": "sig", "alg": ALGORITHM})
         return {"keys": [jwk]}
 

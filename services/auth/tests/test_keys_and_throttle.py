@@ -89,7 +89,7 @@ async def test_private_keys_are_encrypted_at_rest(
 ) -> None:
     await _maintain(sessions)
     ring = await _ring(sessions)
-    raw = ring.private_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    raw = ring.private_key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
     async with UnitOfWork(sessions) as uow:
         stored = await repository.active_signing_key(uow.session)
         assert stored is not None and stored.private_key is not None

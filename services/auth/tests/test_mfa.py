@@ -11,6 +11,10 @@ from .conftest import Account, AuthStack
 PROBLEM = "application/problem+json"
 
 
+ENROLMENT_CODES: dict[str, str] = {}
+"""The code each secret was enabled with, by secret (a test replays it)."""
+
+
 async def _enrol(auth_stack: AuthStack, account: Account) -> tuple[str, list[str], str]:
     token = (await auth_stack.tokens(account))["access_token"]
     setup = await auth_stack.gateway.post(
@@ -26,9 +30,10 @@ async def _enrol(auth_stack: AuthStack, account: Account) -> tuple[str, list[str
     )
     assert wrong.status_code == 403
     assert wrong.json()["type"].endswith("/mfa-code-rejected")
+    ENROLMENT_CODES[secret] = pyotp.TOTP(secret).now()
     enabled = await auth_stack.gateway.post(
         "/api/auth/mfa/enable",
-        json={"code": pyotp.TOTP(secret).now()},
+        json={"code": ENROLMENT_CODES[secret]},
         headers=auth_stack.headers(token=token),
     )
     assert enabled.status_code == 200, enabled.text
@@ -52,7 +57,8 @@ async def test_mfa_enrolment_then_login_needs_a_code(
     assert required.json()["code"] == "mfa_required"
 
     # The code used for enrolment cannot be replayed; the next time step's code works once.
-    replay = await auth_stack.login(account, totp_code=pyotp.TOTP(secret).now())
+    # (Not `now()`: a new time step may have begun since, and its code would be fresh.)
+    replay = await auth_stack.login(account, totp_code=ENROLMENT_CODES[secret])
     assert replay.status_code == 401
     assert replay.json()["type"].endswith("/invalid-mfa-code")
     next_code = pyotp.TOTP(secret).at(time.time() + 30)

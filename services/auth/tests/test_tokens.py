@@ -16,7 +16,9 @@ import httpx
 import jwt
 import pytest
 from auth_service.cli import app as cli
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from jwt.algorithms import RSAAlgorithm
 from shopkit.testing import eventually
 from typer.testing import CliRunner
 
@@ -49,15 +51,21 @@ def _claims(auth_stack: AuthStack, account: Account, **overrides: Any) -> dict[s
 def _signed(auth_stack: AuthStack, claims: dict[str, Any]) -> str:
     """Signed with the service's real key: only the claims are wrong."""
     ring = auth_stack.ring
-    return jwt.encode(claims, ring.private_key, algorithm="EdDSA", headers={"kid": ring.kid})
+    return jwt.encode(claims, ring.private_key, algorithm="RS256", headers={"kid": ring.kid})
+
+
+def _rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 def _forgeries(auth_stack: AuthStack, account: Account, valid: str) -> dict[str, str]:
     kid = auth_stack.ring.kid
     claims = _claims(auth_stack, account)
-    public_x = auth_stack.ring.jwks["keys"][0]["x"]
+    public_pem = RSAAlgorithm.from_jwk(auth_stack.ring.jwks["keys"][0]).public_bytes(
+        Encoding.PEM, PublicFormat.SubjectPublicKeyInfo
+    )
     hs_input = _unsigned({"alg": "HS256", "typ": "JWT", "kid": kid}, claims)
-    hs_signature = hmac.new(public_x.encode(), hs_input.encode(), hashlib.sha256).digest()
+    hs_signature = hmac.new(public_pem, hs_input.encode(), hashlib.sha256).digest()
     header, payload, signature = valid.split(".")
     elevated = json.loads(base64.urlsafe_b64decode(payload + "=="))
     elevated["roles"] = ["customer", "admin"]
@@ -74,10 +82,13 @@ def _forgeries(auth_stack: AuthStack, account: Account, valid: str) -> dict[str,
         ),
         "no jti": _signed(auth_stack, {k: v for k, v in claims.items() if k != "jti"}),
         "unknown kid": jwt.encode(
-            claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": "attacker-key"}
+            claims, _rsa_key(), algorithm="RS256", headers={"kid": "attacker-key"}
         ),
         "own key, real kid": jwt.encode(
-            claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": kid}
+            claims, _rsa_key(), algorithm="RS256", headers={"kid": kid}
+        ),
+        "another algorithm, real kid": jwt.encode(
+            claims, ed25519.Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": kid}
         ),
         "tampered claims": f"{header}.{_b64(json.dumps(elevated).encode())}.{signature}",
         "garbage": "not-a-token",
@@ -110,19 +121,15 @@ async def test_revoked_jti_is_401_everywhere(auth_stack: AuthStack, account: Acc
         assert (await auth_stack.me(pair["access_token"], direct=direct)).status_code == 401
 
 
-async def test_jwks_publishes_ed25519_keys_only(auth_stack: AuthStack) -> None:
+async def test_jwks_publishes_rsa_2048_public_keys_only(auth_stack: AuthStack) -> None:
     response = await auth_stack.gateway.get("/.well-known/jwks.json", headers=auth_stack.headers())
     assert response.status_code == 200
     keys = response.json()["keys"]
     assert keys
     for key in keys:
-        assert set(key) == {"kty", "crv", "x", "kid", "use", "alg"}  # no private "d"
-        assert (key["kty"], key["crv"], key["alg"], key["use"]) == (
-            "OKP",
-            "Ed25519",
-            "EdDSA",
-            "sig",
-        )
+        assert set(key) == {"kty", "n", "e", "kid", "use", "alg"}  # no private "d", "p", "q"...
+        assert (key["kty"], key["alg"], key["use"]) == ("RSA", "RS256", "sig")
+        assert RSAAlgorithm.from_jwk(key).key_size >= 2048
 
 
 async def test_access_token_claims_follow_the_contract(
@@ -130,7 +137,7 @@ async def test_access_token_claims_follow_the_contract(
 ) -> None:
     token = (await auth_stack.tokens(account))["access_token"]
     header = jwt.get_unverified_header(token)
-    assert header["alg"] == "EdDSA"
+    assert header["alg"] == "RS256"
     assert header["kid"] == auth_stack.ring.kid
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["iss"] == "http://127.0.0.1:8001"

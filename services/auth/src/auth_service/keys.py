@@ -1,9 +1,10 @@
-"""Signing keys: Ed25519 pairs in the database, the in-memory key ring, rotation.
+"""Signing keys: RSA-2048 pairs in the database, the in-memory key ring, rotation.
 
 The newest unretired key signs. Rotation creates a new key and retires the others; a retired
 key stays in the JWKS until every token it can have signed has expired, which includes tokens
 signed by replicas that had not yet reloaded the ring. Private keys are encrypted at rest and
-wiped on retirement.
+wiped on retirement. An active key of another algorithm (from an older release) is rotated
+like an aged one, and only keys of the accepted algorithm are published.
 """
 
 from __future__ import annotations
@@ -16,9 +17,14 @@ from typing import Any
 
 from contracts.types import utc_now
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-from jwt.algorithms import OKPAlgorithm
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_der_private_key,
+)
+from jwt.algorithms import RSAAlgorithm
 from shopkit.security import ALGORITHM
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +36,7 @@ log = logging.getLogger(__name__)
 
 PUBLISH_LEEWAY = timedelta(seconds=60)
 """Beyond the token lifetime: clock skew between replicas and verifiers."""
+RSA_KEY_BITS = 2048
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,7 @@ class KeyRing:
     """What a replica signs with and publishes, as last loaded from the database."""
 
     kid: str
-    private_key: Ed25519PrivateKey
+    private_key: rsa.RSAPrivateKey
     jwks: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -49,16 +56,18 @@ def _new_kid(now: datetime) -> str:
     return f"{now:%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
 
 
-def _public_jwk(private_key: Ed25519PrivateKey, kid: str) -> dict[str, Any]:
-    jwk: dict[str, Any] = OKPAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
+def _public_jwk(private_key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
+    jwk: dict[str, Any] = RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
+    # `use` says what the key is for; RFC 7517 advises against also giving `key_ops`.
+    jwk.pop("key_ops", None)
     jwk.update({"kid": kid, "use": "sig", "alg": ALGORITHM})
     return jwk
 
 
 async def _create_key(session: AsyncSession, box: SecretBox, now: datetime) -> SigningKey:
-    private_key = Ed25519PrivateKey.generate()
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
     kid = _new_kid(now)
-    raw = private_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    raw = private_key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
     key = SigningKey(
         kid=kid,
         public_jwk=_public_jwk(private_key, kid),
@@ -117,6 +126,7 @@ async def maintain(
         active is None
         or active.private_key is None
         or now - active.created_at >= max_age
+        or not _accepted(active)
         or not _readable(box, active)
     ):
         await rotate(
@@ -129,6 +139,11 @@ async def maintain(
         rotated = True
     await repository.purge_signing_keys(session, now)
     return rotated
+
+
+def _accepted(key: SigningKey) -> bool:
+    """Whether verifiers accept what this key signs (keys of an older algorithm do not)."""
+    return key.public_jwk.get("alg") == ALGORITHM
 
 
 def _readable(box: SecretBox, key: SigningKey) -> bool:
@@ -151,10 +166,12 @@ async def load(session: AsyncSession, *, box: SecretBox, now: datetime | None = 
     active = await repository.active_signing_key(session)
     if active is None or active.private_key is None:
         raise RuntimeError("no active signing key; key maintenance has not run")
-    raw = box.open(active.private_key, context=active.kid)
+    private_key = load_der_private_key(box.open(active.private_key, context=active.kid), None)
+    if not isinstance(private_key, rsa.RSAPrivateKey):
+        raise RuntimeError(f"active signing key {active.kid} is not an RSA key")
     published = await repository.published_signing_keys(session, now)
     return KeyRing(
         kid=active.kid,
-        private_key=Ed25519PrivateKey.from_private_bytes(raw),
-        jwks={"keys": [key.public_jwk for key in published]},
+        private_key=private_key,
+        jwks={"keys": [key.public_jwk for key in published if _accepted(key)]},
     )

@@ -125,7 +125,8 @@ class LoginAttempt(Base):
 
 
 class SigningKey(Base):
-    """An Ed25519 key pair; the newest unretired one signs, retired ones stay published."""
+    """An RSA key pair (private half sealed, PKCS#8); the newest unretired one signs, retired
+    ones stay published."""
 
     __tablename__ = "signing_keys"
 

@@ -1,4 +1,4 @@
-"""Access tokens (EdDSA JWTs) and the verifier auth itself uses for its bearer routes."""
+"""Access tokens (RS256 JWTs) and the verifier auth itself uses for its bearer routes."""
 
 from __future__ import annotations
 
