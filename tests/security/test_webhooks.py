@@ -1,7 +1,7 @@
 """Forged, stale and replayed webhooks, through the gateway (where webhooks need no token).
 
 The signature header is the webhook's credential: a wrong MAC, a body that is not the one
-signed, a missing header or a timestamp outside the tolerance window is a 400 problem and
+signed, a missing header or a timestamp outside the tolerance window is a 401 problem and
 changes nothing. A replay of a genuine delivery is acknowledged (providers retry until they
 get a 2xx) and applied once.
 """
@@ -77,7 +77,7 @@ async def _post_stripe(
 
 
 def _refused(response: httpx.Response, slug: str) -> None:
-    assert response.status_code == 400, response.text
+    assert response.status_code == 401, response.text
     assert response.headers["content-type"] == PROBLEM
     assert response.json()["type"].endswith(f"/{slug}")
 

@@ -237,7 +237,7 @@ async def test_forged_stale_and_malformed_webhooks_are_rejected(shipping: Runnin
     malformed = await shipping.client.post(url, content=raw_m, headers=headers_m)
 
     for response in (forged, stale, tampered, unsigned, wrong_carrier_secret):
-        assert response.status_code == 400
+        assert response.status_code == 401
         assert response.headers["content-type"] == "application/problem+json"
     assert stale.json()["type"].endswith("/stale-webhook")
     assert unknown_carrier.status_code == 422

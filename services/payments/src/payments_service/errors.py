@@ -6,6 +6,7 @@ from shopkit.problems import (
     DomainError,
     NotFoundError,
     ServiceUnavailableError,
+    UnauthorizedError,
     UnprocessableError,
 )
 
@@ -20,9 +21,10 @@ class ReviewNotFoundError(NotFoundError):
     title = "No such payment review"
 
 
-class InvalidWebhookError(BadRequestError):
-    """A Stripe-Signature that is missing, forged, stale or future-dated (or, behind a valid
-    one, an unreadable event): 400, as Stripe expects from an endpoint refusing a delivery."""
+class InvalidWebhookError(UnauthorizedError):
+    """The Stripe-Signature header is the webhook's credential (declared as its security scheme):
+    missing, forged, stale or future-dated (or, behind a valid one, an unreadable event) proves
+    nothing, so 401. Stripe retries any non-2xx alike."""
 
     slug = "invalid-webhook"
     title = "Webhook signature or payload rejected"

@@ -45,7 +45,7 @@ stripe_signature_scheme = APIKeyHeader(
     scheme_name="stripeSignature",
     description="Stripe's signature of the raw body (`t=<time>,v1=<HMAC-SHA256>`) with the "
     "endpoint's webhook secret. Missing, wrong or outside the tolerance window (either side "
-    "of now): 400.",
+    "of now): 401.",
     auto_error=False,
 )
 

@@ -1,16 +1,16 @@
 """Domain errors of the shipping service, each one problem+json status and slug.
 
 As everywhere on the platform: 422 only for what the request schema already refuses, 404 when
-something named does not exist (a sku, a shipment, a carrier), 400 for a webhook whose
-signature proves nothing (as for Stripe's).
+something named does not exist (a sku, a shipment, a carrier), 401 for a webhook whose
+signature (its declared security scheme) proves nothing.
 """
 
 from __future__ import annotations
 
 from shopkit.problems import (
-    BadRequestError,
     DomainError,
     NotFoundError,
+    UnauthorizedError,
     UnprocessableError,
 )
 
@@ -45,12 +45,12 @@ class UnknownCarrierError(NotFoundError):
     title = "Unknown carrier"
 
 
-class InvalidWebhookSignatureError(BadRequestError):
+class InvalidWebhookSignatureError(UnauthorizedError):
     slug = "invalid-webhook-signature"
     title = "Webhook signature rejected"
 
 
-class StaleWebhookError(BadRequestError):
+class StaleWebhookError(UnauthorizedError):
     slug = "stale-webhook"
     title = "Webhook timestamp outside the tolerance window"
 

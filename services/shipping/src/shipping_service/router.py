@@ -193,7 +193,7 @@ async def track(tracking_number: TrackingNumber, session: SessionDep) -> Trackin
     "/webhooks/{carrier}",
     response_model=WebhookAck,
     responses=responses(
-        InvalidWebhookSignatureError,  # 400, like a stale one
+        InvalidWebhookSignatureError,  # 401, like a stale one
         UnknownCarrierError,
         InvalidWebhookPayloadError,
     ),
