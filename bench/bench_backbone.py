@@ -24,6 +24,7 @@ from contracts.types import Id
 from shopkit.consumer import ConsumerConfig, EventConsumer
 from shopkit.db import create_engine, create_sessionmaker, service_metadata
 from shopkit.handlers import EventHandlers
+from shopkit.heap import freeze_startup_heap
 from shopkit.inbox import EventContext, PostgresInbox, PostgresInboxTransaction
 from shopkit.kafka import ensure_topics
 from shopkit.messaging import messaging_tables
@@ -44,6 +45,7 @@ TOPIC = "bench.events"
 EVENTS = 20_000
 RATE = 500
 RATE_SECONDS = 10
+WRITERS = 2
 
 metadata = service_metadata()
 messaging = messaging_tables(metadata)
@@ -113,14 +115,15 @@ async def _bulk_outbox(url: str, count: int) -> None:
         await engine.dispose()
 
 
-def _write_at_rate(url: str, rate: int, seconds: int) -> None:
-    """Runs in its own process: one outbox transaction per event, `rate` per second."""
+def _write_at_rate(url: str, rate: int, seconds: int, offset: float, report: Any) -> None:
+    """Runs in its own process: one outbox transaction per event, `rate` per second, starting
+    `offset` of an interval late; puts the seconds its writing took on `report`."""
 
-    async def write() -> None:
+    async def write() -> float:
         engine = create_engine(url, pool_size=4)
         sessionmaker = create_sessionmaker(engine)
         interval = 1 / rate
-        begin = time.perf_counter()
+        begin = time.perf_counter() + offset * interval
 
         async def one() -> None:
             async with sessionmaker() as session, session.begin():
@@ -139,10 +142,11 @@ def _write_at_rate(url: str, rate: int, seconds: int) -> None:
                 pending.add(task)
                 task.add_done_callback(pending.discard)
             await asyncio.gather(*pending)
+            return time.perf_counter() - begin
         finally:
             await engine.dispose()
 
-    asyncio.run(write())
+    report.put(asyncio.run(write()))
 
 
 async def _consume(
@@ -230,20 +234,32 @@ async def run() -> dict[str, object]:
         # 3. Latency at a fixed rate: events written by another process, one transaction each.
         task, _ = await _consume(url, namespace, "latency", sessionmaker, stop)
         tasks.append(task)
+        # This process now runs what a service runs once started; freeze as a service does then.
+        freeze_startup_heap()
         latencies.clear()
         # The new group starts from the end of the topic only once it has caught up: wait.
         await _wait(lambda: fetchval(url, f"SELECT count(*) >= {3 * EVENTS} FROM handled"), 300)
         latencies.clear()
-        begin = time.perf_counter()
-        writer = multiprocessing.get_context("spawn").Process(
-            target=_write_at_rate, args=(url, RATE, RATE_SECONDS)
-        )
-        writer.start()
-        await asyncio.to_thread(writer.join, RATE_SECONDS + 120)
-        written = time.perf_counter() - begin
-        await _wait(lambda: _async(len(latencies) >= RATE * RATE_SECONDS), 120)
+        # Two writer processes, interleaved: one Python process writing a transaction per
+        # event saturates near the target rate itself on this machine.
+        spawn = multiprocessing.get_context("spawn")
+        report = spawn.Queue()
+        writers = [
+            spawn.Process(
+                target=_write_at_rate,
+                args=(url, RATE // WRITERS, RATE_SECONDS, n / WRITERS, report),
+            )
+            for n in range(WRITERS)
+        ]
+        for writer in writers:
+            writer.start()
+        durations = [await asyncio.to_thread(report.get, True, RATE_SECONDS + 120) for _ in writers]
+        for writer in writers:
+            await asyncio.to_thread(writer.join, 30)
+        total = RATE // WRITERS * WRITERS * RATE_SECONDS
+        await _wait(lambda: _async(len(latencies) >= total), 120)
         ordered = sorted(latencies)
-        figures["latency_rate_events_per_s"] = round(RATE * RATE_SECONDS / written)
+        figures["latency_rate_events_per_s"] = round(total / max(durations))
         figures["latency_p50_ms"] = round(statistics.median(ordered), 1)
         figures["latency_p99_ms"] = round(ordered[int(len(ordered) * 0.99) - 1], 1)
         figures["targets"] = "relay >= 5000/s, consumer >= 3000/s, p99 < 50 ms at 500/s"

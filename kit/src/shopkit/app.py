@@ -25,6 +25,7 @@ from shopkit.consumer import EventConsumer, make_consumer
 from shopkit.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from shopkit.handlers import EventHandlers
 from shopkit.health import ReadinessCheck, health_router
+from shopkit.heap import freeze_startup_heap
 from shopkit.inbox import InboxStore, PostgresInbox
 from shopkit.kafka import configure_security
 from shopkit.logs import configure_logging
@@ -96,6 +97,7 @@ def create_service(
             checks.append(ReadinessCheck("kafka-consumers", _consumers_check(app.state.consumers)))
         checks += [make_check(app) for make_check in parts.readiness]
         app.state.readiness_checks = checks
+        freeze_startup_heap()
         try:
             yield
         finally:
