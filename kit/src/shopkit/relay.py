@@ -126,6 +126,9 @@ class OutboxRelay:
                     return
             self.is_leader = True
             log.info("outbox relay is the active publisher", extra={"service": self.config.service})
+            # Marking rows sent need not wait for the disk: a mark lost in a crash only
+            # publishes the row again, which consumers' inboxes already absorb.
+            await conn.execute("SET synchronous_commit = off")
             await conn.add_listener(self.channel, self._on_notify)
             if self.config.topic_namespace:
                 await ensure_topics(
