@@ -123,14 +123,14 @@ async def test_another_users_address_is_invisible_and_untouchable(users: Running
     assert intruder_book.json()["items"] == []
 
 
-def _product(*, active: bool = True) -> ProductCreated:
+def _product(*, active: bool = True, price: int = 12990) -> ProductCreated:
     sku = f"W-{secrets.token_hex(4)}"
     return ProductCreated(
         product_id=new_id(),
         sku=sku,
         name=f"Produto {sku}",
         slug=sku.lower(),
-        price=12990,
+        price=price,
         currency="BRL",
         is_active=active,
         version=1,
@@ -191,3 +191,16 @@ async def test_wishlist_is_validated_against_the_catalog_and_private(users: Runn
         (book.product_id, book.sku, 12990)
     ]
     assert others == []
+
+
+async def test_a_price_beyond_32_bits_is_projected(users: Running) -> None:
+    """Prices have no upper bound in the contract; the projection must not park such a product
+    in the dead-letter topic (R$ 99,999,999.99 did once)."""
+    user_id = await users.new_user()
+    yacht = _product(price=9_999_999_999)
+    await publish(users.settings.kafka_namespace, yacht)
+    await _projected(users, user_id, yacht.product_id)
+    items = (
+        await users.client.get("/api/users/me/wishlist", headers=users.headers(user_id))
+    ).json()["items"]
+    assert [(i["product_id"], i["price"]) for i in items] == [(yacht.product_id, 9_999_999_999)]

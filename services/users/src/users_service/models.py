@@ -4,7 +4,7 @@ from datetime import date, datetime
 
 from shopkit.db import service_metadata
 from shopkit.messaging import messaging_tables
-from sqlalchemy import Date, DateTime, ForeignKey, Index, Integer, String, func, text
+from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Index, Integer, String, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -85,7 +85,7 @@ class CatalogProduct(Base):
     sku: Mapped[str] = mapped_column(String(64), index=True)
     name: Mapped[str] = mapped_column(String(300))
     slug: Mapped[str] = mapped_column(String(300))
-    price: Mapped[int] = mapped_column(Integer)
+    price: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     is_active: Mapped[bool]
     version: Mapped[int] = mapped_column(Integer)
