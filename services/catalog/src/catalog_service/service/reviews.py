@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, Final
+from typing import Any
 
 from contracts.ids import is_uuid7
 from shopkit.mongo_outbox import LockTimeoutError, ensure_held
+from shopkit.privacy import REMOVED
 from shopkit.security import Principal
 
 from catalog_service.errors import DuplicateReviewError, InvalidCursorError, ProductBusyError
@@ -25,10 +26,6 @@ from catalog_service.service.products import resolve_product
 from contracts import new_id
 
 Document = dict[str, Any]
-
-
-REMOVED: Final = "[removed]"
-"""What a deleted account's review text becomes (the placeholder orders and shipping use)."""
 
 
 def to_public(doc: Document) -> ReviewPublic:

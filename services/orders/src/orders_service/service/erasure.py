@@ -14,15 +14,13 @@ this service never saw has nothing to change.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
+from shopkit.privacy import anonymised_address
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service.cache import CartCache, CartOwner
 from orders_service.repository import erasure
-
-ANONYMISED: Final = "[removed]"
-"""The placeholder for a removed address field (the same one shipping writes)."""
 
 CANCEL_NOTE: Final = "customer_request"
 """What a customer's own cancellation note becomes: the reason recorded when there is none."""
@@ -40,27 +38,6 @@ PERSONAL_EVENT_FIELDS: Final = (
 
 TOMBSTONE_SECONDS: Final = 300
 """How long the empty copy of a deleted cart stays in Redis: longer than any read in flight."""
-
-
-def anonymised_address(address: dict[str, Any]) -> dict[str, Any]:
-    """The address snapshot without the person: who, street, number, district and city go.
-
-    The state and the CEP's five-digit sector (a region of a city, not a street) stay, as in
-    shipping: enough for tax by state and regional statistics, not enough to find anyone. The
-    result still validates as a `ShippingAddress`, so an order confirmed after the deletion
-    still produces a well-formed `OrderConfirmed`."""
-    cep = str(address.get("cep") or "")
-    return {
-        "recipient": ANONYMISED,
-        "street": ANONYMISED,
-        "number": "",
-        "complement": None,
-        "district": ANONYMISED,
-        "city": ANONYMISED,
-        "state": address.get("state"),
-        "cep": cep[:5] + "000" if len(cep) == 8 else "00000000",
-        "country": address.get("country"),
-    }
 
 
 async def forget_user(*, session: AsyncSession, cache: CartCache, user_id: str) -> int:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from contracts.events.orders import OrderCancelled, OrderConfirmed
 from contracts.events.shipping import ShipmentCreated
+from shopkit.privacy import anonymised_address
 from shopkit.security import Principal
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,7 +27,6 @@ from shipping_service.schemas import (
 
 CORREIOS_PREFIX = {"PAC": "PN", "SEDEX": "SX"}
 S10_WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)
-ANONYMISED = "[removed]"
 
 
 def s10_check_digit(serial: str) -> int:
@@ -242,22 +242,6 @@ async def anonymise_user(*, session: AsyncSession, user_id: str) -> int:
     now = datetime.now(UTC)
     shipments = await repository.shipments_to_anonymise(session, user_id)
     for shipment in shipments:
-        address = shipment.address
-        shipment.address = {
-            "recipient": ANONYMISED,
-            "street": ANONYMISED,
-            "number": "",
-            "complement": None,
-            "district": ANONYMISED,
-            "city": ANONYMISED,
-            "state": address.get("state"),
-            "cep": _cep_prefix(str(address.get("cep") or "")),
-            "country": address.get("country"),
-        }
+        shipment.address = anonymised_address(shipment.address)
         shipment.anonymised_at = now
     return len(shipments)
-
-
-def _cep_prefix(value: str) -> str:
-    # Keep the five-digit sector (a region, not a street); blank the rest.
-    return value[:5] + "000" if len(value) == 8 else ""
