@@ -115,9 +115,12 @@ async def _bulk_outbox(url: str, count: int) -> None:
         await engine.dispose()
 
 
-def _write_at_rate(url: str, rate: int, seconds: int, offset: float, report: Any) -> None:
+def _write_at_rate(
+    url: str, rate: int, seconds: int, offset: float, ready: Any, go: Any, report: Any
+) -> None:
     """Runs in its own process: one outbox transaction per event, `rate` per second, starting
-    `offset` of an interval late; puts the seconds its writing took on `report`."""
+    `offset` of an interval late once `go` is set (after saying `ready`); puts the seconds its
+    writing took on `report`."""
 
     async def write() -> float:
         engine = create_engine(url, pool_size=4)
@@ -139,6 +142,10 @@ def _write_at_rate(url: str, rate: int, seconds: int, offset: float, report: Any
         # write (rolled back, nothing published) keeps a backend start, a SCRAM handshake and
         # SQL compilation out of the timed writing, where they would count as latency.
         await asyncio.gather(*(rehearse() for _ in range(8)))
+        # Every writer starts together, once all have started up: one still importing its
+        # modules would take a core from the others' first second of writing.
+        ready.put(True)
+        await asyncio.to_thread(go.wait)
         begin = time.perf_counter() + offset * interval
 
         async def one() -> None:
@@ -259,16 +266,20 @@ async def run() -> dict[str, object]:
         # Two writer processes, interleaved: one Python process writing a transaction per
         # event saturates near the target rate itself on this machine.
         spawn = multiprocessing.get_context("spawn")
-        report = spawn.Queue()
+        ready, go, report = spawn.Queue(), spawn.Event(), spawn.Queue()
         writers = [
             spawn.Process(
                 target=_write_at_rate,
-                args=(url, RATE // WRITERS, RATE_SECONDS, n / WRITERS, report),
+                args=(url, RATE // WRITERS, RATE_SECONDS, n / WRITERS, ready, go, report),
             )
             for n in range(WRITERS)
         ]
         for writer in writers:
             writer.start()
+        for _ in writers:
+            await asyncio.to_thread(ready.get, True, 120)
+        await asyncio.sleep(0.5)  # the start-up's CPU burst has passed
+        go.set()
         durations = [await asyncio.to_thread(report.get, True, RATE_SECONDS + 120) for _ in writers]
         for writer in writers:
             await asyncio.to_thread(writer.join, 30)
