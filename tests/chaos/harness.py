@@ -186,7 +186,10 @@ class Load:
     async def run(self, checkouts: int, concurrency: int) -> LoadResult:
         # Enough shoppers that none exceeds the payments' per-user velocity rule (which would
         # decline good cards as risky and blur what the faults did).
-        count = max(concurrency, checkouts // ORDERS_PER_SHOPPER + 1)
+        # Each lane has shoppers of its own (index = lane modulo the lane count): two lanes
+        # sharing a shopper would empty or change each other's cart between quote and checkout.
+        per_lane = -(-checkouts // (concurrency * ORDERS_PER_SHOPPER)) + 1
+        count = concurrency * per_lane
         customers = [await self._retry(lambda: new_customer(self.http)) for _ in range(count)]
         plans = [random.choice(PLANS) for _ in range(checkouts)]
         queue: asyncio.Queue[str] = asyncio.Queue()
@@ -197,7 +200,8 @@ class Load:
             served = 0
             while not queue.empty():
                 plan = queue.get_nowait()
-                customer = customers[(lane + concurrency * (served // ORDERS_PER_SHOPPER)) % count]
+                turn = (served // ORDERS_PER_SHOPPER) % per_lane
+                customer = customers[lane + concurrency * turn]
                 served += 1
                 try:
                     await self.one(customer, plan)
