@@ -103,12 +103,17 @@ class PostgresInbox:
         self.sessionmaker = sessionmaker
         self.tables = tables
 
+    def open_transaction(self, session: AsyncSession) -> PostgresInboxTransaction:
+        """The unit of work of one batch; a service overrides this to hand its handlers more
+        than the session (its runtime, caches, policies)."""
+        return self.transaction_class(session, self.tables)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresInboxTransaction]:
         async with self.sessionmaker() as session:
             await session.begin()
             try:
-                yield self.transaction_class(session, self.tables)
+                yield self.open_transaction(session)
             finally:
                 if session.in_transaction():
                     await session.rollback()

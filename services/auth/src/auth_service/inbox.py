@@ -3,9 +3,6 @@ handler's context (deleting an account also denies its access tokens in Redis)."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from shopkit.inbox import EventContext, PostgresInbox, PostgresInboxTransaction
 from shopkit.messaging import MessagingTables
 from shopkit.outbox import Outbox
@@ -44,12 +41,5 @@ class AuthInbox(PostgresInbox):
         super().__init__(sessionmaker, tables)
         self.rt = rt
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AuthInboxTransaction]:
-        async with self.sessionmaker() as session:
-            await session.begin()
-            try:
-                yield AuthInboxTransaction(session, self.tables, self.rt)
-            finally:
-                if session.in_transaction():
-                    await session.rollback()
+    def open_transaction(self, session: AsyncSession) -> AuthInboxTransaction:
+        return AuthInboxTransaction(session, self.tables, self.rt)

@@ -9,8 +9,7 @@ memory, and the transaction writes it back, with the events they caused, before 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 
 from contracts.events.catalog import ProductCreated
 from contracts.events.orders import OrderPlaced
@@ -96,12 +95,5 @@ class InventoryInbox(PostgresInbox):
         super().__init__(sessionmaker, tables)
         self.policy = policy
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[InventoryInboxTransaction]:
-        async with self.sessionmaker() as session:
-            await session.begin()
-            try:
-                yield InventoryInboxTransaction(session, self.tables, self.policy)
-            finally:
-                if session.in_transaction():
-                    await session.rollback()
+    def open_transaction(self, session: AsyncSession) -> InventoryInboxTransaction:
+        return InventoryInboxTransaction(session, self.tables, self.policy)

@@ -4,8 +4,7 @@ risk engine, the database, and a way to emit events in the caller's transaction.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -116,15 +115,8 @@ class PaymentsInbox(PostgresInbox):
         super().__init__(payments.sessionmaker, messaging)
         self.payments = payments
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_Transaction]:
-        async with self.sessionmaker() as session:
-            await session.begin()
-            try:
-                yield _Transaction(session, self.tables, self.payments)
-            finally:
-                if session.in_transaction():
-                    await session.rollback()
+    def open_transaction(self, session: AsyncSession) -> _Transaction:
+        return _Transaction(session, self.tables, self.payments)
 
 
 def inbox_for(app: FastAPI) -> PaymentsInbox:
