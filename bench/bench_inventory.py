@@ -15,7 +15,7 @@ from contracts.events.orders import OrderLine, OrderPlaced, ShippingAddress, Shi
 from contracts.types import utc_now
 from inventory_service.app import build_app
 from inventory_service.config import InventorySettings
-from shopkit.kafka import create_producer, ensure_topics
+from shopkit.kafka import ensure_topics
 from shopkit.testing import (
     KAFKA_BOOTSTRAP,
     TestTokens,
@@ -23,9 +23,10 @@ from shopkit.testing import (
     fetchval,
     kafka_namespace,
     migrated_database,
+    publish,
 )
 
-from contracts import Envelope, encode, new_id, topics
+from contracts import new_id, topics
 
 ORDERS = 3000
 SKUS = 100
@@ -65,24 +66,9 @@ def _order(sku: str) -> OrderPlaced:
 
 
 async def _publish_backlog(namespace: str, skus: list[str]) -> None:
+    # Every topic the inventory consumer subscribes to must exist, not only orders'.
     await ensure_topics(KAFKA_BOOTSTRAP, [namespace + t for t in topics.ALL])
-    producer = create_producer(KAFKA_BOOTSTRAP, client_id="bench-inventory")
-    await producer.start()
-    try:
-        futures = []
-        for i in range(ORDERS):
-            record = encode(Envelope(data=_order(skus[i % len(skus)])))
-            futures.append(
-                await producer.send(
-                    namespace + record.topic,
-                    value=record.value,
-                    key=record.key,
-                    headers=list(record.headers),
-                )
-            )
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
+    await publish(namespace, *(_order(skus[i % len(skus)]) for i in range(ORDERS)))
 
 
 async def _wait(url: str, query: str, target: int, timeout: float = 600) -> None:
