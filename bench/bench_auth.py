@@ -21,7 +21,7 @@ from auth_service.config import AuthSettings
 from auth_service.keys import KeyRing
 from auth_service.runtime import passwords_for
 from auth_service.tokens import issue_access_token
-from cryptography.hazmat.primitives.asymmetric import rsa
+from shopkit.security import new_signing_key
 from shopkit.testing import unique_suffix
 
 from bench.bench_gateway import PASSWORD, auth_replica
@@ -99,9 +99,7 @@ async def refreshes(client: httpx.AsyncClient, emails: list[str]) -> dict[str, f
 
 
 def signing_rate() -> float:
-    ring = KeyRing(
-        kid="bench", private_key=rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    )
+    ring = KeyRing(kid="bench", private_key=new_signing_key())
     count, started = 0, time.perf_counter()
     now = datetime.now(UTC)
     while time.perf_counter() - started < SIGN_SECONDS:

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jwt.algorithms import RSAAlgorithm
 from shop_cli.client import Session, login, new_customer, register, unique_email
+from shopkit.security import new_signing_key
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from contracts import new_id
@@ -55,10 +56,6 @@ class Signer:
 
     def sign(self, claims: dict[str, Any], *, kid: str | None = None) -> str:
         return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": kid or self.kid})
-
-
-def _rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +163,7 @@ async def test_missing_claims_are_refused(
 async def test_unknown_kid_is_refused(
     http: httpx.AsyncClient, customer: Session, signer: Signer
 ) -> None:
-    stranger = Signer(f"attacker-{new_id()}", _rsa_key(), "", "")
+    stranger = Signer(f"attacker-{new_id()}", new_signing_key(), "", "")
     claims = signer.claims(customer.user_id, roles=["customer", "admin"])
     await _refused(http, stranger.sign(claims))
     # A foreign key presenting the real kid fails the signature.
@@ -210,7 +207,7 @@ async def test_forged_admin_token_opens_no_admin_route(
 ) -> None:
     """A customer with a self-made admin token: every admin route is 401, none is 200."""
     customer = await new_customer(http)
-    stranger = Signer(signer.kid, _rsa_key(), signer.issuer, signer.audience)
+    stranger = Signer(signer.kid, new_signing_key(), signer.issuer, signer.audience)
     token = stranger.sign(stranger.claims(customer.user_id, roles=["customer", "admin"]))
     for path in ("/api/orders/admin", "/api/coupons", "/api/inventory", "/api/payments/reviews"):
         response = await http.get(path, headers={"Authorization": f"Bearer {token}"})

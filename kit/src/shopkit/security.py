@@ -30,6 +30,7 @@ from typing import Annotated, Any
 
 import httpx
 import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -218,6 +219,20 @@ def _unverified_header(token: str) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise InvalidTokenError("malformed token")
     return header
+
+
+def new_signing_key() -> rsa.RSAPrivateKey:
+    """A fresh key pair of the kind access tokens are signed with."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=MIN_RSA_BITS)
+
+
+def public_jwk(private_key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
+    """The JWKS entry that lets verifiers check what `private_key` signs."""
+    jwk: dict[str, Any] = RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
+    # `use` says what the key is for; RFC 7517 advises against also giving `key_ops`.
+    jwk.pop("key_ops", None)
+    jwk.update({"kid": kid, "use": "sig", "alg": ALGORITHM})
+    return jwk
 
 
 def _public_bytes(key: Any) -> bytes:

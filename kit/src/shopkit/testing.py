@@ -22,14 +22,12 @@ import uvicorn
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from asgi_lifespan import LifespanManager
-from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
-from jwt.algorithms import RSAAlgorithm
 
 from contracts import Envelope, Event, decode, encode, new_id, topics
 from shopkit.kafka import create_producer, ensure_topics
 from shopkit.relay import asyncpg_dsn
-from shopkit.security import ALGORITHM, TokenVerifier
+from shopkit.security import ALGORITHM, TokenVerifier, new_signing_key, public_jwk
 from shopkit.settings import local_database_url
 
 E = TypeVar("E", bound=Event)
@@ -101,13 +99,10 @@ class TestTokens:
         self.issuer = issuer
         self.audience = audience
         self.kid = f"test-{secrets.token_hex(4)}"
-        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._key = new_signing_key()
 
     def jwks(self) -> dict[str, Any]:
-        jwk: dict[str, Any] = RSAAlgorithm.to_jwk(self._key.public_key(), as_dict=True)
-        jwk.pop("key_ops", None)
-        jwk.update({"kid": self.kid, "use": "sig", "alg": ALGORITHM})
-        return {"keys": [jwk]}
+        return {"keys": [public_jwk(self._key, self.kid)]}
 
     def mint(
         self,

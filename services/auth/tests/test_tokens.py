@@ -16,9 +16,10 @@ import httpx
 import jwt
 import pytest
 from auth_service.cli import app as cli
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jwt.algorithms import RSAAlgorithm
+from shopkit.security import new_signing_key
 from shopkit.testing import eventually
 from typer.testing import CliRunner
 
@@ -54,10 +55,6 @@ def _signed(auth_stack: AuthStack, claims: dict[str, Any]) -> str:
     return jwt.encode(claims, ring.private_key, algorithm="RS256", headers={"kid": ring.kid})
 
 
-def _rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
 def _forgeries(auth_stack: AuthStack, account: Account, valid: str) -> dict[str, str]:
     kid = auth_stack.ring.kid
     claims = _claims(auth_stack, account)
@@ -82,10 +79,10 @@ def _forgeries(auth_stack: AuthStack, account: Account, valid: str) -> dict[str,
         ),
         "no jti": _signed(auth_stack, {k: v for k, v in claims.items() if k != "jti"}),
         "unknown kid": jwt.encode(
-            claims, _rsa_key(), algorithm="RS256", headers={"kid": "attacker-key"}
+            claims, new_signing_key(), algorithm="RS256", headers={"kid": "attacker-key"}
         ),
         "own key, real kid": jwt.encode(
-            claims, _rsa_key(), algorithm="RS256", headers={"kid": kid}
+            claims, new_signing_key(), algorithm="RS256", headers={"kid": kid}
         ),
         "another algorithm, real kid": jwt.encode(
             claims, ed25519.Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": kid}

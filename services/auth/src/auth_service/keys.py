@@ -24,8 +24,7 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     load_der_private_key,
 )
-from jwt.algorithms import RSAAlgorithm
-from shopkit.security import ALGORITHM
+from shopkit.security import ALGORITHM, new_signing_key, public_jwk
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service import repository
@@ -36,7 +35,6 @@ log = logging.getLogger(__name__)
 
 PUBLISH_LEEWAY = timedelta(seconds=60)
 """Beyond the token lifetime: clock skew between replicas and verifiers."""
-RSA_KEY_BITS = 2048
 
 
 @dataclass(frozen=True)
@@ -56,21 +54,13 @@ def _new_kid(now: datetime) -> str:
     return f"{now:%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
 
 
-def _public_jwk(private_key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
-    jwk: dict[str, Any] = RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
-    # `use` says what the key is for; RFC 7517 advises against also giving `key_ops`.
-    jwk.pop("key_ops", None)
-    jwk.update({"kid": kid, "use": "sig", "alg": ALGORITHM})
-    return jwk
-
-
 async def _create_key(session: AsyncSession, box: SecretBox, now: datetime) -> SigningKey:
-    private_key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
+    private_key = new_signing_key()
     kid = _new_kid(now)
     raw = private_key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
     key = SigningKey(
         kid=kid,
-        public_jwk=_public_jwk(private_key, kid),
+        public_jwk=public_jwk(private_key, kid),
         private_key=box.seal(raw, context=kid),
         created_at=now,
     )
