@@ -2,18 +2,23 @@ from __future__ import annotations
 
 import httpx
 from pydantic import Field, field_validator
-from shopkit.settings import ServiceSettings, settings_config
+from shopkit.settings import SERVICE_PORTS, ServiceSettings, settings_config
+
+EXPORT_PATHS = {
+    "auth": "/api/auth/me/export",
+    "catalog": "/api/products/me/export",
+    "orders": "/api/orders/me/export",
+    "payments": "/api/payments/me/export",
+    "shipping": "/api/shipping/me/export",
+    "notifications": "/api/notifications/me/export",
+}
+"""Every other service holding personal data, and its "my data" endpoint."""
 
 EXPORT_SOURCES = {
-    "auth": "http://127.0.0.1:8001/api/auth/me/export",
-    "catalog": "http://127.0.0.1:8003/api/products/me/export",
-    "orders": "http://127.0.0.1:8005/api/orders/me/export",
-    "payments": "http://127.0.0.1:8006/api/payments/me/export",
-    "shipping": "http://127.0.0.1:8007/api/shipping/me/export",
-    "notifications": "http://127.0.0.1:8008/api/notifications/me/export",
+    name: f"http://127.0.0.1:{SERVICE_PORTS[name]}{path}" for name, path in EXPORT_PATHS.items()
 }
-"""Every other service holding personal data, on the local stack (containers and Kubernetes
-set `USERS_EXPORT_SOURCES` to their own host names)."""
+"""Those endpoints on the local stack (containers and Kubernetes set `USERS_EXPORT_SOURCES` to
+their own host names)."""
 
 
 class UsersSettings(ServiceSettings):
