@@ -7,7 +7,9 @@ memory, and a second gateway in front of that bare app (rate limits raised in bo
 they are counted but never hit). `wrk` measures requests/s for:
 
 * `GET /api/products?limit=20` (cached list, ~11 kB) and `GET /api/products/{id}` (cached
-  page): through the gateway and straight to the catalog;
+  page): through the gateway (answered from its edge cache, as anonymous reads of a busy
+  storefront are), through a gateway with the edge cache off (answered by the catalog's Redis
+  cache), and straight to the catalog;
 * the bare app, directly and behind the same gateway (what any service pays for the proxy hop).
 
 Rounds alternate between the targets and medians are kept, so drift on a shared 2-core machine
@@ -105,11 +107,13 @@ async def seeded_database(prefix: str) -> AsyncIterator[str]:
         await redis.aclose()
 
 
-def _gateway_env(upstream: str, prefix: str) -> dict[str, str]:
+def _gateway_env(upstream: str, prefix: str, *, edge_cache: bool = True) -> dict[str, str]:
     return {
         "GATEWAY_UPSTREAMS": json.dumps({"catalog": upstream}),
-        "GATEWAY_RATE_LIMIT_SCALE": "1000000",  # counted in Redis, never reached
+        "GATEWAY_RATE_LIMIT_SCALE": "1000000",  # counted, never reached
         "GATEWAY_REDIS_NAMESPACE": prefix,
+        "GATEWAY_EDGE_PURGE_CHANNEL": f"{prefix}edge:purge",
+        "GATEWAY_EDGE_CACHE_ENABLED": str(edge_cache).lower(),
         "GATEWAY_LOG_LEVEL": "WARNING",
     }
 
@@ -120,6 +124,7 @@ async def run() -> dict[str, object]:
         catalog_env = {
             "CATALOG_MONGO_DATABASE": database,
             "CATALOG_CACHE_PREFIX": prefix,
+            "CATALOG_EDGE_PURGE_CHANNEL": f"{prefix}edge:purge",
             "CATALOG_KAFKA_NAMESPACE": kafka_namespace(),
             "CATALOG_RELAY_ENABLED": "false",
             "CATALOG_CONSUMERS_ENABLED": "false",
@@ -145,6 +150,9 @@ async def run() -> dict[str, object]:
                     uvicorn_process(
                         "gateway.app:app", _gateway_env(bare_url, prefix)
                     ) as bare_gateway_url,
+                    uvicorn_process(
+                        "gateway.app:app", _gateway_env(catalog_url, prefix, edge_cache=False)
+                    ) as uncached_gateway_url,
                 ):
                     list_path, product_path = (
                         "/api/products?limit=20",
@@ -154,6 +162,7 @@ async def run() -> dict[str, object]:
                         "bare_list": bare_url + list_path,
                         "bare_list_via_gateway": bare_gateway_url + list_path,
                         "catalog_list_via_gateway": gateway_url + list_path,
+                        "catalog_list_via_gateway_no_edge_cache": uncached_gateway_url + list_path,
                         "catalog_list_direct": catalog_url + list_path,
                         "bare_product": bare_url + product_path,
                         "catalog_product_via_gateway": gateway_url + product_path,
@@ -173,6 +182,9 @@ async def run() -> dict[str, object]:
         "gateway_list_vs_bare": round(rps["catalog_list_via_gateway"] / rps["bare_list"], 3),
         "gateway_list_vs_bare_via_gateway": round(
             rps["catalog_list_via_gateway"] / rps["bare_list_via_gateway"], 3
+        ),
+        "gateway_list_no_edge_cache_vs_bare": round(
+            rps["catalog_list_via_gateway_no_edge_cache"] / rps["bare_list"], 3
         ),
         "gateway_product_vs_bare": round(
             rps["catalog_product_via_gateway"] / rps["bare_product"], 3

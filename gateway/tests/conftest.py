@@ -64,6 +64,7 @@ def gateway_settings(upstreams: dict[str, str], **overrides: object) -> GatewayS
         "trusted_proxies": ["127.0.0.1/32"],
         "rate_limits": TEST_LIMITS,
         "redis_namespace": f"test-{unique_suffix()}:",
+        "edge_purge_channel": f"test-{unique_suffix()}:edge:purge",
         "cors_origins": [CORS_ORIGIN],
         "openapi_cache_seconds": 0,
         "relay_enabled": False,

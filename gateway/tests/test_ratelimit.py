@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
 import httpx
+from gateway.config import BudgetLimits
 from gateway.testing import free_port
+from redis.asyncio import Redis
+from shopkit.settings import ServiceSettings
+from shopkit.testing import unique_suffix
 
 from contracts import new_id
 
@@ -94,9 +100,16 @@ async def test_redis_outage_fails_open_for_limits_but_closed_for_revocation(
     make_gateway: Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]], stack: Stack
 ) -> None:
     async with make_gateway(redis_url=f"redis://127.0.0.1:{free_port()}/0") as gateway:
-        response = await gateway.get("/api/products", headers={"X-Forwarded-For": random_ip()})
-        assert response.status_code == 200
-        assert "ratelimit-limit" not in response.headers
+        # Budgets counted in Redis on every request cannot be counted: they fail open.
+        login = await gateway.post(
+            "/api/auth/login", json={}, headers={"X-Forwarded-For": "1.2.3.4"}
+        )
+        assert login.status_code == 200
+        assert "ratelimit-limit" not in login.headers
+        # Reads counted in memory keep their limit on this replica alone.
+        read = await gateway.get("/api/products", headers={"X-Forwarded-For": random_ip()})
+        assert read.status_code == 200
+        assert read.headers["ratelimit-limit"] == str(TEST_LIMITS["read"].per_ip)
         # Whether a token was revoked cannot be known: protected routes refuse, without a 500.
         protected = await gateway.get("/api/orders", headers=stack.headers(user=new_id()))
         assert protected.status_code == 503
@@ -140,3 +153,69 @@ async def test_over_a_real_socket_a_client_cannot_choose_its_address(
     assert statuses == [200] * limit + [429]
     forwarded = [v for k, v in echoed["headers"] if k == "x-forwarded-for"]
     assert forwarded == ["127.0.0.1"]
+
+
+READS = {**TEST_LIMITS, "read": BudgetLimits(per_ip=8, per_user=8)}
+
+
+async def _shared_count(settings_namespace: str, ip: str) -> int:
+    redis = Redis.from_url(ServiceSettings().redis_url)
+    try:
+        keys = [
+            key async for key in redis.scan_iter(match=f"{settings_namespace}gw:rl:read:ip:{ip}:*")
+        ]
+        values = await redis.mget(keys) if keys else []
+    finally:
+        await redis.aclose()
+    return sum(int(value) for value in values if value is not None)
+
+
+async def _until(condition: Callable[[], Awaitable[bool]], seconds: float = 5) -> None:
+    deadline = time.monotonic() + seconds
+    while not await condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.02)
+
+
+async def test_anonymous_reads_counted_in_memory_hold_the_exact_limit_on_one_replica(
+    make_gateway: Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]],
+) -> None:
+    namespace = f"test-{unique_suffix()}:"
+    ip = random_ip()
+    async with make_gateway(rate_limits=READS, redis_namespace=namespace) as gateway:
+        statuses, remaining = [], []
+        for _ in range(READS["read"].per_ip + 2):
+            response = await gateway.get("/api/products", headers={"X-Forwarded-For": ip})
+            statuses.append(response.status_code)
+            remaining.append(int(response.headers["ratelimit-remaining"]))
+        assert statuses == [200] * READS["read"].per_ip + [429, 429]
+        assert remaining[: READS["read"].per_ip] == list(range(READS["read"].per_ip - 1, -1, -1))
+        # Refused requests are not counted; the admitted ones all reach Redis.
+        await _until(lambda: _count_is(namespace, ip, READS["read"].per_ip))
+
+
+async def _count_is(namespace: str, ip: str, expected: int) -> bool:
+    return await _shared_count(namespace, ip) == expected
+
+
+async def test_replicas_learn_each_others_reads_through_redis(
+    make_gateway: Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]],
+) -> None:
+    namespace = f"test-{unique_suffix()}:"
+    ip = random_ip()
+    limit = READS["read"].per_ip
+    async with (
+        make_gateway(rate_limits=READS, redis_namespace=namespace) as first,
+        make_gateway(rate_limits=READS, redis_namespace=namespace) as second,
+    ):
+        headers = {"X-Forwarded-For": ip}
+        # The second replica knows this client before the first one spends the budget.
+        assert (await second.get("/api/products", headers=headers)).status_code == 200
+        for _ in range(limit - 1):
+            assert (await first.get("/api/products", headers=headers)).status_code == 200
+        await _until(lambda: _count_is(namespace, ip, limit))
+        # The second replica's next sync brings the first one's count back to it.
+        await asyncio.sleep(0.5)
+        refused = await second.get("/api/products", headers=headers)
+        assert_rate_limited(refused)
+        assert_rate_limited(await first.get("/api/products", headers=headers))

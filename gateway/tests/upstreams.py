@@ -29,9 +29,11 @@ class ItemCreate(BaseModel):
 def upstream_app(service: str, *, jwks: dict[str, Any] | None = None) -> FastAPI:
     """An upstream named `service`: a typed route per service (so OpenAPI documents differ,
     with a schema name `Item` shared by services but not its content) and an echo of every
-    other request: method, raw path, query, headers and the exact body bytes."""
+    other request: method, raw path, query, headers, the exact body bytes and how many requests
+    it has served. `?shareable=N` marks the echo shareable at the edge for N seconds."""
     app = FastAPI(title=f"{service} (test upstream)")
     prefix = PREFIX_OF[service]
+    served = 0
 
     if service == "orders":
 
@@ -63,6 +65,8 @@ def upstream_app(service: str, *, jwks: dict[str, Any] | None = None) -> FastAPI
             return jwks
 
     async def echo(request: Request) -> Response:
+        nonlocal served
+        served += 1
         query = request.query_params
         if "sleep" in query:
             await asyncio.sleep(float(query["sleep"]))
@@ -78,9 +82,15 @@ def upstream_app(service: str, *, jwks: dict[str, Any] | None = None) -> FastAPI
 
             return StreamingResponse(chunks(), media_type="application/octet-stream")
         body = await request.body()
+        shared = (
+            {"Surrogate-Control": f"max-age={query['shareable']}", "Surrogate-Key": service}
+            if "shareable" in query
+            else {}
+        )
         return JSONResponse(
             {
                 "service": service,
+                "served": served,
                 "method": request.method,
                 "raw_path": request.scope["raw_path"].decode("latin-1"),
                 "query": request.scope["query_string"].decode("latin-1"),
@@ -95,6 +105,7 @@ def upstream_app(service: str, *, jwks: dict[str, Any] | None = None) -> FastAPI
                 "Connection": "keep-alive, X-Upstream-Hop",
                 "X-Upstream-Hop": "1",
                 "Keep-Alive": "timeout=5",
+                **shared,
             },
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -19,6 +20,7 @@ from starlette.types import ASGIApp
 from gateway import forwarding
 from gateway.config import GatewaySettings
 from gateway.edge import Edge, ProxyEndpoint
+from gateway.edge_cache import EdgeCache, listen_for_purges
 from gateway.health import router as health_router
 from gateway.openapi import OpenApiCache
 from gateway.proxy import Gateway
@@ -81,9 +83,16 @@ async def _start(app: FastAPI) -> None:
             app.state.redis,
             window_seconds=settings.rate_limit_window_seconds,
             namespace=settings.redis_namespace,
+            local_budgets=frozenset(settings.rate_limit_local_budgets),
         ),
         routes=routes,
         trusted=forwarding.parse_networks(settings.trusted_proxies),
+        edge=EdgeCache(
+            max_entries=settings.edge_cache_max_entries,
+            max_body_bytes=settings.edge_cache_max_body_bytes,
+        )
+        if settings.edge_cache_enabled
+        else None,
     )
     app.state.openapi = OpenApiCache(
         client=app.state.http,
@@ -93,6 +102,18 @@ async def _start(app: FastAPI) -> None:
         title=TITLE,
         version=VERSION,
     )
+
+
+async def _hear_purges(app: FastAPI, stop: asyncio.Event) -> None:
+    gateway: Gateway = app.state.gateway
+    if gateway.edge is not None:
+        settings: GatewaySettings = app.state.settings
+        await listen_for_purges(gateway.edge, app.state.redis, settings.edge_purge_channel, stop)
+
+
+async def _sync_rate_limits(app: FastAPI, stop: asyncio.Event) -> None:
+    gateway: Gateway = app.state.gateway
+    await gateway.limiter.run_sync(stop, gateway.settings.rate_limit_sync_seconds)
 
 
 async def _stop(app: FastAPI) -> None:
@@ -156,7 +177,12 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
         title=TITLE,
         description="Single entry point of the shop platform's REST API.",
         routers=[health_router],
-        parts=ServiceParts(startup=[_start], shutdown=[_stop], verify_tokens=False),
+        parts=ServiceParts(
+            startup=[_start],
+            shutdown=[_stop],
+            background=[_hear_purges, _sync_rate_limits],
+            verify_tokens=False,
+        ),
         version=VERSION,
     )
     # The gateway's own schema is not the API's: /openapi.json serves the merged document

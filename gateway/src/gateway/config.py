@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from shopkit.edge import DEFAULT_PURGE_CHANNEL
 from shopkit.settings import SERVICE_PORTS, ServiceSettings, settings_config
 
 
@@ -77,8 +78,19 @@ class GatewaySettings(ServiceSettings):
     """Budgets by name (auth, checkout, read, write, webhook); JSON in the environment."""
     rate_limit_scale: float = Field(default=1.0, gt=0)
     """Multiplies every budget: load tests and demos raise all limits with one variable."""
+    rate_limit_local_budgets: list[str] = Field(default_factory=lambda: ["read"])
+    """Budgets whose anonymous requests are counted in memory and synchronised with Redis in
+    batches (see `gateway.ratelimit`); the others are counted in Redis on every request."""
+    rate_limit_sync_seconds: float = Field(default=0.05, gt=0, le=5)
     redis_namespace: str = ""
     """Prefix of the gateway's Redis keys (rate-limit counters); test runs set a unique one."""
+
+    edge_cache_enabled: bool = True
+    """Keep the answers services mark shareable (`Surrogate-Control`) in memory."""
+    edge_cache_max_entries: int = Field(default=10_000, ge=1)
+    edge_cache_max_body_bytes: int = Field(default=256 * 1024, ge=1)
+    edge_purge_channel: str = DEFAULT_PURGE_CHANNEL
+    """Redis channel on which services announce writes that invalidate shared answers."""
 
     openapi_cache_seconds: float = Field(default=60.0, ge=0)
 

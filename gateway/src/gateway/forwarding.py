@@ -11,6 +11,7 @@ import re
 import secrets
 from collections.abc import Iterable
 
+from shopkit.edge import SURROGATE_CONTROL, SURROGATE_KEY
 from shopkit.forwarding import Networks, chain_client, forwarded_chain, parse_networks
 
 __all__ = ["Networks", "chain_client", "forwarded_chain", "parse_networks"]
@@ -132,8 +133,12 @@ _SET_BY_GATEWAY = frozenset({b"x-request-id", b"server", b"date"})
 """The gateway's own server states these; the upstream's copy would be a duplicate."""
 
 
+_FOR_THE_EDGE = frozenset({SURROGATE_CONTROL.encode(), SURROGATE_KEY.encode()})
+
+
 def response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """Upstream response headers minus hop-by-hop ones (body framing is redone by the server)."""
+    """Upstream response headers minus hop-by-hop ones (body framing is redone by the server)
+    and the directives addressed to the gateway's edge cache alone."""
     items = [(name.lower(), value) for name, value in raw]
     listed = {
         token.strip().lower().encode()
@@ -147,4 +152,5 @@ def response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, by
         if name.decode("latin-1") not in HOP_BY_HOP
         and name not in listed
         and name != b"x-request-id"
+        and name not in _FOR_THE_EDGE
     ]

@@ -25,8 +25,9 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway import forwarding
 from gateway.config import GatewaySettings
+from gateway.edge_cache import EdgeCache, surrogate_headers
 from gateway.ratelimit import Admission, Identity, RateLimiter, RedisUnavailableError
-from gateway.routes import IDEMPOTENT_METHODS, Route, RouteTable
+from gateway.routes import IDEMPOTENT_METHODS, READ_METHODS, Route, RouteTable
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class Gateway:
     limiter: RateLimiter
     routes: RouteTable
     trusted: forwarding.Networks
+    edge: EdgeCache | None = None
 
     async def handle(self, request: Request) -> Response:
         request_id = forwarding.request_id(request.headers.get("x-request-id"))
@@ -118,10 +120,33 @@ class Gateway:
         ):
             return _too_large(self.settings.max_body_bytes)
 
-        response = await self._forward(request, route, chain, request_id, declared)
+        edge_target = self._edge_target(request, principal)
+        response = None
+        if edge_target is not None and self.edge is not None:
+            response = self.edge.lookup(route.service, edge_target)
+        if response is None:
+            response = await self._forward(
+                request, route, chain, request_id, declared, edge_target=edge_target
+            )
+        if self.edge is not None and method not in READ_METHODS:
+            # Read-your-writes through this replica, before the purge channel says so.
+            self.edge.purge(service=route.service)
         if decision is not None:
             response.headers.update(decision.headers())
         return response
+
+    def _edge_target(self, request: Request, principal: Principal | None) -> str | None:
+        """The edge cache's key for this request, or None when it may not share answers:
+        only GETs of callers who see what everyone sees (no token, or a valid one without the
+        admin role; an invalid or revoked token is the service's to judge)."""
+        if self.edge is None or request.method != "GET":
+            return None
+        if "authorization" in request.headers and (principal is None or principal.is_admin):
+            return None
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        target: str = raw_path.decode("latin-1")
+        query = request.scope.get("query_string", b"")
+        return f"{target}?{query.decode('latin-1')}" if query else target
 
     async def _authenticate(
         self, request: Request, route: Route
@@ -174,6 +199,8 @@ class Gateway:
         chain: list[str],
         request_id: str,
         declared_length: str | None,
+        *,
+        edge_target: str | None,
     ) -> Response:
         base = self.settings.upstreams.get(route.service)
         if base is None:
@@ -217,6 +244,7 @@ class Gateway:
             method, target, headers=headers, content=content, timeout=timeout
         )
         attempts = 1 + (self.settings.retries if retryable else 0)
+        epoch = self.edge.begin(route.service) if self.edge is not None and edge_target else 0
         for attempt in range(attempts):
             try:
                 response = await self._send(upstream, streamed)
@@ -235,7 +263,18 @@ class Gateway:
                 return _too_large(self.settings.max_body_bytes)
             except httpx.HTTPError as exc:
                 return _failed(route, "bad_response", exc)
-        return await self._relay(response)
+        relayed = await self._relay(response)
+        if edge_target is not None and self.edge is not None:
+            control, key = surrogate_headers(response.headers.raw)
+            self.edge.offer(
+                route.service,
+                edge_target,
+                epoch=epoch,
+                surrogate_control=control,
+                surrogate_key=key,
+                response=relayed,
+            )
+        return relayed
 
     async def _read_body(self, request: Request) -> bytes:
         body = bytearray()

@@ -2,6 +2,14 @@
 
 Rate limits are a sliding-window counter per budget, per client IP and per user.
 
+Anonymous requests of the high-volume budgets (`local_budgets`, reads by default) need no
+answer from Redis of their own, so they are counted here instead: the first request of a client
+in a window takes the exact path (learning the shared counts), the following ones are decided on
+the local count and added to Redis in batches every `sync_seconds`, which also brings back what
+the other replicas counted. One replica is exactly as strict as with a round trip per request;
+several may together admit what the others counted within one sync interval more. Credential,
+checkout and write budgets, and every request with a token, keep the round trip.
+
 The estimate for a window is `previous * (1 - elapsed / window) + current`, which smooths the
 burst a fixed window allows at its edges while costing two small keys per identity. One Lua
 call checks and counts every identity of a request atomically; a refused request is not
@@ -10,13 +18,18 @@ counted, so a client that backs off recovers as its window slides.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import time
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from shopkit.loops import every
 from shopkit.security import DENIED_JTI_PREFIX
+
+log = logging.getLogger(__name__)
 
 # One round trip per request for everything the gateway asks Redis.
 # KEYS[1]: the denied-jti key of the caller's token (a key that never exists when anonymous);
@@ -52,6 +65,47 @@ end
 result[2 * n + 2] = allowed
 return result
 """
+
+
+# Adds what was counted locally to the shared counts. KEYS: (current, previous) per live
+# counter, then the key of each window that ended before its count was sent. ARGV: window ms,
+# the number of live counters, then the count to add for each live counter and each ended key.
+# Returns the shared (current, previous) of each live counter.
+_SYNC = """
+local window = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local function add(key, count)
+  if count > 0 then
+    local total = redis.call('INCRBY', key, count)
+    if total == count then
+      redis.call('PEXPIRE', key, 2 * window)
+    end
+    return total
+  end
+  return tonumber(redis.call('GET', key) or '0')
+end
+local result = {}
+for i = 1, n do
+  result[2 * i - 1] = add(KEYS[2 * i - 1], tonumber(ARGV[2 + i]))
+  result[2 * i] = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
+end
+for j = 2 * n + 1, #KEYS do
+  add(KEYS[j], tonumber(ARGV[2 + n + j - 2 * n]))
+end
+return result
+"""
+
+
+@dataclass
+class _LocalCount:
+    """One identity's window as this replica knows it."""
+
+    index: int
+    current: int
+    """Shared count of the window at the last sync, plus what was admitted here since."""
+    previous: int
+    unsent: int = 0
+    """Admitted here and not yet added in Redis."""
 
 
 class RedisUnavailableError(Exception):
@@ -99,13 +153,28 @@ class Decision:
 class RateLimiter:
     """Admission in Redis: is the caller's token revoked, and may it spend from its budget."""
 
-    def __init__(self, redis: Redis, *, window_seconds: int, namespace: str = "") -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        window_seconds: int,
+        namespace: str = "",
+        local_budgets: frozenset[str] = frozenset(),
+        max_local_counts: int = 100_000,
+    ) -> None:
         self._redis = redis
         self._window_ms = window_seconds * 1000
         self._window = window_seconds
         self._prefix = f"{namespace}gw:rl"
         self._anonymous = f"{namespace}gw:anonymous"
         self._script = redis.register_script(_ADMIT)
+        self._sync_script = redis.register_script(_SYNC)
+        self._local_budgets = local_budgets
+        self._max_local_counts = max_local_counts
+        self._local: dict[str, _LocalCount] = {}
+        self._ended: dict[str, int] = {}
+        """Counts of windows that ended before they were sent, by key."""
+        self._sync_failing = False
 
     async def admit(
         self, budget: str, identities: list[Identity], *, token_id: str | None
@@ -117,9 +186,27 @@ class RateLimiter:
         """
         now_ms = int(time.time() * 1000)
         index, elapsed = divmod(now_ms, self._window_ms)
+        if token_id is None and len(identities) == 1 and budget in self._local_budgets:
+            base = self._base(budget, identities[0])
+            if base in self._local:
+                return self._admit_locally(base, identities[0], index, elapsed)
+            return await self._admit_first(base, budget, identities[0], index, elapsed)
+        return await self._admit_exactly(budget, identities, token_id, index, elapsed)
+
+    def _base(self, budget: str, identity: Identity) -> str:
+        return f"{self._prefix}:{budget}:{identity.kind}:{identity.value}"
+
+    async def _count_in_redis(
+        self,
+        budget: str,
+        identities: list[Identity],
+        token_id: str | None,
+        index: int,
+        elapsed: int,
+    ) -> list[int]:
         keys = [DENIED_JTI_PREFIX + token_id if token_id else self._anonymous]
         for identity in identities:
-            base = f"{self._prefix}:{budget}:{identity.kind}:{identity.value}"
+            base = self._base(budget, identity)
             keys += [f"{base}:{index}", f"{base}:{index - 1}"]
         try:
             result = await self._script(
@@ -127,17 +214,112 @@ class RateLimiter:
             )
         except RedisError as exc:
             raise RedisUnavailableError from exc
-        if int(result[0]) == 1:
+        return [int(value) for value in result]
+
+    async def _admit_exactly(
+        self,
+        budget: str,
+        identities: list[Identity],
+        token_id: str | None,
+        index: int,
+        elapsed: int,
+    ) -> Admission:
+        result = await self._count_in_redis(budget, identities, token_id, index, elapsed)
+        if result[0] == 1:
             return Admission(revoked=True, decision=None)
         if not identities:
             return Admission(revoked=False, decision=None)
-        allowed = int(result[-1]) == 1
+        allowed = result[-1] == 1
         decisions = [
-            self._decide(identity, int(result[1 + 2 * i]), int(result[2 + 2 * i]), elapsed, allowed)
+            self._decide(identity, result[1 + 2 * i], result[2 + 2 * i], elapsed, allowed)
             for i, identity in enumerate(identities)
         ]
         decision = min(decisions, key=lambda d: (d.allowed, d.remaining, -d.retry_after))
         return Admission(revoked=False, decision=decision)
+
+    async def _admit_first(
+        self, base: str, budget: str, identity: Identity, index: int, elapsed: int
+    ) -> Admission:
+        """A client's first request here: counted in Redis, which tells its shared counts."""
+        try:
+            _, current, previous, allowed = await self._count_in_redis(
+                budget, [identity], None, index, elapsed
+            )
+        except RedisUnavailableError:
+            # Counted here alone until Redis is back, rather than not at all.
+            current, previous, allowed = 0, 0, -1
+        if base not in self._local and len(self._local) < self._max_local_counts:
+            self._local[base] = _LocalCount(index=index, current=current, previous=previous)
+        if allowed == -1:
+            if base not in self._local:
+                raise RedisUnavailableError
+            return self._admit_locally(base, identity, index, elapsed)
+        decision = self._decide(identity, current, previous, elapsed, allowed == 1)
+        return Admission(revoked=False, decision=decision)
+
+    def _admit_locally(self, base: str, identity: Identity, index: int, elapsed: int) -> Admission:
+        count = self._local[base]
+        if count.index != index:
+            self._roll(base, count, index)
+        window = self._window_ms
+        allowed = count.previous * (window - elapsed) / window + count.current + 1 <= identity.limit
+        if allowed:
+            count.current += 1
+            count.unsent += 1
+        decision = self._decide(identity, count.current, count.previous, elapsed, allowed)
+        return Admission(revoked=False, decision=decision)
+
+    def _roll(self, base: str, count: _LocalCount, index: int) -> None:
+        """The window ended: what it counted here still goes to its key at the next sync."""
+        self._set_aside(f"{base}:{count.index}", count.unsent)
+        count.previous = count.current if count.index == index - 1 else 0
+        count.index, count.current, count.unsent = index, 0, 0
+
+    def _set_aside(self, key: str, count: int) -> None:
+        if count > 0:
+            self._ended[key] = self._ended.get(key, 0) + count
+
+    async def sync(self) -> None:
+        """Send what was counted here and learn what the other replicas counted; forget
+        clients idle for two windows. Redis being down only delays this to a later round."""
+        index = int(time.time() * 1000) // self._window_ms
+        for base in [b for b, c in self._local.items() if c.index < index - 1]:
+            idle = self._local.pop(base)
+            self._set_aside(f"{base}:{idle.index}", idle.unsent)
+        live = [(base, count, count.index, count.unsent) for base, count in self._local.items()]
+        ended, self._ended = self._ended, {}
+        if not live and not ended:
+            return
+        keys: list[str] = []
+        for base, _, window_index, _ in live:
+            keys += [f"{base}:{window_index}", f"{base}:{window_index - 1}"]
+        keys += ended
+        args = [self._window_ms, len(live), *(sent for *_, sent in live), *ended.values()]
+        try:
+            result = await self._sync_script(keys=keys, args=args)
+        except RedisError as exc:
+            for key, unsent in ended.items():
+                self._set_aside(key, unsent)
+            if not self._sync_failing:
+                log.warning("rate limit counts not synchronised", extra={"error": repr(exc)})
+            self._sync_failing = True
+            return
+        self._sync_failing = False
+        for i, (base, count, window_index, sent) in enumerate(live):
+            if count.index != window_index:
+                # It rolled while in flight: what was sent is not part of the ended window's
+                # remainder set aside by `_roll`.
+                key = f"{base}:{window_index}"
+                self._ended[key] = self._ended.get(key, 0) - sent
+                continue
+            count.unsent -= sent
+            count.current = int(result[2 * i]) + count.unsent
+            count.previous = int(result[2 * i + 1])
+
+    async def run_sync(self, stop: asyncio.Event, seconds: float) -> None:
+        """Synchronise every `seconds` until `stop`, then once more for the last counts."""
+        await every(stop, seconds, self.sync, name="rate-limit-sync")
+        await self.sync()
 
     def _decide(
         self, identity: Identity, current: int, previous: int, elapsed: int, allowed: bool

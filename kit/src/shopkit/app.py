@@ -118,6 +118,10 @@ def create_service(
         docs_url="/docs",
         openapi_url="/openapi.json",
         redoc_url=None,
+        # FastAPI's own OpenTelemetry layer would wrap every request in a second server span
+        # and metric set on top of the instrumentation and Prometheus metrics installed below
+        # (and, in the gateway, around the proxy path that is meant to skip the framework).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(app)
     install_problem_openapi(app)

@@ -54,11 +54,14 @@ async def running_catalog(**overrides: Any) -> AsyncIterator[Running]:
     async with migrated_catalog() as database:
         prefix = f"test-catalog-{unique_suffix()}:"
         settings = CatalogSettings(
-            mongo_database=database,
-            kafka_namespace=kafka_namespace(),
-            cache_prefix=prefix,
-            consumer_max_attempts=3,
-            **overrides,
+            **{
+                "mongo_database": database,
+                "kafka_namespace": kafka_namespace(),
+                "cache_prefix": prefix,
+                "edge_purge_channel": f"{prefix}edge:purge",
+                "consumer_max_attempts": 3,
+                **overrides,
+            }
         )
         tokens = TestTokens()
         app = build_app(settings)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from contracts import new_id
 
@@ -268,6 +270,53 @@ async def test_no_stale_price_after_an_update(shop: dict[str, Any]) -> None:
     await service.client.patch(
         f"/api/products/{product['id']}", json={"price": product["price"]}, headers=service.admin()
     )
+
+
+async def test_public_reads_may_be_shared_at_the_edge_and_every_write_purges_them(
+    shop: dict[str, Any],
+) -> None:
+    service: Running = shop["service"]
+    product = shop["products"][1]
+    public_reads = [
+        "/api/products?q=sony",
+        f"/api/products/{product['slug']}",
+        "/api/products/categories",
+    ]
+    customer = service.tokens.headers()
+    for path in public_reads:
+        for headers in ({}, customer):
+            response = await service.client.get(path, headers=headers)
+            assert response.status_code == 200
+            assert response.headers["surrogate-control"] == "max-age=60"
+            assert response.headers["surrogate-key"] == "catalog"
+    for path in public_reads[:2]:
+        # An admin also sees inactive products: that answer is the admin's alone.
+        admin_view = await service.client.get(path, headers=service.admin())
+        assert "surrogate-control" not in admin_view.headers
+    missing = await service.client.get(f"/api/products/{new_id()}")
+    assert missing.status_code == 404
+    assert "surrogate-control" not in missing.headers
+
+    redis = Redis.from_url(service.settings.redis_url)
+    channel = redis.pubsub(ignore_subscribe_messages=True)
+    try:
+        await channel.subscribe(service.settings.edge_purge_channel)
+        response = await service.client.patch(
+            f"/api/products/{product['id']}",
+            json={"description": "Purged at the edge."},
+            headers=service.admin(),
+        )
+        assert response.status_code == 200
+        deadline = time.monotonic() + 5
+        message = None
+        while message is None and time.monotonic() < deadline:
+            # (None also when what was read was the subscription's confirmation)
+            message = await channel.get_message(timeout=1)
+        assert message is not None, "no purge was published"
+        assert message["data"] == b"catalog"
+    finally:
+        await channel.aclose()  # type: ignore[no-untyped-call]
+        await redis.aclose()
 
 
 async def test_categories_come_back_as_a_tree(shop: dict[str, Any]) -> None:

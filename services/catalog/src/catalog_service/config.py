@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pydantic import Field
+from shopkit.edge import DEFAULT_PURGE_CHANNEL
 from shopkit.settings import ServiceSettings, settings_config
 
 
@@ -15,6 +16,11 @@ class CatalogSettings(ServiceSettings):
     cache_prefix: str = "catalog:"
     """Prefix of every Redis key of this service (test runs use their own)."""
     cache_ttl_seconds: int = Field(default=300, ge=1)
+    edge_max_age_seconds: int = Field(default=60, ge=0)
+    """How long the gateway may keep public product pages, listings and the category tree
+    (0: never). Every write purges them at once; this only bounds a missed purge."""
+    edge_purge_channel: str = DEFAULT_PURGE_CHANNEL
+    """Redis channel on which the gateway hears that the catalog changed."""
     trending_window_days: int = Field(default=7, ge=1, le=30)
     trending_size: int = Field(default=10, ge=1, le=50)
     lock_wait_seconds: float = Field(default=10.0, gt=0)

@@ -37,7 +37,10 @@ async def open_catalog(app: FastAPI) -> None:
         settings=settings,
         db=db,
         cache=Cache(
-            app.state.redis, prefix=settings.cache_prefix, ttl_seconds=settings.cache_ttl_seconds
+            app.state.redis,
+            prefix=settings.cache_prefix,
+            ttl_seconds=settings.cache_ttl_seconds,
+            purge_channel=settings.edge_purge_channel,
         ),
         trending=Trending(
             app.state.redis,

@@ -6,9 +6,10 @@ from typing import Annotated
 from contracts.types import utc_now
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import WithJsonSchema
+from shopkit.edge import shareable
 from shopkit.params import Uuid7
 from shopkit.problems import UnauthorizedError, responses
-from shopkit.security import AdminUser, CurrentUser, OptionalUser
+from shopkit.security import AdminUser, CurrentUser, OptionalUser, Principal
 from starlette.convertors import Convertor, register_url_convertor
 
 from catalog_service.errors import (
@@ -22,7 +23,8 @@ from catalog_service.errors import (
     UnknownCategoryError,
     UnknownParameterError,
 )
-from catalog_service.resources import CatalogDep
+from catalog_service.repository.cache import EDGE_KEY
+from catalog_service.resources import Catalog, CatalogDep
 from catalog_service.schemas import (
     ID_OR_SLUG_PATTERN,
     RESERVED_SLUGS,
@@ -126,6 +128,16 @@ def _attribute_filters(request: Request) -> dict[str, str]:
     return found
 
 
+def _public_read(catalog: Catalog, body: bytes, viewer: Principal | None) -> Response:
+    """A read answer; what every non-admin sees alike may be kept at the gateway's edge (the
+    cache invalidation purges it there too)."""
+    response = Response(body, media_type=JSON)
+    max_age = catalog.settings.edge_max_age_seconds
+    if max_age and not (viewer is not None and viewer.is_admin):
+        response.headers.update(shareable(key=EDGE_KEY, max_age=max_age))
+    return response
+
+
 @router.get(
     "",
     response_model=ProductList,
@@ -165,12 +177,12 @@ async def list_products(
         cursor=cursor,
     )
     body = await listing.list_products(catalog, query=query, viewer=viewer)
-    return Response(body, media_type=JSON)
+    return _public_read(catalog, body, viewer)
 
 
 @router.get("/categories", response_model=CategoryTree)
 async def category_tree(catalog: CatalogDep) -> Response:
-    return Response(await categories.category_tree(catalog), media_type=JSON)
+    return _public_read(catalog, await categories.category_tree(catalog), viewer=None)
 
 
 @router.post(
@@ -225,7 +237,7 @@ async def get_product(
     """A product by id or slug. (One path template with the writes below, so that a 405 on it
     lists every method the resource has.)"""
     body = await products.get_product(catalog, id_or_slug=product_id, viewer=viewer)
-    return Response(body, media_type=JSON)
+    return _public_read(catalog, body, viewer)
 
 
 _WRITE_ERRORS = responses(

@@ -2,7 +2,8 @@
 
 Every cached entry lives under the current *generation*; each catalog write bumps it, so a
 write invalidates everything at once and nothing stale can be served after it returns. Reading
-the generation and the entry is one round trip (a small Lua script).
+the generation and the entry is one round trip (a small Lua script). The bump and the purge
+of the gateway's edge copies (`shopkit.edge`) are one Redis transaction.
 
 Redis is an accelerator here, not a store: when it cannot be reached, reads go to MongoDB and
 writes still succeed (the bump is retried, then logged; entries expire after their TTL anyway).
@@ -16,6 +17,9 @@ import logging
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+EDGE_KEY = "catalog"
+"""Surrogate key of every catalog response the gateway may keep."""
+
 log = logging.getLogger(__name__)
 
 _GET = """
@@ -28,8 +32,11 @@ UNCACHED = ""
 
 
 class Cache:
-    def __init__(self, redis: Redis, *, prefix: str, ttl_seconds: int) -> None:
+    def __init__(
+        self, redis: Redis, *, prefix: str, ttl_seconds: int, purge_channel: str | None = None
+    ) -> None:
         self.redis = redis
+        self.purge_channel = purge_channel
         self.prefix = prefix
         self.ttl = ttl_seconds
         self._generation_key = f"{prefix}cache:generation"
@@ -62,7 +69,11 @@ class Cache:
     async def invalidate(self) -> None:
         for attempt in range(3):
             try:
-                await self.redis.incr(self._generation_key)
+                async with self.redis.pipeline(transaction=True) as bump:
+                    bump.incr(self._generation_key)
+                    if self.purge_channel:
+                        bump.publish(self.purge_channel, EDGE_KEY)
+                    await bump.execute()
                 return
             except RedisError as exc:
                 if attempt == 2:

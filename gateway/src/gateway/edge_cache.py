@@ -1,0 +1,184 @@
+"""The edge cache: answers the services marked shareable, kept in the gateway's memory.
+
+A service opts a response in with `Surrogate-Control: max-age=N` and `Surrogate-Key`
+(`shopkit.edge`); only GET answers of 200 to callers who see what everyone sees (anonymous, or
+a valid token without the admin role) are kept or served. Correctness rests on purges, the TTL
+only bounds a missed one:
+
+* every write a service makes publishes its surrogate key on a Redis channel, and every gateway
+  replica drops the entries tagged with it;
+* a write that passes through this gateway drops that service's entries here before its
+  answer is relayed, so a caller reads its own write without waiting for the channel;
+* an answer fetched while a purge happened is not kept (it may predate the write);
+* without a live subscription (Redis down, reconnecting) nothing is served or kept, and every
+  (re)subscription starts from an empty cache, since purges sent meanwhile were missed.
+
+Across replicas a purge arrives within the channel's delivery time, as with a CDN's purge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from prometheus_client import Counter
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from shopkit.edge import SURROGATE_CONTROL, SURROGATE_KEY, parse_max_age
+from shopkit.loops import close_quietly, sleep_or_stop
+from starlette.responses import Response
+
+log = logging.getLogger(__name__)
+
+EDGE_LOOKUPS = Counter(
+    "shop_gateway_edge_cache_total", "Edge cache lookups by outcome", ["service", "outcome"]
+)
+
+RESUBSCRIBE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Entry:
+    service: str
+    tags: frozenset[str]
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    stored: float
+    expires: float
+
+
+class EdgeCache:
+    """Shareable answers by request target (path and query), least recently used first out."""
+
+    def __init__(self, *, max_entries: int, max_body_bytes: int) -> None:
+        self._entries: OrderedDict[str, Entry] = OrderedDict()
+        self._max_entries = max_entries
+        self._max_body_bytes = max_body_bytes
+        self._epoch = 0
+        self._services: set[str] = set()
+        """Services whose answers were ever asked for here: only their writes purge."""
+        self.live = False
+        """True while purges are being heard; nothing is served or kept otherwise."""
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def begin(self, service: str) -> int:
+        """Before fetching a shareable answer: the epoch to hand to `offer`. It changes with
+        every purge, and an answer fetched across a change is not kept."""
+        self._services.add(service)
+        return self._epoch
+
+    def lookup(self, service: str, target: str) -> Response | None:
+        if not self.live:
+            return None
+        entry = self._entries.get(target)
+        now = time.monotonic()
+        if entry is None or entry.expires <= now:
+            if entry is not None:
+                del self._entries[target]
+            EDGE_LOOKUPS.labels(service, "miss").inc()
+            return None
+        self._entries.move_to_end(target)
+        EDGE_LOOKUPS.labels(service, "hit").inc()
+        response = Response(content=entry.body, status_code=entry.status)
+        response.raw_headers = [
+            *entry.headers,
+            (b"age", str(int(now - entry.stored)).encode()),
+            (b"x-cache", b"hit"),
+        ]
+        return response
+
+    def offer(
+        self,
+        service: str,
+        target: str,
+        *,
+        epoch: int,
+        surrogate_control: str | None,
+        surrogate_key: str | None,
+        response: Response,
+    ) -> None:
+        """Keep `response` if its service marked it shareable and nothing was purged since
+        `epoch` (read before the request was sent)."""
+        max_age = parse_max_age(surrogate_control)
+        if (
+            max_age is None
+            or not self.live
+            or epoch != self._epoch
+            or response.status_code != 200
+            or type(response) is not Response  # a streamed answer has no body to keep
+            or len(response.body) > self._max_body_bytes
+        ):
+            return
+        now = time.monotonic()
+        self._entries[target] = Entry(
+            service=service,
+            tags=frozenset((surrogate_key or "").split()),
+            status=response.status_code,
+            headers=list(response.raw_headers),
+            body=bytes(response.body),
+            stored=now,
+            expires=now + max_age,
+        )
+        self._entries.move_to_end(target)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+        response.raw_headers.append((b"x-cache", b"miss"))
+
+    def purge(self, *, tag: str | None = None, service: str | None = None) -> None:
+        """Drop the entries with this surrogate key or of this service (everything if neither)."""
+        if tag is None and service is not None and service not in self._services:
+            return  # nothing of it was ever fetched for sharing: no entry, no fill in flight
+        self._epoch += 1
+        if tag is None and service is None:
+            self._entries.clear()
+            return
+        stale = [
+            target
+            for target, entry in self._entries.items()
+            if (tag is not None and tag in entry.tags) or entry.service == service
+        ]
+        for target in stale:
+            del self._entries[target]
+
+
+def surrogate_headers(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
+    """Surrogate-Control and Surrogate-Key of an upstream answer (its raw headers)."""
+    control = key = None
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == SURROGATE_CONTROL.encode():
+            control = value.decode("latin-1")
+        elif lowered == SURROGATE_KEY.encode():
+            key = value.decode("latin-1")
+    return control, key
+
+
+async def listen_for_purges(
+    cache: EdgeCache, redis: Redis, channel: str, stop: asyncio.Event
+) -> None:
+    """Keep a subscription to the purge channel; the cache is live only while it holds."""
+    while not stop.is_set():
+        pubsub = redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(channel)
+            cache.purge()  # purges sent before this subscription were missed
+            cache.live = True
+            while not stop.is_set():
+                message = await pubsub.get_message(timeout=1.0)
+                if message is not None and message["type"] == "message":
+                    data = message["data"]
+                    cache.purge(tag=data.decode() if isinstance(data, bytes) else str(data))
+        except (RedisError, OSError) as exc:
+            log.warning("edge cache purge channel lost", extra={"error": repr(exc)})
+        finally:
+            cache.live = False
+            cache.purge()
+            await close_quietly(pubsub.aclose())  # type: ignore[no-untyped-call]
+        if await sleep_or_stop(stop, RESUBSCRIBE_SECONDS):
+            return

@@ -1,0 +1,213 @@
+"""The edge cache in front of real upstream servers, purged through real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import httpx
+from gateway.edge_cache import EdgeCache
+from gateway.testing import free_port
+from redis.asyncio import Redis
+from shopkit.settings import ServiceSettings
+from starlette.responses import Response
+
+from contracts import new_id
+
+from .conftest import Stack, random_ip
+
+SHAREABLE = "/api/products/shared?shareable=60"
+
+
+def served(response: httpx.Response) -> int:
+    """How many requests the upstream had answered when it made this body."""
+    value: int = response.json()["served"]
+    return value
+
+
+async def test_a_shareable_answer_is_served_from_the_edge_without_its_directives(
+    stack: Stack,
+) -> None:
+    path = f"{SHAREABLE}&case={new_id()}"
+    first = await stack.client.get(path, headers=stack.headers())
+    second = await stack.client.get(path, headers=stack.headers())
+    assert first.status_code == second.status_code == 200
+    assert first.headers["x-cache"] == "miss"
+    assert second.headers["x-cache"] == "hit"
+    assert second.content == first.content  # the upstream was not asked again
+    assert int(second.headers["age"]) >= 0
+    for response in (first, second):
+        assert "surrogate-control" not in response.headers
+        assert "surrogate-key" not in response.headers
+        assert "ratelimit-limit" in response.headers  # still counted against the caller
+    assert second.headers["x-request-id"] != first.headers["x-request-id"]
+
+
+async def test_unmarked_answers_and_other_queries_are_not_shared(stack: Stack) -> None:
+    path = f"/api/products/plain?case={new_id()}"
+    first = await stack.client.get(path, headers=stack.headers())
+    second = await stack.client.get(path, headers=stack.headers())
+    assert served(second) > served(first)
+    assert "x-cache" not in second.headers
+
+    shared = f"{SHAREABLE}&case={new_id()}"
+    await stack.client.get(shared, headers=stack.headers())
+    other_query = await stack.client.get(shared + "&page=2", headers=stack.headers())
+    assert other_query.headers["x-cache"] == "miss"
+
+
+async def test_errors_are_not_kept(stack: Stack) -> None:
+    path = f"{SHAREABLE}&status=404&case={new_id()}"
+    first = await stack.client.get(path, headers=stack.headers())
+    second = await stack.client.get(path, headers=stack.headers())
+    assert first.status_code == second.status_code == 404
+    assert served(second) > served(first)
+
+
+async def test_customers_share_the_anonymous_copy_but_admins_and_bad_tokens_do_not(
+    stack: Stack,
+) -> None:
+    path = f"{SHAREABLE}&case={new_id()}"
+    anonymous = await stack.client.get(path, headers=stack.headers())
+    customer = await stack.client.get(path, headers=stack.headers(user=new_id()))
+    assert customer.headers["x-cache"] == "hit"
+    assert customer.content == anonymous.content
+
+    admin_token = stack.tokens.mint(new_id(), roles=("customer", "admin"))
+    admin = await stack.client.get(
+        path, headers=stack.headers(Authorization=f"Bearer {admin_token}")
+    )
+    assert "x-cache" not in admin.headers
+    assert served(admin) > served(anonymous)  # what an admin sees may differ: asked upstream
+
+    forged = await stack.client.get(path, headers=stack.headers(Authorization="Bearer not-a-token"))
+    assert "x-cache" not in forged.headers  # the service judges a bad token, not the cache
+    # And neither of them replaced the shared copy.
+    again = await stack.client.get(path, headers=stack.headers())
+    assert again.content == anonymous.content
+
+
+async def test_a_write_through_the_gateway_purges_that_service_before_it_is_answered(
+    stack: Stack,
+) -> None:
+    path = f"{SHAREABLE}&case={new_id()}"
+    before = await stack.client.get(path, headers=stack.headers())
+    orders = f"/api/orders/shared?shareable=60&case={new_id()}"
+    other_service = await stack.client.get(orders, headers=stack.headers(user=new_id()))
+
+    write = await stack.client.patch(
+        "/api/products/p-1", json={"price": 1}, headers=stack.headers(user=new_id())
+    )
+    assert write.status_code == 200
+
+    after = await stack.client.get(path, headers=stack.headers())
+    assert after.headers["x-cache"] == "miss"
+    assert served(after) > served(before)
+    untouched = await stack.client.get(orders, headers=stack.headers(user=new_id()))
+    assert untouched.headers["x-cache"] == "hit"
+    assert untouched.content == other_service.content
+
+
+async def test_a_purge_published_by_a_service_reaches_the_gateway(stack: Stack) -> None:
+    path = f"{SHAREABLE}&case={new_id()}"
+    await stack.client.get(path, headers=stack.headers())
+    assert (await stack.client.get(path, headers=stack.headers())).headers["x-cache"] == "hit"
+
+    redis = Redis.from_url(ServiceSettings().redis_url)
+    try:
+        # The upstream's surrogate key is its service name.
+        assert await redis.publish(stack.settings.edge_purge_channel, "catalog") >= 1
+    finally:
+        await redis.aclose()
+    deadline = time.monotonic() + 5
+    while True:
+        response = await stack.client.get(path, headers=stack.headers())
+        if response.headers["x-cache"] == "miss":
+            break
+        assert time.monotonic() < deadline, "the purge never arrived"
+        await asyncio.sleep(0.01)
+
+
+async def test_without_the_purge_channel_nothing_is_shared(
+    make_gateway: Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]],
+) -> None:
+    async with make_gateway(redis_url=f"redis://127.0.0.1:{free_port()}/0") as gateway:
+        path = f"{SHAREABLE}&case={new_id()}"
+        headers = {"X-Forwarded-For": random_ip()}
+        first = await gateway.get(path, headers=headers)
+        second = await gateway.get(path, headers=headers)
+    assert first.status_code == second.status_code == 200
+    assert served(second) > served(first)
+    assert "x-cache" not in second.headers
+
+
+def _answer(body: dict[str, Any]) -> Response:
+    return Response(content=str(body).encode(), status_code=200)
+
+
+def test_an_answer_fetched_across_a_purge_is_not_kept() -> None:
+    cache = EdgeCache(max_entries=10, max_body_bytes=1024)
+    cache.live = True
+    epoch = cache.begin("catalog")
+    cache.purge(tag="catalog")  # a write landed while the answer was on its way
+    cache.offer(
+        "catalog",
+        "/p",
+        epoch=epoch,
+        surrogate_control="max-age=60",
+        surrogate_key="catalog",
+        response=_answer({"price": "old"}),
+    )
+    assert cache.lookup("catalog", "/p") is None
+
+    fresh = cache.begin("catalog")
+    cache.offer(
+        "catalog",
+        "/p",
+        epoch=fresh,
+        surrogate_control="max-age=60",
+        surrogate_key="catalog",
+        response=_answer({"price": "new"}),
+    )
+    hit = cache.lookup("catalog", "/p")
+    assert hit is not None
+    assert hit.body == str({"price": "new"}).encode()
+
+
+async def test_entries_expire_and_the_least_recently_used_leave_first() -> None:
+    cache = EdgeCache(max_entries=2, max_body_bytes=1024)
+    cache.live = True
+
+    def keep(target: str, control: str = "max-age=60") -> None:
+        cache.offer(
+            "catalog",
+            target,
+            epoch=cache.begin("catalog"),
+            surrogate_control=control,
+            surrogate_key="catalog",
+            response=_answer({"target": target}),
+        )
+
+    keep("/a")
+    keep("/b")
+    assert cache.lookup("catalog", "/a") is not None  # /b is now the least recently used
+    keep("/c")
+    assert cache.lookup("catalog", "/b") is None
+    assert cache.lookup("catalog", "/a") is not None
+    assert len(cache) == 2
+
+    keep("/never", control="no-store")
+    keep("/zero", control="max-age=0")
+    assert cache.lookup("catalog", "/never") is None
+    assert cache.lookup("catalog", "/zero") is None
+
+    keep("/brief", control="max-age=1")
+    assert cache.lookup("catalog", "/brief") is not None
+    await asyncio.sleep(1.05)
+    assert cache.lookup("catalog", "/brief") is None
+
+    cache.live = False  # purge channel lost: nothing is served
+    assert cache.lookup("catalog", "/a") is None
