@@ -36,9 +36,11 @@ async def test_backbone_benchmark_runs_at_a_small_size(monkeypatch: pytest.Monke
         "latency_rate_events_per_s",
         "latency_p50_ms",
         "latency_p99_ms",
+        "latency_from_creation_p99_ms",
     ):
         value = figures[name]
         assert isinstance(value, int | float) and value > 0, (name, value)
     assert figures["latency_p50_ms"] <= figures["latency_p99_ms"]  # type: ignore[operator]
     # Every event written at the fixed rate was handled and measured once.
     assert len(bench_backbone.latencies) == 50 * 2  # 2 writers x 25/s x 2 s
+    assert len(bench_backbone.handled_at) == 50 * 2  # each matched to its producer's commit
