@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass
@@ -99,7 +101,13 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     """The gateway, once per connection pool it can run on."""
     settings = gateway_settings(upstreams, upstream_transport=request.param)
-    async with app_client(build_app(settings)) as client:
+    app = build_app(settings)
+    async with app_client(app) as client:
+        # The edge cache serves once its purge subscription is confirmed, just after start-up.
+        deadline = time.monotonic() + 10
+        while not app.state.gateway.edge.live:
+            assert time.monotonic() < deadline, "the edge cache never subscribed to its purges"
+            await asyncio.sleep(0.01)
         yield Stack(client=client, tokens=tokens, upstreams=upstreams, settings=settings)
 
 

@@ -131,6 +131,34 @@ async def test_a_purge_published_by_a_service_reaches_the_gateway(stack: Stack) 
         await asyncio.sleep(0.01)
 
 
+async def test_a_lost_subscription_starts_the_cache_over(stack: Stack) -> None:
+    """Purges sent while the gateway was not subscribed are missed: what it kept before must
+    not be served once it is subscribed again."""
+    path = f"{SHAREABLE}&case={new_id()}"
+    kept = await stack.client.get(path, headers=stack.headers())
+    assert (await stack.client.get(path, headers=stack.headers())).headers["x-cache"] == "hit"
+
+    channel = stack.settings.edge_purge_channel
+    redis = Redis.from_url(ServiceSettings().redis_url, decode_responses=True)
+    try:
+        listeners = [c for c in await redis.client_list() if c["name"] == f"edge-purge:{channel}"]
+        assert len(listeners) == 1
+        await redis.client_kill_filter(_id=listeners[0]["id"])
+        await redis.publish(channel, "catalog")  # nobody hears this one
+    finally:
+        await redis.aclose()
+
+    deadline = time.monotonic() + 10
+    while True:
+        response = await stack.client.get(path, headers=stack.headers())
+        if response.headers.get("x-cache") == "miss":
+            break  # subscribed again, from an empty cache
+        assert time.monotonic() < deadline, "the subscription never came back"
+        await asyncio.sleep(0.05)
+    assert served(response) > served(kept)
+    assert (await stack.client.get(path, headers=stack.headers())).headers["x-cache"] == "hit"
+
+
 async def test_without_the_purge_channel_nothing_is_shared(
     make_gateway: Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]],
 ) -> None:

@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from httpx_aiohttp import AiohttpTransport
 from shopkit.app import ServiceParts, create_service
+from shopkit.loops import close_quietly
 from shopkit.security import TokenVerifier
 from starlette.responses import Response
 from starlette.routing import Route
@@ -20,7 +21,7 @@ from starlette.types import ASGIApp
 from gateway import forwarding
 from gateway.config import GatewaySettings
 from gateway.edge import Edge, ProxyEndpoint
-from gateway.edge_cache import EdgeCache, listen_for_purges
+from gateway.edge_cache import EdgeCache, listen_for_purges, purge_connection
 from gateway.health import router as health_router
 from gateway.openapi import OpenApiCache
 from gateway.proxy import Gateway
@@ -106,9 +107,14 @@ async def _start(app: FastAPI) -> None:
 
 async def _hear_purges(app: FastAPI, stop: asyncio.Event) -> None:
     gateway: Gateway = app.state.gateway
-    if gateway.edge is not None:
-        settings: GatewaySettings = app.state.settings
-        await listen_for_purges(gateway.edge, app.state.redis, settings.edge_purge_channel, stop)
+    if gateway.edge is None:
+        return
+    settings: GatewaySettings = app.state.settings
+    redis = purge_connection(settings.redis_url, settings.edge_purge_channel)
+    try:
+        await listen_for_purges(gateway.edge, redis, settings.edge_purge_channel, stop)
+    finally:
+        await close_quietly(redis.aclose())
 
 
 async def _sync_rate_limits(app: FastAPI, stop: asyncio.Event) -> None:

@@ -11,7 +11,8 @@ only bounds a missed one:
   answer is relayed, so a caller reads its own write without waiting for the channel;
 * an answer fetched while a purge happened is not kept (it may predate the write);
 * without a live subscription (Redis down, reconnecting) nothing is served or kept, and every
-  (re)subscription starts from an empty cache, since purges sent meanwhile were missed.
+  confirmed (re)subscription starts from an empty cache, since purges sent meanwhile were
+  missed.
 
 Across replicas a purge arrives within the channel's delivery time, as with a CDN's purge.
 """
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from shopkit.edge import SURROGATE_CONTROL, SURROGATE_KEY, parse_max_age
 from shopkit.loops import close_quietly, sleep_or_stop
@@ -159,19 +162,41 @@ def surrogate_headers(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, s
     return control, key
 
 
+def purge_connection(redis_url: str, channel: str) -> Redis:
+    """A client for the purge subscription alone. It never reconnects behind the listener's
+    back (redis-py would resubscribe silently, and purges sent meanwhile would be missed
+    unnoticed), and an idle connection is checked every few seconds."""
+    return Redis.from_url(
+        redis_url,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=5,
+        socket_timeout=10,
+        socket_connect_timeout=5,
+        socket_keepalive=True,
+        client_name=f"edge-purge:{channel}",
+    )
+
+
 async def listen_for_purges(
     cache: EdgeCache, redis: Redis, channel: str, stop: asyncio.Event
 ) -> None:
-    """Keep a subscription to the purge channel; the cache is live only while it holds."""
+    """Keep a subscription to the purge channel; the cache is live only while it holds.
+
+    The cache starts over (empty) when Redis confirms the subscription: a purge published
+    before that moment may have been missed, any published after it is heard.
+    """
     while not stop.is_set():
-        pubsub = redis.pubsub(ignore_subscribe_messages=True)
+        pubsub = redis.pubsub()
         try:
             await pubsub.subscribe(channel)
-            cache.purge()  # purges sent before this subscription were missed
-            cache.live = True
             while not stop.is_set():
                 message = await pubsub.get_message(timeout=1.0)
-                if message is not None and message["type"] == "message":
+                if message is None:
+                    continue
+                if message["type"] == "subscribe":
+                    cache.purge()
+                    cache.live = True
+                elif message["type"] == "message":
                     data = message["data"]
                     cache.purge(tag=data.decode() if isinstance(data, bytes) else str(data))
         except (RedisError, OSError) as exc:
