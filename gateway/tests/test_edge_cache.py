@@ -177,7 +177,7 @@ def _answer(body: dict[str, Any]) -> Response:
 
 
 def test_an_answer_fetched_across_a_purge_is_not_kept() -> None:
-    cache = EdgeCache(max_entries=10, max_body_bytes=1024)
+    cache = EdgeCache(max_bytes=4096, max_body_bytes=1024)
     cache.live = True
     epoch = cache.begin("catalog")
     cache.purge(tag="catalog")  # a write landed while the answer was on its way
@@ -203,10 +203,17 @@ def test_an_answer_fetched_across_a_purge_is_not_kept() -> None:
     hit = cache.lookup("catalog", "/p")
     assert hit is not None
     assert hit.body == str({"price": "new"}).encode()
+    assert cache.size_bytes == len(hit.body)
+
+    cache.purge(tag="other")
+    assert len(cache) == 1
+    cache.purge(tag="catalog")
+    assert (len(cache), cache.size_bytes) == (0, 0)
 
 
 async def test_entries_expire_and_the_least_recently_used_leave_first() -> None:
-    cache = EdgeCache(max_entries=2, max_body_bytes=1024)
+    body_size = len(_answer({"target": "/a"}).body)
+    cache = EdgeCache(max_bytes=2 * body_size, max_body_bytes=1024)
     cache.live = True
 
     def keep(target: str, control: str = "max-age=60") -> None:
@@ -226,6 +233,7 @@ async def test_entries_expire_and_the_least_recently_used_leave_first() -> None:
     assert cache.lookup("catalog", "/b") is None
     assert cache.lookup("catalog", "/a") is not None
     assert len(cache) == 2
+    assert cache.size_bytes == 2 * body_size
 
     keep("/never", control="no-store")
     keep("/zero", control="max-age=0")

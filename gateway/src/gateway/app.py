@@ -89,7 +89,7 @@ async def _start(app: FastAPI) -> None:
         routes=routes,
         trusted=forwarding.parse_networks(settings.trusted_proxies),
         edge=EdgeCache(
-            max_entries=settings.edge_cache_max_entries,
+            max_bytes=settings.edge_cache_max_bytes,
             max_body_bytes=settings.edge_cache_max_body_bytes,
         )
         if settings.edge_cache_enabled

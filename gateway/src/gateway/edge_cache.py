@@ -55,11 +55,13 @@ class Entry:
 
 
 class EdgeCache:
-    """Shareable answers by request target (path and query), least recently used first out."""
+    """Shareable answers by request target (path and query), within a budget of body bytes;
+    the least recently used leave first."""
 
-    def __init__(self, *, max_entries: int, max_body_bytes: int) -> None:
+    def __init__(self, *, max_bytes: int, max_body_bytes: int) -> None:
         self._entries: OrderedDict[str, Entry] = OrderedDict()
-        self._max_entries = max_entries
+        self._bytes = 0
+        self._max_bytes = max_bytes
         self._max_body_bytes = max_body_bytes
         self._epoch = 0
         self._services: set[str] = set()
@@ -69,6 +71,13 @@ class EdgeCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def _drop(self, target: str) -> None:
+        self._bytes -= len(self._entries.pop(target).body)
 
     def begin(self, service: str) -> int:
         """Before fetching a shareable answer: the epoch to hand to `offer`. It changes with
@@ -83,7 +92,7 @@ class EdgeCache:
         now = time.monotonic()
         if entry is None or entry.expires <= now:
             if entry is not None:
-                del self._entries[target]
+                self._drop(target)
             EDGE_LOOKUPS.labels(service, "miss").inc()
             return None
         self._entries.move_to_end(target)
@@ -119,6 +128,8 @@ class EdgeCache:
         ):
             return
         now = time.monotonic()
+        if target in self._entries:
+            self._drop(target)
         self._entries[target] = Entry(
             service=service,
             tags=frozenset((surrogate_key or "").split()),
@@ -128,9 +139,9 @@ class EdgeCache:
             stored=now,
             expires=now + max_age,
         )
-        self._entries.move_to_end(target)
-        while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
+        self._bytes += len(response.body)
+        while self._bytes > self._max_bytes:
+            self._drop(next(iter(self._entries)))
         response.raw_headers.append((b"x-cache", b"miss"))
 
     def purge(self, *, tag: str | None = None, service: str | None = None) -> None:
@@ -140,6 +151,7 @@ class EdgeCache:
         self._epoch += 1
         if tag is None and service is None:
             self._entries.clear()
+            self._bytes = 0
             return
         stale = [
             target
@@ -147,7 +159,7 @@ class EdgeCache:
             if (tag is not None and tag in entry.tags) or entry.service == service
         ]
         for target in stale:
-            del self._entries[target]
+            self._drop(target)
 
 
 def surrogate_headers(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
