@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import socket
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -23,6 +24,9 @@ class NotificationsSettings(ServiceSettings):
     smtp_password: SecretStr = SecretStr("")
     smtp_starttls: bool = False
     smtp_timeout_seconds: float = 10.0
+    smtp_local_hostname: str = Field(default_factory=socket.getfqdn)
+    """The name this sender gives in EHLO; looked up once here, not per message (the SMTP
+    client would otherwise resolve it on a thread for every connection)."""
 
     sendgrid_base_url: str = "https://api.sendgrid.com"
     sendgrid_api_key: SecretStr = SecretStr("local_development_only-sendgrid-key")

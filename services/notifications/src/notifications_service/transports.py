@@ -101,6 +101,7 @@ class SmtpTransport:
             hostname=s.smtp_host,
             port=s.smtp_port,
             timeout=s.smtp_timeout_seconds,
+            local_hostname=s.smtp_local_hostname,
             start_tls=s.smtp_starttls,
             tls_context=ssl.create_default_context() if s.smtp_starttls else None,
         )
