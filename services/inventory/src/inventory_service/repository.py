@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -18,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventory_service.book import ReservationState, StockBook, StockLevel
 from inventory_service.models import Reservation, ReservationLine, StockAdjustment, StockItem
+
+_STOCK = cast(Table, StockItem.__table__)
 
 ORDER_LOCK_SPACE = 0x494E56  # "INV": the first key of our two-key advisory locks
 
@@ -73,10 +76,12 @@ async def ensure_stock_rows(session: AsyncSession, skus: Iterable[str]) -> None:
     """Create missing rows at zero (stock may be set, or a product created, in either order)."""
     wanted = sorted(set(skus))
     if wanted:
+        # Many parameter sets for one statement compiled once (a VALUES list recompiles).
         await session.execute(
-            pg_insert(StockItem)
-            .values([{"sku": sku} for sku in wanted])
-            .on_conflict_do_nothing(index_elements=[StockItem.sku])
+            pg_insert(cast(Table, StockItem.__table__)).on_conflict_do_nothing(
+                index_elements=["sku"]
+            ),
+            [{"sku": sku} for sku in wanted],
         )
 
 

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import Table, delete, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service.models import TimelineEvent
 from orders_service.schemas import TimelineEventPublic
 
+_TIMELINE = cast(Table, TimelineEvent.__table__)
+
 
 async def add(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Record events once each (a redelivered event is already there)."""
+    """Record events once each (a redelivered event is already there).
+
+    Sent as one statement with many parameter sets, not a VALUES list: that statement compiles
+    once, where a VALUES list of each new length compiled again (most of this consumer's CPU).
+    """
     if rows:
-        await session.execute(insert(TimelineEvent).values(rows).on_conflict_do_nothing())
+        await session.execute(insert(_TIMELINE).on_conflict_do_nothing(), rows)
 
 
 async def purge(session: AsyncSession, *, recorded_before: datetime, limit: int = 10_000) -> int:
