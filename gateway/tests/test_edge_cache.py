@@ -176,30 +176,34 @@ def _answer(body: dict[str, Any]) -> Response:
     return Response(content=str(body).encode(), status_code=200)
 
 
+def _keep(
+    cache: EdgeCache,
+    target: str,
+    body: dict[str, Any],
+    *,
+    epoch: int | None = None,
+    control: str = "max-age=60",
+) -> None:
+    """Offer a catalog answer fetched since `epoch` (now, by default)."""
+    cache.offer(
+        "catalog",
+        target,
+        epoch=cache.begin("catalog") if epoch is None else epoch,
+        surrogate_control=control,
+        surrogate_key="catalog",
+        response=_answer(body),
+    )
+
+
 def test_an_answer_fetched_across_a_purge_is_not_kept() -> None:
     cache = EdgeCache(max_bytes=4096, max_body_bytes=1024)
     cache.live = True
     epoch = cache.begin("catalog")
     cache.purge(tag="catalog")  # a write landed while the answer was on its way
-    cache.offer(
-        "catalog",
-        "/p",
-        epoch=epoch,
-        surrogate_control="max-age=60",
-        surrogate_key="catalog",
-        response=_answer({"price": "old"}),
-    )
+    _keep(cache, "/p", {"price": "old"}, epoch=epoch)
     assert cache.lookup("catalog", "/p") is None
 
-    fresh = cache.begin("catalog")
-    cache.offer(
-        "catalog",
-        "/p",
-        epoch=fresh,
-        surrogate_control="max-age=60",
-        surrogate_key="catalog",
-        response=_answer({"price": "new"}),
-    )
+    _keep(cache, "/p", {"price": "new"})
     hit = cache.lookup("catalog", "/p")
     assert hit is not None
     assert hit.body == str({"price": "new"}).encode()
@@ -217,14 +221,7 @@ async def test_entries_expire_and_the_least_recently_used_leave_first() -> None:
     cache.live = True
 
     def keep(target: str, control: str = "max-age=60") -> None:
-        cache.offer(
-            "catalog",
-            target,
-            epoch=cache.begin("catalog"),
-            surrogate_control=control,
-            surrogate_key="catalog",
-            response=_answer({"target": target}),
-        )
+        _keep(cache, target, {"target": target}, control=control)
 
     keep("/a")
     keep("/b")

@@ -9,6 +9,7 @@ from contextlib import AbstractAsyncContextManager
 
 import httpx
 from gateway.config import BudgetLimits
+from gateway.ratelimit import Identity, RateLimiter
 from gateway.testing import free_port
 from redis.asyncio import Redis
 from shopkit.settings import ServiceSettings
@@ -219,3 +220,33 @@ async def test_replicas_learn_each_others_reads_through_redis(
         refused = await second.get("/api/products", headers=headers)
         assert_rate_limited(refused)
         assert_rate_limited(await first.get("/api/products", headers=headers))
+
+
+async def test_counts_made_in_memory_land_in_the_window_they_were_made_in() -> None:
+    """Across a window boundary, what each window admitted here reaches its own Redis key."""
+    namespace = f"test-{unique_suffix()}:"
+    redis = Redis.from_url(ServiceSettings().redis_url)
+    limiter = RateLimiter(
+        redis, window_seconds=1, namespace=namespace, local_budgets=frozenset({"read"})
+    )
+    identity = Identity("ip", random_ip(), 1000)
+    try:
+        await asyncio.sleep(
+            0.7 - time.time() % 1 if time.time() % 1 < 0.7 else 1.7 - time.time() % 1
+        )
+        windows: dict[int, int] = {}
+        for i in range(20):
+            window = int(time.time())  # the limiter reads the clock a few microseconds later
+            admission = await limiter.admit("read", [identity], token_id=None)
+            assert admission.decision is not None and admission.decision.allowed
+            windows[window] = windows.get(window, 0) + 1
+            if i % 5 == 4:
+                await limiter.sync()
+            await asyncio.sleep(0.03)
+        await limiter.sync()
+        assert len(windows) == 2, "the run did not cross a window boundary"
+        base = f"{namespace}gw:rl:read:ip:{identity.value}"
+        stored = {w: int(await redis.get(f"{base}:{w}") or 0) for w in windows}
+        assert stored == windows
+    finally:
+        await redis.aclose()

@@ -96,6 +96,14 @@ return result
 """
 
 
+@dataclass(frozen=True)
+class _Moment:
+    """Now, as the rate limits see it: the window's number and the ms elapsed in it."""
+
+    index: int
+    elapsed: int
+
+
 @dataclass
 class _LocalCount:
     """One identity's window as this replica knows it."""
@@ -185,83 +193,71 @@ class RateLimiter:
         (revocation of a token it cannot check).
         """
         now_ms = int(time.time() * 1000)
-        index, elapsed = divmod(now_ms, self._window_ms)
+        at = _Moment(*divmod(now_ms, self._window_ms))
         if token_id is None and len(identities) == 1 and budget in self._local_budgets:
             base = self._base(budget, identities[0])
             if base in self._local:
-                return self._admit_locally(base, identities[0], index, elapsed)
-            return await self._admit_first(base, budget, identities[0], index, elapsed)
-        return await self._admit_exactly(budget, identities, token_id, index, elapsed)
+                return self._admit_locally(base, identities[0], at)
+            return await self._admit_first(base, budget, identities[0], at)
+        return await self._admit_exactly(budget, identities, token_id, at)
 
     def _base(self, budget: str, identity: Identity) -> str:
         return f"{self._prefix}:{budget}:{identity.kind}:{identity.value}"
 
     async def _count_in_redis(
-        self,
-        budget: str,
-        identities: list[Identity],
-        token_id: str | None,
-        index: int,
-        elapsed: int,
+        self, budget: str, identities: list[Identity], token_id: str | None, at: _Moment
     ) -> list[int]:
         keys = [DENIED_JTI_PREFIX + token_id if token_id else self._anonymous]
         for identity in identities:
             base = self._base(budget, identity)
-            keys += [f"{base}:{index}", f"{base}:{index - 1}"]
+            keys += [f"{base}:{at.index}", f"{base}:{at.index - 1}"]
         try:
             result = await self._script(
-                keys=keys, args=[self._window_ms, elapsed, *(i.limit for i in identities)]
+                keys=keys, args=[self._window_ms, at.elapsed, *(i.limit for i in identities)]
             )
         except RedisError as exc:
             raise RedisUnavailableError from exc
         return [int(value) for value in result]
 
     async def _admit_exactly(
-        self,
-        budget: str,
-        identities: list[Identity],
-        token_id: str | None,
-        index: int,
-        elapsed: int,
+        self, budget: str, identities: list[Identity], token_id: str | None, at: _Moment
     ) -> Admission:
-        result = await self._count_in_redis(budget, identities, token_id, index, elapsed)
+        result = await self._count_in_redis(budget, identities, token_id, at)
         if result[0] == 1:
             return Admission(revoked=True, decision=None)
         if not identities:
             return Admission(revoked=False, decision=None)
         allowed = result[-1] == 1
         decisions = [
-            self._decide(identity, result[1 + 2 * i], result[2 + 2 * i], elapsed, allowed)
+            self._decide(identity, result[1 + 2 * i], result[2 + 2 * i], at.elapsed, allowed)
             for i, identity in enumerate(identities)
         ]
         decision = min(decisions, key=lambda d: (d.allowed, d.remaining, -d.retry_after))
         return Admission(revoked=False, decision=decision)
 
     async def _admit_first(
-        self, base: str, budget: str, identity: Identity, index: int, elapsed: int
+        self, base: str, budget: str, identity: Identity, at: _Moment
     ) -> Admission:
         """A client's first request here: counted in Redis, which tells its shared counts."""
         try:
-            _, current, previous, allowed = await self._count_in_redis(
-                budget, [identity], None, index, elapsed
-            )
+            _, current, previous, allowed = await self._count_in_redis(budget, [identity], None, at)
         except RedisUnavailableError:
             # Counted here alone until Redis is back, rather than not at all.
             current, previous, allowed = 0, 0, -1
         if base not in self._local and len(self._local) < self._max_local_counts:
-            self._local[base] = _LocalCount(index=index, current=current, previous=previous)
+            self._local[base] = _LocalCount(index=at.index, current=current, previous=previous)
         if allowed == -1:
             if base not in self._local:
                 raise RedisUnavailableError
-            return self._admit_locally(base, identity, index, elapsed)
-        decision = self._decide(identity, current, previous, elapsed, allowed == 1)
+            return self._admit_locally(base, identity, at)
+        decision = self._decide(identity, current, previous, at.elapsed, allowed == 1)
         return Admission(revoked=False, decision=decision)
 
-    def _admit_locally(self, base: str, identity: Identity, index: int, elapsed: int) -> Admission:
+    def _admit_locally(self, base: str, identity: Identity, at: _Moment) -> Admission:
         count = self._local[base]
-        if count.index != index:
-            self._roll(base, count, index)
-        window = self._window_ms
+        if count.index != at.index:
+            self._roll(base, count, at.index)
+        window, elapsed = self._window_ms, at.elapsed
         allowed = count.previous * (window - elapsed) / window + count.current + 1 <= identity.limit
         if allowed:
             count.current += 1
