@@ -85,6 +85,7 @@ async def _start(app: FastAPI) -> None:
             window_seconds=settings.rate_limit_window_seconds,
             namespace=settings.redis_namespace,
             local_budgets=frozenset(settings.rate_limit_local_budgets),
+            sync_seconds=settings.rate_limit_sync_seconds,
         ),
         routes=routes,
         trusted=forwarding.parse_networks(settings.trusted_proxies),
@@ -119,7 +120,7 @@ async def _hear_purges(app: FastAPI, stop: asyncio.Event) -> None:
 
 async def _sync_rate_limits(app: FastAPI, stop: asyncio.Event) -> None:
     gateway: Gateway = app.state.gateway
-    await gateway.limiter.run_sync(stop, gateway.settings.rate_limit_sync_seconds)
+    await gateway.limiter.run_sync(stop)
 
 
 async def _stop(app: FastAPI) -> None:

@@ -3,12 +3,13 @@
 Rate limits are a sliding-window counter per budget, per client IP and per user.
 
 Anonymous requests of the high-volume budgets (`local_budgets`, reads by default) need no
-answer from Redis of their own, so they are counted here instead: the first request of a client
-in a window takes the exact path (learning the shared counts), the following ones are decided on
-the local count and added to Redis in batches every `sync_seconds`, which also brings back what
-the other replicas counted. One replica is exactly as strict as with a round trip per request;
-several may together admit what the others counted within one sync interval more. Credential,
-checkout and write budgets, and every request with a token, keep the round trip.
+answer from Redis of their own, so they are counted here instead: a client's first request (in
+a window, or after a pause longer than two sync intervals) takes the exact path, learning the
+shared counts; the following ones are decided on the local count and added to Redis in batches
+every `sync_seconds`, which also brings back what the other replicas counted. One replica is
+exactly as strict as with a round trip per request; several may together admit what the others
+counted within one sync interval more. Credential, checkout and write budgets, and every request
+with a token, keep the round trip.
 
 The estimate for a window is `previous * (1 - elapsed / window) + current`, which smooths the
 burst a fixed window allows at its edges while costing two small keys per identity. One Lua
@@ -112,6 +113,8 @@ class _LocalCount:
     current: int
     """Shared count of the window at the last sync, plus what was admitted here since."""
     previous: int
+    synced: float
+    """When the shared counts were last read (monotonic seconds)."""
     unsent: int = 0
     """Admitted here and not yet added in Redis."""
 
@@ -168,6 +171,7 @@ class RateLimiter:
         window_seconds: int,
         namespace: str = "",
         local_budgets: frozenset[str] = frozenset(),
+        sync_seconds: float = 0.05,
         max_local_counts: int = 100_000,
     ) -> None:
         self._redis = redis
@@ -178,8 +182,12 @@ class RateLimiter:
         self._script = redis.register_script(_ADMIT)
         self._sync_script = redis.register_script(_SYNC)
         self._local_budgets = local_budgets
+        self._sync_seconds = sync_seconds
         self._max_local_counts = max_local_counts
         self._local: dict[str, _LocalCount] = {}
+        self._touched: set[str] = set()
+        """Clients counted here since the last sync: only they are sent and refreshed."""
+        self._last_forget = time.monotonic()
         self._ended: dict[str, int] = {}
         """Counts of windows that ended before they were sent, by key."""
         self._sync_failing = False
@@ -196,7 +204,10 @@ class RateLimiter:
         at = _Moment(*divmod(now_ms, self._window_ms))
         if token_id is None and len(identities) == 1 and budget in self._local_budgets:
             base = self._base(budget, identities[0])
-            if base in self._local:
+            count = self._local.get(base)
+            if count is not None and (
+                count.unsent or time.monotonic() - count.synced < 2 * self._sync_seconds
+            ):
                 return self._admit_locally(base, identities[0], at)
             return await self._admit_first(base, budget, identities[0], at)
         return await self._admit_exactly(budget, identities, token_id, at)
@@ -238,14 +249,20 @@ class RateLimiter:
     async def _admit_first(
         self, base: str, budget: str, identity: Identity, at: _Moment
     ) -> Admission:
-        """A client's first request here: counted in Redis, which tells its shared counts."""
+        """A client's first request here (or after a pause): counted in Redis, which tells its
+        shared counts."""
+        known = self._local.get(base)
         try:
             _, current, previous, allowed = await self._count_in_redis(budget, [identity], None, at)
         except RedisUnavailableError:
             # Counted here alone until Redis is back, rather than not at all.
             current, previous, allowed = 0, 0, -1
-        if base not in self._local and len(self._local) < self._max_local_counts:
-            self._local[base] = _LocalCount(index=at.index, current=current, previous=previous)
+        fresh = _LocalCount(
+            index=at.index, current=current, previous=previous, synced=time.monotonic()
+        )
+        refreshed = known is not None and allowed != -1 and not known.unsent
+        if refreshed or (known is None and len(self._local) < self._max_local_counts):
+            self._local[base] = fresh
         if allowed == -1:
             if base not in self._local:
                 raise RedisUnavailableError
@@ -255,6 +272,7 @@ class RateLimiter:
 
     def _admit_locally(self, base: str, identity: Identity, at: _Moment) -> Admission:
         count = self._local[base]
+        self._touched.add(base)
         if count.index != at.index:
             self._roll(base, count, at.index)
         window, elapsed = self._window_ms, at.elapsed
@@ -275,14 +293,26 @@ class RateLimiter:
         if count > 0:
             self._ended[key] = self._ended.get(key, 0) + count
 
-    async def sync(self) -> None:
-        """Send what was counted here and learn what the other replicas counted; forget
-        clients idle for two windows. Redis being down only delays this to a later round."""
+    def _forget_idle(self) -> None:
+        """Drop clients not seen for two windows (what they counted is still sent)."""
         index = int(time.time() * 1000) // self._window_ms
         for base in [b for b, c in self._local.items() if c.index < index - 1]:
             idle = self._local.pop(base)
             self._set_aside(f"{base}:{idle.index}", idle.unsent)
-        live = [(base, count, count.index, count.unsent) for base, count in self._local.items()]
+        self._last_forget = time.monotonic()
+
+    async def sync(self) -> None:
+        """Send what was counted here for the clients seen since the last round, and learn what
+        the other replicas counted for them. Redis being down only delays this to a later round.
+        """
+        if time.monotonic() - self._last_forget > self._window / 2:
+            self._forget_idle()
+        touched, self._touched = self._touched, set()
+        live = [
+            (base, count, count.index, count.unsent)
+            for base in touched
+            if (count := self._local.get(base)) is not None
+        ]
         ended, self._ended = self._ended, {}
         if not live and not ended:
             return
@@ -296,6 +326,7 @@ class RateLimiter:
         except RedisError as exc:
             for key, unsent in ended.items():
                 self._set_aside(key, unsent)
+            self._touched |= touched
             if not self._sync_failing:
                 log.warning("rate limit counts not synchronised", extra={"error": repr(exc)})
             self._sync_failing = True
@@ -311,10 +342,11 @@ class RateLimiter:
             count.unsent -= sent
             count.current = int(result[2 * i]) + count.unsent
             count.previous = int(result[2 * i + 1])
+            count.synced = time.monotonic()
 
-    async def run_sync(self, stop: asyncio.Event, seconds: float) -> None:
-        """Synchronise every `seconds` until `stop`, then once more for the last counts."""
-        await every(stop, seconds, self.sync, name="rate-limit-sync")
+    async def run_sync(self, stop: asyncio.Event) -> None:
+        """Synchronise every `sync_seconds` until `stop`, then once more for the last counts."""
+        await every(stop, self._sync_seconds, self.sync, name="rate-limit-sync")
         await self.sync()
 
     def _decide(
