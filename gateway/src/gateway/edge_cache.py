@@ -30,7 +30,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from shopkit.edge import SURROGATE_CONTROL, SURROGATE_KEY, parse_max_age
+from shopkit.edge import parse_max_age
 from shopkit.loops import close_quietly, sleep_or_stop
 from starlette.responses import Response
 
@@ -47,7 +47,6 @@ RESUBSCRIBE_SECONDS = 1.0
 class Entry:
     service: str
     tags: frozenset[str]
-    status: int
     headers: list[tuple[bytes, bytes]]
     body: bytes
     stored: float
@@ -97,7 +96,7 @@ class EdgeCache:
             return None
         self._entries.move_to_end(target)
         EDGE_LOOKUPS.labels(service, "hit").inc()
-        response = Response(content=entry.body, status_code=entry.status)
+        response = Response(content=entry.body, status_code=200)  # only 200s are kept
         response.raw_headers = [
             *entry.headers,
             (b"age", str(int(now - entry.stored)).encode()),
@@ -133,7 +132,6 @@ class EdgeCache:
         self._entries[target] = Entry(
             service=service,
             tags=frozenset((surrogate_key or "").split()),
-            status=response.status_code,
             headers=list(response.raw_headers),
             body=bytes(response.body),
             stored=now,
@@ -160,18 +158,6 @@ class EdgeCache:
         ]
         for target in stale:
             self._drop(target)
-
-
-def surrogate_headers(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
-    """Surrogate-Control and Surrogate-Key of an upstream answer (its raw headers)."""
-    control = key = None
-    for name, value in headers:
-        lowered = name.lower()
-        if lowered == SURROGATE_CONTROL.encode():
-            control = value.decode("latin-1")
-        elif lowered == SURROGATE_KEY.encode():
-            key = value.decode("latin-1")
-    return control, key
 
 
 def purge_connection(redis_url: str, channel: str) -> Redis:

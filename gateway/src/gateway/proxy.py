@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 from prometheus_client import Counter
+from shopkit.edge import SURROGATE_CONTROL, SURROGATE_KEY
 from shopkit.problems import problem_response
 from shopkit.security import InvalidTokenError, Principal, TokenVerifier
 from shopkit.tracing import current_trace_headers
@@ -25,7 +26,7 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway import forwarding
 from gateway.config import GatewaySettings
-from gateway.edge_cache import EdgeCache, surrogate_headers
+from gateway.edge_cache import EdgeCache
 from gateway.ratelimit import Admission, Identity, RateLimiter, RedisUnavailableError
 from gateway.routes import IDEMPOTENT_METHODS, READ_METHODS, Route, RouteTable
 
@@ -143,10 +144,7 @@ class Gateway:
             return None
         if "authorization" in request.headers and (principal is None or principal.is_admin):
             return None
-        raw_path = request.scope.get("raw_path") or request.url.path.encode()
-        target: str = raw_path.decode("latin-1")
-        query = request.scope.get("query_string", b"")
-        return f"{target}?{query.decode('latin-1')}" if query else target
+        return _path_and_query(request)
 
     async def _authenticate(
         self, request: Request, route: Route
@@ -222,10 +220,7 @@ class Gateway:
             content = streamed.chunks()
             length = int(declared_length) if declared_length is not None else None
 
-        raw_path = request.scope.get("raw_path") or request.url.path.encode()
-        target = base.rstrip("/") + raw_path.decode("latin-1")
-        if request.url.query:
-            target += "?" + request.url.query
+        target = base.rstrip("/") + _path_and_query(request)
         headers = forwarding.upstream_headers(
             request.headers.raw,
             chain=chain,
@@ -265,13 +260,12 @@ class Gateway:
                 return _failed(route, "bad_response", exc)
         relayed = await self._relay(response)
         if edge_target is not None and self.edge is not None:
-            control, key = surrogate_headers(response.headers.raw)
             self.edge.offer(
                 route.service,
                 edge_target,
                 epoch=epoch,
-                surrogate_control=control,
-                surrogate_key=key,
+                surrogate_control=response.headers.get(SURROGATE_CONTROL),
+                surrogate_key=response.headers.get(SURROGATE_KEY),
                 response=relayed,
             )
         return relayed
@@ -343,6 +337,13 @@ async def _raw_stream(upstream: httpx.Response) -> AsyncIterator[bytes]:
             yield chunk
     except httpx.HTTPError:
         log.warning("upstream body interrupted")
+
+
+def _path_and_query(request: Request) -> str:
+    """The request target as the client sent it (raw path, so encoded bytes stay encoded)."""
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    target: str = raw_path.decode("latin-1")
+    return f"{target}?{request.url.query}" if request.url.query else target
 
 
 def _has_dot_segments(request: Request) -> bool:

@@ -78,9 +78,7 @@ async def ensure_stock_rows(session: AsyncSession, skus: Iterable[str]) -> None:
     if wanted:
         # Many parameter sets for one statement compiled once (a VALUES list recompiles).
         await session.execute(
-            pg_insert(cast(Table, StockItem.__table__)).on_conflict_do_nothing(
-                index_elements=["sku"]
-            ),
+            pg_insert(_STOCK).on_conflict_do_nothing(index_elements=["sku"]),
             [{"sku": sku} for sku in wanted],
         )
 
