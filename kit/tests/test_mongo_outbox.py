@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from redis.asyncio import Redis
 from shopkit.consumer import ConsumerConfig, EventConsumer
 from shopkit.handlers import EventHandlers
 from shopkit.kafka import create_producer
 from shopkit.mongo import MongoClient, create_client
 from shopkit.mongo_outbox import (
+    INBOX_RETENTION,
     DocumentLocks,
     LeaseLostError,
     Leases,
@@ -36,6 +38,7 @@ from contracts import Envelope, new_id
 from .probe import PROBE_TOPIC, ProbeHappened
 
 MONGO_URL = "mongodb://127.0.0.1:27017/"
+REDIS_URL = "redis://127.0.0.1:6379/0"
 COLLECTION = "things"
 
 mongo_handlers: EventHandlers[MongoEventContext] = EventHandlers("mongo-probe")
@@ -71,6 +74,20 @@ async def db(client: MongoClient) -> AsyncIterator[Any]:
     await client.drop_database(name)
 
 
+def _inbox_prefix(db: Any) -> str:
+    return f"kittest:{db.name}:inbox:"
+
+
+@pytest.fixture
+async def redis(db: Any) -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL)
+    yield client
+    keys = [key async for key in client.scan_iter(match=f"{_inbox_prefix(db)}*", count=500)]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
 def relay_for(
     db: Any,
     namespace: str,
@@ -92,7 +109,7 @@ def relay_for(
     )
 
 
-def consumer_for(db: Any, namespace: str) -> EventConsumer[MongoEventContext]:
+def consumer_for(db: Any, redis: Redis, namespace: str) -> EventConsumer[MongoEventContext]:
     return EventConsumer(
         ConsumerConfig(
             service="kittest",
@@ -103,7 +120,7 @@ def consumer_for(db: Any, namespace: str) -> EventConsumer[MongoEventContext]:
             base_backoff_seconds=0.05,
         ),
         mongo_handlers,
-        MongoInbox.plain(db),
+        MongoInbox.plain(db, redis, prefix=_inbox_prefix(db)),
     )
 
 
@@ -211,7 +228,7 @@ async def test_only_one_of_many_racers_gets_a_free_lease(db: Any) -> None:
 
 
 async def test_events_written_before_a_crash_are_published_later_in_order_and_applied_once(
-    db: Any, namespace: str
+    db: Any, redis: Redis, namespace: str
 ) -> None:
     locks = DocumentLocks(db)
     thing_ids = [new_id() for _ in range(4)]
@@ -223,7 +240,7 @@ async def test_events_written_before_a_crash_are_published_later_in_order_and_ap
     assert await mongo_backlog(db, [COLLECTION]) == 24
 
     # ...and published by the next relay that starts.
-    async with running(relay_for(db, namespace), consumer_for(db, namespace)):
+    async with running(relay_for(db, namespace), consumer_for(db, redis, namespace)):
         await eventually(lambda: count_effects(db, 24), timeout=60)
         await eventually(lambda: _is_zero(mongo_backlog(db, [COLLECTION])), timeout=20)
 
@@ -236,7 +253,7 @@ async def test_events_written_before_a_crash_are_published_later_in_order_and_ap
 
 
 async def test_an_event_published_twice_after_a_crash_before_removal_is_applied_once(
-    db: Any, namespace: str
+    db: Any, redis: Redis, namespace: str
 ) -> None:
     locks = DocumentLocks(db)
     thing_id = new_id()
@@ -253,7 +270,7 @@ async def test_an_event_published_twice_after_a_crash_before_removal_is_applied_
     assert acked == [0]
     assert await mongo_backlog(db, [COLLECTION]) == 1
 
-    async with running(relay_for(db, namespace), consumer_for(db, namespace)):
+    async with running(relay_for(db, namespace), consumer_for(db, redis, namespace)):
         await eventually(lambda: _is_zero(mongo_backlog(db, [COLLECTION])), timeout=30)
         await eventually(lambda: count_effects(db, 1), timeout=30)
         copies = await eventually(
@@ -262,10 +279,13 @@ async def test_an_event_published_twice_after_a_crash_before_removal_is_applied_
         await asyncio.sleep(1.0)  # give a wrongly applied duplicate the time to show up
     assert copies == 2
     assert await db["effects"].count_documents({}) == 1
+    # The record that turned the copy into a no-op expires with the brokers' retention.
+    record = f"{_inbox_prefix(db)}{namespace}mongo-probe:{heads[0][2]['id']}"
+    assert 0 < await redis.ttl(record) <= INBOX_RETENTION.total_seconds()
 
 
 async def test_two_relay_replicas_with_concurrent_writers_keep_order_and_apply_once(
-    db: Any, namespace: str
+    db: Any, redis: Redis, namespace: str
 ) -> None:
     locks = DocumentLocks(db)
     thing_ids = [new_id() for _ in range(4)]
@@ -275,7 +295,7 @@ async def test_two_relay_replicas_with_concurrent_writers_keep_order_and_apply_o
             await write_events(db, locks, thing_id, [ProbeHappened(probe_id=thing_id, value=value)])
 
     relays = [relay_for(db, namespace, lease_ttl=2.0), relay_for(db, namespace, lease_ttl=2.0)]
-    async with running(*relays, consumer_for(db, namespace)):
+    async with running(*relays, consumer_for(db, redis, namespace)):
         await asyncio.gather(*(writer(t) for t in thing_ids))
         await eventually(lambda: count_effects(db, 32), timeout=60)
         await eventually(lambda: _is_zero(mongo_backlog(db, [COLLECTION])), timeout=30)
@@ -286,7 +306,7 @@ async def test_two_relay_replicas_with_concurrent_writers_keep_order_and_apply_o
 
 
 async def test_the_relay_keeps_retrying_until_the_broker_is_reachable(
-    db: Any, namespace: str
+    db: Any, redis: Redis, namespace: str
 ) -> None:
     locks = DocumentLocks(db)
     thing_id = new_id()
@@ -300,7 +320,7 @@ async def test_the_relay_keeps_retrying_until_the_broker_is_reachable(
         bootstrap = "127.0.0.1:1" if attempts <= 2 else KAFKA_BOOTSTRAP
         return create_producer(bootstrap, client_id="kittest-flaky")
 
-    async with running(relay_for(db, namespace, factory), consumer_for(db, namespace)):
+    async with running(relay_for(db, namespace, factory), consumer_for(db, redis, namespace)):
         await eventually(lambda: count_effects(db, 1), timeout=60)
     assert attempts >= 3
     assert await effects_by_probe(db) == {thing_id: [7]}

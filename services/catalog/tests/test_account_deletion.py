@@ -27,7 +27,10 @@ async def _handled(catalog: Running, envelope: Envelope[Event]) -> None:
     """Wait until the catalog's consumer recorded the event in its inbox (after its effect)."""
 
     async def recorded() -> bool:
-        return await catalog.db["inbox"].find_one({"event_id": envelope.id}) is not None
+        for consumer in catalog.app.state.consumers:
+            if await consumer.store.recorded(consumer.inbox_name, envelope.id):
+                return True
+        return False
 
     await eventually(recorded, timeout=60)
 

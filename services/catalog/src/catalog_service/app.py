@@ -23,7 +23,12 @@ async def outbox_relay(app: FastAPI, stop: asyncio.Event) -> None:
 
 def _inbox(app: FastAPI) -> MongoInbox[CatalogContext]:
     catalog: Catalog = app.state.catalog
-    return MongoInbox(catalog.db, lambda db, envelope: CatalogContext(db, envelope, catalog))
+    return MongoInbox(
+        catalog.db,
+        app.state.redis,
+        lambda db, envelope: CatalogContext(db, envelope, catalog),
+        prefix=f"{catalog.settings.cache_prefix}inbox:",
+    )
 
 
 def build_app(settings: CatalogSettings | None = None) -> FastAPI:
