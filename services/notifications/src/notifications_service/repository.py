@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import String, literal, select, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications_service.models import Delivery, DeliveryAttempt, OrderOwner, Recipient
@@ -94,6 +94,12 @@ async def expire_leases(session: AsyncSession, *, now: datetime) -> list[str]:
         .returning(Delivery.id)
     )
     return list(rows)
+
+
+CONTEXT_WITHOUT_RESET_TOKEN = Delivery.context.op("-", return_type=JSONB)(
+    literal("reset_token", String)
+)
+"""The delivery's context as stored at write time, less its reset token."""
 
 
 async def finish(

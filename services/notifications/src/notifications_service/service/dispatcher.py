@@ -16,6 +16,9 @@ The protocol, and why it does not duplicate:
 4. Mark (own transaction): `sending` -> `sent` (or back to `pending` with a backoff, or
    `failed`), fenced by the claimed attempt number so a stale sender can never overwrite a
    later state. `NotificationSent` / `NotificationFailed` go to the outbox in that transaction.
+   The outcomes that are ready together share one transaction (a group commit: a send never
+   waits for a slower one, only for the mark already under way); if that transaction fails,
+   each outcome is marked on its own.
 
 A crash can only fall between 2 and 4. The row then stays `sending` until its lease expires,
 and the dispatcher moves it to `uncertain`, NOT back to `pending`: the message may have been
@@ -56,11 +59,25 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one prepared delivery, waiting to be marked."""
+
+    prepared: Prepared
+    result: SendResult
+    status: str | None = None
+    """Recorded as it is (`skipped`) instead of following from the result."""
+    waiting: bool = False
+    """Nothing was attempted: the recipient's address is not known yet."""
+
+
+@dataclass(frozen=True, slots=True)
 class Prepared:
     """What one claimed delivery will send, resolved while the claim transaction is open."""
 
     delivery_id: str
     attempt: int
+    created_at: datetime
+    language: str | None = None
     email: Email | None = None
     sms: Sms | None = None
     skip_reason: str | None = None
@@ -97,7 +114,21 @@ class Dispatcher:
             prepared = [await self._prepare_or_fail(session, delivery) for delivery in claimed]
         for delivery_id in expired:
             log.warning("delivery in doubt after a lost sender", extra={"delivery_id": delivery_id})
-        await asyncio.gather(*(self._deliver(p) for p in prepared))
+        ready: asyncio.Queue[Outcome] = asyncio.Queue()
+
+        async def deliver(p: Prepared) -> None:
+            ready.put_nowait(await self._deliver(p))
+
+        # _deliver turns every failure into an outcome, so each task puts exactly one.
+        sending = [asyncio.create_task(deliver(p)) for p in prepared]
+        remaining = len(sending)
+        while remaining:
+            batch = [await ready.get()]
+            while not ready.empty():
+                batch.append(ready.get_nowait())
+            remaining -= len(batch)
+            await self._record(batch)
+        await asyncio.gather(*sending)
         return len(claimed) == self.settings.dispatch_batch_size
 
     async def _prepare_or_fail(self, session: AsyncSession, delivery: Delivery) -> Prepared:
@@ -109,11 +140,14 @@ class Dispatcher:
             return Prepared(
                 delivery_id=delivery.id,
                 attempt=delivery.attempts,
+                created_at=delivery.created_at,
                 error_reason=f"could not render: {exc!r}"[:500],
             )
 
     async def _prepare(self, session: AsyncSession, delivery: Delivery) -> Prepared:
-        base = Prepared(delivery_id=delivery.id, attempt=delivery.attempts)
+        base = Prepared(
+            delivery_id=delivery.id, attempt=delivery.attempts, created_at=delivery.created_at
+        )
         if delivery.user_id is None and delivery.order_id is not None:
             delivery.user_id = await repository.order_owner(session, delivery.order_id)
         recipient = (
@@ -138,7 +172,7 @@ class Dispatcher:
             if recipient and recipient.language
             else self.settings.default_language
         )
-        delivery.language = language
+        base = replace(base, language=language)
         context: dict[str, Any] = {
             "name": recipient.name if recipient else delivery.context.get("name"),
             "storefront_url": self.settings.storefront_url.rstrip("/"),
@@ -169,20 +203,15 @@ class Dispatcher:
             ),
         )
 
-    async def _deliver(self, prepared: Prepared) -> None:
+    async def _deliver(self, prepared: Prepared) -> Outcome:
         if prepared.skip_reason:
-            await self._finish(
+            return Outcome(
                 prepared, SendResult("permanent", error=prepared.skip_reason), status="skipped"
             )
-            return
         if prepared.error_reason:
-            await self._finish(prepared, SendResult("permanent", error=prepared.error_reason))
-            return
+            return Outcome(prepared, SendResult("permanent", error=prepared.error_reason))
         if prepared.wait_reason:
-            await self._finish(
-                prepared, SendResult("retry", error=prepared.wait_reason), waiting=True
-            )
-            return
+            return Outcome(prepared, SendResult("retry", error=prepared.wait_reason), waiting=True)
         try:
             if prepared.sms is not None:
                 assert self.transports.sms is not None
@@ -194,39 +223,44 @@ class Dispatcher:
             # An unexpected failure inside a provider call: we cannot tell whether it left.
             log.exception("provider call failed unexpectedly")
             result = SendResult("uncertain", error=repr(exc))
-        await self._finish(prepared, result)
+        return Outcome(prepared, result)
 
-    async def _finish(
-        self,
-        prepared: Prepared,
-        result: SendResult,
-        *,
-        status: str | None = None,
-        waiting: bool = False,
-    ) -> None:
-        """Step 4; retried a few times, since a lost mark after a real send is what turns a
-        sent message into an uncertain one."""
+    async def _record(self, outcomes: list[Outcome]) -> None:
+        """Step 4 for the outcomes ready together: one transaction, or one each if it fails."""
+        if len(outcomes) > 1:
+            try:
+                async with self.sessionmaker() as session, session.begin():
+                    for outcome in outcomes:
+                        await self._mark(session, outcome)
+                return
+            except Exception:
+                log.exception(
+                    "recording send outcomes together failed; recording them one by one",
+                    extra={"deliveries": [o.prepared.delivery_id for o in outcomes]},
+                )
+        for outcome in outcomes:
+            await self._finish(outcome)
+
+    async def _finish(self, outcome: Outcome) -> None:
+        """Step 4 for one outcome; retried a few times, since a lost mark after a real send is
+        what turns a sent message into an uncertain one."""
         for attempt in range(5):
             try:
                 async with self.sessionmaker() as session, session.begin():
-                    await self._mark(session, prepared, result, status=status, waiting=waiting)
+                    await self._mark(session, outcome)
                 return
             except Exception:
                 log.exception(
                     "recording a send outcome failed",
-                    extra={"delivery_id": prepared.delivery_id, "outcome": result.outcome},
+                    extra={
+                        "delivery_id": outcome.prepared.delivery_id,
+                        "outcome": outcome.result.outcome,
+                    },
                 )
                 await asyncio.sleep(0.2 * 2**attempt)
 
-    async def _mark(
-        self,
-        session: AsyncSession,
-        prepared: Prepared,
-        result: SendResult,
-        *,
-        status: str | None,
-        waiting: bool,
-    ) -> None:
+    async def _mark(self, session: AsyncSession, outcome: Outcome) -> None:
+        prepared, result, status = outcome.prepared, outcome.result, outcome.status
         now = datetime.now(UTC)
         s = self.settings
         values: dict[str, Any] = {
@@ -234,8 +268,8 @@ class Dispatcher:
             "lease_until": None,
             "last_error": result.error,
         }
-        delivery = await repository.get_delivery(session, prepared.delivery_id)
-        assert delivery is not None
+        if prepared.language is not None:
+            values["language"] = prepared.language
         if status is not None:
             values["status"] = status
         elif result.outcome == "sent":
@@ -244,13 +278,14 @@ class Dispatcher:
                 sent_at=now,
                 last_error=None,
                 provider_message_id=result.provider_message_id,
-                # A reset token has no use once the link is in the mailbox.
-                context={k: v for k, v in delivery.context.items() if k != "reset_token"},
+                # A reset token has no use once the link is in the mailbox. Dropped in SQL: an
+                # account deletion may have emptied the context meanwhile.
+                context=repository.CONTEXT_WITHOUT_RESET_TOKEN,
             )
         elif result.outcome == "uncertain":
             values["status"] = "uncertain"
-        elif waiting:
-            expired = now - delivery.created_at > timedelta(seconds=s.recipient_wait_seconds)
+        elif outcome.waiting:
+            expired = now - prepared.created_at > timedelta(seconds=s.recipient_wait_seconds)
             values.update(
                 status="failed" if expired else "pending",
                 attempts=prepared.attempt - 1,  # waiting is not a provider attempt
@@ -271,7 +306,7 @@ class Dispatcher:
                 extra={"delivery_id": prepared.delivery_id},
             )
             return
-        if not waiting:
+        if not outcome.waiting:
             repository.add_attempt(
                 session,
                 delivery_id=updated.id,

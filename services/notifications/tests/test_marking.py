@@ -1,0 +1,174 @@
+"""Step 4 of the delivery protocol: recording what each send did.
+
+Outcomes that are ready together are recorded in one transaction; when that transaction fails,
+each is recorded on its own, and none is lost or recorded twice. A sent reset link keeps no
+token, and the language it was written in is recorded with it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from contracts.events.auth import PasswordResetRequested
+from notifications_service.models import Delivery, DeliveryAttempt, messaging
+from notifications_service.service import scheduling
+from notifications_service.service.dispatcher import Dispatcher, Outcome
+from notifications_service.transports import Email, SendResult, Sms, Transports
+from shopkit.app import sessionmaker_of
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts import Envelope, new_id
+
+from .conftest import Running, registered, running, unique_email
+
+BATCH = 5
+
+
+class InstantMail:
+    """A provider that accepts every message at once."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def send(self, email: Email) -> SendResult:
+        self.sent.append(email.delivery_id)
+        return SendResult("sent", provider_message_id=f"<{email.delivery_id}@test>")
+
+
+class NoSms:
+    async def send(self, sms: Sms) -> SendResult:
+        raise AssertionError("no SMS expected")
+
+
+class CountingSessions:
+    """The service's sessionmaker, counting the transactions opened through it."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.sessionmaker = sessionmaker
+        self.opened = 0
+
+    def __call__(self) -> Any:
+        self.opened += 1
+        return self.sessionmaker()
+
+
+@pytest.fixture(scope="module")
+async def quiet() -> Any:
+    """A notifications service whose own dispatcher is off: the test drives one by hand."""
+    async for service in running(email_backend="smtp", sms_enabled=False, dispatch_enabled=False):
+        yield service
+
+
+async def _queue_welcomes(service: Running, count: int) -> list[str]:
+    ids = []
+    async with sessionmaker_of(service.app)() as session, session.begin():
+        for _ in range(count):
+            user = registered(unique_email("mark"))
+            await scheduling.queue(
+                session=session,
+                envelope=Envelope(data=user),
+                template="welcome",
+                user_id=user.user_id,
+                email=user.email,
+                context={"name": user.name},
+            )
+            ids.append(user.user_id)
+    return ids
+
+
+async def _state(service: Running, user_ids: list[str]) -> list[tuple[str, int, int]]:
+    """(status, attempt rows, outbox events) of each user's delivery."""
+    async with sessionmaker_of(service.app)() as session:
+        deliveries = (
+            await session.scalars(select(Delivery).where(Delivery.user_id.in_(user_ids)))
+        ).all()
+        found = []
+        for delivery in deliveries:
+            attempts = await session.scalar(
+                select(func.count()).where(DeliveryAttempt.delivery_id == delivery.id)
+            )
+            events = await session.scalar(
+                select(func.count())
+                .select_from(messaging.outbox)
+                .where(messaging.outbox.c.key == delivery.user_id)
+            )
+            found.append((delivery.status, attempts or 0, events or 0))
+        return found
+
+
+def _dispatcher(service: Running, sessions: CountingSessions, mail: InstantMail) -> Dispatcher:
+    return Dispatcher(
+        sessionmaker=sessions,  # type: ignore[arg-type]
+        settings=service.settings,
+        transports=Transports(email=mail, sms=NoSms()),
+    )
+
+
+async def test_outcomes_ready_together_are_recorded_in_one_transaction(quiet: Running) -> None:
+    users = await _queue_welcomes(quiet, BATCH)
+    sessions = CountingSessions(sessionmaker_of(quiet.app))
+    mail = InstantMail()
+
+    await _dispatcher(quiet, sessions, mail).round()
+
+    assert len(mail.sent) == BATCH
+    # One transaction claims the batch; the instant sends are all ready for the next one.
+    assert sessions.opened == 2
+    assert sorted(await _state(quiet, users)) == [("sent", 1, 1)] * BATCH
+
+
+async def test_a_failed_group_is_recorded_one_by_one_without_duplicates(
+    quiet: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    users = await _queue_welcomes(quiet, BATCH)
+    sessions = CountingSessions(sessionmaker_of(quiet.app))
+    mail = InstantMail()
+    real_mark = Dispatcher._mark
+    calls = 0
+
+    async def mark_failing_once(self: Dispatcher, session: AsyncSession, outcome: Outcome) -> None:
+        nonlocal calls
+        calls += 1
+        await real_mark(self, session, outcome)
+        if calls == BATCH:  # the group's last mark: its attempts and events were written
+            raise RuntimeError("the database went away mid-transaction")
+
+    monkeypatch.setattr(Dispatcher, "_mark", mark_failing_once)
+
+    await _dispatcher(quiet, sessions, mail).round()
+
+    assert len(mail.sent) == BATCH
+    # Claim, the failed group, then one transaction per outcome.
+    assert sessions.opened == 2 + BATCH
+    assert sorted(await _state(quiet, users)) == [("sent", 1, 1)] * BATCH
+
+
+async def test_a_sent_reset_link_keeps_no_token_and_records_its_language(
+    mailer: Running,
+) -> None:
+    user = registered(unique_email("reset"))
+    reset = PasswordResetRequested(
+        user_id=user.user_id,
+        email=user.email,
+        reset_token=f"token-{new_id()}",
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+    )
+    async with sessionmaker_of(mailer.app)() as session, session.begin():
+        await scheduling.queue(
+            session=session,
+            envelope=Envelope(data=reset),
+            template="password_reset",
+            user_id=reset.user_id,
+            email=reset.email,
+            context={"reset_token": reset.reset_token, "expires_at": "soon"},
+        )
+
+    [delivery] = await mailer.settled(user.user_id, count=1)
+    assert delivery["status"] == "sent"
+    async with sessionmaker_of(mailer.app)() as session:
+        stored = await session.scalar(select(Delivery).where(Delivery.user_id == user.user_id))
+    assert stored is not None
+    assert stored.context == {"expires_at": "soon"}
+    assert stored.language == mailer.settings.default_language
