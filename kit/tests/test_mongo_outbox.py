@@ -279,7 +279,7 @@ async def test_an_event_published_twice_after_a_crash_before_removal_is_applied_
         await asyncio.sleep(1.0)  # give a wrongly applied duplicate the time to show up
     assert copies == 2
     assert await db["effects"].count_documents({}) == 1
-    # The record that turned the copy into a no-op expires with the brokers' retention.
+    # The record that turned the copy into a no-op expires: Redis' memory stays bounded.
     record = f"{_inbox_prefix(db)}{namespace}mongo-probe:{heads[0][2]['id']}"
     assert 0 < await redis.ttl(record) <= INBOX_RETENTION.total_seconds()
 

@@ -534,20 +534,21 @@ class MongoInboxTransaction(Generic[C]):
 
     def __init__(self, inbox: MongoInbox[C]) -> None:
         self.inbox = inbox
-        self._claimed: dict[str, str] = {}
+        self._claimed: list[str] = []
 
     async def claim(self, consumer: str, envelopes: Sequence[Envelope[Event]]) -> set[str]:
         if not envelopes:
             return set()
-        types = {e.id: e.type for e in envelopes}
-        keys = [self.inbox.key(consumer, event_id) for event_id in types]
+        ids = list(dict.fromkeys(e.id for e in envelopes))
+        keys = [self.inbox.key(consumer, event_id) for event_id in ids]
         found = await self.inbox.redis.mget(keys)
-        self._claimed = {
-            key: types[event_id]
-            for key, event_id, record in zip(keys, types, found, strict=True)
+        fresh = [
+            (event_id, key)
+            for event_id, key, record in zip(ids, keys, found, strict=True)
             if record is None
-        }
-        return {event_id for event_id, record in zip(types, found, strict=True) if record is None}
+        ]
+        self._claimed = [key for _, key in fresh]
+        return {event_id for event_id, _ in fresh}
 
     def context(self, envelope: Envelope[Event]) -> C:
         return self.inbox.factory(self.inbox.db, envelope)
@@ -558,19 +559,21 @@ class MongoInboxTransaction(Generic[C]):
         # Not MULTI: each record stands alone, and one that did not land only means an
         # idempotent handler may run again.
         async with self.inbox.redis.pipeline(transaction=False) as pipe:
-            for key, ce_type in self._claimed.items():
-                pipe.set(key, ce_type, ex=self.inbox.retention)
+            for key in self._claimed:
+                pipe.set(key, 1, ex=self.inbox.retention)
             await pipe.execute()
-        self._claimed = {}
+        self._claimed = []
 
 
 def _default_context(db: Database, envelope: Envelope[Event]) -> MongoEventContext:
     return MongoEventContext(db, envelope)
 
 
-INBOX_RETENTION = timedelta(days=7)
-"""How long a record outlives its event: the brokers' retention, beyond which no redelivery
-can come."""
+INBOX_RETENTION = timedelta(days=1)
+"""How long a record is kept. Redeliveries come minutes after the first delivery (a rebalance,
+a crash before the offset commit, a relay that published again); a replay from further back
+(offsets reset by an operator) meets idempotent handlers. A day bounds Redis' memory: about
+120 bytes per record."""
 
 
 class MongoInbox(Generic[C]):
