@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payments_service.models import (
@@ -227,16 +227,13 @@ async def record_call(
     if call is not None:
         return call
     inserted = await session.scalar(
-        insert(ProviderCall)
-        .values(
-            idempotency_key=key,
+        _call_insert(
+            key=key,
             operation=operation,
             order_id=order_id,
             payment_id=payment_id,
-            refund_id=refund_id,
             request=request,
-            status=CallStatus.PENDING,
-            attempts=0,
+            refund_id=refund_id,
         )
         .on_conflict_do_nothing(index_elements=[ProviderCall.idempotency_key])
         .returning(ProviderCall)
@@ -247,6 +244,51 @@ async def record_call(
     call = await get_call(session, key)  # recorded concurrently by another transaction
     assert call is not None
     return call
+
+
+async def insert_call(
+    session: AsyncSession,
+    *,
+    key: str,
+    operation: str,
+    order_id: str,
+    payment_id: str,
+    request: dict[str, Any],
+) -> ProviderCall:
+    """Record the first call under a key no one can have used yet (a new attempt's)."""
+    inserted: ProviderCall | None = await session.scalar(
+        _call_insert(
+            key=key,
+            operation=operation,
+            order_id=order_id,
+            payment_id=payment_id,
+            request=request,
+            refund_id=None,
+        ).returning(ProviderCall)
+    )
+    assert inserted is not None
+    return inserted
+
+
+def _call_insert(
+    *,
+    key: str,
+    operation: str,
+    order_id: str,
+    payment_id: str,
+    request: dict[str, Any],
+    refund_id: str | None,
+) -> Insert:
+    return insert(ProviderCall).values(
+        idempotency_key=key,
+        operation=operation,
+        order_id=order_id,
+        payment_id=payment_id,
+        refund_id=refund_id,
+        request=request,
+        status=CallStatus.PENDING,
+        attempts=0,
+    )
 
 
 async def get_call(session: AsyncSession, key: str) -> ProviderCall | None:

@@ -84,6 +84,9 @@ async def send_authorization(
     except RequestRejected as exc:
         await fail(work, attempt, reason="error", decline_code=exc.code, message=exc.message)
         return
+    if attempt.provider_payment_id is None:
+        # The call's own answer, which provider_write has just recorded as succeeded.
+        attempt.provider_payment_id = intent.id
     await apply_intent(work, order, attempt, intent)
 
 
@@ -192,7 +195,8 @@ async def _open_attempt(
     # the same request under the same key.
     async with detached(payments) as session:
         await repository.insert_attempt(session, attempt)
-        call = await repository.record_call(
+        # The key names this new attempt: no call can have been recorded under it.
+        call = await repository.insert_call(
             session,
             key=attempt.idempotency_key,
             operation="authorize",
