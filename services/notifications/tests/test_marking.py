@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from contracts.events.auth import PasswordResetRequested
+from contracts.events.auth import PasswordResetRequested, UserRegistered
 from notifications_service.models import Delivery, DeliveryAttempt, messaging
 from notifications_service.service import scheduling
 from notifications_service.service.dispatcher import Dispatcher, Outcome
@@ -61,21 +61,30 @@ async def quiet() -> Any:
         yield service
 
 
-async def _queue_welcomes(service: Running, count: int) -> list[str]:
-    ids = []
+async def _queue(
+    service: Running, template: str, *events: UserRegistered | PasswordResetRequested
+) -> None:
+    """Queue the event's email as its consumer would, with the context the template needs."""
     async with sessionmaker_of(service.app)() as session, session.begin():
-        for _ in range(count):
-            user = registered(unique_email("mark"))
+        for event in events:
             await scheduling.queue(
                 session=session,
-                envelope=Envelope(data=user),
-                template="welcome",
-                user_id=user.user_id,
-                email=user.email,
-                context={"name": user.name},
+                envelope=Envelope(data=event),
+                template=template,
+                user_id=event.user_id,
+                email=event.email,
+                context=(
+                    {"name": event.name}
+                    if isinstance(event, UserRegistered)
+                    else {"reset_token": event.reset_token, "expires_at": "soon"}
+                ),
             )
-            ids.append(user.user_id)
-    return ids
+
+
+async def _queue_welcomes(service: Running, count: int) -> list[str]:
+    users = [registered(unique_email("mark")) for _ in range(count)]
+    await _queue(service, "welcome", *users)
+    return [user.user_id for user in users]
 
 
 async def _state(service: Running, user_ids: list[str]) -> list[tuple[str, int, int]]:
@@ -155,15 +164,7 @@ async def test_a_sent_reset_link_keeps_no_token_and_records_its_language(
         reset_token=f"token-{new_id()}",
         expires_at=datetime.now(UTC) + timedelta(hours=1),
     )
-    async with sessionmaker_of(mailer.app)() as session, session.begin():
-        await scheduling.queue(
-            session=session,
-            envelope=Envelope(data=reset),
-            template="password_reset",
-            user_id=reset.user_id,
-            email=reset.email,
-            context={"reset_token": reset.reset_token, "expires_at": "soon"},
-        )
+    await _queue(mailer, "password_reset", reset)
 
     [delivery] = await mailer.settled(user.user_id, count=1)
     assert delivery["status"] == "sent"

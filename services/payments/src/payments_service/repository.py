@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects.postgresql import Insert, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payments_service.models import (
@@ -217,69 +217,14 @@ async def record_call(
     payment_id: str,
     request: dict[str, Any],
     refund_id: str | None = None,
+    new_key: bool = False,
 ) -> ProviderCall:
     """Record a provider write before sending it; an existing record (a retry) is returned
-    unchanged, so the retry sends exactly what the first try sent."""
-    await session.flush()
-    # Read first: a retry inside a transaction that already updated this row must not queue
-    # behind its own row lock (the insert below would wait for it).
-    call = await get_call(session, key)
-    if call is not None:
-        return call
-    inserted = await session.scalar(
-        _call_insert(
-            key=key,
-            operation=operation,
-            order_id=order_id,
-            payment_id=payment_id,
-            request=request,
-            refund_id=refund_id,
-        )
-        .on_conflict_do_nothing(index_elements=[ProviderCall.idempotency_key])
-        .returning(ProviderCall)
-        .execution_options(populate_existing=True)
-    )
-    if inserted is not None:
-        return inserted
-    call = await get_call(session, key)  # recorded concurrently by another transaction
-    assert call is not None
-    return call
+    unchanged, so the retry sends exactly what the first try sent.
 
-
-async def insert_call(
-    session: AsyncSession,
-    *,
-    key: str,
-    operation: str,
-    order_id: str,
-    payment_id: str,
-    request: dict[str, Any],
-) -> ProviderCall:
-    """Record the first call under a key no one can have used yet (a new attempt's)."""
-    inserted: ProviderCall | None = await session.scalar(
-        _call_insert(
-            key=key,
-            operation=operation,
-            order_id=order_id,
-            payment_id=payment_id,
-            request=request,
-            refund_id=None,
-        ).returning(ProviderCall)
-    )
-    assert inserted is not None
-    return inserted
-
-
-def _call_insert(
-    *,
-    key: str,
-    operation: str,
-    order_id: str,
-    payment_id: str,
-    request: dict[str, Any],
-    refund_id: str | None,
-) -> Insert:
-    return insert(ProviderCall).values(
+    `new_key`: the key names something created in this transaction (a new attempt), so no call
+    can have been recorded under it, and it is inserted without looking first."""
+    statement = insert(ProviderCall).values(
         idempotency_key=key,
         operation=operation,
         order_id=order_id,
@@ -289,6 +234,26 @@ def _call_insert(
         status=CallStatus.PENDING,
         attempts=0,
     )
+    await session.flush()
+    if new_key:
+        created: ProviderCall | None = await session.scalar(statement.returning(ProviderCall))
+        assert created is not None
+        return created
+    # Read first: a retry inside a transaction that already updated this row must not queue
+    # behind its own row lock (the insert below would wait for it).
+    call = await get_call(session, key)
+    if call is not None:
+        return call
+    inserted = await session.scalar(
+        statement.on_conflict_do_nothing(index_elements=[ProviderCall.idempotency_key])
+        .returning(ProviderCall)
+        .execution_options(populate_existing=True)
+    )
+    if inserted is not None:
+        return inserted
+    call = await get_call(session, key)  # recorded concurrently by another transaction
+    assert call is not None
+    return call
 
 
 async def get_call(session: AsyncSession, key: str) -> ProviderCall | None:

@@ -195,14 +195,14 @@ async def _open_attempt(
     # the same request under the same key.
     async with detached(payments) as session:
         await repository.insert_attempt(session, attempt)
-        # The key names this new attempt: no call can have been recorded under it.
-        call = await repository.insert_call(
+        call = await repository.record_call(
             session,
             key=attempt.idempotency_key,
             operation="authorize",
             order_id=order.order_id,
             payment_id=attempt.id,
             request=request.model_dump(mode="json"),
+            new_key=True,  # it names the attempt inserted just above
         )
     recorded = await repository.get_attempt(work.session, attempt.id)
     assert recorded is not None
