@@ -121,14 +121,17 @@ class Dispatcher:
 
         # _deliver turns every failure into an outcome, so each task puts exactly one.
         sending = [asyncio.create_task(deliver(p)) for p in prepared]
-        remaining = len(sending)
-        while remaining:
-            batch = [await ready.get()]
-            while not ready.empty():
-                batch.append(ready.get_nowait())
-            remaining -= len(batch)
-            await self._record(batch)
-        await asyncio.gather(*sending)
+        try:
+            remaining = len(sending)
+            while remaining:
+                batch = [await ready.get()]
+                while not ready.empty():
+                    batch.append(ready.get_nowait())
+                remaining -= len(batch)
+                await self._record(batch)
+        finally:
+            for task in sending:
+                task.cancel()  # done by now, unless the round itself was cancelled (shutdown)
         return len(claimed) == self.settings.dispatch_batch_size
 
     async def _prepare_or_fail(self, session: AsyncSession, delivery: Delivery) -> Prepared:
