@@ -11,16 +11,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from typing import cast
 
-from sqlalchemy import Table, bindparam, insert, select, text, update
+from shopkit.db import table_of
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventory_service.book import ReservationState, StockBook, StockLevel
 from inventory_service.models import Reservation, ReservationLine, StockAdjustment, StockItem
 
-_STOCK = cast(Table, StockItem.__table__)
+# Core tables for bulk statements: one executemany instead of per-object ORM flushes.
+_STOCK = table_of(StockItem)
+_RESERVATIONS = table_of(Reservation)
 
 ORDER_LOCK_SPACE = 0x494E56  # "INV": the first key of our two-key advisory locks
 
@@ -34,11 +36,6 @@ _STOCK_COLUMNS = (
     StockItem.low_stock_threshold,
     StockItem.updated_at,
 )
-
-
-def _table(model: type[StockItem] | type[Reservation]) -> Table:
-    # Core tables for bulk statements: one executemany instead of per-object ORM flushes.
-    return model.metadata.tables[model.__tablename__]
 
 
 def order_lock_key(order_id: str) -> int:
@@ -135,11 +132,10 @@ async def _reservations(session: AsyncSession, order_ids: list[str]) -> dict[str
 
 async def save_book(session: AsyncSession, book: StockBook) -> None:
     """Write back what changed: a handful of bulk statements whatever the batch size."""
-    stock = _table(StockItem)
     if book.changed_stock:
         await session.execute(
-            update(stock)
-            .where(stock.c.sku == bindparam("b_sku"))
+            update(_STOCK)
+            .where(_STOCK.c.sku == bindparam("b_sku"))
             .values(
                 product_id=bindparam("b_product_id"),
                 on_hand=bindparam("b_on_hand"),
@@ -188,10 +184,9 @@ async def save_book(session: AsyncSession, book: StockBook) -> None:
         if lines:
             await session.execute(insert(ReservationLine), lines)
     if book.changed_reservations:
-        reservations = _table(Reservation)
         await session.execute(
-            update(reservations)
-            .where(reservations.c.order_id == bindparam("b_order_id"))
+            update(_RESERVATIONS)
+            .where(_RESERVATIONS.c.order_id == bindparam("b_order_id"))
             .values(
                 status=bindparam("b_status"),
                 reason=bindparam("b_reason"),

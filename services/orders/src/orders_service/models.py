@@ -15,7 +15,6 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    Table,
     Text,
     func,
     text,
@@ -32,14 +31,6 @@ class Base(DeclarativeBase):
 
 
 messaging = messaging_tables(Base.metadata)
-
-
-def table_of(model: type[Base]) -> Table:
-    """The Core table of a model. Hot paths query tables directly: the ORM's per-statement
-    bookkeeping is measurable at checkout rates and buys nothing for plain rows."""
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
 
 
 class Product(Base):

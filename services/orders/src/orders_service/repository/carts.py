@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from shopkit.db import table_of
 from sqlalchemy import (
     BigInteger,
     ColumnClause,
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import new_id
 from orders_service.cache import CartOwner, CartSnapshot
-from orders_service.models import Cart, CartItem, Product, Uuid, table_of
+from orders_service.models import Cart, CartItem, Product, Uuid
 from orders_service.pricing import PricedProduct
 
 _carts = table_of(Cart)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shopkit.db import table_of
 from sqlalchemy import Text, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB, array
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +18,6 @@ from orders_service.models import (
     Order,
     OrderStatusChange,
     TimelineEvent,
-    table_of,
 )
 
 _orders = table_of(Order)

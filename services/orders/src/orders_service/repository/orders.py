@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shopkit.db import table_of
 from sqlalchemy import (
     ColumnElement,
     RowMapping,
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import new_id
 from orders_service.changes import CHANNEL as CHANGES_CHANNEL
-from orders_service.models import IgnoredEvent, Order, OrderLine, OrderStatusChange, table_of
+from orders_service.models import IgnoredEvent, Order, OrderLine, OrderStatusChange
 from orders_service.schemas import IgnoredEventPublic, OrderPublic, OrderSummary, StuckOrder
 
 _orders = table_of(Order)

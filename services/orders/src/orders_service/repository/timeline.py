@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, delete, or_, select
+from shopkit.db import table_of
+from sqlalchemy import delete, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service.models import TimelineEvent
 from orders_service.schemas import TimelineEventPublic
 
-_TIMELINE = cast(Table, TimelineEvent.__table__)
+_TIMELINE = table_of(TimelineEvent)
 
 
 async def add(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
