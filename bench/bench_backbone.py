@@ -42,6 +42,7 @@ from shopkit.testing import (
 )
 from sqlalchemy import Column, Float, Integer, Table, insert
 
+from bench.figures import percentile
 from contracts import Envelope, Event, new_id
 
 TOPIC = "bench.events"
@@ -302,13 +303,12 @@ async def run() -> dict[str, object]:
         total = RATE // WRITERS * WRITERS * RATE_SECONDS
         await _wait(lambda: _async(len(latencies) >= total), 120)
         committed = {key: at for _, times in reports for key, at in times.items()}
-        from_commit = sorted((handled_at[key] - at) * 1000 for key, at in committed.items())
-        from_creation = sorted(latencies)
+        from_commit = [(handled_at[key] - at) * 1000 for key, at in committed.items()]
         figures["latency_rate_events_per_s"] = round(total / max(d for d, _ in reports))
-        figures["latency_p50_ms"] = _percentile(from_commit, 0.5)
-        figures["latency_p99_ms"] = _percentile(from_commit, 0.99)
-        figures["latency_from_creation_p50_ms"] = _percentile(from_creation, 0.5)
-        figures["latency_from_creation_p99_ms"] = _percentile(from_creation, 0.99)
+        figures["latency_p50_ms"] = percentile(from_commit, 0.5)
+        figures["latency_p99_ms"] = percentile(from_commit, 0.99)
+        figures["latency_from_creation_p50_ms"] = percentile(latencies, 0.5)
+        figures["latency_from_creation_p99_ms"] = percentile(latencies, 0.99)
         figures["targets"] = "relay >= 5000/s, consumer >= 3000/s, p99 < 50 ms at 500/s"
         return figures
     finally:
@@ -316,10 +316,6 @@ async def run() -> dict[str, object]:
         await asyncio.wait(tasks, timeout=20)
         await engine.dispose()
         await drop_database(url)
-
-
-def _percentile(ordered: list[float], fraction: float) -> float:
-    return round(ordered[max(0, int(len(ordered) * fraction) - 1)], 1)
 
 
 async def _async(value: bool) -> bool:

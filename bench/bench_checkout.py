@@ -25,12 +25,14 @@ import os
 import secrets
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from shop_cli.client import GOOD_CARD, ApiError, Session, gateway_client, login, new_admin, register
 
+from bench.figures import percentile
 from bench.run import wait_until_quiet
 from contracts import decode, topics
 
@@ -227,20 +229,26 @@ class Confirmations:
             await self._consumer.stop()
 
 
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[max(int(len(ordered) * fraction) - 1, 0)], 1)
+def _p50(values: list[float]) -> float:
+    return round(statistics.median(values), 1)
 
 
-def _steps(confirmations: Confirmations, accepted: list[Any], fraction: float) -> dict[str, float]:
-    """A percentile of each saga step's time, from the step before it (accepted -> reserved by
-    inventory -> authorized by payments -> confirmed by orders; relays and Kafka included)."""
+def _p99(values: list[float]) -> float:
+    return percentile(values, 0.99)
+
+
+def _steps(
+    confirmations: Confirmations, accepted: list[Any], summary: Callable[[list[float]], float]
+) -> dict[str, float]:
+    """A summary (median, p99) of each saga step's time, from the step before it (accepted ->
+    reserved by inventory -> authorized by payments -> confirmed by orders; relays and Kafka
+    included)."""
     figures: dict[str, float] = {}
     previous: dict[str, float] = dict(accepted)
     for name, seen in [*confirmations.steps.items(), ("confirmed", confirmations.at)]:
         gaps = [(seen[o] - previous[o]) * 1000 for o in previous if o in seen]
         if gaps:
-            figures[f"to_{name}"] = _percentile(gaps, fraction)
+            figures[f"to_{name}"] = summary(gaps)
         previous = {o: seen[o] for o in previous if o in seen}
     return figures
 
@@ -336,15 +344,15 @@ async def run() -> dict[str, object]:
             )
             accepted = [item for chunk in results for item in chunk]
             await _settle(confirmations, accepted)
-            latencies = sorted(
+            latencies = [
                 (confirmations.at[o] - t) * 1000 for o, t in accepted if o in confirmations.at
-            )
+            ]
             figures["latency_rate_per_s"] = round(target_rate, 1)
-            figures["latency_p50_ms_by_step"] = _steps(confirmations, accepted, 0.5)
-            figures["latency_p99_ms_by_step"] = _steps(confirmations, accepted, 0.99)
+            figures["latency_p50_ms_by_step"] = _steps(confirmations, accepted, _p50)
+            figures["latency_p99_ms_by_step"] = _steps(confirmations, accepted, _p99)
             if latencies:
-                figures["accepted_to_confirmed_p50_ms"] = round(statistics.median(latencies), 1)
-                figures["accepted_to_confirmed_p99_ms"] = _percentile(latencies, 0.99)
+                figures["accepted_to_confirmed_p50_ms"] = _p50(latencies)
+                figures["accepted_to_confirmed_p99_ms"] = _p99(latencies)
             figures["targets"] = (
                 ">= 100 checkouts/s, p99 < 500 ms at half rate, <= 20 CPU-ms per checkout"
             )
