@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass
@@ -14,7 +12,7 @@ import pytest
 from gateway.app import build_app
 from gateway.config import BudgetLimits, GatewaySettings
 from gateway.testing import free_port, serve
-from shopkit.testing import TestTokens, app_client, unique_suffix
+from shopkit.testing import TestTokens, app_client, eventually, unique_suffix
 
 from .upstreams import upstream_app
 
@@ -104,10 +102,10 @@ async def stack(
     app = build_app(settings)
     async with app_client(app) as client:
         # The edge cache serves once its purge subscription is confirmed, just after start-up.
-        deadline = time.monotonic() + 10
-        while not app.state.gateway.edge.live:
-            assert time.monotonic() < deadline, "the edge cache never subscribed to its purges"
-            await asyncio.sleep(0.01)
+        async def subscribed() -> bool:
+            return bool(app.state.gateway.edge.live)
+
+        await eventually(subscribed, timeout=10, interval=0.01)
         yield Stack(client=client, tokens=tokens, upstreams=upstreams, settings=settings)
 
 

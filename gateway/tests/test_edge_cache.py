@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -13,11 +12,19 @@ from gateway.edge_cache import EdgeCache
 from gateway.testing import free_port
 from redis.asyncio import Redis
 from shopkit.settings import ServiceSettings
+from shopkit.testing import eventually
 from starlette.responses import Response
 
 from contracts import new_id
 
 from .conftest import Stack, random_ip
+
+
+async def _missed(stack: Stack, path: str) -> httpx.Response | None:
+    """The answer to `path` when the gateway fetched it anew (not from its cache)."""
+    response = await stack.client.get(path, headers=stack.headers())
+    return response if response.headers.get("x-cache") == "miss" else None
+
 
 SHAREABLE = "/api/products/shared?shareable=60"
 
@@ -122,13 +129,7 @@ async def test_a_purge_published_by_a_service_reaches_the_gateway(stack: Stack) 
         assert await redis.publish(stack.settings.edge_purge_channel, "catalog") >= 1
     finally:
         await redis.aclose()
-    deadline = time.monotonic() + 5
-    while True:
-        response = await stack.client.get(path, headers=stack.headers())
-        if response.headers["x-cache"] == "miss":
-            break
-        assert time.monotonic() < deadline, "the purge never arrived"
-        await asyncio.sleep(0.01)
+    await eventually(lambda: _missed(stack, path), timeout=5, interval=0.01)
 
 
 async def test_a_lost_subscription_starts_the_cache_over(stack: Stack) -> None:
@@ -148,13 +149,8 @@ async def test_a_lost_subscription_starts_the_cache_over(stack: Stack) -> None:
     finally:
         await redis.aclose()
 
-    deadline = time.monotonic() + 10
-    while True:
-        response = await stack.client.get(path, headers=stack.headers())
-        if response.headers.get("x-cache") == "miss":
-            break  # subscribed again, from an empty cache
-        assert time.monotonic() < deadline, "the subscription never came back"
-        await asyncio.sleep(0.05)
+    # Subscribed again, from an empty cache.
+    response = await eventually(lambda: _missed(stack, path), timeout=10, interval=0.05)
     assert served(response) > served(kept)
     assert (await stack.client.get(path, headers=stack.headers())).headers["x-cache"] == "hit"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 import httpx
@@ -13,7 +13,7 @@ from gateway.ratelimit import Identity, RateLimiter
 from gateway.testing import free_port
 from redis.asyncio import Redis
 from shopkit.settings import ServiceSettings
-from shopkit.testing import unique_suffix
+from shopkit.testing import eventually, unique_suffix
 
 from contracts import new_id
 
@@ -171,13 +171,6 @@ async def _shared_count(settings_namespace: str, ip: str) -> int:
     return sum(int(value) for value in values if value is not None)
 
 
-async def _until(condition: Callable[[], Awaitable[bool]], seconds: float = 5) -> None:
-    deadline = time.monotonic() + seconds
-    while not await condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.02)
-
-
 async def test_anonymous_reads_counted_in_memory_hold_the_exact_limit_on_one_replica(
     make_gateway: Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]],
 ) -> None:
@@ -192,7 +185,9 @@ async def test_anonymous_reads_counted_in_memory_hold_the_exact_limit_on_one_rep
         assert statuses == [200] * READS["read"].per_ip + [429, 429]
         assert remaining[: READS["read"].per_ip] == list(range(READS["read"].per_ip - 1, -1, -1))
         # Refused requests are not counted; the admitted ones all reach Redis.
-        await _until(lambda: _count_is(namespace, ip, READS["read"].per_ip))
+        await eventually(
+            lambda: _count_is(namespace, ip, READS["read"].per_ip), timeout=5, interval=0.02
+        )
 
 
 async def _count_is(namespace: str, ip: str, expected: int) -> bool:
@@ -214,7 +209,7 @@ async def test_replicas_learn_each_others_reads_through_redis(
         assert (await second.get("/api/products", headers=headers)).status_code == 200
         for _ in range(limit - 1):
             assert (await first.get("/api/products", headers=headers)).status_code == 200
-        await _until(lambda: _count_is(namespace, ip, limit))
+        await eventually(lambda: _count_is(namespace, ip, limit), timeout=5, interval=0.02)
         # The second replica's next sync brings the first one's count back to it.
         await asyncio.sleep(0.5)
         refused = await second.get("/api/products", headers=headers)

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from gateway.routes import PREFIXES
 from pydantic import BaseModel, ConfigDict
+from shopkit.edge import shareable
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -83,9 +84,7 @@ def upstream_app(service: str, *, jwks: dict[str, Any] | None = None) -> FastAPI
             return StreamingResponse(chunks(), media_type="application/octet-stream")
         body = await request.body()
         shared = (
-            {"Surrogate-Control": f"max-age={query['shareable']}", "Surrogate-Key": service}
-            if "shareable" in query
-            else {}
+            shareable(key=service, max_age=int(query["shareable"])) if "shareable" in query else {}
         )
         return JSONResponse(
             {
