@@ -40,7 +40,7 @@ from shopkit.migrations import migrations_dir
 from shopkit.mongo import create_client
 from shopkit.mongo_migrations import upgrade
 from shopkit.mongo_outbox import DocumentLocks, MongoOutboxRelay, MongoRelayConfig
-from shopkit.testing import kafka_namespace, unique_suffix
+from shopkit.testing import delete_keys, kafka_namespace, unique_suffix
 
 from bench.processes import uvicorn_process, wrk
 
@@ -101,9 +101,7 @@ async def seeded_database(prefix: str) -> AsyncIterator[str]:
     finally:
         await client.drop_database(name)
         await client.close()
-        keys = [key async for key in redis.scan_iter(match=f"{prefix}*", count=500)]
-        if keys:
-            await redis.delete(*keys)
+        await delete_keys(redis, prefix)
         await redis.aclose()
 
 

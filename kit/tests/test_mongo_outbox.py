@@ -31,7 +31,7 @@ from shopkit.mongo_outbox import (
     outbox_update,
     with_outbox,
 )
-from shopkit.testing import KAFKA_BOOTSTRAP, eventually, unique_suffix
+from shopkit.testing import KAFKA_BOOTSTRAP, delete_keys, eventually, unique_suffix
 
 from contracts import Envelope, new_id
 
@@ -82,9 +82,7 @@ def _inbox_prefix(db: Any) -> str:
 async def redis(db: Any) -> AsyncIterator[Redis]:
     client = Redis.from_url(REDIS_URL)
     yield client
-    keys = [key async for key in client.scan_iter(match=f"{_inbox_prefix(db)}*", count=500)]
-    if keys:
-        await client.delete(*keys)
+    await delete_keys(client, _inbox_prefix(db))
     await client.aclose()
 
 

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
 from contracts import Envelope, Event, decode, encode, new_id, topics
 from shopkit.kafka import create_producer, ensure_topics
@@ -34,6 +35,13 @@ E = TypeVar("E", bound=Event)
 
 ADMIN_DSN = "postgresql://shop:shop@127.0.0.1:5432/postgres"
 KAFKA_BOOTSTRAP = "127.0.0.1:9092"
+
+
+async def delete_keys(redis: Redis, prefix: str) -> None:
+    """Remove a test run's Redis keys: everything under its own prefix."""
+    keys = [key async for key in redis.scan_iter(match=f"{prefix}*", count=500)]
+    if keys:
+        await redis.delete(*keys)
 
 
 def unique_suffix() -> str:

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from shopkit.migrations import migrations_dir
 from shopkit.mongo import create_client
 from shopkit.mongo_migrations import upgrade
-from shopkit.testing import TestTokens, app_client, kafka_namespace, unique_suffix
+from shopkit.testing import TestTokens, app_client, delete_keys, kafka_namespace, unique_suffix
 
 
 @dataclass
@@ -70,9 +70,7 @@ async def running_catalog(**overrides: Any) -> AsyncIterator[Running]:
                 yield Running(app=app, client=client, settings=settings, tokens=tokens)
         finally:
             redis = Redis.from_url(CatalogSettings().redis_url)
-            keys = [key async for key in redis.scan_iter(match=f"{prefix}*", count=500)]
-            if keys:
-                await redis.delete(*keys)
+            await delete_keys(redis, prefix)
             await redis.aclose()
 
 
