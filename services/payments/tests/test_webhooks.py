@@ -4,6 +4,7 @@ with the synchronous answer."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 from contracts.events.payments import (
@@ -134,6 +135,30 @@ async def test_unknown_intents_are_acknowledged_and_ignored(stack: Stack) -> Non
 
     assert receipt["duplicate"] is False
     assert await outcome(stack, str(receipt["event_id"])) == "unknown"
+
+
+class _ThreadNotingEvent(asyncio.Event):
+    def __init__(self) -> None:
+        super().__init__()
+        self.set_from: list[int] = []
+
+    def set(self) -> None:
+        self.set_from.append(threading.get_ident())
+        super().set()
+
+
+async def test_a_stored_webhook_wakes_the_processor_from_the_event_loop(stack: Stack) -> None:
+    """asyncio.Event is not thread-safe: the wake-up must not run in a worker thread."""
+    waiting = _ThreadNotingEvent()
+    stack.payments.webhooks_waiting = waiting
+    payload = stripe_event("payment_intent.succeeded", {"object": "payment_intent", "id": "pi_x"})
+
+    await post(stack, payload)
+
+    async def woken() -> list[int]:
+        return waiting.set_from
+
+    assert await eventually(woken) == [threading.get_ident()]
 
 
 async def test_a_replayed_event_is_processed_once(stack: Stack) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, status
@@ -50,6 +51,12 @@ stripe_signature_scheme = APIKeyHeader(
 )
 
 
+async def _wake(waiting: asyncio.Event) -> None:
+    # A coroutine on purpose: Starlette runs a plain function in its thread pool, and an
+    # asyncio.Event set from another thread may not wake its waiter (nor is it safe to touch).
+    waiting.set()
+
+
 @router.post(
     "/webhooks/stripe",
     response_model=WebhookReceipt,
@@ -68,7 +75,7 @@ async def stripe_webhook(
         session=session, payments=payments, payload=await request.body(), signature=stripe_signature
     )
     # After the response, hence after the commit: wake the processor for the stored event.
-    background.add_task(payments.webhooks_waiting.set)
+    background.add_task(_wake, payments.webhooks_waiting)
     return WebhookReceipt(event_id=receipt.event_id, duplicate=receipt.duplicate)
 
 
