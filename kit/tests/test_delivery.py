@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.protocol.fetch import FetchRequest
 from shopkit.cli import read_parked
 from shopkit.consumer import ConsumerConfig, EventConsumer
 from shopkit.handlers import EventHandlers
@@ -66,6 +67,39 @@ async def test_same_event_delivered_twice_concurrently_takes_effect_once(
             await eventually(lambda m=member: _committed_total(m.config.group_id, len(records) * 2))
     counts = await effect_counts(sessionmaker)
     assert counts == {e.probe_id: 1 for e in events}
+
+
+async def test_an_idle_consumer_asks_the_broker_rarely_yet_gets_a_new_event_at_once(
+    sessionmaker: async_sessionmaker[AsyncSession], database_url: str, namespace: str
+) -> None:
+    consumer = consumer_for(sessionmaker, namespace)
+    # Far longer than this test waits for the event below: the broker has to answer the
+    # pending fetch when the event arrives, not when the wait is over.
+    consumer.config.idle_fetch_wait_ms = 120_000
+    fetches = 0
+    async with running(consumer):
+
+        async def assigned() -> object:
+            kafka = consumer._consumer  # the client whose fetch requests are counted
+            return kafka if kafka is not None and kafka.assignment() else None
+
+        kafka = await eventually(assigned)
+        send = kafka._client.send
+
+        async def counting_send(node_id: int, request: object, **options: object) -> object:
+            nonlocal fetches
+            fetches += isinstance(request, FetchRequest)
+            return await send(node_id, request, **options)
+
+        kafka._client.send = counting_send
+        await asyncio.sleep(3)
+        fetches_while_idle = fetches
+        event = ProbeHappened(probe_id=new_id(), value=1)
+        await _produce(namespace, [_record(event)])
+        await eventually(lambda: _effect_value_count(database_url, event.probe_id, 1), timeout=30)
+
+    # At aiokafka's default wait (500 ms) the idle consumer would have asked six times.
+    assert fetches_while_idle <= 1
 
 
 async def test_poison_message_is_parked_partition_keeps_flowing_and_replay_redelivers(
