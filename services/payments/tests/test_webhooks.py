@@ -161,6 +161,18 @@ async def test_a_stored_webhook_wakes_the_processor_from_the_event_loop(stack: S
     assert await eventually(woken) == [threading.get_ident()]
 
 
+async def test_a_webhook_settled_when_received_does_not_wake_the_processor(stack: Stack) -> None:
+    _, authorized = await authorized_order(stack)
+    intent = await stack.stripe.intent(authorized.provider_payment_id)
+    waiting = _ThreadNotingEvent()
+    stack.payments.webhooks_waiting = waiting
+
+    receipt = await post(stack, stripe_event("payment_intent.amount_capturable_updated", intent))
+
+    assert await outcome(stack, str(receipt["event_id"])) == "noop"
+    assert waiting.set_from == []
+
+
 async def test_a_replayed_event_is_processed_once(stack: Stack) -> None:
     placed, authorized = await authorized_order(stack)
     intent = await stack.stripe.intent(authorized.provider_payment_id)

@@ -74,8 +74,9 @@ async def stripe_webhook(
     receipt = await webhooks.receive(
         session=session, payments=payments, payload=await request.body(), signature=stripe_signature
     )
-    # After the response, hence after the commit: wake the processor for the stored event.
-    background.add_task(_wake, payments.webhooks_waiting)
+    if receipt.queued:
+        # After the response, hence after the commit: wake the processor for the stored event.
+        background.add_task(_wake, payments.webhooks_waiting)
     return WebhookReceipt(event_id=receipt.event_id, duplicate=receipt.duplicate)
 
 

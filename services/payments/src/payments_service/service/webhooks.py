@@ -53,6 +53,8 @@ only move forward; a later cancel or capture comes with an event of its own)."""
 class Receipt:
     event_id: str
     duplicate: bool
+    queued: bool
+    """Stored for the processor (not a duplicate, nor settled when received)."""
 
 
 async def receive(
@@ -84,7 +86,9 @@ async def receive(
     stored = await repository.store_webhook(session, values)
     if stored and known is not None and "outcome" in values:
         await repository.note_provider_event(session, known.id, at=event.created)
-    return Receipt(event_id=event.id, duplicate=not stored)
+    return Receipt(
+        event_id=event.id, duplicate=not stored, queued=stored and "outcome" not in values
+    )
 
 
 async def process_next(payments: Payments) -> bool:
