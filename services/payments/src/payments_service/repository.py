@@ -34,15 +34,17 @@ async def lock_order(session: AsyncSession, order_id: str) -> PaymentOrder:
     """The order's row, created if new, locked until the transaction ends: every change to one
     order's payments (events, webhooks, admin actions) runs one at a time."""
     await session.flush()
-    await session.execute(
+    # One round trip: an existing row is "updated" to what it holds, which takes the same lock
+    # as SELECT ... FOR NO KEY UPDATE (no key column is set) and lets RETURNING give the row
+    # whether it was just inserted or already there.
+    order = await session.scalar(
         insert(PaymentOrder)
         .values(order_id=order_id)
-        .on_conflict_do_nothing(index_elements=[PaymentOrder.order_id])
-    )
-    order = await session.scalar(
-        select(PaymentOrder)
-        .where(PaymentOrder.order_id == order_id)
-        .with_for_update(key_share=True)
+        .on_conflict_do_update(
+            index_elements=[PaymentOrder.order_id],
+            set_={PaymentOrder.updated_at: PaymentOrder.updated_at},
+        )
+        .returning(PaymentOrder)
         .execution_options(populate_existing=True)
     )
     assert order is not None
