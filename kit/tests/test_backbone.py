@@ -113,3 +113,38 @@ async def test_rolled_back_change_publishes_nothing(
 async def _when(awaitable: object, predicate: object) -> object:
     value = await awaitable  # type: ignore[misc]
     return value if predicate(value) else None  # type: ignore[operator]
+
+
+async def test_a_commit_wakes_the_relay_without_waiting_for_its_poll(
+    sessionmaker: async_sessionmaker[AsyncSession], database_url: str, namespace: str
+) -> None:
+    relay = relay_for(database_url, namespace)
+    # Far longer than the test waits: each event below has to come through the wake-up that
+    # its transaction sends at commit.
+    relay.config.idle_poll_seconds = 600
+    warm_up = ProbeHappened(probe_id=new_id(), value=0)
+    one = [ProbeHappened(probe_id=new_id(), value=1)]
+    two_at_once = [ProbeHappened(probe_id=new_id(), value=v) for v in (2, 3)]
+    one_then_one = [ProbeHappened(probe_id=new_id(), value=v) for v in (4, 5)]
+
+    def arrived(events: Sequence[ProbeHappened]) -> object:
+        ids = {e.probe_id for e in events}
+        return lambda: _when(effect_counts(sessionmaker), lambda c: ids <= set(c))
+
+    async with running(relay, consumer_for(sessionmaker, namespace)):
+        # Published by the relay's first round or by the wake-up; either way the relay is
+        # then waiting for the next one.
+        await publish(sessionmaker, [warm_up])
+        await eventually(arrived([warm_up]), timeout=30)
+        await publish(sessionmaker, one)  # a single row: row and wake-up in one statement
+        await eventually(arrived(one), timeout=30)
+        await publish(sessionmaker, two_at_once)  # several rows, then the wake-up
+        await eventually(arrived(two_at_once), timeout=30)
+        async with sessionmaker() as session, session.begin():
+            outbox = Outbox(session, messaging.outbox)
+            for event in one_then_one:  # the second add must not be left without a wake-up
+                await outbox.add(Envelope(data=event))
+        await eventually(arrived(one_then_one), timeout=30)
+
+    counts = await effect_counts(sessionmaker)
+    assert all(counts[e.probe_id] == 1 for e in [warm_up, *one, *two_at_once, *one_then_one])

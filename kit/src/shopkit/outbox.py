@@ -7,9 +7,10 @@ A state change and the events announcing it commit together or not at all; the r
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Table, insert, text
+from sqlalchemy import Insert, Select, Table, bindparam, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Envelope, Event, encode
@@ -51,6 +52,25 @@ def outbox_records(envelopes: Sequence[Envelope[Event]]) -> list[dict[str, Any]]
     return records
 
 
+_RECORD_COLUMNS = ("event_id", "topic", "key", "ce_type", "headers", "payload")
+_WAKE = text("SELECT pg_notify(:channel, '')")
+
+
+@cache
+def _insert_one(table: Table) -> Insert:
+    """One outbox row, built once per table: most transactions add a single event, and building
+    a statement costs more than sending it."""
+    return insert(table).values(
+        {name: bindparam(name, type_=table.c[name].type) for name in _RECORD_COLUMNS}
+    )
+
+
+@cache
+def _insert_one_and_wake(table: Table) -> Select[Any]:
+    """One outbox row and the relay's wake-up in a single round trip."""
+    return select(func.pg_notify(bindparam("channel"), "")).add_cte(_insert_one(table).cte("added"))
+
+
 class Outbox:
     """Adds events to the outbox through `session`; nothing is sent before the commit."""
 
@@ -62,14 +82,20 @@ class Outbox:
         if not envelopes:
             return
         rows = outbox_records(envelopes)
-        await self.session.execute(insert(self.table), rows)
         transaction = id(self.session.get_transaction())
-        if self.session.info.get(_NOTIFIED) != transaction:
-            # Delivered at commit (and dropped on rollback): the relay wakes only for real rows.
-            await self.session.execute(
-                text("SELECT pg_notify(:channel, '')"), {"channel": notify_channel(self.table)}
-            )
-            self.session.info[_NOTIFIED] = transaction
+        # The wake-up is delivered at commit (and dropped on rollback): the relay wakes only for
+        # real rows, once per transaction.
+        wake = self.session.info.get(_NOTIFIED) != transaction
+        channel = {"channel": notify_channel(self.table)}
+        if len(rows) > 1:
+            await self.session.execute(insert(self.table), rows)
+            if wake:
+                await self.session.execute(_WAKE, channel)
+        elif wake:
+            await self.session.execute(_insert_one_and_wake(self.table), {**rows[0], **channel})
+        else:
+            await self.session.execute(_insert_one(self.table), rows[0])
+        self.session.info[_NOTIFIED] = transaction
 
     async def publish(
         self, *events: Event, correlation_id: str = "", causation_id: str | None = None
