@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import String, any_, bindparam, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipping_service.models import CarrierWebhook, CatalogProduct, Shipment, TrackingEvent
@@ -53,13 +53,18 @@ async def deactivate_product(session: AsyncSession, *, product_id: str, version:
     )
 
 
+# Built once, with the skus as one array parameter: every quote and every shipment runs it, and
+# an expanding IN list would be rendered again on each call.
+_PRODUCTS_BY_SKU = (
+    select(CatalogProduct)
+    .where(CatalogProduct.sku == any_(bindparam("skus", type_=ARRAY(String))))
+    # A sku moved between products: the active, most recent document wins.
+    .order_by(CatalogProduct.is_active, CatalogProduct.updated_at)
+)
+
+
 async def products_by_sku(session: AsyncSession, skus: Sequence[str]) -> dict[str, CatalogProduct]:
-    rows = await session.scalars(
-        select(CatalogProduct)
-        .where(CatalogProduct.sku.in_(set(skus)))
-        # A sku moved between products: the active, most recent document wins.
-        .order_by(CatalogProduct.is_active, CatalogProduct.updated_at)
-    )
+    rows = await session.scalars(_PRODUCTS_BY_SKU, {"skus": sorted(set(skus))})
     return {row.sku: row for row in rows}
 
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.security import APIKeyHeader
 from pydantic import StringConstraints, WithJsonSchema
 from redis.asyncio import Redis
-from shopkit.db import SessionDep
+from shopkit.db import ReadSessionDep, SessionDep
 from shopkit.params import CEP_PATTERN, SKU_PATTERN, Cep, OptionalUuid7, Uuid7
 from shopkit.problems import UnauthorizedError, responses
 from shopkit.security import CurrentUser
@@ -60,7 +60,9 @@ def _settings(request: Request) -> ShippingSettings:
 
 
 @router.post("/quotes", response_model=QuoteResponse, responses=responses(UnknownSkuError))
-async def create_quotes(body: QuoteRequest, session: SessionDep, request: Request) -> QuoteResponse:
+async def create_quotes(
+    body: QuoteRequest, session: ReadSessionDep, request: Request
+) -> QuoteResponse:
     """Signed shipping options for these items to this CEP (orders verifies the quote id)."""
     return await quotes.quote(
         session=session,
@@ -76,7 +78,7 @@ async def create_quotes(body: QuoteRequest, session: SessionDep, request: Reques
     responses=responses(UnknownSkuError),
 )
 async def get_quotes(
-    session: SessionDep,
+    session: ReadSessionDep,
     request: Request,
     destination_cep: Annotated[Cep, Query()],
     items: Annotated[
