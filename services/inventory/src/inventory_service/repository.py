@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from shopkit.db import table_of
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import String, any_, bindparam, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +36,31 @@ _STOCK_COLUMNS = (
     StockItem.received,
     StockItem.low_stock_threshold,
     StockItem.updated_at,
+)
+
+# The batch statements of the saga, built once and given their keys as one array parameter: an
+# IN list was built and rendered again on every call, as a new statement for each batch size.
+_SKUS = bindparam("skus", type_=ARRAY(String))
+_ORDER_IDS = bindparam("order_ids", type_=ARRAY(UUID(as_uuid=False)))
+_LOCK_STOCK = (
+    select(*_STOCK_COLUMNS)
+    .where(StockItem.sku == any_(_SKUS))
+    .order_by(StockItem.sku)
+    .with_for_update()
+)
+_RESERVATIONS_OF = select(
+    Reservation.order_id,
+    Reservation.id,
+    Reservation.status,
+    Reservation.reason,
+    Reservation.expires_at,
+    Reservation.correlation_id,
+    Reservation.placed_event_id,
+).where(Reservation.order_id == any_(_ORDER_IDS))
+_LINES_OF = (
+    select(ReservationLine.order_id, ReservationLine.sku, ReservationLine.quantity)
+    .where(ReservationLine.order_id == any_(_ORDER_IDS))
+    .order_by(ReservationLine.order_id, ReservationLine.sku)
 )
 
 
@@ -90,12 +116,7 @@ async def load_book(
     wanted = set(skus) | {sku for r in reservations.values() for sku, _ in r.lines}
     stock: dict[str, StockLevel] = {}
     if wanted:
-        rows = await session.execute(
-            select(*_STOCK_COLUMNS)
-            .where(StockItem.sku.in_(sorted(wanted)))
-            .order_by(StockItem.sku)
-            .with_for_update()
-        )
+        rows = await session.execute(_LOCK_STOCK, {"skus": sorted(wanted)})
         stock = {row.sku: StockLevel(*row) for row in rows}
     return StockBook(stock=stock, reservations=reservations)
 
@@ -103,25 +124,11 @@ async def load_book(
 async def _reservations(session: AsyncSession, order_ids: list[str]) -> dict[str, ReservationState]:
     if not order_ids:
         return {}
-    rows = (
-        await session.execute(
-            select(
-                Reservation.order_id,
-                Reservation.id,
-                Reservation.status,
-                Reservation.reason,
-                Reservation.expires_at,
-                Reservation.correlation_id,
-                Reservation.placed_event_id,
-            ).where(Reservation.order_id.in_(order_ids))
-        )
-    ).all()
+    rows = (await session.execute(_RESERVATIONS_OF, {"order_ids": order_ids})).all()
     lines: dict[str, list[tuple[str, int]]] = {}
     if rows:
         for order_id, sku, quantity in await session.execute(
-            select(ReservationLine.order_id, ReservationLine.sku, ReservationLine.quantity)
-            .where(ReservationLine.order_id.in_([row.order_id for row in rows]))
-            .order_by(ReservationLine.order_id, ReservationLine.sku)
+            _LINES_OF, {"order_ids": [row.order_id for row in rows]}
         ):
             lines.setdefault(order_id, []).append((sku, quantity))
     return {

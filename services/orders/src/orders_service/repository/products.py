@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import String, any_, bindparam, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service.models import Product
@@ -20,6 +20,8 @@ _COLUMNS = (
     Product.currency,
     Product.is_active,
 )
+# Built once (every cart change runs it), the skus as one array parameter.
+_BY_SKUS = select(*_COLUMNS).where(Product.sku == any_(bindparam("skus", type_=ARRAY(String))))
 
 
 async def upsert_snapshot(
@@ -76,5 +78,5 @@ async def by_skus(session: AsyncSession, skus: Iterable[str]) -> dict[str, Price
     wanted = list(dict.fromkeys(skus))
     if not wanted:
         return {}
-    rows = await session.execute(select(*_COLUMNS).where(Product.sku.in_(wanted)))
+    rows = await session.execute(_BY_SKUS, {"skus": wanted})
     return {row.sku: PricedProduct(*row) for row in rows}
