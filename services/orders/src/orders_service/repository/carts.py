@@ -10,7 +10,10 @@ from sqlalchemy import (
     BigInteger,
     ColumnClause,
     ColumnElement,
+    DateTime,
+    Insert,
     RowMapping,
+    bindparam,
     case,
     delete,
     func,
@@ -87,35 +90,81 @@ def _product(mapping: RowMapping) -> PricedProduct | None:
     )
 
 
-async def touch(
-    session: AsyncSession, owner: CartOwner, *, now: datetime, expires_at: datetime
-) -> CartHead:
-    """Get or create the owner's cart for a change: locks it, raises its version, renews its
-    expiry, and empties it first if it had already expired. One round trip."""
+def _touch_statement(*, by_user: bool) -> Insert:
+    """Get or create a cart, renewed and emptied first if it had expired (see `touch`)."""
+    now = bindparam("now", type_=DateTime(timezone=True))
+    expires_at = bindparam("expires_at", type_=DateTime(timezone=True))
+    owner_column = _carts.c.user_id if by_user else _carts.c.anonymous_key
+    owner = bindparam("user_id" if by_user else "anonymous_key", type_=owner_column.type)
     expired_items = (
         delete(_items)
-        .where(_items.c.cart_id == _carts.c.id, _owned_by(owner), _carts.c.expires_at <= now)
+        .where(_items.c.cart_id == _carts.c.id, owner_column == owner, _carts.c.expires_at <= now)
         .cte("expired_items")
     )
     new_cart = insert(_carts).values(
-        id=new_id(),
-        user_id=owner.user_id,
-        anonymous_key=owner.anonymous_key,
+        id=bindparam("cart_id"),
+        user_id=bindparam("user_id"),
+        anonymous_key=bindparam("anonymous_key"),
         version=_CLOCK,
         created_at=now,
         updated_at=now,
         expires_at=expires_at,
     )
-    statement = new_cart.on_conflict_do_update(
-        index_elements=[_carts.c.user_id if owner.user_id is not None else _carts.c.anonymous_key],
-        set_={
-            "version": func.greatest(_carts.c.version + 1, _CLOCK),
-            "updated_at": now,
-            "expires_at": expires_at,
-            "coupon_code": case((_carts.c.expires_at <= now, None), else_=_carts.c.coupon_code),
-        },
-    ).returning(_carts.c.id, _carts.c.version, _carts.c.coupon_code)
-    row = (await session.execute(statement.add_cte(expired_items))).one()
+    return (
+        new_cart.on_conflict_do_update(
+            index_elements=[owner_column],
+            set_={
+                "version": func.greatest(_carts.c.version + 1, _CLOCK),
+                "updated_at": now,
+                "expires_at": expires_at,
+                "coupon_code": case((_carts.c.expires_at <= now, None), else_=_carts.c.coupon_code),
+            },
+        )
+        .returning(_carts.c.id, _carts.c.version, _carts.c.coupon_code)
+        .add_cte(expired_items)
+    )
+
+
+# Every cart change and checkout runs these: built once, with bound parameters (building one
+# costs about as much CPU as sending it).
+_TOUCH_USER_CART = _touch_statement(by_user=True)
+_TOUCH_ANONYMOUS_CART = _touch_statement(by_user=False)
+_new_item = insert(_items).values(
+    cart_id=bindparam("cart_id"),
+    sku=bindparam("sku"),
+    quantity=bindparam("quantity"),
+    added_at=bindparam("added_at"),
+)
+_ADD_ITEM = _new_item.on_conflict_do_update(
+    index_elements=[_items.c.cart_id, _items.c.sku],
+    set_={"quantity": _items.c.quantity + _new_item.excluded.quantity},
+).returning(_items.c.quantity)
+_PRICED_ITEMS = (
+    select(_items.c.sku, _items.c.quantity, *_PRODUCT_COLUMNS)
+    .select_from(_items.outerjoin(_products, _products.c.sku == _items.c.sku))
+    .where(_items.c.cart_id == bindparam("cart_id"))
+    .order_by(_items.c.added_at, _items.c.sku)
+)
+
+
+async def touch(
+    session: AsyncSession, owner: CartOwner, *, now: datetime, expires_at: datetime
+) -> CartHead:
+    """Get or create the owner's cart for a change: locks it, raises its version, renews its
+    expiry, and empties it first if it had already expired. One round trip."""
+    statement = _TOUCH_USER_CART if owner.user_id is not None else _TOUCH_ANONYMOUS_CART
+    row = (
+        await session.execute(
+            statement,
+            {
+                "cart_id": new_id(),
+                "user_id": owner.user_id,
+                "anonymous_key": owner.anonymous_key,
+                "now": now,
+                "expires_at": expires_at,
+            },
+        )
+    ).one()
     return CartHead(row.id, row.version, row.coupon_code)
 
 
@@ -123,12 +172,10 @@ async def add_item(
     session: AsyncSession, *, cart_id: str, sku: str, quantity: int, now: datetime
 ) -> int:
     """Add `quantity` units of `sku`; returns the line's new quantity."""
-    new_item = insert(_items).values(cart_id=cart_id, sku=sku, quantity=quantity, added_at=now)
-    statement = new_item.on_conflict_do_update(
-        index_elements=[_items.c.cart_id, _items.c.sku],
-        set_={"quantity": _items.c.quantity + new_item.excluded.quantity},
-    ).returning(_items.c.quantity)
-    return int((await session.execute(statement)).scalar_one())
+    result = await session.execute(
+        _ADD_ITEM, {"cart_id": cart_id, "sku": sku, "quantity": quantity, "added_at": now}
+    )
+    return int(result.scalar_one())
 
 
 async def set_quantity(session: AsyncSession, *, cart_id: str, sku: str, quantity: int) -> bool:
@@ -156,12 +203,7 @@ async def set_coupon(session: AsyncSession, *, cart_id: str, code: str | None) -
 
 async def priced_items(session: AsyncSession, cart_id: str) -> PricedItems:
     """The cart's lines with their products, in one query."""
-    rows = await session.execute(
-        select(_items.c.sku, _items.c.quantity, *_PRODUCT_COLUMNS)
-        .select_from(_items.outerjoin(_products, _products.c.sku == _items.c.sku))
-        .where(_items.c.cart_id == cart_id)
-        .order_by(_items.c.added_at, _items.c.sku)
-    )
+    rows = await session.execute(_PRICED_ITEMS, {"cart_id": cart_id})
     items: list[tuple[str, int]] = []
     products: dict[str, PricedProduct] = {}
     for row in rows:
