@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from shopkit.db import table_of
@@ -12,7 +13,9 @@ from sqlalchemy import (
     ColumnElement,
     RowMapping,
     Text,
+    Update,
     and_,
+    bindparam,
     cast,
     func,
     or_,
@@ -96,27 +99,66 @@ def _json_lines() -> Any:
     )
 
 
+# The saga runs these for every event it applies: built once, with bound parameters.
+_LOCK = (
+    select(
+        _orders.c.id,
+        _orders.c.user_id,
+        _orders.c.status,
+        _orders.c.total,
+        _orders.c.currency,
+        _orders.c.payment_status,
+        _orders.c.payment_id,
+        _orders.c.shipping_address,
+        _orders.c.shipping_choice,
+        _orders.c.coupon_code,
+        _json_lines().label("lines"),
+    )
+    .where(_orders.c.id == bindparam("order_id"))
+    .with_for_update(of=_orders)
+)
+_HISTORY_COLUMNS = (
+    "from_status",
+    "to_status",
+    "reason",
+    "event_id",
+    "event_type",
+    "actor",
+    "at",
+)
+
+
+@cache
+def _change_status_statement(fields: tuple[str, ...]) -> Update:
+    """The status change that also sets `fields` (one statement per set of fields)."""
+    at = bindparam("at", type_=_history.c.at.type)
+    history = (
+        insert(_history)
+        .values(
+            id=bindparam("history_id"),
+            order_id=bindparam("order_id"),
+            **{name: bindparam(name, type_=_history.c[name].type) for name in _HISTORY_COLUMNS},
+        )
+        .cte("history")
+    )
+    return (
+        update(_orders)
+        .where(_orders.c.id == bindparam("order_id"))
+        # Wakes requests waiting for this order (changes.py), at commit.
+        .returning(func.pg_notify(CHANGES_CHANNEL, cast(_orders.c.id, Text)))
+        .values(
+            status=bindparam("to_status"),
+            status_changed_at=at,
+            updated_at=at,
+            **{name: bindparam(f"set_{name}", type_=_orders.c[name].type) for name in fields},
+        )
+        .add_cte(history)
+    )
+
+
 async def lock(session: AsyncSession, order_id: str) -> LockedOrder | None:
     """The order, row-locked until the transaction ends, with its lines, in one query."""
-    row = (
-        await session.execute(
-            select(
-                _orders.c.id,
-                _orders.c.user_id,
-                _orders.c.status,
-                _orders.c.total,
-                _orders.c.currency,
-                _orders.c.payment_status,
-                _orders.c.payment_id,
-                _orders.c.shipping_address,
-                _orders.c.shipping_choice,
-                _orders.c.coupon_code,
-                _json_lines().label("lines"),
-            )
-            .where(_orders.c.id == order_id)
-            .with_for_update(of=_orders)
-        )
-    ).first()
+    row = (await session.execute(_LOCK, {"order_id": order_id})).first()
     return LockedOrder(**row._mapping) if row is not None else None
 
 
@@ -124,30 +166,14 @@ async def change_status(
     session: AsyncSession, order_id: str, change: StatusChange, **values: Any
 ) -> None:
     """Set the new status (and `values`) and append the history row, in one statement."""
-    history = (
-        insert(_history)
-        .values(
-            id=new_id(),
-            order_id=order_id,
-            from_status=change.from_status,
-            to_status=change.to_status,
-            reason=change.reason,
-            event_id=change.event_id,
-            event_type=change.event_type,
-            actor=change.actor,
-            at=change.at,
-        )
-        .cte("history")
-    )
     await session.execute(
-        update(_orders)
-        .where(_orders.c.id == order_id)
-        # Wakes requests waiting for this order (changes.py), at commit.
-        .returning(func.pg_notify(CHANGES_CHANNEL, cast(_orders.c.id, Text)))
-        .values(
-            status=change.to_status, status_changed_at=change.at, updated_at=change.at, **values
-        )
-        .add_cte(history)
+        _change_status_statement(tuple(sorted(values))),
+        {
+            "order_id": order_id,
+            "history_id": new_id(),
+            **{name: getattr(change, name) for name in _HISTORY_COLUMNS},
+            **{f"set_{name}": value for name, value in values.items()},
+        },
     )
 
 
