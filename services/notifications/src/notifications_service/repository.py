@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, literal, select, update
+from shopkit.db import table_of
+from sqlalchemy import DateTime, Integer, String, bindparam, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,12 +32,63 @@ async def ensure_recipient(session: AsyncSession, user_id: str) -> Recipient:
     return found
 
 
-async def remember_order_owner(session: AsyncSession, *, order_id: str, user_id: str) -> None:
-    await session.execute(
-        insert(OrderOwner)
-        .values(order_id=order_id, user_id=user_id)
-        .on_conflict_do_nothing(index_elements=[OrderOwner.order_id])
+# What every order's messages run: built once, with bound parameters.
+_REMEMBER_ORDER_OWNER = (
+    insert(OrderOwner)
+    .values(order_id=bindparam("order_id"), user_id=bindparam("user_id"))
+    .on_conflict_do_nothing(index_elements=[OrderOwner.order_id])
+)
+_deliveries = table_of(Delivery)
+_DELIVERY_COLUMNS = (
+    "id",
+    "user_id",
+    "order_id",
+    "source_event_id",
+    "source_type",
+    "template",
+    "channel",
+    "address",
+    "language",
+    "context",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+    "updated_at",
+)
+_INSERT_DELIVERY = (
+    insert(Delivery)
+    .values(
+        {name: bindparam(name, type_=Delivery.__table__.c[name].type) for name in _DELIVERY_COLUMNS}
     )
+    .on_conflict_do_nothing(constraint="uq_deliveries_event_channel")
+    .returning(Delivery.id)
+)
+_NOW = bindparam("now", type_=DateTime(timezone=True))
+_CLAIM_DUE = (
+    update(Delivery)
+    .where(
+        Delivery.id.in_(
+            select(Delivery.id)
+            .where(Delivery.status == "pending", Delivery.next_attempt_at <= _NOW)
+            .order_by(Delivery.next_attempt_at)
+            .limit(bindparam("limit", type_=Integer))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+    )
+    .values(
+        status="sending",
+        lease_until=bindparam("lease_until", type_=DateTime(timezone=True)),
+        attempts=Delivery.attempts + 1,
+        updated_at=_NOW,
+    )
+    .returning(Delivery)
+)
+
+
+async def remember_order_owner(session: AsyncSession, *, order_id: str, user_id: str) -> None:
+    await session.execute(_REMEMBER_ORDER_OWNER, {"order_id": order_id, "user_id": user_id})
 
 
 async def order_owner(session: AsyncSession, order_id: str) -> str | None:
@@ -46,36 +98,15 @@ async def order_owner(session: AsyncSession, order_id: str) -> str | None:
 
 async def insert_delivery(session: AsyncSession, values: dict[str, Any]) -> bool:
     """Claim the (source event, channel) key; False when a delivery for it already exists."""
-    statement = (
-        insert(Delivery)
-        .values(**values)
-        .on_conflict_do_nothing(constraint="uq_deliveries_event_channel")
-        .returning(Delivery.id)
-    )
-    return (await session.execute(statement)).scalar_one_or_none() is not None
+    return (await session.execute(_INSERT_DELIVERY, values)).scalar_one_or_none() is not None
 
 
 async def claim_due(
     session: AsyncSession, *, now: datetime, lease_until: datetime, limit: int
 ) -> list[Delivery]:
     """Lease due deliveries to this sender (others skip the locked rows), counting the attempt."""
-    due = (
-        select(Delivery.id)
-        .where(Delivery.status == "pending", Delivery.next_attempt_at <= now)
-        .order_by(Delivery.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
     rows = await session.scalars(
-        update(Delivery)
-        .where(Delivery.id.in_(due.scalar_subquery()))
-        .values(
-            status="sending",
-            lease_until=lease_until,
-            attempts=Delivery.attempts + 1,
-            updated_at=now,
-        )
-        .returning(Delivery)
+        _CLAIM_DUE, {"now": now, "lease_until": lease_until, "limit": limit}
     )
     return list(rows)
 
