@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import DateTime, bindparam, func, or_, select, update
+from sqlalchemy import DateTime, Update, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -216,6 +217,24 @@ async def reviews(
 # -------------------------------------------------------------------------------- provider calls
 
 
+_new_call = insert(ProviderCall).values(
+    idempotency_key=bindparam("key"),
+    operation=bindparam("operation"),
+    order_id=bindparam("order_id"),
+    payment_id=bindparam("payment_id"),
+    refund_id=bindparam("refund_id"),
+    request=bindparam("request", type_=ProviderCall.request.type),
+    status=CallStatus.PENDING,
+    attempts=0,
+)
+_INSERT_NEW_CALL = _new_call.returning(ProviderCall)
+_INSERT_CALL_UNLESS_RECORDED = (
+    _new_call.on_conflict_do_nothing(index_elements=[ProviderCall.idempotency_key])
+    .returning(ProviderCall)
+    .execution_options(populate_existing=True)
+)
+
+
 async def record_call(
     session: AsyncSession,
     *,
@@ -232,19 +251,17 @@ async def record_call(
 
     `new_key`: the key names something created in this transaction (a new attempt), so no call
     can have been recorded under it, and it is inserted without looking first."""
-    statement = insert(ProviderCall).values(
-        idempotency_key=key,
-        operation=operation,
-        order_id=order_id,
-        payment_id=payment_id,
-        refund_id=refund_id,
-        request=request,
-        status=CallStatus.PENDING,
-        attempts=0,
-    )
+    values = {
+        "key": key,
+        "operation": operation,
+        "order_id": order_id,
+        "payment_id": payment_id,
+        "refund_id": refund_id,
+        "request": request,
+    }
     await session.flush()
     if new_key:
-        created: ProviderCall | None = await session.scalar(statement.returning(ProviderCall))
+        created: ProviderCall | None = await session.scalar(_INSERT_NEW_CALL, values)
         assert created is not None
         return created
     # Read first: a retry inside a transaction that already updated this row must not queue
@@ -252,11 +269,7 @@ async def record_call(
     call = await get_call(session, key)
     if call is not None:
         return call
-    inserted = await session.scalar(
-        statement.on_conflict_do_nothing(index_elements=[ProviderCall.idempotency_key])
-        .returning(ProviderCall)
-        .execution_options(populate_existing=True)
-    )
+    inserted = await session.scalar(_INSERT_CALL_UNLESS_RECORDED, values)
     if inserted is not None:
         return inserted
     call = await get_call(session, key)  # recorded concurrently by another transaction
@@ -269,6 +282,24 @@ async def get_call(session: AsyncSession, key: str) -> ProviderCall | None:
     return await session.get(ProviderCall, key, populate_existing=True)
 
 
+@cache
+def _finish_call_statement(*, done: bool, only_pending: bool) -> Update:
+    statement = (
+        update(ProviderCall)
+        .where(ProviderCall.idempotency_key == bindparam("key"))
+        .values(
+            status=bindparam("status"),
+            response_id=bindparam("response_id"),
+            last_error=bindparam("error"),
+            attempts=ProviderCall.attempts + 1,
+            completed_at=func.now() if done else None,
+        )
+    )
+    if only_pending:
+        statement = statement.where(ProviderCall.status == CallStatus.PENDING)
+    return statement
+
+
 async def finish_call(
     session: AsyncSession,
     key: str,
@@ -278,20 +309,10 @@ async def finish_call(
     error: str | None = None,
     only_pending: bool = False,
 ) -> None:
-    statement = (
-        update(ProviderCall)
-        .where(ProviderCall.idempotency_key == key)
-        .values(
-            status=status,
-            response_id=response_id,
-            last_error=error,
-            attempts=ProviderCall.attempts + 1,
-            completed_at=func.now() if status != CallStatus.PENDING else None,
-        )
+    await session.execute(
+        _finish_call_statement(done=status != CallStatus.PENDING, only_pending=only_pending),
+        {"key": key, "status": status, "response_id": response_id, "error": error},
     )
-    if only_pending:
-        statement = statement.where(ProviderCall.status == CallStatus.PENDING)
-    await session.execute(statement)
 
 
 # -------------------------------------------------------------------------------- refunds
