@@ -68,13 +68,15 @@ async def products_by_sku(session: AsyncSession, skus: Sequence[str]) -> dict[st
     return {row.sku: row for row in rows}
 
 
+_SHIPMENT_FOR_ORDER = select(Shipment).where(Shipment.order_id == bindparam("order_id"))
+_LOCK_SHIPMENT_FOR_ORDER = _SHIPMENT_FOR_ORDER.with_for_update()
+
+
 async def shipment_for_order(
     session: AsyncSession, order_id: str, *, for_update: bool = False
 ) -> Shipment | None:
-    statement = select(Shipment).where(Shipment.order_id == order_id)
-    if for_update:
-        statement = statement.with_for_update()
-    return (await session.scalars(statement)).one_or_none()
+    statement = _LOCK_SHIPMENT_FOR_ORDER if for_update else _SHIPMENT_FOR_ORDER
+    return (await session.scalars(statement, {"order_id": order_id})).one_or_none()
 
 
 async def get_shipment(session: AsyncSession, shipment_id: str) -> Shipment | None:
