@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from httpx_aiohttp import AiohttpTransport
 from shopkit.app import ServiceParts, create_service
+from shopkit.edge import purge_connection
 from shopkit.loops import close_quietly
 from shopkit.security import TokenVerifier
 from starlette.responses import Response
@@ -21,7 +22,7 @@ from starlette.types import ASGIApp
 from gateway import forwarding
 from gateway.config import GatewaySettings
 from gateway.edge import Edge, ProxyEndpoint
-from gateway.edge_cache import EdgeCache, listen_for_purges, purge_connection
+from gateway.edge_cache import EdgeCache, listen_for_purges
 from gateway.health import router as health_router
 from gateway.openapi import OpenApiCache
 from gateway.proxy import Gateway

@@ -27,11 +27,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-from shopkit.edge import parse_max_age
-from shopkit.loops import close_quietly, sleep_or_stop
+from shopkit.edge import follow_purges, parse_max_age
 from starlette.responses import Response
 
 log = logging.getLogger(__name__)
@@ -39,8 +35,6 @@ log = logging.getLogger(__name__)
 EDGE_LOOKUPS = Counter(
     "shop_gateway_edge_cache_total", "Edge cache lookups by outcome", ["service", "outcome"]
 )
-
-RESUBSCRIBE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -160,48 +154,27 @@ class EdgeCache:
             self._drop(target)
 
 
-def purge_connection(redis_url: str, channel: str) -> Redis:
-    """A client for the purge subscription alone. It never reconnects behind the listener's
-    back (redis-py would resubscribe silently, and purges sent meanwhile would be missed
-    unnoticed), and an idle connection is checked every few seconds."""
-    return Redis.from_url(
-        redis_url,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=5,
-        socket_timeout=10,
-        socket_connect_timeout=5,
-        socket_keepalive=True,
-        client_name=f"edge-purge:{channel}",
-    )
+class _CacheFollowingPurges:
+    """The cache is live only while the subscription holds, and starts over (empty) when Redis
+    confirms it: a purge published before that moment may have been missed."""
+
+    def __init__(self, cache: EdgeCache) -> None:
+        self.cache = cache
+
+    def subscribed(self) -> None:
+        self.cache.purge()
+        self.cache.live = True
+
+    def purged(self, key: str) -> None:
+        self.cache.purge(tag=key)
+
+    def lost(self) -> None:
+        self.cache.live = False
+        self.cache.purge()
 
 
 async def listen_for_purges(
     cache: EdgeCache, redis: Redis, channel: str, stop: asyncio.Event
 ) -> None:
-    """Keep a subscription to the purge channel; the cache is live only while it holds.
-
-    The cache starts over (empty) when Redis confirms the subscription: a purge published
-    before that moment may have been missed, any published after it is heard.
-    """
-    while not stop.is_set():
-        pubsub = redis.pubsub()
-        try:
-            await pubsub.subscribe(channel)
-            while not stop.is_set():
-                message = await pubsub.get_message(timeout=1.0)
-                if message is None:
-                    continue
-                if message["type"] == "subscribe":
-                    cache.purge()
-                    cache.live = True
-                elif message["type"] == "message":
-                    data = message["data"]
-                    cache.purge(tag=data.decode() if isinstance(data, bytes) else str(data))
-        except (RedisError, OSError) as exc:
-            log.warning("edge cache purge channel lost", extra={"error": repr(exc)})
-        finally:
-            cache.live = False
-            cache.purge()
-            await close_quietly(pubsub.aclose())  # type: ignore[no-untyped-call]
-        if await sleep_or_stop(stop, RESUBSCRIBE_SECONDS):
-            return
+    """Keep a subscription to the purge channel; the cache is live only while it holds."""
+    await follow_purges(redis, channel, _CacheFollowingPurges(cache), stop)

@@ -292,6 +292,10 @@ class MongoRelayConfig:
     """Prefix added to every topic at publish time (isolated test runs)."""
     batch_size: int = 500
     idle_poll_seconds: float = 0.25
+    signalled_idle_poll_seconds: float = 5.0
+    """The idle poll while something wakes the relay for other processes' writes too
+    (`MongoOutboxRelay.signalled`): only a safety net then. The pending query has no index on
+    every MongoDB-wire server (FerretDB scans the collection), so its rate matters."""
     standby_poll_seconds: float = 1.0
     max_backoff_seconds: float = 5.0
     lease_ttl: timedelta = timedelta(seconds=15)
@@ -324,6 +328,9 @@ class MongoOutboxRelay:
             lambda: create_producer(config.bootstrap, client_id=f"{config.service}-mongo-relay")
         )
         self._wake = asyncio.Event()
+        self.signalled = False
+        """Set while a signal from outside this process also wakes the relay (the catalog
+        follows the purge channel every replica's writes publish on)."""
         self.is_leader = False
         self.published = 0
 
@@ -400,10 +407,15 @@ class MongoOutboxRelay:
 
     async def _wait_for_work(self, stop: asyncio.Event) -> None:
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        poll = (
+            self.config.signalled_idle_poll_seconds
+            if self.signalled
+            else self.config.idle_poll_seconds
+        )
+        # Never so long that the lease, renewed between rounds, could run out meanwhile.
+        poll = min(poll, self.config.lease_ttl.total_seconds() / 3)
         try:
-            await asyncio.wait(
-                waiters, timeout=self.config.idle_poll_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait(waiters, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()

@@ -6,11 +6,13 @@ import asyncio
 
 from fastapi import FastAPI
 from shopkit.app import ServiceParts, create_service
+from shopkit.edge import follow_purges, purge_connection
+from shopkit.loops import close_quietly
 from shopkit.mongo_outbox import MongoInbox
 
 from catalog_service.config import CatalogSettings
 from catalog_service.consumers import CatalogContext, account_handlers, handlers
-from catalog_service.resources import Catalog, open_catalog
+from catalog_service.resources import Catalog, RelayWakeups, open_catalog
 from catalog_service.router import router
 
 
@@ -19,6 +21,19 @@ async def outbox_relay(app: FastAPI, stop: asyncio.Event) -> None:
     settings: CatalogSettings = app.state.settings
     if settings.relay_enabled:
         await app.state.catalog.relay.run(stop)
+
+
+async def relay_wakeups(app: FastAPI, stop: asyncio.Event) -> None:
+    """Wake the relay for the writes of every replica, heard on the edge purge channel."""
+    settings: CatalogSettings = app.state.settings
+    if not settings.relay_enabled:
+        return
+    catalog: Catalog = app.state.catalog
+    redis = purge_connection(settings.redis_url, settings.edge_purge_channel)
+    try:
+        await follow_purges(redis, settings.edge_purge_channel, RelayWakeups(catalog.relay), stop)
+    finally:
+        await close_quietly(redis.aclose())
 
 
 def _inbox(app: FastAPI) -> MongoInbox[CatalogContext]:
@@ -44,7 +59,7 @@ def build_app(settings: CatalogSettings | None = None) -> FastAPI:
             startup=[open_catalog],
             consumers=[handlers, account_handlers],
             inbox=_inbox,
-            background=[outbox_relay],
+            background=[outbox_relay, relay_wakeups],
         ),
     )
 

@@ -20,7 +20,11 @@ class CatalogSettings(ServiceSettings):
     """How long the gateway may keep public product pages, listings and the category tree
     (0: never). Every write purges them at once; this only bounds a missed purge."""
     edge_purge_channel: str = DEFAULT_PURGE_CHANNEL
-    """Redis channel on which the gateway hears that the catalog changed."""
+    """Redis channel on which the gateway hears that the catalog changed (and so does the
+    catalog's relay, for the writes of the other replicas)."""
+    relay_signalled_poll_seconds: float = Field(default=5.0, gt=0)
+    """How often the outbox relay looks for pending events while it follows that channel
+    (otherwise every 0.25 s): a write wakes it at once on any replica."""
     trending_window_days: int = Field(default=7, ge=1, le=30)
     trending_size: int = Field(default=10, ge=1, le=50)
     lock_wait_seconds: float = Field(default=10.0, gt=0)

@@ -55,9 +55,28 @@ async def open_catalog(app: FastAPI) -> None:
                 bootstrap=settings.kafka_bootstrap,
                 collections=[PRODUCTS],
                 topic_namespace=settings.kafka_namespace,
+                signalled_idle_poll_seconds=settings.relay_signalled_poll_seconds,
             ),
         ),
     )
+
+
+class RelayWakeups:
+    """Every catalog write, on any replica, publishes a purge on the edge channel: the relay
+    hears it too, and its idle poll becomes a safety net."""
+
+    def __init__(self, relay: MongoOutboxRelay) -> None:
+        self.relay = relay
+
+    def subscribed(self) -> None:
+        self.relay.signalled = True
+        self.relay.wake()  # a write published before the subscription was not heard
+
+    def purged(self, key: str) -> None:
+        self.relay.wake()
+
+    def lost(self) -> None:
+        self.relay.signalled = False
 
 
 async def catalog_of(request: Request) -> Catalog:
