@@ -12,8 +12,6 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from httpx_aiohttp import AiohttpTransport
 from shopkit.app import ServiceParts, create_service
-from shopkit.edge import purge_connection
-from shopkit.loops import close_quietly
 from shopkit.security import TokenVerifier
 from starlette.responses import Response
 from starlette.routing import Route
@@ -112,11 +110,7 @@ async def _hear_purges(app: FastAPI, stop: asyncio.Event) -> None:
     if gateway.edge is None:
         return
     settings: GatewaySettings = app.state.settings
-    redis = purge_connection(settings.redis_url, settings.edge_purge_channel)
-    try:
-        await listen_for_purges(gateway.edge, redis, settings.edge_purge_channel, stop)
-    finally:
-        await close_quietly(redis.aclose())
+    await listen_for_purges(gateway.edge, settings.redis_url, settings.edge_purge_channel, stop)
 
 
 async def _sync_rate_limits(app: FastAPI, stop: asyncio.Event) -> None:

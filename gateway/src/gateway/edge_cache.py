@@ -26,7 +26,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from prometheus_client import Counter
-from redis.asyncio import Redis
 from shopkit.edge import follow_purges, parse_max_age
 from starlette.responses import Response
 
@@ -174,7 +173,7 @@ class _CacheFollowingPurges:
 
 
 async def listen_for_purges(
-    cache: EdgeCache, redis: Redis, channel: str, stop: asyncio.Event
+    cache: EdgeCache, redis_url: str, channel: str, stop: asyncio.Event
 ) -> None:
     """Keep a subscription to the purge channel; the cache is live only while it holds."""
-    await follow_purges(redis, channel, _CacheFollowingPurges(cache), stop)
+    await follow_purges(redis_url, channel, _CacheFollowingPurges(cache), stop)

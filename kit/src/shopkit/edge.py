@@ -62,7 +62,7 @@ class PurgeListener(Protocol):
         """The subscription is gone; purges are not heard until `subscribed` again."""
 
 
-def purge_connection(redis_url: str, channel: str) -> Redis:
+def _purge_connection(redis_url: str, channel: str) -> Redis:
     """A client for the purge subscription alone. It never reconnects behind the listener's
     back (redis-py would resubscribe silently, and purges sent meanwhile would be missed
     unnoticed), and an idle connection is checked every few seconds."""
@@ -78,26 +78,37 @@ def purge_connection(redis_url: str, channel: str) -> Redis:
 
 
 async def follow_purges(
+    redis_url: str, channel: str, listener: PurgeListener, stop: asyncio.Event
+) -> None:
+    """Keep a subscription to the purge channel until `stop`, resubscribing after a loss, on a
+    connection of its own."""
+    redis = _purge_connection(redis_url, channel)
+    try:
+        while not stop.is_set():
+            await _follow_once(redis, channel, listener, stop)
+            if await sleep_or_stop(stop, RESUBSCRIBE_SECONDS):
+                return
+    finally:
+        await close_quietly(redis.aclose())
+
+
+async def _follow_once(
     redis: Redis, channel: str, listener: PurgeListener, stop: asyncio.Event
 ) -> None:
-    """Keep a subscription to the purge channel until `stop`, resubscribing after a loss."""
-    while not stop.is_set():
-        pubsub = redis.pubsub()
-        try:
-            await pubsub.subscribe(channel)
-            while not stop.is_set():
-                message = await pubsub.get_message(timeout=1.0)
-                if message is None:
-                    continue
-                if message["type"] == "subscribe":
-                    listener.subscribed()
-                elif message["type"] == "message":
-                    data = message["data"]
-                    listener.purged(data.decode() if isinstance(data, bytes) else str(data))
-        except (RedisError, OSError) as exc:
-            log.warning("purge channel lost", extra={"channel": channel, "error": repr(exc)})
-        finally:
-            listener.lost()
-            await close_quietly(pubsub.aclose())  # type: ignore[no-untyped-call]
-        if await sleep_or_stop(stop, RESUBSCRIBE_SECONDS):
-            return
+    pubsub = redis.pubsub()
+    try:
+        await pubsub.subscribe(channel)
+        while not stop.is_set():
+            message = await pubsub.get_message(timeout=1.0)
+            if message is None:
+                continue
+            if message["type"] == "subscribe":
+                listener.subscribed()
+            elif message["type"] == "message":
+                data = message["data"]
+                listener.purged(data.decode() if isinstance(data, bytes) else str(data))
+    except (RedisError, OSError) as exc:
+        log.warning("purge channel lost", extra={"channel": channel, "error": repr(exc)})
+    finally:
+        listener.lost()
+        await close_quietly(pubsub.aclose())  # type: ignore[no-untyped-call]

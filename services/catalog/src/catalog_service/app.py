@@ -6,8 +6,7 @@ import asyncio
 
 from fastapi import FastAPI
 from shopkit.app import ServiceParts, create_service
-from shopkit.edge import follow_purges, purge_connection
-from shopkit.loops import close_quietly
+from shopkit.edge import follow_purges
 from shopkit.mongo_outbox import MongoInbox
 
 from catalog_service.config import CatalogSettings
@@ -29,11 +28,9 @@ async def relay_wakeups(app: FastAPI, stop: asyncio.Event) -> None:
     if not settings.relay_enabled:
         return
     catalog: Catalog = app.state.catalog
-    redis = purge_connection(settings.redis_url, settings.edge_purge_channel)
-    try:
-        await follow_purges(redis, settings.edge_purge_channel, RelayWakeups(catalog.relay), stop)
-    finally:
-        await close_quietly(redis.aclose())
+    await follow_purges(
+        settings.redis_url, settings.edge_purge_channel, RelayWakeups(catalog.relay), stop
+    )
 
 
 def _inbox(app: FastAPI) -> MongoInbox[CatalogContext]:
