@@ -58,8 +58,8 @@ _WAKE = text("SELECT pg_notify(:channel, '')")
 
 @cache
 def _insert_one(table: Table) -> Insert:
-    """One outbox row, built once per table: most transactions add a single event, and building
-    a statement costs more than sending it."""
+    """The outbox insert, built once per table (building a statement costs about as much as
+    sending it); executed once per row when given several."""
     return insert(table).values(
         {name: bindparam(name, type_=table.c[name].type) for name in _RECORD_COLUMNS}
     )
@@ -87,14 +87,12 @@ class Outbox:
         # real rows, once per transaction.
         wake = self.session.info.get(_NOTIFIED) != transaction
         channel = {"channel": notify_channel(self.table)}
-        if len(rows) > 1:
-            await self.session.execute(insert(self.table), rows)
-            if wake:
-                await self.session.execute(_WAKE, channel)
-        elif wake:
+        if wake and len(rows) == 1:
             await self.session.execute(_insert_one_and_wake(self.table), {**rows[0], **channel})
         else:
-            await self.session.execute(_insert_one(self.table), rows[0])
+            await self.session.execute(_insert_one(self.table), rows)
+            if wake:
+                await self.session.execute(_WAKE, channel)
         self.session.info[_NOTIFIED] = transaction
 
     async def publish(
