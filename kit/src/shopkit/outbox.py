@@ -60,9 +60,7 @@ _WAKE = text("SELECT pg_notify(:channel, '')")
 def _insert_one(table: Table) -> Insert:
     """The outbox insert, built once per table (building a statement costs about as much as
     sending it); executed once per row when given several."""
-    return insert(table).values(
-        {name: bindparam(name, type_=table.c[name].type) for name in _RECORD_COLUMNS}
-    )
+    return insert(table).values({name: bindparam(name) for name in _RECORD_COLUMNS})
 
 
 @cache

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from shopkit.db import table_of
 from sqlalchemy import DateTime, Integer, String, bindparam, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,7 +37,6 @@ _REMEMBER_ORDER_OWNER = (
     .values(order_id=bindparam("order_id"), user_id=bindparam("user_id"))
     .on_conflict_do_nothing(index_elements=[OrderOwner.order_id])
 )
-_deliveries = table_of(Delivery)
 _DELIVERY_COLUMNS = (
     "id",
     "user_id",
@@ -58,9 +56,7 @@ _DELIVERY_COLUMNS = (
 )
 _INSERT_DELIVERY = (
     insert(Delivery)
-    .values(
-        {name: bindparam(name, type_=Delivery.__table__.c[name].type) for name in _DELIVERY_COLUMNS}
-    )
+    .values({name: bindparam(name) for name in _DELIVERY_COLUMNS})
     .on_conflict_do_nothing(constraint="uq_deliveries_event_channel")
     .returning(Delivery.id)
 )
@@ -79,7 +75,7 @@ _CLAIM_DUE = (
     )
     .values(
         status="sending",
-        lease_until=bindparam("lease_until", type_=DateTime(timezone=True)),
+        lease_until=bindparam("lease_until"),
         attempts=Delivery.attempts + 1,
         updated_at=_NOW,
     )

@@ -223,7 +223,7 @@ _new_call = insert(ProviderCall).values(
     order_id=bindparam("order_id"),
     payment_id=bindparam("payment_id"),
     refund_id=bindparam("refund_id"),
-    request=bindparam("request", type_=ProviderCall.request.type),
+    request=bindparam("request"),
     status=CallStatus.PENDING,
     attempts=0,
 )

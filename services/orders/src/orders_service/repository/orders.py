@@ -137,7 +137,7 @@ def _change_status_statement(fields: tuple[str, ...]) -> Update:
         .values(
             id=bindparam("history_id"),
             order_id=bindparam("order_id"),
-            **{name: bindparam(name, type_=_history.c[name].type) for name in _HISTORY_COLUMNS},
+            **{name: bindparam(name) for name in _HISTORY_COLUMNS},
         )
         .cte("history")
     )
@@ -150,7 +150,7 @@ def _change_status_statement(fields: tuple[str, ...]) -> Update:
             status=bindparam("to_status"),
             status_changed_at=at,
             updated_at=at,
-            **{name: bindparam(f"set_{name}", type_=_orders.c[name].type) for name in fields},
+            **{name: bindparam(f"set_{name}") for name in fields},
         )
         .add_cte(history)
     )
