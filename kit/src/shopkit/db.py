@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import MetaData, Table
+from sqlalchemy import ColumnElement, MetaData, Table, any_, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, QueryableAttribute
+from sqlalchemy.types import TypeEngine
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -41,6 +43,15 @@ def table_of(model: type[DeclarativeBase]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
+
+
+def equals_any(
+    column: ColumnElement[Any] | QueryableAttribute[Any], parameter: str, item_type: TypeEngine[Any]
+) -> ColumnElement[bool]:
+    """`column = ANY(:parameter)`, the values given as one array: for keys that vary in number
+    on a statement built once. An IN list is rendered again on every call, and becomes a new
+    prepared statement for each length."""
+    return column == any_(bindparam(parameter, type_=ARRAY(item_type)))
 
 
 def create_engine(

@@ -12,9 +12,9 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
-from shopkit.db import table_of
-from sqlalchemy import String, any_, bindparam, insert, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from shopkit.db import equals_any, table_of
+from sqlalchemy import String, bindparam, insert, select, text, update
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,13 +38,10 @@ _STOCK_COLUMNS = (
     StockItem.updated_at,
 )
 
-# The batch statements of the saga, built once and given their keys as one array parameter: an
-# IN list was built and rendered again on every call, as a new statement for each batch size.
-_SKUS = bindparam("skus", type_=ARRAY(String))
-_ORDER_IDS = bindparam("order_ids", type_=ARRAY(UUID(as_uuid=False)))
+# The batch statements of the saga, built once (their batches vary in size).
 _LOCK_STOCK = (
     select(*_STOCK_COLUMNS)
-    .where(StockItem.sku == any_(_SKUS))
+    .where(equals_any(StockItem.sku, "skus", String()))
     .order_by(StockItem.sku)
     .with_for_update()
 )
@@ -56,10 +53,10 @@ _RESERVATIONS_OF = select(
     Reservation.expires_at,
     Reservation.correlation_id,
     Reservation.placed_event_id,
-).where(Reservation.order_id == any_(_ORDER_IDS))
+).where(equals_any(Reservation.order_id, "order_ids", UUID(as_uuid=False)))
 _LINES_OF = (
     select(ReservationLine.order_id, ReservationLine.sku, ReservationLine.quantity)
-    .where(ReservationLine.order_id == any_(_ORDER_IDS))
+    .where(equals_any(ReservationLine.order_id, "order_ids", UUID(as_uuid=False)))
     .order_by(ReservationLine.order_id, ReservationLine.sku)
 )
 

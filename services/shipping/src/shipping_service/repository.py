@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, select, update
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from shopkit.db import equals_any
+from sqlalchemy import String, bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipping_service.models import CarrierWebhook, CatalogProduct, Shipment, TrackingEvent
@@ -53,11 +54,10 @@ async def deactivate_product(session: AsyncSession, *, product_id: str, version:
     )
 
 
-# Built once, with the skus as one array parameter: every quote and every shipment runs it, and
-# an expanding IN list would be rendered again on each call.
+# Built once: every quote and every shipment runs it.
 _PRODUCTS_BY_SKU = (
     select(CatalogProduct)
-    .where(CatalogProduct.sku == any_(bindparam("skus", type_=ARRAY(String))))
+    .where(equals_any(CatalogProduct.sku, "skus", String()))
     # A sku moved between products: the active, most recent document wins.
     .order_by(CatalogProduct.is_active, CatalogProduct.updated_at)
 )

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import String, any_, bindparam, select, update
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from shopkit.db import equals_any
+from sqlalchemy import String, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service.models import Product
@@ -20,8 +21,8 @@ _COLUMNS = (
     Product.currency,
     Product.is_active,
 )
-# Built once (every cart change runs it), the skus as one array parameter.
-_BY_SKUS = select(*_COLUMNS).where(Product.sku == any_(bindparam("skus", type_=ARRAY(String))))
+# Built once: every cart change runs it.
+_BY_SKUS = select(*_COLUMNS).where(equals_any(Product.sku, "skus", String()))
 
 
 async def upsert_snapshot(
