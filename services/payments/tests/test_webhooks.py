@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from contracts.events.payments import (
     PaymentActionRequired,
@@ -147,30 +149,39 @@ class _ThreadNotingEvent(asyncio.Event):
         super().set()
 
 
+@contextmanager
+def _noting_wakeups(stack: Stack) -> Iterator[_ThreadNotingEvent]:
+    """The processor's wake-up event, replaced by one that notes who sets it (then put back)."""
+    original = stack.payments.webhooks_waiting
+    stack.payments.webhooks_waiting = waiting = _ThreadNotingEvent()
+    try:
+        yield waiting
+    finally:
+        stack.payments.webhooks_waiting = original
+
+
 async def test_a_stored_webhook_wakes_the_processor_from_the_event_loop(stack: Stack) -> None:
     """asyncio.Event is not thread-safe: the wake-up must not run in a worker thread."""
-    waiting = _ThreadNotingEvent()
-    stack.payments.webhooks_waiting = waiting
     payload = stripe_event("payment_intent.succeeded", {"object": "payment_intent", "id": "pi_x"})
 
-    await post(stack, payload)
+    with _noting_wakeups(stack) as waiting:
+        await post(stack, payload)
 
-    async def woken() -> list[int]:
-        return waiting.set_from
+        async def woken() -> list[int]:
+            return waiting.set_from
 
-    assert await eventually(woken) == [threading.get_ident()]
+        assert await eventually(woken) == [threading.get_ident()]
 
 
 async def test_a_webhook_settled_when_received_does_not_wake_the_processor(stack: Stack) -> None:
     _, authorized = await authorized_order(stack)
     intent = await stack.stripe.intent(authorized.provider_payment_id)
-    waiting = _ThreadNotingEvent()
-    stack.payments.webhooks_waiting = waiting
+    payload = stripe_event("payment_intent.amount_capturable_updated", intent)
 
-    receipt = await post(stack, stripe_event("payment_intent.amount_capturable_updated", intent))
-
-    assert await outcome(stack, str(receipt["event_id"])) == "noop"
-    assert waiting.set_from == []
+    with _noting_wakeups(stack) as waiting:
+        receipt = await post(stack, payload)
+        assert await outcome(stack, str(receipt["event_id"])) == "noop"
+        assert waiting.set_from == []
 
 
 async def test_a_replayed_event_is_processed_once(stack: Stack) -> None:
