@@ -243,31 +243,36 @@ def _public_bytes(key: Any) -> bytes:
 bearer_scheme = HTTPBearer(auto_error=False, description="Access token from POST /api/auth/login")
 
 
-def verifier_of(request: Request) -> TokenVerifier:
+# Dependencies are coroutines: FastAPI runs a plain function on a worker thread, a hand-off
+# that costs more than what these do.
+async def verifier_of(request: Request) -> TokenVerifier:
     verifier: TokenVerifier | None = getattr(request.app.state, "token_verifier", None)
     if verifier is None:
         raise RuntimeError("token verification is not configured for this service")
     return verifier
 
 
+VerifierDep = Annotated[TokenVerifier, Depends(verifier_of)]
+
+
 async def current_principal(
-    request: Request,
+    verifier: VerifierDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise UnauthorizedError(
             "a bearer access token is required", headers={"WWW-Authenticate": "Bearer"}
         )
-    return await verifier_of(request).verify(credentials.credentials)
+    return await verifier.verify(credentials.credentials)
 
 
 async def optional_principal(
-    request: Request,
+    verifier: VerifierDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal | None:
     if credentials is None:
         return None
-    return await verifier_of(request).verify(credentials.credentials)
+    return await verifier.verify(credentials.credentials)
 
 
 async def admin_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from shopkit.forwarding import client_ip, parse_networks
-from shopkit.security import TokenVerifier, verifier_of
 
 from auth_service.runtime import Runtime
 
@@ -18,19 +17,20 @@ class ClientInfo:
     user_agent: str
 
 
-def runtime_of(request: Request) -> Runtime:
+async def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.auth
     return runtime
 
 
-def client_info(request: Request) -> ClientInfo:
-    settings = runtime_of(request).settings
+RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+
+
+async def client_info(request: Request, runtime: RuntimeDep) -> ClientInfo:
+    settings = runtime.settings
     peer = request.client.host if request.client else None
     trusted = parse_networks(settings.trusted_proxies)
     ip = client_ip(peer, request.headers.get("x-forwarded-for"), trusted)
     return ClientInfo(ip=ip, user_agent=request.headers.get("user-agent", "")[:512])
 
 
-RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
-VerifierDep = Annotated[TokenVerifier, Depends(verifier_of)]
 ClientDep = Annotated[ClientInfo, Depends(client_info)]

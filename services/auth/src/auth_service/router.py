@@ -7,10 +7,10 @@ from fastapi.responses import JSONResponse
 from shopkit.db import SessionDep
 from shopkit.params import OptionalUuid7
 from shopkit.problems import UnauthorizedError, responses
-from shopkit.security import CurrentUser
+from shopkit.security import CurrentUser, VerifierDep
 
 from auth_service import errors
-from auth_service.deps import ClientDep, RuntimeDep, VerifierDep
+from auth_service.deps import ClientDep, RuntimeDep
 from auth_service.schemas import (
     Accepted,
     AuthExport,

@@ -46,7 +46,7 @@ SkuCursor = Annotated[
 ]
 
 
-def _policy(request: Request) -> StockPolicy:
+async def _policy(request: Request) -> StockPolicy:
     settings: InventorySettings = request.app.state.settings
     return StockPolicy.from_settings(settings)
 

@@ -65,7 +65,7 @@ async def stop(app: FastAPI) -> None:
         await payments.provider.close()
 
 
-def payments_of(request: Request) -> Payments:
+async def payments_of(request: Request) -> Payments:
     payments: Payments = request.app.state.payments
     return payments
 
