@@ -8,11 +8,12 @@ nothing is written unless `commit()` is called.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import cache
 from types import TracebackType
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import ColumnElement, MetaData, Table, any_, bindparam
+from sqlalchemy import ColumnElement, Insert, MetaData, Table, any_, bindparam, insert, inspect
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -43,6 +44,19 @@ def table_of(model: type[DeclarativeBase]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
+
+
+@cache
+def _insert_into(table: Table) -> Insert:
+    return insert(table)
+
+
+async def insert_new(session: AsyncSession, instance: DeclarativeBase) -> None:
+    """Insert a new object's row without adding the object to the session, for a row the
+    transaction only records. The unit of work's flush of one object costs about twice this
+    insert. Columns left unset take their defaults, as they would in a flush; the statement
+    compiles once per set of columns given."""
+    await session.execute(_insert_into(table_of(type(instance))), dict(inspect(instance).dict))
 
 
 def equals_any(

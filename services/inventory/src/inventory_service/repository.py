@@ -24,6 +24,8 @@ from inventory_service.models import Reservation, ReservationLine, StockAdjustme
 # Core tables for bulk statements: one executemany instead of per-object ORM flushes.
 _STOCK = table_of(StockItem)
 _RESERVATIONS = table_of(Reservation)
+_RESERVATION_LINES = table_of(ReservationLine)
+_ADJUSTMENTS = table_of(StockAdjustment)
 
 ORDER_LOCK_SPACE = 0x494E56  # "INV": the first key of our two-key advisory locks
 
@@ -166,7 +168,7 @@ async def save_book(session: AsyncSession, book: StockBook) -> None:
     new = [book.reservations[order_id] for order_id in book.new_reservations]
     if new:
         await session.execute(
-            insert(Reservation),
+            insert(_RESERVATIONS),
             [
                 {
                     "order_id": r.order_id,
@@ -186,7 +188,7 @@ async def save_book(session: AsyncSession, book: StockBook) -> None:
             for sku, quantity in r.lines
         ]
         if lines:
-            await session.execute(insert(ReservationLine), lines)
+            await session.execute(insert(_RESERVATION_LINES), lines)
     if book.changed_reservations:
         await session.execute(
             update(_RESERVATIONS)
@@ -209,7 +211,7 @@ async def save_book(session: AsyncSession, book: StockBook) -> None:
         )
     if book.adjustments:
         await session.execute(
-            insert(StockAdjustment),
+            insert(_ADJUSTMENTS),
             [
                 {
                     "id": a.id,

@@ -12,6 +12,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+from shopkit.db import insert_new, table_of
 from sqlalchemy import DateTime, Update, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,7 +30,10 @@ from payments_service.models import (
 )
 
 # The statements every checkout runs are built once, with bound parameters: building one costs
-# about as much CPU as sending it.
+# about as much CPU as sending it. Those that want no mapped object back run on the tables.
+_ATTEMPTS = table_of(PaymentAttempt)
+_CALLS = table_of(ProviderCall)
+_STRIPE_EVENTS = table_of(StripeEvent)
 
 # One round trip: an existing row is "updated" to what it holds, which takes the same lock as
 # SELECT ... FOR NO KEY UPDATE (no key column is set) and lets RETURNING give the row whether it
@@ -65,11 +69,14 @@ _ATTEMPT_PROGRESS = select(
 ).where(PaymentAttempt.provider_payment_id == bindparam("intent_id"))
 _AT = bindparam("at", type_=DateTime(timezone=True))
 _NOTE_PROVIDER_EVENT = (
-    update(PaymentAttempt)
-    .where(PaymentAttempt.id == bindparam("payment_id"))
-    .values(
-        provider_event_at=func.greatest(func.coalesce(PaymentAttempt.provider_event_at, _AT), _AT)
-    )
+    update(_ATTEMPTS)
+    .where(_ATTEMPTS.c.id == bindparam("payment_id"))
+    .values(provider_event_at=func.greatest(func.coalesce(_ATTEMPTS.c.provider_event_at, _AT), _AT))
+)
+_STORE_WEBHOOK = (
+    insert(_STRIPE_EVENTS)
+    .on_conflict_do_nothing(index_elements=[_STRIPE_EVENTS.c.event_id])
+    .returning(_STRIPE_EVENTS.c.event_id)
 )
 
 # -------------------------------------------------------------------------------- orders
@@ -162,6 +169,12 @@ async def note_provider_event(session: AsyncSession, payment_id: str, *, at: dat
 async def insert_attempt(session: AsyncSession, attempt: PaymentAttempt) -> None:
     session.add(attempt)
     await session.flush()
+
+
+async def record_attempt(session: AsyncSession, attempt: PaymentAttempt) -> None:
+    """Insert a new attempt for a transaction that only records it: the object stays out of
+    the session."""
+    await insert_new(session, attempt)
 
 
 async def attempts_in_window(
@@ -285,18 +298,18 @@ async def get_call(session: AsyncSession, key: str) -> ProviderCall | None:
 @cache
 def _finish_call_statement(*, done: bool, only_pending: bool) -> Update:
     statement = (
-        update(ProviderCall)
-        .where(ProviderCall.idempotency_key == bindparam("key"))
+        update(_CALLS)
+        .where(_CALLS.c.idempotency_key == bindparam("key"))
         .values(
             status=bindparam("status"),
             response_id=bindparam("response_id"),
             last_error=bindparam("error"),
-            attempts=ProviderCall.attempts + 1,
+            attempts=_CALLS.c.attempts + 1,
             completed_at=func.now() if done else None,
         )
     )
     if only_pending:
-        statement = statement.where(ProviderCall.status == CallStatus.PENDING)
+        statement = statement.where(_CALLS.c.status == CallStatus.PENDING)
     return statement
 
 
@@ -376,12 +389,7 @@ async def insert_refund(session: AsyncSession, refund: Refund) -> None:
 
 async def store_webhook(session: AsyncSession, values: dict[str, Any]) -> bool:
     """Store a provider event once; False when its id was stored before (a replay)."""
-    result = await session.execute(
-        insert(StripeEvent)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=[StripeEvent.event_id])
-        .returning(StripeEvent.event_id)
-    )
+    result = await session.execute(_STORE_WEBHOOK, values)
     return result.scalar_one_or_none() is not None
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from shopkit.db import equals_any
+from shopkit.db import equals_any, insert_new
 from sqlalchemy import String, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -113,6 +113,15 @@ async def tracking_events(
     for row in rows:
         events[row.shipment_id].append(row)
     return events
+
+
+async def record_new_shipment(
+    session: AsyncSession, shipment: Shipment, first_event: TrackingEvent
+) -> None:
+    """Insert a new shipment and its first tracking event. Neither object joins the session:
+    the transaction only records them."""
+    await insert_new(session, shipment)
+    await insert_new(session, first_event)
 
 
 def add_tracking_event(

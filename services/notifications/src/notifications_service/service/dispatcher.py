@@ -310,7 +310,7 @@ class Dispatcher:
             )
             return
         if not outcome.waiting:
-            repository.add_attempt(
+            await repository.add_attempt(
                 session,
                 delivery_id=updated.id,
                 attempt=prepared.attempt,

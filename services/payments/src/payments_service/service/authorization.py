@@ -194,7 +194,7 @@ async def _open_attempt(
     # Committed before the call: whatever happens next, a retry finds this attempt and resends
     # the same request under the same key.
     async with detached(payments) as session:
-        await repository.insert_attempt(session, attempt)
+        await repository.record_attempt(session, attempt)
         call = await repository.record_call(
             session,
             key=attempt.idempotency_key,

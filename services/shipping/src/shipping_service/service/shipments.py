@@ -80,16 +80,17 @@ async def create_for_order(
         updated_at=now,
         correlation_id=envelope.correlation_id,
     )
-    session.add(shipment)
-    repository.add_tracking_event(
+    await repository.record_new_shipment(
         session,
-        shipment_id=shipment.id,
-        status="created",
-        occurred_at=now,
-        applied=True,
-        description="Label issued, awaiting pickup",
+        shipment,
+        TrackingEvent(
+            shipment_id=shipment.id,
+            status="created",
+            occurred_at=now,
+            applied=True,
+            description="Label issued, awaiting pickup",
+        ),
     )
-    await session.flush()
     return ShipmentCreated(
         shipment_id=shipment.id,
         order_id=shipment.order_id,
