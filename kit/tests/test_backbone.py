@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from shopkit.consumer import ConsumerConfig, EventConsumer
 from shopkit.inbox import PostgresInbox
@@ -148,3 +149,32 @@ async def test_a_commit_wakes_the_relay_without_waiting_for_its_poll(
 
     counts = await effect_counts(sessionmaker)
     assert all(counts[e.probe_id] == 1 for e in [warm_up, *one, *two_at_once, *one_then_one])
+
+
+async def test_a_drained_relay_reads_the_outbox_once_per_wake_up(
+    sessionmaker: async_sessionmaker[AsyncSession], database_url: str, namespace: str
+) -> None:
+    relay = relay_for(database_url, namespace)
+    relay.config.idle_poll_seconds = 600  # only wake-ups start a round here
+    reads = 0
+    read_outbox = relay._round
+
+    async def counted_round(*args: Any) -> tuple[int, bool]:
+        nonlocal reads
+        reads += 1
+        return await read_outbox(*args)
+
+    relay._round = counted_round  # type: ignore[method-assign]
+    events = [ProbeHappened(probe_id=new_id(), value=v) for v in range(6)]
+    async with running(relay, consumer_for(sessionmaker, namespace)):
+        for event in events:  # one commit, and so one wake-up, at a time
+            await publish(sessionmaker, [event])
+            await eventually(
+                lambda e=event: _when(effect_counts(sessionmaker), lambda c: e.probe_id in c),
+                timeout=30,
+            )
+    # One read at start-up, then one per wake-up (a wake-up that lands just after a read can
+    # add one). Reading again after every round that sent something made it two per event.
+    assert reads <= 1 + len(events) + 2, f"{reads} outbox reads for {len(events)} commits"
+    counts = await effect_counts(sessionmaker)
+    assert all(counts[e.probe_id] == 1 for e in events)

@@ -140,13 +140,14 @@ class OutboxRelay:
             loop = asyncio.get_running_loop()
             while not stop.is_set():
                 self._wake.clear()
-                sent, more = await self._round(conn, producer)
+                _, more = await self._round(conn, producer)
                 if loop.time() - last_purge > self.config.purge_every_seconds:
                     await self._purge_and_measure(conn)
                     last_purge = loop.time()
-                if more:
-                    continue
-                if sent == 0:
+                if not more:
+                    # Drained: a commit since this round's read has already set the wake-up
+                    # (cleared before the read), so the wait ends at once. Reading again
+                    # straight away would find nothing on most rounds.
                     await self._wait_for_work(stop)
         finally:
             if producer is not None:
