@@ -395,10 +395,10 @@ class MongoOutboxRelay:
                 if lease.seconds_left() < self.config.lease_ttl.total_seconds() / 2:
                     lease = await self.leases.renew(lease)
                 self._wake.clear()
-                sent, more = await self.publish_round(producer)
-                if more:
-                    continue
-                if sent == 0:
+                _, more = await self.publish_round(producer)
+                if not more:
+                    # As in the PostgreSQL relay: a wake-up during the round ends the wait at
+                    # once, so a drained round does not read again straight away.
                     await self._wait_for_work(stop)
         finally:
             if producer is not None:
