@@ -56,7 +56,12 @@ async def insert_new(session: AsyncSession, instance: DeclarativeBase) -> None:
     transaction only records. The unit of work's flush of one object costs about twice this
     insert. Columns left unset take their defaults, as they would in a flush; the statement
     compiles once per set of columns given."""
-    await session.execute(_insert_into(table_of(type(instance))), dict(inspect(instance).dict))
+    state = inspect(instance)
+    columns = state.mapper.column_attrs
+    values = {
+        columns[key].columns[0].key: value for key, value in state.dict.items() if key in columns
+    }
+    await session.execute(_insert_into(table_of(type(instance))), values)
 
 
 def equals_any(
