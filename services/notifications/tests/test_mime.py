@@ -67,7 +67,11 @@ def test_headers_and_alternatives_survive_serialisation(to: str) -> None:
 @pytest.mark.parametrize("local", ["ana.mime", "joão.mime"])
 async def test_mailpit_receives_both_kinds_of_address(local: str) -> None:
     to = f"{local}-{new_id()[-8:]}@example.com"
-    result = await SmtpTransport(NotificationsSettings()).send(_email(to))
+    smtp = SmtpTransport(NotificationsSettings())
+    try:
+        result = await smtp.send(_email(to))
+    finally:
+        await smtp.close()
     assert result.outcome == "sent", result.error
 
     async def received() -> list[dict[str, object]] | None:

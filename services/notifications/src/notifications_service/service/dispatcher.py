@@ -367,6 +367,9 @@ async def dispatcher_job(app: FastAPI, stop: asyncio.Event) -> None:
         settings, app.state.http
     )
     app.state.transports = transports
-    await Dispatcher(
-        sessionmaker=sessionmaker_of(app), settings=settings, transports=transports
-    ).run(stop)
+    try:
+        await Dispatcher(
+            sessionmaker=sessionmaker_of(app), settings=settings, transports=transports
+        ).run(stop)
+    finally:
+        await transports.email.close()

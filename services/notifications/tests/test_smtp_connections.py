@@ -1,0 +1,137 @@
+"""SMTP connections are kept between messages, and one the server dropped meanwhile is replaced
+before a message is handed to it: every message arrives once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiosmtplib
+import pytest
+from notifications_service.config import NotificationsSettings
+from notifications_service.transports import Email, SmtpTransport
+from shopkit.testing import eventually
+
+from contracts import new_id
+
+from .conftest import mailpit_messages
+
+
+def _email(to: str) -> Email:
+    return Email(
+        delivery_id=new_id(),
+        source_event_id=new_id(),
+        to=to,
+        subject="Pedido confirmado",
+        text="Obrigado!",
+        html="<p>Obrigado!</p>",
+    )
+
+
+class Relay:
+    """A TCP relay in front of Mailpit whose open connections can be cut, as a server that
+    drops idle clients does."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.accepted = 0
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        upstream_reader, upstream_writer = await asyncio.open_connection(
+            "127.0.0.1", self.target_port
+        )
+        self._writers += [writer, upstream_writer]
+        await asyncio.gather(
+            self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer)
+        )
+
+    def cut(self) -> None:
+        for writer in self._writers:
+            writer.close()
+        self._writers.clear()
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[int]:
+        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        try:
+            yield server.sockets[0].getsockname()[1]
+        finally:
+            self.cut()
+            server.close()
+
+
+@asynccontextmanager
+async def transport(settings: NotificationsSettings) -> AsyncIterator[SmtpTransport]:
+    smtp = SmtpTransport(settings)
+    try:
+        yield smtp
+    finally:
+        await smtp.close()
+
+
+async def _arrived_once(address: str) -> None:
+    async def found() -> list[object] | None:
+        return await mailpit_messages(address) or None
+
+    messages = await eventually(found, timeout=20)
+    await asyncio.sleep(0.5)  # a duplicate would be right behind
+    assert len(await mailpit_messages(address)) == 1 == len(messages)
+
+
+@pytest.mark.parametrize(("kept", "connections"), [(4, 1), (0, 3)])
+async def test_messages_in_a_row_share_one_connection_unless_none_is_kept(
+    kept: int, connections: int
+) -> None:
+    relay = Relay(NotificationsSettings().smtp_port)
+    async with relay.running() as port:
+        settings = NotificationsSettings(smtp_port=port, smtp_idle_connections=kept)
+        addresses = [f"row-{new_id()[-10:]}@example.com" for _ in range(3)]
+        async with transport(settings) as smtp:
+            for address in addresses:
+                result = await smtp.send(_email(address))
+                assert result.outcome == "sent", result.error
+        assert relay.accepted == connections
+    for address in addresses:
+        await _arrived_once(address)
+
+
+async def test_a_kept_connection_the_server_dropped_is_replaced_before_the_message() -> None:
+    relay = Relay(NotificationsSettings().smtp_port)
+    async with relay.running() as port:
+        settings = NotificationsSettings(smtp_port=port, smtp_idle_connections=4)
+        first, second = (f"dropped-{new_id()[-10:]}@example.com" for _ in range(2))
+        async with transport(settings) as smtp:
+            assert (await smtp.send(_email(first))).outcome == "sent"
+            relay.cut()  # the server hangs up on the idle connection
+            result = await smtp.send(_email(second))
+        assert result.outcome == "sent", result.error
+        assert relay.accepted == 2
+    await _arrived_once(first)
+    await _arrived_once(second)
+
+
+async def test_a_connection_is_not_kept_after_a_failed_exchange() -> None:
+    settings = NotificationsSettings(smtp_idle_connections=4)
+    async with transport(settings) as smtp:
+        # Mailpit refuses a recipient without a domain: the exchange fails after MAIL FROM.
+        refused = await smtp.send(_email("no-domain"))
+        assert refused.outcome in ("permanent", "retry")
+        assert smtp._idle == []
+        address = f"after-{new_id()[-10:]}@example.com"
+        assert (await smtp.send(_email(address))).outcome == "sent"
+        assert len(smtp._idle) == 1
+        assert isinstance(smtp._idle[0], aiosmtplib.SMTP)
+    await _arrived_once(address)
