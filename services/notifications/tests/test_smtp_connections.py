@@ -91,13 +91,13 @@ async def _arrived_once(address: str) -> None:
     assert len(await mailpit_messages(address)) == 1 == len(messages)
 
 
-@pytest.mark.parametrize(("kept", "connections"), [(4, 1), (0, 3)])
+@pytest.mark.parametrize(("keep", "connections"), [(True, 1), (False, 3)])
 async def test_messages_in_a_row_share_one_connection_unless_none_is_kept(
-    kept: int, connections: int
+    keep: bool, connections: int
 ) -> None:
     relay = Relay(NotificationsSettings().smtp_port)
     async with relay.running() as port:
-        settings = NotificationsSettings(smtp_port=port, smtp_idle_connections=kept)
+        settings = NotificationsSettings(smtp_port=port, smtp_keep_connections=keep)
         addresses = [f"row-{new_id()[-10:]}@example.com" for _ in range(3)]
         async with transport(settings) as smtp:
             for address in addresses:
@@ -111,7 +111,7 @@ async def test_messages_in_a_row_share_one_connection_unless_none_is_kept(
 async def test_a_kept_connection_the_server_dropped_is_replaced_before_the_message() -> None:
     relay = Relay(NotificationsSettings().smtp_port)
     async with relay.running() as port:
-        settings = NotificationsSettings(smtp_port=port, smtp_idle_connections=4)
+        settings = NotificationsSettings(smtp_port=port)
         first, second = (f"dropped-{new_id()[-10:]}@example.com" for _ in range(2))
         async with transport(settings) as smtp:
             assert (await smtp.send(_email(first))).outcome == "sent"
@@ -124,8 +124,7 @@ async def test_a_kept_connection_the_server_dropped_is_replaced_before_the_messa
 
 
 async def test_a_connection_is_not_kept_after_a_failed_exchange() -> None:
-    settings = NotificationsSettings(smtp_idle_connections=4)
-    async with transport(settings) as smtp:
+    async with transport(NotificationsSettings()) as smtp:
         # Mailpit refuses a recipient without a domain: the exchange fails after MAIL FROM.
         refused = await smtp.send(_email("no-domain"))
         assert refused.outcome in ("permanent", "retry")
@@ -135,3 +134,17 @@ async def test_a_connection_is_not_kept_after_a_failed_exchange() -> None:
         assert len(smtp._idle) == 1
         assert isinstance(smtp._idle[0], aiosmtplib.SMTP)
     await _arrived_once(address)
+
+
+async def test_messages_sent_at_once_wait_for_one_of_the_connections() -> None:
+    relay = Relay(NotificationsSettings().smtp_port)
+    async with relay.running() as port:
+        settings = NotificationsSettings(smtp_port=port, smtp_connections=2)
+        addresses = [f"burst-{new_id()[-10:]}@example.com" for _ in range(8)]
+        async with transport(settings) as smtp:
+            results = await asyncio.gather(*(smtp.send(_email(a)) for a in addresses))
+            assert [r.outcome for r in results] == ["sent"] * len(addresses)
+            assert len(smtp._idle) == 2
+        assert relay.accepted == 2
+    for address in addresses:
+        await _arrived_once(address)

@@ -27,10 +27,11 @@ class NotificationsSettings(ServiceSettings):
     smtp_local_hostname: str = Field(default_factory=socket.getfqdn)
     """The name this sender gives in EHLO; looked up once here, not per message (the SMTP
     client would otherwise resolve it on a thread for every connection)."""
-    smtp_idle_connections: int = Field(default=4, ge=0)
-    """Connections kept open between messages (0: one connection per message). A kept one is
-    checked with NOOP before its next message, so one the server dropped meanwhile is replaced
-    before anything is handed over."""
+    smtp_connections: int = Field(default=8, ge=1)
+    """Messages sent at once, each on a connection of its own; the others wait for one."""
+    smtp_keep_connections: bool = True
+    """Keep connections open between messages. A kept one is checked with NOOP before its next
+    message, so one the server dropped meanwhile is replaced before anything is handed over."""
 
     sendgrid_base_url: str = "https://api.sendgrid.com"
     sendgrid_api_key: SecretStr = SecretStr("local_development_only-sendgrid-key")

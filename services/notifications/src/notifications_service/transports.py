@@ -10,6 +10,7 @@ The outcome is what the delivery protocol needs to stay exactly-once:
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
@@ -81,7 +82,7 @@ async def _post(http: httpx.AsyncClient, url: str, **kwargs: object) -> httpx.Re
 
 
 class SmtpTransport:
-    """SMTP, keeping a few connections open between messages.
+    """SMTP over at most `smtp_connections` connections, kept open between messages.
 
     A connection costs a TCP handshake, the greeting, EHLO (and with STARTTLS a TLS handshake,
     EHLO again and AUTH) before the message and QUIT after it; a kept one costs a NOOP. A kept
@@ -93,6 +94,7 @@ class SmtpTransport:
     def __init__(self, settings: NotificationsSettings) -> None:
         self.settings = settings
         self._idle: list[aiosmtplib.SMTP] = []
+        self._slots = asyncio.Semaphore(settings.smtp_connections)
 
     def message(self, email: Email) -> Message:
         """The MIME message: text and HTML alternatives, UTF-8.
@@ -122,6 +124,10 @@ class SmtpTransport:
 
     async def send(self, email: Email) -> SendResult:
         message = self.message(email)
+        async with self._slots:
+            return await self._send(message)
+
+    async def _send(self, message: Message) -> SendResult:
         try:
             client = await self._connection()
         except (aiosmtplib.SMTPException, OSError) as exc:
@@ -183,8 +189,8 @@ class SmtpTransport:
         return client
 
     async def _release(self, client: aiosmtplib.SMTP) -> None:
-        if len(self._idle) < self.settings.smtp_idle_connections:
-            self._idle.append(client)
+        if self.settings.smtp_keep_connections:
+            self._idle.append(client)  # at most one per slot
         else:
             await _quit(client)
 
