@@ -16,6 +16,8 @@ import secrets
 import threading
 from collections.abc import Iterator
 
+from shopkit.testing import pipe
+
 
 def fresh_loopback_ip() -> str:
     """A random 127.x.y.z other than 127.0.0.1: a client IP no earlier run has used."""
@@ -24,18 +26,6 @@ def fresh_loopback_ip() -> str:
         address = "127.{}.{}.{}".format(*octets)
         if address != "127.0.0.1":
             return address
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        with contextlib.suppress(Exception):
-            writer.close()
 
 
 class LoopbackRelay:
@@ -57,7 +47,7 @@ class LoopbackRelay:
         except OSError:
             writer.close()
             return
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)

@@ -7,6 +7,7 @@ namespace (topic and group prefix), and tokens signed by a throwaway key the app
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import secrets
 import socket
@@ -273,6 +274,20 @@ async def wait_for_events(
             return matching
         await asyncio.sleep(0.3)
     raise AssertionError(f"expected {count} {event_type.__name__}, saw {len(matching)}")
+
+
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy one direction of a relayed TCP connection until it ends, then close the other side
+    (for tests that put a relay between a client and a server)."""
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        with contextlib.suppress(Exception):  # the relay's loop may be closing already
+            writer.close()
 
 
 def free_port() -> int:

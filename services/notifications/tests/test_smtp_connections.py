@@ -11,7 +11,7 @@ import aiosmtplib
 import pytest
 from notifications_service.config import NotificationsSettings
 from notifications_service.transports import Email, SmtpTransport
-from shopkit.testing import eventually
+from shopkit.testing import eventually, pipe
 
 from contracts import new_id
 
@@ -38,25 +38,13 @@ class Relay:
         self.accepted = 0
         self._writers: list[asyncio.StreamWriter] = []
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
         upstream_reader, upstream_writer = await asyncio.open_connection(
             "127.0.0.1", self.target_port
         )
         self._writers += [writer, upstream_writer]
-        await asyncio.gather(
-            self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer)
-        )
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
 
     def cut(self) -> None:
         for writer in self._writers:
