@@ -395,7 +395,7 @@ class MongoOutboxRelay:
                 if lease.seconds_left() < self.config.lease_ttl.total_seconds() / 2:
                     lease = await self.leases.renew(lease)
                 self._wake.clear()
-                _, more = await self.publish_round(producer)
+                more = await self.publish_round(producer)
                 if not more:
                     # As in the PostgreSQL relay: a wake-up during the round ends the wait at
                     # once, so a drained round does not read again straight away.
@@ -469,12 +469,12 @@ class MongoOutboxRelay:
         failed = [result for result in results if isinstance(result, BaseException)]
         return acked, (failed[0] if failed else error)
 
-    async def publish_round(self, producer: AIOKafkaProducer) -> tuple[int, bool]:
-        """Publish each document's oldest pending event; returns (sent, more waiting)."""
+    async def publish_round(self, producer: AIOKafkaProducer) -> bool:
+        """Publish each document's oldest pending event; True when more wait."""
         heads, more = await self.pending_heads()
         if not heads:
             OUTBOX_BACKLOG.labels(self.config.service).set(0)
-            return 0, False
+            return False
         acked, error = await self.send(producer, heads)
         for index in acked:
             name, document_id, entry = heads[index]
@@ -483,7 +483,7 @@ class MongoOutboxRelay:
         OUTBOX_PUBLISHED.labels(self.config.service).inc(len(acked))
         if error is not None:
             raise PublishError(f"{len(heads) - len(acked)} event(s) not acknowledged: {error!r}")
-        return len(acked), more
+        return more
 
     async def _settle(self, collection: str, document_id: Any, published: set[str]) -> None:
         """Remove acknowledged events from the document, under the writers' lock."""

@@ -140,7 +140,7 @@ class OutboxRelay:
             loop = asyncio.get_running_loop()
             while not stop.is_set():
                 self._wake.clear()
-                _, more = await self._round(conn, producer)
+                more = await self._round(conn, producer)
                 if loop.time() - last_purge > self.config.purge_every_seconds:
                     await self._purge_and_measure(conn)
                     last_purge = loop.time()
@@ -167,17 +167,15 @@ class OutboxRelay:
             for waiter in waiters:
                 waiter.cancel()
 
-    async def _round(
-        self, conn: asyncpg.Connection, producer: AIOKafkaProducer
-    ) -> tuple[int, bool]:
-        """Publish up to one pending row per aggregate; returns (sent, more rows waiting)."""
+    async def _round(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> bool:
+        """Publish up to one pending row per aggregate; True when more rows wait."""
         rows = await conn.fetch(
             f"SELECT seq, topic, key, headers, payload FROM {self.config.table} "  # noqa: S608
             "WHERE sent_at IS NULL ORDER BY seq LIMIT $1",
             self.config.batch_size,
         )
         if not rows:
-            return 0, False
+            return False
         chosen = []
         seen_keys: set[str] = set()
         for row in rows:
@@ -233,7 +231,7 @@ class OutboxRelay:
                 repr(first_error)[:1000],
             )
             raise PublishError(f"{len(unsent)} event(s) not acknowledged: {first_error!r}")
-        return len(acked), len(rows) == self.config.batch_size or len(chosen) < len(rows)
+        return len(rows) == self.config.batch_size or len(chosen) < len(rows)
 
     async def _purge_and_measure(self, conn: asyncpg.Connection) -> None:
         await conn.execute(
