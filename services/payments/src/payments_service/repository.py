@@ -16,6 +16,7 @@ from shopkit.db import insert_new, table_of
 from sqlalchemy import DateTime, Update, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from payments_service.models import (
     AttemptStatus,
@@ -72,11 +73,6 @@ _NOTE_PROVIDER_EVENT = (
     update(_ATTEMPTS)
     .where(_ATTEMPTS.c.id == bindparam("payment_id"))
     .values(provider_event_at=func.greatest(func.coalesce(_ATTEMPTS.c.provider_event_at, _AT), _AT))
-)
-_STORE_WEBHOOK = (
-    insert(_STRIPE_EVENTS)
-    .on_conflict_do_nothing(index_elements=[_STRIPE_EVENTS.c.event_id])
-    .returning(_STRIPE_EVENTS.c.event_id)
 )
 
 # -------------------------------------------------------------------------------- orders
@@ -387,9 +383,21 @@ async def insert_refund(session: AsyncSession, refund: Refund) -> None:
 # -------------------------------------------------------------------------------- webhook inbox
 
 
+@cache
+def _store_webhook_statement(columns: frozenset[str]) -> ReturningInsert[str]:
+    """Built once per set of columns given. Each is a named value, so a name no column takes
+    fails to compile instead of being dropped, as a parameter of execute() would be."""
+    return (
+        insert(_STRIPE_EVENTS)
+        .values({name: bindparam(name) for name in sorted(columns)})
+        .on_conflict_do_nothing(index_elements=[_STRIPE_EVENTS.c.event_id])
+        .returning(_STRIPE_EVENTS.c.event_id)
+    )
+
+
 async def store_webhook(session: AsyncSession, values: dict[str, Any]) -> bool:
     """Store a provider event once; False when its id was stored before (a replay)."""
-    result = await session.execute(_STORE_WEBHOOK, values)
+    result = await session.execute(_store_webhook_statement(frozenset(values)), values)
     return result.scalar_one_or_none() is not None
 
 
