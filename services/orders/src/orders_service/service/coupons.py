@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import new_id
 from orders_service import errors
 from orders_service.repository import coupons
-from orders_service.schemas import CouponCreate, CouponList, CouponPublic
+from orders_service.schemas import COUPON_CODE_PATTERN, CouponCreate, CouponList, CouponPublic
 from orders_service.service.paging import decode_cursor, encode_cursor
 
 
@@ -26,12 +28,19 @@ async def get_coupon(*, session: AsyncSession, code: str) -> CouponPublic:
 
 
 async def list_coupons(*, session: AsyncSession, limit: int, cursor: str | None) -> CouponList:
-    after = decode_cursor(cursor) if cursor else None
+    after = _after_code(cursor) if cursor else None
     page = await coupons.page(session, after_code=after, limit=limit + 1)
     items = [CouponPublic.model_validate(c) for c in page[:limit]]
     return CouponList(
         items=items, next_cursor=encode_cursor(items[-1].code) if len(page) > limit else None
     )
+
+
+def _after_code(cursor: str) -> str:
+    code = decode_cursor(cursor)
+    if re.fullmatch(COUPON_CODE_PATTERN, code) is None:
+        raise errors.InvalidCursorError("cursor is not one this API issued")
+    return code
 
 
 async def deactivate_coupon(*, session: AsyncSession, code: str) -> CouponPublic:

@@ -22,6 +22,7 @@ def decode_cursor_parts(cursor: str, parts: int) -> list[str]:
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise errors.InvalidCursorError("cursor is not one this API issued") from exc
     values = raw.split("|")
-    if len(values) != parts or not all(values):
+    # A forged cursor can carry control characters, NUL among them, which PostgreSQL text refuses.
+    if len(values) != parts or not all(v and v.isprintable() for v in values):
         raise errors.InvalidCursorError("cursor is not one this API issued")
     return values
