@@ -64,6 +64,20 @@ def test_dates_and_times_are_strings_in_their_formats() -> None:
         assert not _accepts(date, raw), raw
     for raw in ("0", '"1700000000"', '"2026-01-31T12:00:00"', '"2026-01-31"'):
         assert not _accepts(instant, raw), raw
+    # At the ends of the year range an offset would carry the instant out of what Python and
+    # the PostgreSQL driver hold; the schema says so with the same pattern.
+    assert instant.validate_json('"1000-01-01T00:00:00+14:00"').year == 1000
+    assert instant.validate_json('"9998-12-31T23:59:59-14:00"').year == 9998
+    for raw in (
+        '"0001-01-01T00:00:00+14:00"',
+        '"9999-12-31T23:59:59-14:00"',
+        '"0999-12-31T00:00:00Z"',
+    ):
+        assert not _accepts(instant, raw), raw
+    schema = instant.json_schema()
+    assert schema["format"] == "date-time"
+    assert re.fullmatch(schema["pattern"], "2026-01-31T12:00:00.5-03:00")
+    assert not re.fullmatch(schema["pattern"], "9999-01-01T00:00:00Z")
 
 
 @pytest.mark.parametrize(

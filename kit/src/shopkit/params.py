@@ -100,21 +100,37 @@ def _date_string(value: object) -> object:
 Date = Annotated[date, BeforeValidator(_date_string)]
 """A calendar date written as `YYYY-MM-DD` (a number is not a date)."""
 
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$"
+DATE_TIME_PATTERN = (
+    r"^(?:1\d{3}|[2-8]\d{3}|9[0-8]\d{2}|99[0-8]\d|999[0-8])"
+    r"-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$"
 )
+"""RFC 3339 with its UTC offset, in the years 1000 to 9998.
+
+The bound on the year is not taste: an offset moves the instant across a year boundary, so
+`0001-01-01T00:00:00+14:00` is before the first instant Python can hold and
+`9999-12-31T23:59:59-14:00` after the last, and both ends of Python's range are what the
+PostgreSQL driver writes as minus and plus infinity."""
+
+_DATE_TIME = re.compile(DATE_TIME_PATTERN)
 
 
 def _rfc3339(value: object) -> object:
     # JSON Schema's date-time is RFC 3339: a string with a UTC offset. Pydantic alone would
     # also read a number of seconds ("1700000000") or a time with no offset.
-    if not isinstance(value, str) or not _RFC3339.match(value):
-        raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-01-31T12:00:00Z")
+    if not isinstance(value, str) or not _DATE_TIME.match(value):
+        raise ValueError(
+            "must be an RFC 3339 date-time with an offset in the years 1000 to 9998,"
+            " e.g. 2026-01-31T12:00:00Z"
+        )
     return value
 
 
-DateTime = Annotated[datetime, BeforeValidator(_rfc3339)]
-"""An instant written as an RFC 3339 string with its UTC offset."""
+DateTime = Annotated[
+    datetime,
+    BeforeValidator(_rfc3339),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": DATE_TIME_PATTERN}),
+]
+"""An instant written as an RFC 3339 string with its UTC offset (`DATE_TIME_PATTERN`)."""
 
 
 # ---------------------------------------------------------------- Brazilian addresses

@@ -55,6 +55,19 @@ async def test_invalid_coupon_definitions_are_refused(harness: Harness) -> None:
         {"code": "a b", "kind": "fixed", "amount_off": 500},
         {"code": _code(), "kind": "fixed", "amount_off": 500, "max_uses": 0},
         {"code": _code(), "kind": "fixed", "amount_off": 500, "valid_from": "2026-01-01"},
+        # In UTC, before the first instant Python holds / after the last: this was a 500.
+        {
+            "code": _code(),
+            "kind": "fixed",
+            "amount_off": 5,
+            "valid_from": "0001-01-01T00:00:00+14:00",
+        },
+        {
+            "code": _code(),
+            "kind": "fixed",
+            "amount_off": 5,
+            "valid_until": "9999-12-31T23:59:59-14:00",
+        },
         {"code": _code(), "kind": "fixed", "amount_off": 500, "active": 1},
     ]:
         assert_problem(await harness.client.post("/api/coupons", headers=admin, json=body), 422)

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from contracts.events.orders import OrderConfirmed, OrderPlaced
+from orders_service.service.paging import encode_cursor
 
 from contracts import new_id
 
@@ -237,3 +238,29 @@ async def test_stuck_sagas_are_listed_and_exported(harness: Harness) -> None:
 
     assert await harness.until(exported)
     assert_problem(await harness.client.get("/api/orders/admin/stuck", headers=user), 403)
+
+
+async def test_forged_stuck_cursors_are_refused(harness: Harness) -> None:
+    """The stuck listing's cursor is (status changed at, order id) in base64; a forged one at
+    the edge of the calendar overflowed on its way to UTC and answered 500."""
+    admin = harness.admin()
+    order_id = new_id()
+    for changed_at in (
+        "0001-01-01T00:00:00+14:00",  # before the first instant Python holds, once in UTC
+        "9999-12-31T23:59:59-14:00",  # after the last
+        "2026-01-31T12:00:00",  # no offset: never issued
+        "yesterday",
+    ):
+        forged = encode_cursor(changed_at, order_id)
+        assert_problem(
+            await harness.client.get(
+                "/api/orders/admin/stuck", headers=admin, params={"cursor": forged}
+            ),
+            404,
+            "invalid-cursor",
+        )
+    issued = encode_cursor("2026-01-31T12:00:00+00:00", order_id)
+    page = await harness.client.get(
+        "/api/orders/admin/stuck", headers=admin, params={"cursor": issued}
+    )
+    assert page.status_code == 200, page.text

@@ -183,10 +183,13 @@ async def stuck_orders(
     if cursor is not None:
         changed_at, order_id = decode_cursor_parts(cursor, 2)
         try:
-            after = (datetime.fromisoformat(changed_at), order_id)
-        except ValueError as exc:
+            # Issued cursors carry an offset; a forged one at the edge of the calendar can
+            # overflow on its way to UTC, which the driver would do at the query.
+            at = datetime.fromisoformat(changed_at)
+            after = (at.astimezone(UTC), order_id)
+        except (ValueError, OverflowError) as exc:
             raise errors.InvalidCursorError("cursor is not one this API issued") from exc
-        if not _is_uuid(order_id):
+        if at.tzinfo is None or not _is_uuid(order_id):
             raise errors.InvalidCursorError("cursor is not one this API issued")
     page = await orders.stuck_page(
         session, rules=thresholds.rules(now), now=now, limit=limit + 1, after=after
