@@ -206,6 +206,27 @@ async def test_a_cursor_only_continues_its_own_listing(shop: dict[str, Any]) -> 
     assert filtered.status_code == 404
 
 
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"k": float("nan")},  # Python's JSON reads NaN; the store refused it (was a 503)
+        {"id": "\ud800"},  # a lone surrogate no driver can encode (was a 500)
+        {"id": "a\x00b"},  # not a product id
+        {"k": "10"},
+        {"k": True},
+    ],
+)
+async def test_a_forged_cursor_is_refused(shop: dict[str, Any], forged: dict[str, Any]) -> None:
+    service = shop["service"]
+    params = {"limit": 1, "sort": "price_asc"}
+    issued = (await service.client.get("/api/products", params=params)).json()["next_cursor"]
+    payload = {**json.loads(base64.urlsafe_b64decode(issued)), **forged}
+    cursor = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode()
+    response = await service.client.get("/api/products", params={**params, "cursor": cursor})
+    assert response.status_code == 404, response.text
+    assert response.json()["type"].endswith("/invalid-cursor")
+
+
 @pytest.mark.parametrize("sort", ["newest", "price_asc", "price_desc", "relevance", "rating"])
 async def test_pages_never_repeat_or_skip_while_products_are_inserted(
     busy: Running, sort: str

@@ -14,6 +14,7 @@ import binascii
 import contextlib
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -145,13 +146,23 @@ def _decode_cursor(cursor: str, sort: SortName, fingerprint: str) -> Document:
         not isinstance(payload, dict)
         or payload.get("s") != sort
         or payload.get("f") != fingerprint
+        # Only what this listing issues reaches the query: a product id, and a sort key that
+        # is a finite number (JSON as Python reads it also has NaN, which the store refuses,
+        # and strings may hold lone surrogates, which no driver can encode).
         or not isinstance(payload.get("id"), str)
-        or not isinstance(payload.get("k"), (int, float, type(None)))
-        or isinstance(payload.get("k"), bool)
-        or abs(payload.get("k") or 0) > 2**53
+        or not is_uuid7(payload["id"])
+        or not _is_sort_key(payload.get("k"))
     ):
         raise InvalidCursorError("cursor belongs to another listing (query, filters or sort)")
     return payload
+
+
+def _is_sort_key(key: object) -> bool:
+    if key is None:
+        return True
+    if isinstance(key, bool) or not isinstance(key, (int, float)):
+        return False
+    return math.isfinite(key) and abs(key) <= 2**53
 
 
 _KEYSETS: dict[SortName, tuple[products.Sort, str | None, str]] = {
