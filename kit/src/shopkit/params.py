@@ -125,12 +125,17 @@ def _rfc3339(value: object) -> object:
     return value
 
 
-DateTime = Annotated[
-    datetime,
-    BeforeValidator(_rfc3339),
-    WithJsonSchema({"type": "string", "format": "date-time", "pattern": DATE_TIME_PATTERN}),
-]
+DATE_TIME_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "format": "date-time",
+    "pattern": DATE_TIME_PATTERN,
+}
+
+DateTime = Annotated[datetime, BeforeValidator(_rfc3339), WithJsonSchema(DATE_TIME_SCHEMA)]
 """An instant written as an RFC 3339 string with its UTC offset (`DATE_TIME_PATTERN`)."""
+
+OptionalDateTime = Annotated[DateTime | None, WithJsonSchema(DATE_TIME_SCHEMA)]
+"""An optional instant query parameter (a filter's bound): absent rather than null."""
 
 
 # ---------------------------------------------------------------- Brazilian addresses

@@ -8,7 +8,7 @@ from contracts.events.orders import OrderStatus
 from fastapi import APIRouter, Body, Header, Query, Response
 from pydantic import WithJsonSchema
 from shopkit.db import ReadSessionDep, SessionDep
-from shopkit.params import DateTime, OptionalUuid7, Uuid7
+from shopkit.params import OptionalDateTime, OptionalUuid7, Uuid7
 from shopkit.problems import ForbiddenError, responses
 from shopkit.security import AdminUser, CurrentUser, InvalidTokenError
 
@@ -42,7 +42,6 @@ Statuses = Annotated[
     Query(),
     WithJsonSchema({"type": "array", "items": {"enum": list(get_args(OrderStatus))}}),
 ]
-Instant = Annotated[DateTime | None, WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
 @router.post(
@@ -120,8 +119,8 @@ async def list_all_orders(
     _: AdminUser,
     status: Statuses = None,
     user_id: OptionalUuid7 = None,
-    created_from: Instant = None,
-    created_to: Instant = None,
+    created_from: OptionalDateTime = None,
+    created_to: OptionalDateTime = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> OrderList:
