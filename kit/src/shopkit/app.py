@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 from fastapi import APIRouter, FastAPI
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -26,11 +25,12 @@ from shopkit.db import create_engine, create_read_sessionmaker, create_sessionma
 from shopkit.handlers import EventHandlers
 from shopkit.health import ReadinessCheck, health_router
 from shopkit.heap import freeze_startup_heap
+from shopkit.http_telemetry import HttpTelemetry
 from shopkit.inbox import InboxStore, PostgresInbox
 from shopkit.kafka import configure_security
 from shopkit.logs import configure_logging
 from shopkit.messaging import MessagingTables
-from shopkit.metrics import MetricsMiddleware, metrics_endpoint
+from shopkit.metrics import metrics_endpoint
 from shopkit.mongo import MongoClient, create_client
 from shopkit.openapi import install_problem_openapi
 from shopkit.problems import install_problem_handlers
@@ -119,8 +119,8 @@ def create_service(
         openapi_url="/openapi.json",
         redoc_url=None,
         # FastAPI's own OpenTelemetry layer would wrap every request in a second server span
-        # and metric set on top of the instrumentation and Prometheus metrics installed below
-        # (and, in the gateway, around the proxy path that is meant to skip the framework).
+        # and metric set on top of `HttpTelemetry` installed below (and, in the gateway,
+        # around the proxy path that is meant to skip the framework).
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(app)
@@ -129,8 +129,7 @@ def create_service(
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in routers:
         app.include_router(router)
-    app.add_middleware(MetricsMiddleware, service=settings.service_name)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="health/.*,metrics")
+    app.add_middleware(HttpTelemetry, service=settings.service_name)
     return app
 
 
