@@ -28,7 +28,7 @@ async def get_coupon(*, session: AsyncSession, code: str) -> CouponPublic:
 
 
 async def list_coupons(*, session: AsyncSession, limit: int, cursor: str | None) -> CouponList:
-    after = _after_code(cursor) if cursor else None
+    after = decode_cursor(cursor, _is_coupon_code) if cursor else None
     page = await coupons.page(session, after_code=after, limit=limit + 1)
     items = [CouponPublic.model_validate(c) for c in page[:limit]]
     return CouponList(
@@ -36,11 +36,8 @@ async def list_coupons(*, session: AsyncSession, limit: int, cursor: str | None)
     )
 
 
-def _after_code(cursor: str) -> str:
-    code = decode_cursor(cursor)
-    if re.fullmatch(COUPON_CODE_PATTERN, code) is None:
-        raise errors.InvalidCursorError("cursor is not one this API issued")
-    return code
+def _is_coupon_code(value: str) -> bool:
+    return re.fullmatch(COUPON_CODE_PATTERN, value) is not None
 
 
 async def deactivate_coupon(*, session: AsyncSession, code: str) -> CouponPublic:

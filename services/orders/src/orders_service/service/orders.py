@@ -95,12 +95,7 @@ async def await_order(
 
 
 def _before_id(cursor: str | None) -> str | None:
-    if cursor is None:
-        return None
-    before = decode_cursor(cursor)
-    if not _is_uuid(before):
-        raise errors.InvalidCursorError("cursor is not one this API issued")
-    return before
+    return None if cursor is None else decode_cursor(cursor, _is_uuid)
 
 
 async def list_own_orders(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 
 from orders_service import errors
 
@@ -12,8 +13,12 @@ def encode_cursor(*parts: str) -> str:
     return base64.urlsafe_b64encode("|".join(parts).encode()).rstrip(b"=").decode()
 
 
-def decode_cursor(cursor: str, parts: int = 1) -> str:
-    return decode_cursor_parts(cursor, parts)[0]
+def decode_cursor(cursor: str, valid: Callable[[str], bool]) -> str:
+    """The one value in `cursor`, which must pass `valid` (the shape of what was issued)."""
+    value = decode_cursor_parts(cursor, 1)[0]
+    if not valid(value):
+        raise errors.InvalidCursorError("cursor is not one this API issued")
+    return value
 
 
 def decode_cursor_parts(cursor: str, parts: int) -> list[str]:
