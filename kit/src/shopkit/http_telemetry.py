@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.context import Context
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shopkit.metrics import HTTP_DURATION, HTTP_REQUESTS, route_template
@@ -49,42 +50,23 @@ class HttpTelemetry:
                 status = message["status"]
             await send(message)
 
-        try:
-            if UNTRACED.match(scope["path"]):
-                await self.app(scope, receive, record_status)
-            else:
-                await self._traced(scope, receive, record_status, method, lambda: status)
-        finally:
-            route = route_template(scope)
-            HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
-            HTTP_DURATION.labels(self.service, method, route).observe(time.perf_counter() - started)
-
-    async def _traced(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        method: str,
-        status_of: Callable[[], int],
-    ) -> None:
-        carrier = {
-            name.decode("latin-1"): value.decode("latin-1")
-            for name, value in scope["headers"]
-            if name in _PROPAGATED
-        }
-        with tracer.start_as_current_span(
-            method,
-            context=propagate.extract(carrier),
-            kind=SpanKind.SERVER,
-            record_exception=True,
-            set_status_on_exception=True,
-        ) as span:
+        span_scope: AbstractContextManager[Span] = (
+            nullcontext(INVALID_SPAN)
+            if UNTRACED.match(scope["path"])
+            else tracer.start_as_current_span(
+                method, context=_callers_context(scope), kind=SpanKind.SERVER
+            )
+        )
+        with span_scope as span:
             try:
-                await self.app(scope, receive, send)
+                await self.app(scope, receive, record_status)
             finally:
+                route = route_template(scope)
+                HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
+                HTTP_DURATION.labels(self.service, method, route).observe(
+                    time.perf_counter() - started
+                )
                 if span.is_recording():
-                    status = status_of()
-                    route = route_template(scope)
                     span.update_name(f"{method} {route}")
                     span.set_attributes(
                         {
@@ -96,3 +78,12 @@ class HttpTelemetry:
                     )
                     if status >= 500:
                         span.set_status(Status(StatusCode.ERROR))
+
+
+def _callers_context(scope: Scope) -> Context:
+    carrier = {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in scope["headers"]
+        if name in _PROPAGATED
+    }
+    return propagate.extract(carrier)
