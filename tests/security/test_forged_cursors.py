@@ -36,6 +36,11 @@ HOSTILE_TEXT = [
     "-1",
     "9" * 300,
     "'; DROP TABLE orders; --",
+    # Spellings uuid.UUID() accepts and the database driver does not
+    "{0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b}",
+    "urn:uuid:0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+    "0190-a1b2-c3d4-7e5f-8a9b-0c1d-2e3f-4a5b",
+    "0190A1B2-C3D4-7E5F-8A9B-0C1D2E3F4A5B",
 ]
 HOSTILE_JSON: list[Any] = [
     float("nan"),

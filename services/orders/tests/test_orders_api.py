@@ -71,6 +71,25 @@ async def test_own_orders_are_listed_newest_first_by_cursor(harness: Harness) ->
         422,
     )
     assert_problem(await harness.client.get("/api/orders", headers=user, params={"limit": 0}), 422)
+    for spelling in _OTHER_UUID_SPELLINGS:
+        # uuid.UUID() reads these; the database driver refused them (500)
+        assert_problem(
+            await harness.client.get(
+                "/api/orders", headers=user, params={"cursor": encode_cursor(spelling)}
+            ),
+            404,
+            "invalid-cursor",
+        )
+
+
+_ID = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+_OTHER_UUID_SPELLINGS = (
+    "{" + _ID + "}",
+    "urn:uuid:" + _ID,
+    _ID.replace("-", ""),
+    _ID.upper(),
+    "0190-a1b2-c3d4-7e5f-8a9b-0c1d-2e3f-4a5b",
+)
 
 
 async def test_admin_listing_filters(harness: Harness) -> None:
@@ -264,6 +283,15 @@ async def test_forged_stuck_cursors_are_refused(harness: Harness) -> None:
         "yesterday",
     ):
         forged = encode_cursor(changed_at, order_id)
+        assert_problem(
+            await harness.client.get(
+                "/api/orders/admin/stuck", headers=admin, params={"cursor": forged}
+            ),
+            404,
+            "invalid-cursor",
+        )
+    for spelling in _OTHER_UUID_SPELLINGS:
+        forged = encode_cursor("2026-01-31T12:00:00+00:00", spelling)
         assert_problem(
             await harness.client.get(
                 "/api/orders/admin/stuck", headers=admin, params={"cursor": forged}

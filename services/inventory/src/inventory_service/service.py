@@ -9,7 +9,6 @@ nothing.
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from contracts.events.inventory import (
     StockReserved,
     UnavailableLine,
 )
+from shopkit.params import is_uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Event, new_id
@@ -359,7 +359,7 @@ async def list_stock(session: AsyncSession, *, after: str | None, limit: int) ->
 
 
 async def get_reservation(session: AsyncSession, *, order_id: str) -> ReservationState:
-    if not _is_uuid(order_id):
+    if not is_uuid(order_id):
         raise ReservationNotFoundError(f"no reservation for order {order_id!r}")
     row = await repository.get_reservation(session, order_id)
     if row is None:
@@ -371,13 +371,6 @@ async def list_adjustments(
     session: AsyncSession, *, sku: str, before: str | None, limit: int
 ) -> list[StockAdjustment]:
     return await repository.list_adjustments(session, sku=sku, before=before, limit=limit)
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        return str(uuid.UUID(value)) == value
-    except ValueError:
-        return False
 
 
 def _released(row: ReservationState, reason: ReleaseReason) -> StockReleased:

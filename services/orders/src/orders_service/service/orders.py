@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from contracts.events.orders import OrderStatus
+from shopkit.params import is_uuid
 from shopkit.security import Principal
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,18 +46,10 @@ class StuckThresholds:
         }
 
 
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
 async def _visible_order_id(session: AsyncSession, order_id: str, viewer: Principal) -> str:
     """The order id if the viewer may see the order. Someone else's order is "not found", the
     same answer as a missing one, so ids cannot be probed."""
-    if _is_uuid(order_id):
+    if is_uuid(order_id):
         owner = await orders.owner_of(session, order_id)
         if owner is not None and (owner == viewer.user_id or viewer.is_admin):
             return order_id
@@ -65,7 +57,7 @@ async def _visible_order_id(session: AsyncSession, order_id: str, viewer: Princi
 
 
 async def get_order(*, session: AsyncSession, order_id: str, viewer: Principal) -> OrderPublic:
-    order = await orders.detail(session, order_id) if _is_uuid(order_id) else None
+    order = await orders.detail(session, order_id) if is_uuid(order_id) else None
     if order is None or (order.user_id != viewer.user_id and not viewer.is_admin):
         raise errors.OrderNotFoundError(f"no order {order_id}")
     if viewer.is_admin:
@@ -95,7 +87,7 @@ async def await_order(
 
 
 def _before_id(cursor: str | None) -> str | None:
-    return None if cursor is None else decode_cursor(cursor, _is_uuid)
+    return None if cursor is None else decode_cursor(cursor, is_uuid)
 
 
 async def list_own_orders(
@@ -120,7 +112,7 @@ async def list_all_orders(
     created_from: datetime | None,
     created_to: datetime | None,
 ) -> OrderList:
-    if user_id is not None and not _is_uuid(user_id):
+    if user_id is not None and not is_uuid(user_id):
         return OrderList(items=[], next_cursor=None)
     page = await orders.page(
         session,
@@ -184,7 +176,7 @@ async def stuck_orders(
             after = (at.astimezone(UTC), order_id)
         except (ValueError, OverflowError) as exc:
             raise errors.InvalidCursorError("cursor is not one this API issued") from exc
-        if at.tzinfo is None or not _is_uuid(order_id):
+        if at.tzinfo is None or not is_uuid(order_id):
             raise errors.InvalidCursorError("cursor is not one this API issued")
     page = await orders.stuck_page(
         session, rules=thresholds.rules(now), now=now, limit=limit + 1, after=after

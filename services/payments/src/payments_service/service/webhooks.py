@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
 from contracts.types import utc_now
+from shopkit.params import is_uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payments_service import repository
@@ -64,7 +64,7 @@ async def receive(
         event = payments.provider.verify_webhook(payload, signature)
     except InvalidWebhook as exc:
         raise InvalidWebhookError(str(exc)) from exc
-    payment_id = event.payment_id if event.payment_id and _is_uuid(event.payment_id) else None
+    payment_id = event.payment_id if event.payment_id and is_uuid(event.payment_id) else None
     values: dict[str, object] = {
         "event_id": event.id,
         "type": event.type,
@@ -205,11 +205,3 @@ async def run(payments: Payments, stop: asyncio.Event) -> None:
         )
         waiter.cancel()
         stopper.cancel()
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
