@@ -12,6 +12,9 @@ from contracts.events.payments import (
     PaymentRefunded,
     PaymentVoided,
 )
+from payments_service import repository
+from payments_service.models import Refund, RefundStatus
+from payments_service.service.transitions import attempt_key
 from shopkit.testing import eventually
 
 from contracts import new_id
@@ -126,6 +129,12 @@ async def test_admin_partial_refunds_never_exceed_the_capture(stack: Stack) -> N
     )
     assert rest.status_code == 201
     assert rest.json()["full"] is True
+    # Retried once it refunded everything (its answer lost): the same refund, not a 409.
+    rest_again = await stack.client.post(
+        url, json={"amount": 7_000, "reason": "goodwill"}, headers=admin_headers(stack, "refund-3")
+    )
+    assert rest_again.status_code == 201, rest_again.text
+    assert rest_again.json()["refund_id"] == rest.json()["refund_id"]
 
     async def both_published() -> list[PaymentRefunded] | None:
         found = stack.events.of(placed.order_id, PaymentRefunded)
@@ -223,3 +232,83 @@ async def test_a_refund_the_provider_refuses_is_a_502_and_is_kept(stack: Stack) 
     [refund] = view.json()["refunds"]
     assert (refund["refund_id"], refund["status"]) == (response.json()["refund_id"], "failed")
     assert refund["failure_message"]
+
+
+async def _refunded_at_provider(stack: Stack, intent_id: str, amount: int) -> None:
+    async def reached() -> bool:
+        intent = await stack.stripe.intent(intent_id)
+        return bool(intent["latest_charge"]["amount_refunded"] == amount)
+
+    await eventually(reached)
+
+
+async def test_a_cancellation_refunds_exactly_what_an_unseen_dashboard_refund_left(
+    stack: Stack,
+) -> None:
+    """The full refund asked for everything and was refused (3,000 were already refunded on
+    the dashboard, its webhook not yet processed); the 7,000 left stayed charged."""
+    placed, captured = await captured_order(stack, total=10_000)
+    async with stack.webhooks_lost():
+        await stack.stripe.refund(captured.provider_payment_id, 3_000)
+        await stack.bus.publish(order_cancelled(placed, "admin_request", "SHIPPED"))
+        await _refunded_at_provider(stack, captured.provider_payment_id, 10_000)
+
+    async def both_published() -> list[PaymentRefunded] | None:
+        found = stack.events.of(placed.order_id, PaymentRefunded)
+        return found if len(found) >= 2 else None
+
+    refunds = sorted(await eventually(both_published), key=lambda r: r.amount)
+    assert [(r.amount, r.full) for r in refunds] == [(3_000, False), (7_000, True)]
+    assert refunds[1].reason == "admin_request"
+    view = await stack.client.get(
+        f"/api/payments/orders/{placed.order_id}", headers=admin_headers(stack)
+    )
+    assert view.json()["amount_refunded"] == 10_000
+    assert view.json()["attempts"][0]["status"] == "refunded"
+
+
+async def test_a_refund_whose_call_never_left_is_settled_before_the_rest_is_counted(
+    stack: Stack,
+) -> None:
+    """A crash between writing a refund and calling the provider left it pending; its amount
+    was held back from every later refund and never sent, so a cancellation refunded less."""
+    placed, captured = await captured_order(stack, total=10_000)
+    async with stack.payments.sessionmaker() as session, session.begin():
+        attempt = await repository.get_attempt(session, captured.payment_id)
+        assert attempt is not None
+        stranded = Refund(
+            id=new_id(),
+            order_id=placed.order_id,
+            payment_id=attempt.id,
+            amount=3_000,
+            currency=attempt.currency,
+            reason="damaged item",
+            status=RefundStatus.PENDING,
+            full=False,
+            request_key="admin:stranded",
+            requested_by=new_id(),
+        )
+        stranded.idempotency_key = attempt_key(attempt, f"refund:{stranded.id}")
+        await repository.insert_refund(session, stranded)
+
+    await stack.bus.publish(order_cancelled(placed, "admin_request", "SHIPPED"))
+
+    await _refunded_at_provider(stack, captured.provider_payment_id, 10_000)
+
+    async def settled() -> dict[str, object] | None:
+        view = await stack.client.get(
+            f"/api/payments/orders/{placed.order_id}", headers=admin_headers(stack)
+        )
+        body: dict[str, object] = view.json()
+        return body if body["amount_refunded"] == 10_000 else None
+
+    body = await eventually(settled)
+    refunds = body["refunds"]
+    assert isinstance(refunds, list)
+    assert sorted((r["amount"], r["status"]) for r in refunds) == [
+        (3_000, "succeeded"),
+        (7_000, "succeeded"),
+    ]
+    await asyncio.sleep(1.0)  # a second refund (a bug) would be refused by the provider anyway
+    intent = await stack.stripe.intent(captured.provider_payment_id)
+    assert intent["latest_charge"]["amount_refunded"] == 10_000

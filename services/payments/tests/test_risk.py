@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from contracts.events.payments import PaymentAuthorized, PaymentFailed, PaymentVoided
+from contracts.events.payments import (
+    PaymentAuthorized,
+    PaymentFailed,
+    PaymentRefunded,
+    PaymentVoided,
+)
 from payments_service.config import PaymentsSettings
 from payments_service.provider import CardDetails
 from payments_service.risk import RiskEngine, RiskLevel, RiskSubject
@@ -169,3 +174,32 @@ async def test_domestic_card_is_not_penalised(stack: Stack) -> None:
     view = await stack.client.get(f"/api/payments/orders/{placed.order_id}", headers=admin(stack))
     risk = view.json()["attempts"][0]["risk"]
     assert not any("country" in reason for reason in risk["reasons"])
+
+
+async def test_rejecting_a_payment_captured_meanwhile_refunds_it(stack: Stack) -> None:
+    """The capture happened at the provider but its answer never came back; the void of the
+    rejected payment finds it captured, and the capture is refunded instead of kept."""
+    placed = order_placed(total=stack.settings.risk_amount_review + 1)
+    await stack.bus.publish(placed, stock_reserved(placed.order_id))
+    authorized = await stack.events.wait_for(placed.order_id, PaymentAuthorized)
+    async with stack.webhooks_lost():
+        captured = await stack.stripe.http.post(
+            f"/v1/payment_intents/{authorized.provider_payment_id}/capture"
+        )
+        assert captured.status_code == 200, captured.text
+        rejected = await stack.client.post(
+            f"/api/payments/reviews/{authorized.payment_id}",
+            json={"decision": "reject", "note": "stolen card"},
+            headers=admin(stack),
+        )
+
+    assert rejected.status_code == 200, rejected.text
+    assert rejected.json()["status"] == "refunded"
+    intent = await stack.stripe.intent(authorized.provider_payment_id)
+    assert intent["latest_charge"]["amount_refunded"] == placed.total
+    refunded = await stack.events.wait_for(placed.order_id, PaymentRefunded)
+    assert (refunded.amount, refunded.full, refunded.reason) == (
+        placed.total,
+        True,
+        "risk_review_rejected",
+    )

@@ -25,7 +25,6 @@ from payments_service.models import (
     PaymentOrder,
     ProviderCall,
     Refund,
-    RefundStatus,
     ReviewStatus,
     StripeEvent,
 )
@@ -363,16 +362,6 @@ async def refund_by_request_key(
         .where(Refund.order_id == order_id, Refund.request_key == request_key)
         .execution_options(populate_existing=True)
     )
-
-
-async def outstanding_refunds(session: AsyncSession, payment_id: str) -> int:
-    """Refunds sent or being sent for an attempt, not yet counted in `amount_refunded`."""
-    total = await session.scalar(
-        select(func.coalesce(func.sum(Refund.amount), 0)).where(
-            Refund.payment_id == payment_id, Refund.status == RefundStatus.PENDING
-        )
-    )
-    return int(total or 0)
 
 
 async def insert_refund(session: AsyncSession, refund: Refund) -> None:

@@ -23,7 +23,7 @@ from payments_service.models import AttemptStatus, PaymentOrder, ReviewStatus
 from payments_service.provider import ProviderUnavailable
 from payments_service.runtime import Payments, outbox_emitter
 from payments_service.schemas import RefundCreate, RefundPublic, ReviewPublic, ReviewResolve
-from payments_service.service.refunds import refund
+from payments_service.service.refunds import refund, refund_rest
 from payments_service.service.transitions import CAPTURED, VOIDABLE, void
 from payments_service.service.views import captured_attempt, refund_public, review_public
 from payments_service.service.work import Work
@@ -48,16 +48,19 @@ async def refund_order(
         raise PaymentNotFoundError(f"no payment known for order {order_id}")
     order = await repository.lock_order(session, order_id)
     attempts = await repository.attempts_of(session, order_id)
-    if body.payment_id is not None:
-        attempt = next((a for a in attempts if a.id == body.payment_id), None)
+    # The key's refund is looked up first: once it has refunded everything, no attempt is
+    # "captured" any more, and a retry must still get that refund back.
+    request_key = f"admin:{idempotency_key}"
+    existing = await repository.refund_by_request_key(session, order_id, request_key)
+    payment_id = body.payment_id or (existing.payment_id if existing is not None else None)
+    if payment_id is not None:
+        attempt = next((a for a in attempts if a.id == payment_id), None)
         if attempt is None:
-            raise PaymentNotFoundError(f"order {order_id} has no payment {body.payment_id}")
+            raise PaymentNotFoundError(f"order {order_id} has no payment {payment_id}")
     else:
         attempt = captured_attempt(attempts)
         if attempt is None:
             raise NothingToRefundError(f"order {order_id} has no captured payment")
-    request_key = f"admin:{idempotency_key}"
-    existing = await repository.refund_by_request_key(session, order_id, request_key)
     if existing is not None and (existing.amount, existing.reason, existing.payment_id) != (
         body.amount,
         body.reason,
@@ -106,11 +109,12 @@ async def resolve_review(
         async with _provider_errors():
             if attempt.status in VOIDABLE and attempt.status != AttemptStatus.PENDING:
                 await void(work, order, attempt, reason=REJECTED_REASON)
-            elif attempt.status in CAPTURED:
-                await refund(
+            # Not `elif`: the void may find the intent already captured (a capture whose answer
+            # was lost) and record it so; then it is refunded.
+            if attempt.status in CAPTURED:
+                await refund_rest(
                     work,
                     attempt,
-                    amount=None,
                     reason=REJECTED_REASON,
                     request_key="review-rejected",
                     requested_by=admin.user_id,

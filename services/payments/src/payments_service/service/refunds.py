@@ -3,6 +3,7 @@ provider that reach us by webhook."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from contracts.events.payments import PaymentRefunded
@@ -49,8 +50,8 @@ async def refund(
         return existing
     if attempt.status not in CAPTURED or attempt.provider_payment_id is None:
         raise NothingToRefundError(f"payment {attempt.id} is {attempt.status.value}, not captured")
-    outstanding = await repository.outstanding_refunds(work.session, attempt.id)
-    left = attempt.refundable - outstanding
+    await settle_pending(work, attempt)
+    left = attempt.refundable if attempt.status in CAPTURED else 0
     wanted = left if amount is None else amount
     if wanted <= 0 or wanted > left:
         raise RefundExceedsCaptureError(
@@ -74,6 +75,50 @@ async def refund(
     created = await repository.refund_by_request_key(work.session, attempt.order_id, request_key)
     assert created is not None
     return await _send(work, attempt, created)
+
+
+async def refund_rest(
+    work: Work, attempt: PaymentAttempt, *, reason: str, request_key: str, requested_by: str
+) -> None:
+    """Refund all that is still captured on `attempt` (an order cancelled, a review rejected).
+
+    The rest is learnt from the provider first: refunds made there (its dashboard) and ours
+    whose answer was lost are counted, and ours never answered are settled, so what is asked
+    is exactly what is left. A refusal raises `ProviderRejectedError` rather than leaving the
+    rest charged unnoticed: the caller's event is retried, then parked for an operator (a
+    disputed charge). Each try has a key of its own, so a refused one is never just replayed.
+    """
+    assert attempt.provider_payment_id is not None
+    intent = await work.payments.provider.retrieve(attempt.provider_payment_id)
+    await sync_refunds(work, attempt, intent)
+    await settle_pending(work, attempt)
+    if attempt.status not in CAPTURED or attempt.refundable <= 0:
+        return
+    prefix = f"{request_key}:{attempt.number}:"
+    refused = sum(
+        1
+        for row in await repository.refunds_of_attempt(work.session, attempt.id)
+        if row.status == RefundStatus.FAILED and (row.request_key or "").startswith(prefix)
+    )
+    await refund(
+        work,
+        attempt,
+        amount=None,
+        reason=reason,
+        request_key=f"{prefix}{refused}",
+        requested_by=requested_by,
+    )
+
+
+async def settle_pending(work: Work, attempt: PaymentAttempt) -> None:
+    """Finish the attempt's refunds whose answer never came (a crash or a timeout after the
+    row was written). Until then their amounts are neither refunded nor free to refund again;
+    each is sent again under its own key, so the provider makes it now or answers with the one
+    it already made. One it refuses is recorded as failed, and its amount is free again."""
+    for row in await repository.refunds_of_attempt(work.session, attempt.id):
+        if row.status == RefundStatus.PENDING:
+            with contextlib.suppress(ProviderRejectedError):
+                await _send(work, attempt, row)
 
 
 async def _send(work: Work, attempt: PaymentAttempt, pending: Refund) -> Refund:
@@ -148,6 +193,8 @@ async def _succeeded(
 async def sync_refunds(work: Work, attempt: PaymentAttempt, intent: Intent) -> bool:
     """Record refunds the provider reports and we have not counted: ours whose answer was lost
     (a crash after the call) and ones made elsewhere (the provider's dashboard)."""
+    if intent.id != attempt.provider_payment_id:
+        return False  # another intent's refunds are not this attempt's
     if attempt.status not in CAPTURED or intent.amount_refunded <= attempt.amount_refunded:
         return False
     ours = {r.id: r for r in await repository.refunds_of_attempt(work.session, attempt.id)}

@@ -11,10 +11,9 @@ from contracts.events.orders import OrderCancelled, OrderPlaced
 from contracts.events.shipping import ShipmentDispatched
 
 from payments_service import repository
-from payments_service.errors import ProviderRejectedError
 from payments_service.models import AttemptStatus, PaymentOrder, ReviewStatus
 from payments_service.service.authorization import authorize
-from payments_service.service.refunds import refund, sync_refunds
+from payments_service.service.refunds import refund_rest
 from payments_service.service.transitions import CAPTURED, VOIDABLE, capture, void
 from payments_service.service.work import Work
 
@@ -71,20 +70,9 @@ async def compensate(work: Work, order: PaymentOrder, *, reason: str, request_ke
         if attempt.status in VOIDABLE and attempt.status != AttemptStatus.PENDING:
             await void(work, order, attempt, reason=reason)
         if attempt.status in CAPTURED:
-            try:
-                await refund(
-                    work,
-                    attempt,
-                    amount=None,
-                    reason=reason,
-                    request_key=request_key,
-                    requested_by="system",
-                )
-            except ProviderRejectedError:
-                # Refunded elsewhere meanwhile: record what the provider says instead.
-                assert attempt.provider_payment_id is not None
-                intent = await work.payments.provider.retrieve(attempt.provider_payment_id)
-                await sync_refunds(work, attempt, intent)
+            await refund_rest(
+                work, attempt, reason=reason, request_key=request_key, requested_by="system"
+            )
 
 
 async def shipment_dispatched(work: Work, *, event: ShipmentDispatched) -> None:

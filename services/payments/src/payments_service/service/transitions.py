@@ -222,9 +222,10 @@ async def _requires_action(
         "redirect_url": action.redirect_url if action else None,
         "client_secret": action.client_secret if action else None,
     }
-    if order.is_cancelled:
-        # The order ended while the confirm was in flight: nobody will complete this challenge.
-        await void(work, order, attempt, reason=order.cancel_reason or "order_cancelled")
+    if order.is_cancelled or attempt.review_status == ReviewStatus.REJECTED:
+        # The order ended (or an admin rejected the payment) while the confirm was in flight:
+        # nobody must be asked to complete this challenge.
+        await void(work, order, attempt, reason=order.cancel_reason or "risk_review_rejected")
         return
     next_action = next_action_of(attempt)
     assert next_action is not None
