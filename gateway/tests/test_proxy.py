@@ -155,6 +155,23 @@ async def test_spoofed_identity_and_hop_by_hop_headers_never_reach_the_service(
     # hop-by-hop headers of the upstream's response do not come back either
     assert "x-upstream-hop" not in response.headers
     assert "keep-alive" not in response.headers
+    # nor the upstream server's Date and Server: the gateway's own server states them, and a
+    # second copy made two of each (a cached answer's Date was also stale)
+    assert "date" not in response.headers and "server" not in response.headers
+
+
+async def test_header_values_beyond_ascii_are_passed_on_as_sent(stack: Stack) -> None:
+    """HTTP allows any byte from 0x80 in a header value; such a user agent or cookie made every
+    proxied request of that browser a 500."""
+    agent = "Mözilla/5.0 (Ünïcode)".encode()
+    cookie = "theme=café".encode()
+    response = await stack.client.get(
+        "/api/products", headers={"User-Agent": agent, "Cookie": cookie}
+    )
+    assert response.status_code == 200, response.text
+    body = echoed(response)  # the upstream echoes each header's bytes as latin-1 text
+    assert [v.encode("latin-1") for v in header_values(body, "user-agent")] == [agent]
+    assert [v.encode("latin-1") for v in header_values(body, "cookie")] == [cookie]
 
 
 async def test_client_address_comes_from_trusted_proxies_only(

@@ -103,11 +103,13 @@ def upstream_headers(
     request_id: str,
     content_length: int | None,
     trace: dict[str, str] | None = None,
-) -> list[tuple[str, str]]:
+) -> list[tuple[bytes, bytes]]:
     """Client headers safe to pass on, plus the gateway's forwarding facts.
 
     `trace` is the gateway's own span context (`traceparent`, `tracestate`): when present it
     replaces the client's, so the service's span is the gateway span's child in the same trace.
+    The headers are returned as the bytes they arrived as: HTTP allows any byte from 0x80 in a
+    value (a UTF-8 cookie or user agent), and httpx refuses such a value given as text.
     """
     decoded = [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in raw]
     dropped = NOT_FORWARDED | _connection_listed(decoded) | set(trace or ())
@@ -126,7 +128,7 @@ def upstream_headers(
     headers.extend((trace or {}).items())
     if content_length is not None:
         headers.append(("content-length", str(content_length)))
-    return headers
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
 
 
 _SET_BY_GATEWAY = frozenset({b"x-request-id", b"server", b"date"})
@@ -137,8 +139,8 @@ _FOR_THE_EDGE = frozenset({SURROGATE_CONTROL.encode(), SURROGATE_KEY.encode()})
 
 
 def response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """Upstream response headers minus hop-by-hop ones (body framing is redone by the server)
-    and the directives addressed to the gateway's edge cache alone."""
+    """Upstream response headers minus hop-by-hop ones (body framing is redone by the server),
+    those the gateway's own server states, and the directives addressed to its edge cache."""
     items = [(name.lower(), value) for name, value in raw]
     listed = {
         token.strip().lower().encode()
@@ -151,6 +153,6 @@ def response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, by
         for name, value in items
         if name.decode("latin-1") not in HOP_BY_HOP
         and name not in listed
-        and name != b"x-request-id"
+        and name not in _SET_BY_GATEWAY
         and name not in _FOR_THE_EDGE
     ]
