@@ -145,6 +145,26 @@ async def test_poison_message_is_parked_partition_keeps_flowing_and_replay_redel
     assert sorted(json.loads(json.dumps(list((await effect_counts(sessionmaker)).values())))) == [3]
 
 
+async def test_a_value_the_database_cannot_take_is_parked_not_retried_forever(
+    sessionmaker: async_sessionmaker[AsyncSession], namespace: str
+) -> None:
+    """A value PostgreSQL's column cannot take (here beyond int4) fails the same way however
+    often it is retried: it must count as the handler's failure and be parked, never be taken
+    for an outage (asyncpg's DataError is a PostgresError here, not one of its InterfaceErrors,
+    which mean a lost connection), or the message behind it would wait forever."""
+    key_id = new_id()
+    too_big = ProbeHappened(probe_id=key_id, value=2**40)
+    follower = ProbeHappened(probe_id=key_id, value=7)
+    await _produce(namespace, [_record(too_big), _record(follower)])
+    consumer = consumer_for(sessionmaker, namespace)
+    async with running(consumer):
+        parked = await eventually(lambda: read_parked(KAFKA_BOOTSTRAP, consumer.config.group_id))
+        await eventually(lambda: _applied_all(sessionmaker, [follower]))
+    assert [p.meta["dlq_reason"] for p in parked] == ["handler_failed"]
+    assert parked[0].meta["dlq_attempts"] == "3"
+    assert "out of int32 range" in parked[0].meta["dlq_error"]
+
+
 async def test_infrastructure_outages_are_retried_past_max_attempts_and_never_parked(
     sessionmaker: async_sessionmaker[AsyncSession], namespace: str
 ) -> None:
