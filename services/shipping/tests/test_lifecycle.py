@@ -235,8 +235,22 @@ async def test_forged_stale_and_malformed_webhooks_are_rejected(shipping: Runnin
     )  # not a carrier the schema lists
     raw_m, headers_m = _signed(shipping, {"event_id": "x", "status": "teleported"})
     malformed = await shipping.client.post(url, content=raw_m, headers=headers_m)
+    # Headers no carrier sends, each a 500 before: a timestamp past int()'s 4,300 digits, a
+    # superscript two (a digit to str.isdigit(), not to int()), a non-ASCII digest.
+    odd_headers = [
+        await shipping.client.post(
+            url,
+            content=raw,
+            headers={"Content-Type": "application/json", "X-Carrier-Signature": value},
+        )
+        for value in (
+            b"t=" + b"1" * 5000 + b",v1=00",
+            b"t=\xb2,v1=" + headers["X-Carrier-Signature"].split("v1=")[1].encode(),
+            headers["X-Carrier-Signature"].split(",")[0].encode() + b",v1=\xe9",
+        )
+    ]
 
-    for response in (forged, stale, tampered, unsigned, wrong_carrier_secret):
+    for response in (forged, stale, tampered, unsigned, wrong_carrier_secret, *odd_headers):
         assert response.status_code == 401
         assert response.headers["content-type"] == "application/problem+json"
     assert stale.json()["type"].endswith("/stale-webhook")

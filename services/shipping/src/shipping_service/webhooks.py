@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 SIGNATURE_HEADER = "X-Carrier-Signature"
+
+# ASCII only: str.isdigit() also takes superscripts and other scripts' digits, int() refuses
+# some of those and any run past 4,300 digits, and compare_digest refuses non-ASCII text.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 class SignatureError(ValueError):
@@ -40,9 +46,9 @@ def verify_signature(
     candidates: list[str] = []
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit():
+        if key == "t" and _TIMESTAMP.fullmatch(value):
             timestamp = int(value)
-        elif key == "v1" and value:
+        elif key == "v1" and _DIGEST.fullmatch(value):
             candidates.append(value)
     if timestamp is None or not candidates:
         raise SignatureError("malformed signature header")
