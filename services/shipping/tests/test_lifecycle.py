@@ -346,12 +346,41 @@ async def test_exceptions_are_reported_and_delivery_continues(shipping: Running)
         occurred_at=datetime.now(UTC) - timedelta(days=1),
     )
     assert old_exception.json()["outcome"] == "stale"
+    # The next day's second delivery attempt resumes the parcel (it was dropped as a repeat).
+    await carrier.send(carrier="correios", tracking_number=tracking, status="in_transit")
+    first_try = await carrier.send(
+        carrier="correios", tracking_number=tracking, status="out_for_delivery"
+    )
+    assert first_try.json()["shipment_status"] == "out_for_delivery"
+    again_absent = await carrier.send(
+        carrier="correios",
+        tracking_number=tracking,
+        status="exception",
+        description="Ausente",
+        event_id=new_id(),
+    )
+    assert again_absent.json() == {"outcome": "applied", "shipment_status": "exception"}
+    second_try = await carrier.send(
+        carrier="correios",
+        tracking_number=tracking,
+        status="out_for_delivery",
+        event_id=new_id(),
+        occurred_at=datetime.now(UTC) + timedelta(seconds=1),
+    )
+    assert second_try.json() == {"outcome": "applied", "shipment_status": "out_for_delivery"}
     done = await carrier.send(carrier="correios", tracking_number=tracking, status="delivered")
     assert done.json()["shipment_status"] == "delivered"
     exceptions = await wait_for_events(
-        ns, ShipmentException, where=lambda e: e.order_id == order_id
+        ns, ShipmentException, where=lambda e: e.order_id == order_id, count=2
     )
-    assert [e.description for e in exceptions] == ["Destinatário ausente"]
+    assert [e.description for e in exceptions] == ["Destinatário ausente", "Ausente"]
+    tries = await wait_for_events(
+        ns,
+        ShipmentTrackingUpdated,
+        where=lambda e: e.order_id == order_id and e.status == "out_for_delivery",
+        count=2,
+    )
+    assert len(tries) == 2
 
 
 async def test_cancelled_order_voids_an_undispatched_shipment(shipping: Running) -> None:
@@ -375,6 +404,42 @@ async def test_cancelled_order_voids_an_undispatched_shipment(shipping: Running)
 
     await eventually(cancelled, timeout=30, interval=0.3)
     late = await _carrier(shipping).send(
+        carrier="correios", tracking_number=shipment["tracking_number"], status="posted"
+    )
+    assert late.json()["outcome"] == "stale"
+
+
+async def test_cancelled_order_voids_a_shipment_held_before_pickup(shipping: Running) -> None:
+    """An exception before pickup (a failed collection) left the shipment in `exception`; the
+    cancellation skipped it, and a later pickup dispatched the cancelled order."""
+    user_id, order_id, shipment = await _confirmed_order(shipping)
+    carrier = _carrier(shipping)
+    held = await carrier.send(
+        carrier="correios",
+        tracking_number=shipment["tracking_number"],
+        status="exception",
+        description="Coleta não realizada",
+    )
+    assert held.json() == {"outcome": "applied", "shipment_status": "exception"}
+    await publish(
+        shipping.settings.kafka_namespace,
+        OrderCancelled(
+            order_id=order_id,
+            user_id=user_id,
+            reason="customer_request",
+            previous_status="CONFIRMED",
+            cancelled_at=datetime.now(UTC),
+        ),
+    )
+
+    async def cancelled() -> bool:
+        state = (
+            await shipping.client.get(f"/api/shipping/track/{shipment['tracking_number']}")
+        ).json()
+        return bool(state["status"] == "cancelled")
+
+    await eventually(cancelled, timeout=30, interval=0.3)
+    late = await carrier.send(
         carrier="correios", tracking_number=shipment["tracking_number"], status="posted"
     )
     assert late.json()["outcome"] == "stale"

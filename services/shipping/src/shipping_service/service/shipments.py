@@ -24,6 +24,7 @@ from shipping_service.schemas import (
     TrackingEventPublic,
     TrackingPublic,
 )
+from shipping_service.service.tracking import TERMINAL
 
 CORREIOS_PREFIX = {"PAC": "PN", "SEDEX": "SX"}
 S10_WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)
@@ -103,9 +104,10 @@ async def create_for_order(
 
 
 async def cancel_for_order(*, session: AsyncSession, event: OrderCancelled) -> bool:
-    """Void a shipment whose parcel has not left yet; a dispatched one is past cancelling."""
+    """Void a shipment whose parcel has not left yet (still created, or held by an exception
+    before pickup); a dispatched one is past cancelling."""
     shipment = await repository.shipment_for_order(session, event.order_id, for_update=True)
-    if shipment is None or shipment.progress > 0 or shipment.status != "created":
+    if shipment is None or shipment.progress > 0 or shipment.status in TERMINAL:
         return False
     now = datetime.now(UTC)
     shipment.status = "cancelled"

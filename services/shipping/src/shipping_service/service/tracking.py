@@ -119,6 +119,10 @@ def is_stale(shipment: Shipment, update: CarrierUpdate) -> bool:
         return True
     if update.status == "exception":
         return shipment.last_event_at is not None and update.occurred_at < shipment.last_event_at
+    if RANK[update.status] == shipment.progress and shipment.status == "exception":
+        # The step the exception interrupted, tried again (a second delivery attempt): it
+        # resumes the shipment if it happened after the exception.
+        return shipment.last_event_at is not None and update.occurred_at <= shipment.last_event_at
     return RANK[update.status] <= shipment.progress
 
 
