@@ -19,6 +19,7 @@ from contracts.events.payments import (
     PaymentVoided,
 )
 from contracts.events.shipping import ShipmentDelivered, ShipmentDispatched
+from shopkit.testing import eventually
 
 from contracts import Envelope, Event, new_id
 
@@ -319,6 +320,77 @@ async def test_fulfilment_ships_delivers_and_refunds(harness: Harness) -> None:
         ("DELIVERED", "REFUNDED"),
     ]
     assert len(await _transitions(harness, order["id"], 4)) == 4
+
+
+async def test_a_full_refund_ends_refunded_whichever_fulfilment_event_comes_first(
+    harness: Harness,
+) -> None:
+    """A full refund before delivery (a lost parcel), or before this service even saw the
+    dispatch that captured the payment, was dropped: the order ended DELIVERED or SHIPPED,
+    or REFUNDED, depending only on the order the events arrived in."""
+
+    async def fulfilled(refund_after: str) -> tuple[dict[str, Any], dict[str, str]]:
+        order, user = await harness.placed_order()
+        reserved = await harness.reserve(order)
+        payment_id = new_id()
+        authorized = await harness.authorize(order, reserved, payment_id=payment_id)
+        await harness.wait_status(order["id"], user, "CONFIRMED")
+        shipment_id = new_id()
+        dispatched = ShipmentDispatched(
+            shipment_id=shipment_id,
+            order_id=order["id"],
+            user_id=order["user_id"],
+            carrier="correios",
+            tracking_number="BR123",
+            dispatched_at=_now(),
+        )
+        delivered = ShipmentDelivered(
+            shipment_id=shipment_id,
+            order_id=order["id"],
+            user_id=order["user_id"],
+            skus=[line["sku"] for line in order["lines"]],
+            tracking_number="BR123",
+            delivered_at=_now(),
+        )
+        refunded = PaymentRefunded(
+            order_id=order["id"],
+            payment_id=payment_id,
+            refund_id=new_id(),
+            provider_payment_id="pi_x",
+            provider_refund_id="re_1",
+            amount=order["total"],
+            currency="BRL",
+            full=True,
+            reason="parcel_lost",
+            refunded_at=_now(),
+        )
+        if refund_after == "nothing":
+            await harness.follow(authorized, refunded)
+
+            async def recorded() -> bool:
+                shown = await harness.order(order["id"], user)
+                return bool(shown["payment"]["status"] == "refunded")
+
+            await eventually(recorded, timeout=30)
+            await harness.follow(authorized, dispatched)
+        else:
+            await harness.follow(authorized, dispatched)
+            await harness.wait_status(order["id"], user, "SHIPPED")
+            await harness.follow(authorized, refunded)
+        final = await harness.wait_status(order["id"], user, "REFUNDED")
+        await harness.follow(authorized, delivered)  # reported late: changes nothing
+        return final, user
+
+    for refund_after in ("nothing", "dispatch"):
+        final, user = await fulfilled(refund_after)
+        assert final["payment"]["status"] == "refunded"
+        assert [(h["from"], h["to"]) for h in final["history"]][-2:] == [
+            ("CONFIRMED", "SHIPPED"),
+            ("SHIPPED", "REFUNDED"),
+        ]
+        await asyncio.sleep(0.5)
+        later = await harness.client.get(f"/api/orders/{final['id']}", headers=user)
+        assert later.json()["status"] == "REFUNDED", refund_after
 
 
 async def test_customer_cancels_before_dispatch(harness: Harness) -> None:

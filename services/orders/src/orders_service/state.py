@@ -14,7 +14,9 @@ TRANSITIONS: Final[dict[OrderStatus, frozenset[OrderStatus]]] = {
     # Cancelling a confirmed order voids the (uncaptured) authorization; after dispatch the
     # payment is captured and only a refund can undo it.
     "CONFIRMED": frozenset({"SHIPPED", "CANCELLED"}),
-    "SHIPPED": frozenset({"DELIVERED"}),
+    # A shipped order refunded in full (a lost parcel) is REFUNDED; its delivery, if reported
+    # later, changes nothing, so the end is the same whichever event comes first.
+    "SHIPPED": frozenset({"DELIVERED", "REFUNDED"}),
     "DELIVERED": frozenset({"REFUNDED"}),
     "CANCELLED": frozenset(),
     "REFUNDED": frozenset(),

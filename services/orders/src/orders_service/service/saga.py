@@ -164,15 +164,24 @@ async def on_stock_released(
 async def on_shipment_dispatched(
     *, session: AsyncSession, emit: Emit, envelope: Envelope[shipping.ShipmentDispatched]
 ) -> None:
-    await move(
+    cause = cause_of(envelope)
+    shipped = await move(
         session,
         emit,
         order_id=envelope.data.order_id,
         target="SHIPPED",
         allowed_from=_DISPATCHABLE,
         reason="shipment_dispatched",
-        cause=cause_of(envelope),
+        cause=cause,
     )
+    if shipped:
+        # Payments captures on the same dispatch event and may have refunded it in full before
+        # this service saw the dispatch (the refund was recorded then, not applied).
+        order = await orders.lock(session, envelope.data.order_id)
+        if order is not None and order.payment_status == "refunded":
+            await transition(
+                session, emit, order, "REFUNDED", reason="payment_refunded", cause=cause
+            )
 
 
 async def on_shipment_delivered(
@@ -203,7 +212,9 @@ async def on_payment_refunded(
     )
     if not event.full or order.status in ("CANCELLED", "REFUNDED"):
         return  # a partial refund, or the refund that compensates a cancellation
-    if order.status != "DELIVERED":
+    if order.status not in ("SHIPPED", "DELIVERED"):
+        # CONFIRMED: the dispatch that captured this payment is still on its way here; the
+        # payment status just recorded finishes the order when it arrives.
         await ignore(session, order, order.id, cause, f"order is {order.status}, not REFUNDED-able")
         return
     await transition(
