@@ -33,9 +33,11 @@ def forwarded_chain(peer: str, forwarded_for: str | None, trusted: Networks) -> 
     if not forwarded_for or not is_trusted(peer, trusted):
         return [peer]
     chain: list[str] = []
-    for hop in reversed([part.strip() for part in forwarded_for.split(",") if part.strip()]):
+    for part in reversed([part.strip() for part in forwarded_for.split(",") if part.strip()]):
+        # An IPv6 zone (`fe80::1%eth0`) names a link of the proxy's host, not the client, and
+        # may be any length: it is dropped, and each hop kept in its one canonical spelling.
         try:
-            ipaddress.ip_address(hop)
+            hop = str(ipaddress.ip_address(part.partition("%")[0]))
         except ValueError:
             break  # garbage in the chain: keep what could be trusted so far
         chain.insert(0, hop)

@@ -1,0 +1,29 @@
+"""The client's address behind trusted proxies."""
+
+from __future__ import annotations
+
+from shopkit.forwarding import client_ip, forwarded_chain, parse_networks
+
+TRUSTED = parse_networks(["127.0.0.1/32", "10.0.0.0/8"])
+
+
+def test_the_client_is_the_rightmost_address_no_trusted_proxy_vouches_past() -> None:
+    assert client_ip("127.0.0.1", "203.0.113.9, 10.1.2.3", TRUSTED) == "203.0.113.9"
+    assert client_ip("127.0.0.1", "6.6.6.6, 203.0.113.9", TRUSTED) == "203.0.113.9"
+    assert client_ip("198.51.100.7", "203.0.113.9", TRUSTED) == "198.51.100.7"  # untrusted peer
+    assert client_ip("127.0.0.1", "junk, 203.0.113.9", TRUSTED) == "203.0.113.9"
+
+
+def test_addresses_are_kept_in_one_short_spelling_without_an_ipv6_zone() -> None:
+    """A zone id may be any length: `fe80::1%` plus 100 characters overflowed the 64-character
+    column orders keeps the customer's address in (a 500 on checkout)."""
+    zoned = "fe80::1%" + "a" * 100
+    assert client_ip("127.0.0.1", zoned, TRUSTED) == "fe80::1"
+    assert client_ip("127.0.0.1", "2001:DB8:0:0:0:0:0:1", TRUSTED) == "2001:db8::1"
+    assert forwarded_chain("127.0.0.1", f"{zoned}, 10.0.0.1", TRUSTED) == [
+        "fe80::1",
+        "10.0.0.1",
+        "127.0.0.1",
+    ]
+    longest = "0000:0000:0000:0000:0000:ffff:255.255.255.255"
+    assert len(client_ip("127.0.0.1", longest, TRUSTED)) <= 64
