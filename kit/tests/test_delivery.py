@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -125,21 +126,7 @@ async def test_poison_message_is_parked_partition_keeps_flowing_and_replay_redel
 
         # Fixed: replay through the real CLI re-delivers it, and it is applied.
         probe.cured.add(key_id)
-        replay = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "shop_cli.main",
-            "events",
-            "dlq",
-            "replay",
-            consumer.config.group_id,
-            cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        output, _ = await replay.communicate()
-        assert replay.returncode == 0, output.decode()
-        assert "replayed 1 message" in output.decode()
+        assert "replayed 1 message" in await _replay_with_cli(consumer.config.group_id)
         await eventually(lambda: _effect_value_count(database_url, key_id, 3))
     assert await read_parked(KAFKA_BOOTSTRAP, consumer.config.group_id) == []
     assert sorted(json.loads(json.dumps(list((await effect_counts(sessionmaker)).values())))) == [3]
@@ -163,6 +150,55 @@ async def test_a_value_the_database_cannot_take_is_parked_not_retried_forever(
     assert [p.meta["dlq_reason"] for p in parked] == ["handler_failed"]
     assert parked[0].meta["dlq_attempts"] == "3"
     assert "out of int32 range" in parked[0].meta["dlq_error"]
+
+
+async def test_a_replay_reaches_only_the_group_that_parked_the_message(
+    sessionmaker: async_sessionmaker[AsyncSession], database_url: str, namespace: str
+) -> None:
+    """A parked message goes back onto its topic, which every group reads. A group that had
+    applied it long ago no longer holds it in its inbox (kept for days, parked messages for a
+    month) and applied it a second time."""
+    key_id, event_id = new_id(), new_id()
+    poison = ProbeHappened(probe_id=key_id, value=1, poison=True)
+    await _produce(namespace, [_record(poison, event_id)])
+    failing = consumer_for(sessionmaker, namespace, group="failing", inbox_name="failing")
+    async with running(failing):
+        await eventually(lambda: read_parked(KAFKA_BOOTSTRAP, failing.config.group_id))
+    probe.cured.add(key_id)
+    other = consumer_for(sessionmaker, namespace, group="other", inbox_name="other")
+    async with running(other):
+        await eventually(lambda: _effect_value_count(database_url, key_id, 1))
+    forgotten = await fetchval(
+        database_url,
+        "WITH purged AS (DELETE FROM inbox WHERE consumer = 'other' AND event_id = $1"
+        " RETURNING 1) SELECT count(*) FROM purged",
+        uuid.UUID(event_id),
+    )
+    assert forgotten == 1  # as the inbox retention would, days later
+
+    assert "replayed 1 message" in await _replay_with_cli(failing.config.group_id)
+    async with running(failing, other):
+        await eventually(lambda: _effect_value_count(database_url, key_id, 2))
+        await asyncio.sleep(2)  # room for the other group to apply it again (the bug)
+    assert await _effect_value_count(database_url, key_id, 2)
+
+
+async def _replay_with_cli(group: str) -> str:
+    replay = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "shop_cli.main",
+        "events",
+        "dlq",
+        "replay",
+        group,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await replay.communicate()
+    assert replay.returncode == 0, output.decode()
+    return output.decode()
 
 
 async def test_infrastructure_outages_are_retried_past_max_attempts_and_never_parked(

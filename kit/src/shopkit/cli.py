@@ -22,7 +22,13 @@ from rich.console import Console
 from rich.table import Table
 
 from contracts import DecodeError, decode
-from shopkit.kafka import client_options, configure_security, create_producer, partitions_of
+from shopkit.kafka import (
+    REPLAY_FOR_HEADER,
+    client_options,
+    configure_security,
+    create_producer,
+    partitions_of,
+)
 from shopkit.settings import ServiceSettings
 
 app = typer.Typer(
@@ -58,7 +64,11 @@ class ParkedMessage:
 
     @property
     def original_headers(self) -> list[tuple[str, bytes]]:
-        return [(k, v) for k, v in self.headers if not k.startswith(DLQ_PREFIX)]
+        return [
+            (k, v)
+            for k, v in self.headers
+            if not k.startswith(DLQ_PREFIX) and k != REPLAY_FOR_HEADER
+        ]
 
 
 def replayer_group(group: str) -> str:
@@ -119,11 +129,12 @@ async def read_parked(bootstrap: str, group: str) -> list[ParkedMessage]:
 
 
 async def replay(bootstrap: str, group: str, event_id: str | None = None) -> list[ParkedMessage]:
-    """Re-publish parked messages to their original topics; returns those replayed.
+    """Re-publish parked messages to their original topics, for `group` alone (the other
+    groups on the topic skip them: `REPLAY_FOR_HEADER`); returns those replayed.
 
     Without `event_id` every parked message is replayed and the replayer's offsets move past
     them; with it, only that message is replayed and nothing is marked (replaying twice is
-    harmless: the inbox drops the repeat).
+    harmless: the group's inbox drops the repeat).
     """
     parked = await read_parked(bootstrap, group)
     chosen = [m for m in parked if event_id is None or m.meta.get("ce_id") == event_id]
@@ -136,7 +147,10 @@ async def replay(bootstrap: str, group: str, event_id: str | None = None) -> lis
             topic = message.meta["dlq_original_topic"]
             await (
                 await producer.send(
-                    topic, value=message.value, key=message.key, headers=message.original_headers
+                    topic,
+                    value=message.value,
+                    key=message.key,
+                    headers=[*message.original_headers, (REPLAY_FOR_HEADER, group.encode())],
                 )
             )
     finally:

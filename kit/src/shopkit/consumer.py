@@ -36,7 +36,13 @@ from contracts.topics import dead_letter_topic
 from contracts import REGISTRY, DecodeError, Envelope, Event, decode
 from shopkit.handlers import EventHandlers
 from shopkit.inbox import InboxStore
-from shopkit.kafka import DLQ_RETENTION_MS, create_consumer, create_producer, ensure_topics
+from shopkit.kafka import (
+    DLQ_RETENTION_MS,
+    REPLAY_FOR_HEADER,
+    create_consumer,
+    create_producer,
+    ensure_topics,
+)
 from shopkit.loops import sleep_or_stop
 from shopkit.metrics import CONSUMER_LAG, DEAD_LETTERS, HANDLER_DURATION
 from shopkit.tracing import continue_trace
@@ -280,14 +286,22 @@ class EventConsumer(Generic[C]):
             await self.flush_offsets()  # a redelivery would park them twice
 
     def _not_ours(self, record: Record) -> bool:
-        """A well-known event type this group has no handler for: skipped without decoding.
+        """A well-known event type this group has no handler for, or a parked message replayed
+        for another group: skipped without decoding.
 
         Unknown or missing types are still decoded, so they reach the dead-letter topic."""
+        ce_type: str | None = None
+        group = self.config.group_id
         for name, value in record.headers or ():
             if name == "ce_type":
                 ce_type = value.decode(errors="replace")
-                return ce_type in REGISTRY and self.handlers.handler_for(ce_type) is None
-        return False
+            elif name == REPLAY_FOR_HEADER and value.decode(errors="replace") != group:
+                return True
+        return (
+            ce_type is not None
+            and ce_type in REGISTRY
+            and self.handlers.handler_for(ce_type) is None
+        )
 
     async def _flush(
         self, tp: TopicPartition, batch: Sequence[tuple[Record, Envelope[Event]]]

@@ -19,6 +19,12 @@ log = logging.getLogger(__name__)
 
 DLQ_RETENTION_MS = 30 * 24 * 3600 * 1000
 
+REPLAY_FOR_HEADER = "shop_replay_for"
+"""On a parked message put back on its topic: the one consumer group it is replayed for.
+
+Every group reads the topic, and a group that applied the event long ago may no longer hold it
+in its inbox (kept for days, parked messages for a month): the others skip it unread."""
+
 
 @dataclass(frozen=True)
 class KafkaSecurity:
