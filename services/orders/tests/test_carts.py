@@ -212,6 +212,33 @@ async def test_cart_survives_losing_its_redis_copy(harness: Harness) -> None:
     assert await redis.exists(cache.key(_owner(harness, user)))
 
 
+async def test_a_copy_that_could_not_be_replaced_is_not_served(harness: Harness) -> None:
+    """The copy is replaced after the commit; when that write failed (a Redis blip), the
+    previous copy was served as the cart, for as long as the cart lives (30 days)."""
+    from orders_service.cache import COPY_SECONDS_MAX
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    user = harness.user()
+    first, second = await harness.product(price=100), await harness.product(price=200)
+    await harness.fill_cart(user, (first, 1))
+    cache = harness.app.state.cart_cache
+    key = cache.key(_owner(harness, user))
+    assert 0 < await harness.app.state.redis.ttl(key) <= COPY_SECONDS_MAX
+
+    working = cache._set_if_newer
+
+    async def blip(**_: object) -> None:
+        raise RedisConnectionError("connection reset")
+
+    cache._set_if_newer = blip
+    try:
+        await harness.fill_cart(user, (second, 1))
+    finally:
+        cache._set_if_newer = working
+    cart = (await harness.client.get("/api/cart", headers=user)).json()
+    assert sorted(i["sku"] for i in cart["items"]) == sorted([first.sku, second.sku])
+
+
 async def test_redis_copy_never_goes_back_to_an_older_cart(harness: Harness) -> None:
     user = harness.user()
     product = await harness.product(price=100)

@@ -9,6 +9,7 @@ newer cart with an older one. Redis failures degrade to PostgreSQL reads.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -73,6 +74,12 @@ class CartSnapshot:
 EMPTY = CartSnapshot(version=0, items=(), coupon_code=None)
 
 
+COPY_SECONDS_MAX = 3600
+"""How long a copy may be served without PostgreSQL being read again. A write whose copy was
+never replaced (a Redis failure at that moment, the process killed between the commit and the
+put) leaves the previous copy behind: it is served for at most this long, not the cart's life."""
+
+
 class CartCache:
     def __init__(self, redis: Redis, *, prefix: str, ttl_seconds: int) -> None:
         self.redis = redis
@@ -99,14 +106,17 @@ class CartCache:
     async def put(
         self, owner: CartOwner, snapshot: CartSnapshot, *, ttl_seconds: int | None = None
     ) -> None:
-        """Store `snapshot` unless Redis already holds this or a newer version."""
-        ttl = max(1, ttl_seconds if ttl_seconds is not None else self.ttl_seconds)
+        """Store `snapshot` unless Redis already holds this or a newer version. If that fails,
+        the older copy is dropped if Redis lets us (readers then ask PostgreSQL)."""
+        ttl = ttl_seconds if ttl_seconds is not None else self.ttl_seconds
+        ttl = max(1, min(COPY_SECONDS_MAX, ttl))
+        key = self.key(owner)
         try:
-            await self._set_if_newer(
-                keys=[self.key(owner)], args=[snapshot.version, snapshot.encode(), ttl]
-            )
+            await self._set_if_newer(keys=[key], args=[snapshot.version, snapshot.encode(), ttl])
         except RedisError as exc:
             log.warning("cart cache write failed", extra={"error": repr(exc)})
+            with contextlib.suppress(RedisError):
+                await self.redis.delete(key)
 
     async def bury(self, owner: CartOwner, *, deleted_version: int, ttl_seconds: int) -> None:
         """Replace the copy of a deleted cart by an empty one that outranks it.
