@@ -159,6 +159,29 @@ async def test_anonymous_cart_merges_into_the_users_cart(harness: Harness) -> No
     assert_problem(again, 404, "cart-not-found")
 
 
+async def test_a_merge_beyond_the_cart_size_is_refused_and_changes_nothing(
+    harness: Harness,
+) -> None:
+    """The merge skipped the size rule: the merged cart could be ordered, yet refused every
+    later addition."""
+    a, b, c = [await harness.product(price=100) for _ in range(3)]
+    user = harness.user()
+    await harness.fill_cart(user, (a, 1), (b, 1))
+    first = await harness.client.post("/api/cart/items", json={"sku": c.sku, "quantity": 1})
+    anonymous = {"X-Cart-Id": first.headers["X-Cart-Id"]}
+    limit = harness.settings.max_cart_lines
+    harness.settings.max_cart_lines = 2
+    try:
+        refused = await harness.client.post("/api/cart/merge", headers={**user, **anonymous})
+    finally:
+        harness.settings.max_cart_lines = limit
+    assert_problem(refused, 409, "cart-full")
+    kept = (await harness.client.get("/api/cart", headers=user)).json()
+    assert sorted(i["sku"] for i in kept["items"]) == sorted([a.sku, b.sku])
+    still = (await harness.client.get("/api/cart", headers=anonymous)).json()
+    assert [i["sku"] for i in still["items"]] == [c.sku]
+
+
 async def test_merge_needs_a_login_and_a_well_formed_cart_id(harness: Harness) -> None:
     assert_problem(
         await harness.client.post("/api/cart/merge", headers={"X-Cart-Id": "x" * 32}), 401

@@ -154,8 +154,7 @@ async def add_item(
         raise errors.UnknownProductError(f"no product with sku {sku!r}")
     if not product.is_active:
         raise errors.ProductUnavailableError(f"{sku} is not for sale")
-    if len(priced.lines) > rules.max_cart_lines:
-        raise errors.CartFullError(f"a cart holds at most {rules.max_cart_lines} different items")
+    _check_size(priced, rules)
     if any(line.product and line.product.currency != product.currency for line in priced.lines):
         raise errors.CurrencyMismatchError(
             f"{sku} is priced in {product.currency}, the cart is not"
@@ -224,7 +223,10 @@ async def remove_coupon(
 async def merge(
     *, tx: Transaction, cache: CartCache, user_id: str, token: str, rules: CartRules
 ) -> CartPublic:
-    """Move an anonymous cart into the user's (called by the client right after login)."""
+    """Move an anonymous cart into the user's (called by the client right after login).
+
+    Quantities of the same item add up to the per-line limit; a merge that would hold more
+    different items than a cart may is refused (409), and both carts stay as they were."""
     now, session = _now(), tx.session
     anonymous = CartOwner.of_token(token)
     assert anonymous.anonymous_key is not None
@@ -248,6 +250,11 @@ async def merge(
         await cache.put(anonymous, tombstone)
 
     tx.after_commit(forget_anonymous_copy)
-    return present(
-        await _finish(tx, cache, owner, head, now, coupon_code=coupon_code, keep_coupon=False)
-    )
+    merged = await _finish(tx, cache, owner, head, now, coupon_code=coupon_code, keep_coupon=False)
+    _check_size(merged, rules)  # raising leaves both carts as they were
+    return present(merged)
+
+
+def _check_size(cart: PricedCart, rules: CartRules) -> None:
+    if len(cart.lines) > rules.max_cart_lines:
+        raise errors.CartFullError(f"a cart holds at most {rules.max_cart_lines} different items")
