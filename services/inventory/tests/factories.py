@@ -15,6 +15,7 @@ from contracts.events.orders import (
     ShippingChoice,
 )
 from contracts.events.payments import NextAction, PaymentActionRequired, PaymentFailed
+from contracts.events.shipping import ShipmentCancelled
 from contracts.types import utc_now
 
 from contracts import new_id
@@ -88,6 +89,16 @@ def order_cancelled(
         user_id=placed.user_id,
         reason="customer_request",
         previous_status=previous_status,
+        cancelled_at=utc_now(),
+    )
+
+
+def shipment_cancelled(placed: OrderPlaced) -> ShipmentCancelled:
+    return ShipmentCancelled(
+        shipment_id=new_id(),
+        order_id=placed.order_id,
+        user_id=placed.user_id,
+        reason="customer_request",
         cancelled_at=utc_now(),
     )
 

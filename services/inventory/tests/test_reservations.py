@@ -23,6 +23,7 @@ from .factories import (
     order_placed,
     payment_action_required,
     payment_failed,
+    shipment_cancelled,
 )
 
 
@@ -182,6 +183,8 @@ async def test_multi_line_orders_reserve_all_or_nothing(inventory: Running) -> N
 async def test_confirmation_commits_and_a_cancelled_confirmed_order_restocks(
     inventory: Running,
 ) -> None:
+    """Committed units go back once shipping says nothing will ship (`ShipmentCancelled`),
+    not on the order's cancellation alone: its parcel may already be on its way."""
     sku = fresh_sku("COMMIT")
     await set_stock(inventory, sku, 5)
     placed = order_placed(new_id(), [(sku, 2)])
@@ -198,11 +201,66 @@ async def test_confirmation_commits_and_a_cancelled_confirmed_order_restocks(
     await eventually(lambda: _stock_is(inventory, sku, on_hand=3, reserved=0, committed=2))
 
     await publish(inventory.namespace, order_cancelled(placed, previous_status="CONFIRMED"))
+    await asyncio.sleep(1)  # the cancellation alone moves nothing
+    assert await _stock_is(inventory, sku, on_hand=3, reserved=0, committed=2)
+    await publish(inventory.namespace, shipment_cancelled(placed))
     await eventually(lambda: _stock_is(inventory, sku, on_hand=5, reserved=0, committed=0))
     released = await wait_for_events(
         inventory.namespace, StockReleased, where=lambda e: e.order_id == placed.order_id
     )
     assert [r.reason for r in released] == ["order_cancelled"]
+    await check_balances(inventory)
+
+
+async def test_a_cancelled_order_whose_parcel_left_keeps_its_units_out(
+    inventory: Running,
+) -> None:
+    """The customer's cancel raced the dispatch: orders accepted it, shipping had already
+    handed the parcel over (no ShipmentCancelled). The units went back on the shelf anyway and
+    could be sold a second time."""
+    sku = fresh_sku("SHIPPED")
+    await set_stock(inventory, sku, 1)
+    placed = order_placed(new_id(), [(sku, 1)])
+    await publish(inventory.namespace, placed)
+    await wait_for_events(
+        inventory.namespace, StockReserved, where=lambda e: e.order_id == placed.order_id
+    )
+    await publish(inventory.namespace, order_confirmed(placed))
+    await eventually(lambda: _stock_is(inventory, sku, on_hand=0, reserved=0, committed=1))
+    await publish(inventory.namespace, order_cancelled(placed, previous_status="CONFIRMED"))
+
+    second = order_placed(new_id(), [(sku, 1)])
+    await publish(inventory.namespace, second)
+    failed = await wait_for_events(
+        inventory.namespace, StockReservationFailed, where=lambda e: e.order_id == second.order_id
+    )
+    assert failed  # the last unit is gone with the parcel
+    assert await _stock_is(inventory, sku, on_hand=0, reserved=0, committed=1)
+    await check_balances(inventory)
+
+
+async def test_a_shipment_cancelled_before_the_confirmation_arrives_releases_once(
+    inventory: Running,
+) -> None:
+    """Shipping's word comes on another topic than the order's events and may overtake them:
+    the hold is released at once, and the confirmation and cancellation arriving after it
+    move nothing."""
+    sku = fresh_sku("OVERTAKE")
+    await set_stock(inventory, sku, 3)
+    placed = order_placed(new_id(), [(sku, 2)])
+    await publish(inventory.namespace, placed)
+    await wait_for_events(
+        inventory.namespace, StockReserved, where=lambda e: e.order_id == placed.order_id
+    )
+    await publish(inventory.namespace, shipment_cancelled(placed))
+    await eventually(lambda: _stock_is(inventory, sku, on_hand=3, reserved=0, committed=0))
+    await publish(
+        inventory.namespace,
+        order_confirmed(placed),
+        order_cancelled(placed, previous_status="CONFIRMED"),
+    )
+    await asyncio.sleep(1)
+    assert await _stock_is(inventory, sku, on_hand=3, reserved=0, committed=0)
     await check_balances(inventory)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from contracts.events.orders import OrderCancelled
 from contracts.events.shipping import (
+    ShipmentCancelled,
     ShipmentCreated,
     ShipmentDelivered,
     ShipmentDispatched,
@@ -403,6 +404,11 @@ async def test_cancelled_order_voids_an_undispatched_shipment(shipping: Running)
         return bool(state["status"] == "cancelled")
 
     await eventually(cancelled, timeout=30, interval=0.3)
+    # Inventory's cue that nothing will ship: the committed units go back on the shelf.
+    [voided] = await wait_for_events(
+        shipping.settings.kafka_namespace, ShipmentCancelled, where=lambda e: e.order_id == order_id
+    )
+    assert (voided.shipment_id, voided.reason) == (shipment["shipment_id"], "customer_request")
     late = await _carrier(shipping).send(
         carrier="correios", tracking_number=shipment["tracking_number"], status="posted"
     )

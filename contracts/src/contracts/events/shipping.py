@@ -80,3 +80,19 @@ class ShipmentException(Event):
     tracking_number: str
     description: str
     occurred_at: UtcDatetime
+
+
+class ShipmentCancelled(Event):
+    """The order was cancelled before its parcel left: nothing will ship, so inventory puts
+    the committed units back on the shelf. A parcel already dispatched is past cancelling and
+    no such event comes (its units stay out of stock)."""
+
+    ce_type: ClassVar[str] = "shop.shipping.shipment_cancelled.v1"
+    topic: ClassVar[str] = topics.SHIPPING
+    key_field: ClassVar[str] = "order_id"
+
+    shipment_id: Id
+    order_id: Id
+    user_id: Id
+    reason: str
+    cancelled_at: UtcDatetime

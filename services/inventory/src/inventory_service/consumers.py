@@ -1,10 +1,12 @@
-"""What inventory reacts to: new products, and the checkout saga's order and payment events."""
+"""What inventory reacts to: new products, and the checkout saga's order, payment and shipping
+events."""
 
 from __future__ import annotations
 
 from contracts.events.catalog import ProductCreated
 from contracts.events.orders import OrderCancelled, OrderConfirmed, OrderPlaced
 from contracts.events.payments import PaymentActionRequired, PaymentFailed
+from contracts.events.shipping import ShipmentCancelled
 from contracts.types import utc_now
 from shopkit.handlers import EventHandlers
 
@@ -50,7 +52,24 @@ async def on_order_cancelled(envelope: Envelope[OrderCancelled], ctx: InventoryC
             order_id=envelope.data.order_id,
             reason="order_cancelled",
             now=utc_now(),
-            previous_status=envelope.data.previous_status,
+        )
+    )
+
+
+@saga.on(ShipmentCancelled)
+async def on_shipment_cancelled(
+    envelope: Envelope[ShipmentCancelled], ctx: InventoryContext
+) -> None:
+    """Nothing will ship for a cancelled order: its units, committed or still held, go back.
+    It may come before this service saw the order confirmed or cancelled (other topics): the
+    hold is then released, and neither of those can take the units out again."""
+    await ctx.emit(
+        *service.release(
+            ctx.book,
+            order_id=envelope.data.order_id,
+            reason="order_cancelled",
+            now=utc_now(),
+            restock=True,
         )
     )
 

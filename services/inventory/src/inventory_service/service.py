@@ -158,9 +158,14 @@ def release(
     order_id: str,
     reason: ReleaseReason,
     now: datetime,
-    previous_status: str | None = None,
+    restock: bool = False,
 ) -> list[Event]:
-    """Give an order's held units back, exactly once (compensation)."""
+    """Give an order's held units back, exactly once (compensation).
+
+    `restock`: shipping's word that nothing will ship (`ShipmentCancelled`), the only thing
+    that puts a confirmed order's committed units back on the shelf. A cancelled order's own
+    event cannot: its parcel may already be on its way, and restocking it would sell units that
+    are gone."""
     current = book.reservation(order_id)
     if current is None:
         # The release overtook its order: remember it, so the order never holds stock later.
@@ -182,9 +187,8 @@ def release(
             book.move(sku, reserved=-quantity, now=now)
         book.update_reservation(order_id, status=RELEASED, reason=reason, expires_at=None)
         return [_released(current, reason)]
-    restock = reason == "order_cancelled" and previous_status == "CONFIRMED"
     if current.status == COMMITTED and restock:
-        # A confirmed order cancelled before shipping: its units go back on the shelf.
+        # A confirmed order cancelled before its parcel left: its units go back on the shelf.
         events: list[Event] = [_released(current, reason)]
         for sku, quantity in current.lines:
             book.move(sku, on_hand=quantity, committed=-quantity, now=now)

@@ -56,7 +56,9 @@ async def on_order_confirmed(envelope: Envelope[OrderConfirmed], ctx: EventConte
 
 @handlers.on(OrderCancelled)
 async def on_order_cancelled(envelope: Envelope[OrderCancelled], ctx: EventContext) -> None:
-    await shipments.cancel_for_order(session=ctx.session, event=envelope.data)
+    cancelled = await shipments.cancel_for_order(session=ctx.session, event=envelope.data)
+    if cancelled is not None:
+        await ctx.emit(cancelled)
 
 
 @handlers.on(UserDeletionRequested)

@@ -6,7 +6,7 @@ import secrets
 from datetime import UTC, datetime
 
 from contracts.events.orders import OrderCancelled, OrderConfirmed
-from contracts.events.shipping import ShipmentCreated
+from contracts.events.shipping import ShipmentCancelled, ShipmentCreated
 from shopkit.privacy import anonymised_address
 from shopkit.security import Principal
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -103,12 +103,14 @@ async def create_for_order(
     )
 
 
-async def cancel_for_order(*, session: AsyncSession, event: OrderCancelled) -> bool:
+async def cancel_for_order(
+    *, session: AsyncSession, event: OrderCancelled
+) -> ShipmentCancelled | None:
     """Void a shipment whose parcel has not left yet (still created, or held by an exception
-    before pickup); a dispatched one is past cancelling."""
+    before pickup); a dispatched one is past cancelling. The event says nothing will ship."""
     shipment = await repository.shipment_for_order(session, event.order_id, for_update=True)
     if shipment is None or shipment.progress > 0 or shipment.status in TERMINAL:
-        return False
+        return None
     now = datetime.now(UTC)
     shipment.status = "cancelled"
     shipment.updated_at = now
@@ -120,7 +122,13 @@ async def cancel_for_order(*, session: AsyncSession, event: OrderCancelled) -> b
         applied=True,
         description=f"Order cancelled ({event.reason})",
     )
-    return True
+    return ShipmentCancelled(
+        shipment_id=shipment.id,
+        order_id=shipment.order_id,
+        user_id=shipment.user_id,
+        reason=event.reason,
+        cancelled_at=now,
+    )
 
 
 def _event_public(event: TrackingEvent) -> TrackingEventPublic:
