@@ -2,8 +2,9 @@
 
 Each example builds a few orders, each following a real saga history (placed -> confirmed,
 payment failed, cancelled, ...). Events of one order on one topic keep their order (Kafka keeps
-it per key), but the orders and payments topics interleave freely, so a payment failure can
-overtake its own OrderPlaced. Copies are redelivered later, with the same event id (inbox) or a
+it per key), but the orders, payments and shipping topics interleave freely, so a payment
+failure can overtake its own OrderPlaced, and shipping's word that a cancelled order's parcel
+will not ship can overtake the confirmation and the cancellation. Copies are redelivered later, with the same event id (inbox) or a
 new one (a re-emitted fact). Batches are applied the way the consumer runtime applies them.
 """
 
@@ -37,6 +38,7 @@ from .factories import (
     order_placed,
     payment_action_required,
     payment_failed,
+    shipment_cancelled,
 )
 
 INITIAL = 50
@@ -44,19 +46,38 @@ POLICY = StockPolicy(
     reservation_ttl=timedelta(minutes=15), extension=timedelta(minutes=15), low_stock_threshold=5
 )
 
-# scenario -> (orders-topic steps, payments-topic steps, final status)
-SCENARIOS: dict[str, tuple[list[str], list[str], str]] = {
-    "pending": (["placed"], [], "held"),
-    "confirmed": (["placed", "confirmed"], [], "committed"),
-    "action_then_confirmed": (["placed", "confirmed"], ["action"], "committed"),
-    "confirmed_then_cancelled": (["placed", "confirmed", "cancelled_confirmed"], [], "released"),
-    "payment_failed": (["placed", "cancelled_pending"], ["failed"], "released"),
-    "action_then_failed": (["placed", "cancelled_awaiting"], ["action", "failed"], "released"),
-    "customer_cancelled": (["placed", "cancelled_pending"], [], "released"),
+TOPICS = ("orders", "payments", "shipping")
+# scenario -> (orders-topic steps, payments-topic steps, shipping-topic steps, final status)
+SCENARIOS: dict[str, tuple[list[str], list[str], list[str], str]] = {
+    "pending": (["placed"], [], [], "held"),
+    "confirmed": (["placed", "confirmed"], [], [], "committed"),
+    "action_then_confirmed": (["placed", "confirmed"], ["action"], [], "committed"),
+    "confirmed_then_cancelled": (
+        ["placed", "confirmed", "cancelled_confirmed"],
+        [],
+        ["shipment_cancelled"],
+        "released",
+    ),
+    # The cancel raced the dispatch: the parcel left, shipping says nothing, the units are gone.
+    "cancelled_after_dispatch": (
+        ["placed", "confirmed", "cancelled_confirmed"],
+        [],
+        [],
+        "committed",
+    ),
+    "payment_failed": (["placed", "cancelled_pending"], ["failed"], [], "released"),
+    "action_then_failed": (["placed", "cancelled_awaiting"], ["action", "failed"], [], "released"),
+    "customer_cancelled": (["placed", "cancelled_pending"], [], [], "released"),
 }
 
 
-RELEASES = ("failed", "cancelled_pending", "cancelled_awaiting", "cancelled_confirmed")
+RELEASES = (
+    "failed",
+    "cancelled_pending",
+    "cancelled_awaiting",
+    "cancelled_confirmed",
+    "shipment_cancelled",
+)
 
 
 def run_isolated(make: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
@@ -114,10 +135,7 @@ def examples(draw: st.DrawFn) -> Example:
     queues = {
         (index, topic): list(steps)
         for index, (scenario, _) in enumerate(orders)
-        for topic, steps in (
-            ("orders", SCENARIOS[scenario][0]),
-            ("payments", SCENARIOS[scenario][1]),
-        )
+        for topic, steps in zip(TOPICS, SCENARIOS[scenario][:3], strict=True)
         if steps
     }
     sequence: list[tuple[int, str, bool]] = []
@@ -144,6 +162,7 @@ def build_event(step: str, placed: Any) -> Event:
         "cancelled_confirmed": lambda: order_cancelled(placed, "CONFIRMED"),
         "failed": lambda: payment_failed(placed),
         "action": lambda: payment_action_required(placed),
+        "shipment_cancelled": lambda: shipment_cancelled(placed),
     }
     return makers[step]()
 
@@ -256,7 +275,7 @@ async def check_outcome(
     expected_held: dict[str, int] = dict.fromkeys(skus.values(), 0)
     expected_committed: dict[str, int] = dict.fromkeys(skus.values(), 0)
     for index, ((scenario, _), order) in enumerate(zip(example.orders, placed, strict=True)):
-        final = SCENARIOS[scenario][2]
+        final = SCENARIOS[scenario][3]
         steps = [step for i, step, _ in example.deliveries if i == index]
         overtaken = steps.index("placed") > min(
             (steps.index(s) for s in RELEASES if s in steps), default=len(steps)

@@ -12,6 +12,7 @@ from contracts.events.inventory import (
     StockReservationFailed,
     StockReserved,
 )
+from contracts.events.orders import OrderPlaced
 from shopkit.testing import eventually, fetchval, publish, wait_for_events
 
 from contracts import new_id
@@ -185,13 +186,7 @@ async def test_confirmation_commits_and_a_cancelled_confirmed_order_restocks(
 ) -> None:
     """Committed units go back once shipping says nothing will ship (`ShipmentCancelled`),
     not on the order's cancellation alone: its parcel may already be on its way."""
-    sku = fresh_sku("COMMIT")
-    await set_stock(inventory, sku, 5)
-    placed = order_placed(new_id(), [(sku, 2)])
-    await publish(inventory.namespace, placed)
-    await wait_for_events(
-        inventory.namespace, StockReserved, where=lambda e: e.order_id == placed.order_id
-    )
+    sku, placed = await _held(inventory, "COMMIT", stock=5, quantity=2)
     confirmed = order_confirmed(placed)
     await publish(inventory.namespace, confirmed, confirmed)  # a second copy with a new id
     committed = await wait_for_events(
@@ -218,13 +213,7 @@ async def test_a_cancelled_order_whose_parcel_left_keeps_its_units_out(
     """The customer's cancel raced the dispatch: orders accepted it, shipping had already
     handed the parcel over (no ShipmentCancelled). The units went back on the shelf anyway and
     could be sold a second time."""
-    sku = fresh_sku("SHIPPED")
-    await set_stock(inventory, sku, 1)
-    placed = order_placed(new_id(), [(sku, 1)])
-    await publish(inventory.namespace, placed)
-    await wait_for_events(
-        inventory.namespace, StockReserved, where=lambda e: e.order_id == placed.order_id
-    )
+    sku, placed = await _held(inventory, "SHIPPED", stock=1, quantity=1)
     await publish(inventory.namespace, order_confirmed(placed))
     await eventually(lambda: _stock_is(inventory, sku, on_hand=0, reserved=0, committed=1))
     await publish(inventory.namespace, order_cancelled(placed, previous_status="CONFIRMED"))
@@ -245,13 +234,7 @@ async def test_a_shipment_cancelled_before_the_confirmation_arrives_releases_onc
     """Shipping's word comes on another topic than the order's events and may overtake them:
     the hold is released at once, and the confirmation and cancellation arriving after it
     move nothing."""
-    sku = fresh_sku("OVERTAKE")
-    await set_stock(inventory, sku, 3)
-    placed = order_placed(new_id(), [(sku, 2)])
-    await publish(inventory.namespace, placed)
-    await wait_for_events(
-        inventory.namespace, StockReserved, where=lambda e: e.order_id == placed.order_id
-    )
+    sku, placed = await _held(inventory, "OVERTAKE", stock=3, quantity=2)
     await publish(inventory.namespace, shipment_cancelled(placed))
     await eventually(lambda: _stock_is(inventory, sku, on_hand=3, reserved=0, committed=0))
     await publish(
@@ -262,6 +245,20 @@ async def test_a_shipment_cancelled_before_the_confirmation_arrives_releases_onc
     await asyncio.sleep(1)
     assert await _stock_is(inventory, sku, on_hand=3, reserved=0, committed=0)
     await check_balances(inventory)
+
+
+async def _held(
+    inventory: Running, prefix: str, *, stock: int, quantity: int
+) -> tuple[str, OrderPlaced]:
+    """A new sku with `stock` units, and an order holding `quantity` of them."""
+    sku = fresh_sku(prefix)
+    await set_stock(inventory, sku, stock)
+    placed = order_placed(new_id(), [(sku, quantity)])
+    await publish(inventory.namespace, placed)
+    await wait_for_events(
+        inventory.namespace, StockReserved, where=lambda e: e.order_id == placed.order_id
+    )
+    return sku, placed
 
 
 async def test_expired_holds_are_released_and_payment_actions_extend_them() -> None:

@@ -30,6 +30,43 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _dispatched(order: dict[str, Any], shipment_id: str) -> ShipmentDispatched:
+    return ShipmentDispatched(
+        shipment_id=shipment_id,
+        order_id=order["id"],
+        user_id=order["user_id"],
+        carrier="correios",
+        tracking_number="BR123",
+        dispatched_at=_now(),
+    )
+
+
+def _delivered(order: dict[str, Any], shipment_id: str) -> ShipmentDelivered:
+    return ShipmentDelivered(
+        shipment_id=shipment_id,
+        order_id=order["id"],
+        user_id=order["user_id"],
+        skus=[line["sku"] for line in order["lines"]],
+        tracking_number="BR123",
+        delivered_at=_now(),
+    )
+
+
+def _refunded_in_full(order: dict[str, Any], payment_id: str, reason: str) -> PaymentRefunded:
+    return PaymentRefunded(
+        order_id=order["id"],
+        payment_id=payment_id,
+        refund_id=new_id(),
+        provider_payment_id="pi_x",
+        provider_refund_id="re_1",
+        amount=order["total"],
+        currency="BRL",
+        full=True,
+        reason=reason,
+        refunded_at=_now(),
+    )
+
+
 async def _transitions(harness: Harness, order_id: str, count: int) -> list[tuple[str, str]]:
     changes = await harness.watcher.wait_for(order_id, OrderStatusChanged, count)
     return [(c.data.from_status, c.data.to_status) for c in changes]
@@ -251,17 +288,7 @@ async def test_fulfilment_ships_delivers_and_refunds(harness: Harness) -> None:
     await harness.wait_status(order["id"], user, "CONFIRMED")
     confirmed = (await harness.watcher.wait_for(order["id"], OrderConfirmed))[0]
     shipment_id = new_id()
-    dispatched = await harness.follow(
-        confirmed,
-        ShipmentDispatched(
-            shipment_id=shipment_id,
-            order_id=order["id"],
-            user_id=order["user_id"],
-            carrier="correios",
-            tracking_number="BR123",
-            dispatched_at=_now(),
-        ),
-    )
+    dispatched = await harness.follow(confirmed, _dispatched(order, shipment_id))
     await harness.follow(
         dispatched,
         PaymentCaptured(
@@ -281,35 +308,11 @@ async def test_fulfilment_ships_delivers_and_refunds(harness: Harness) -> None:
         "invalid-order-transition",
     )
 
-    await harness.follow(
-        dispatched,
-        ShipmentDelivered(
-            shipment_id=shipment_id,
-            order_id=order["id"],
-            user_id=order["user_id"],
-            skus=[line["sku"] for line in order["lines"]],
-            tracking_number="BR123",
-            delivered_at=_now(),
-        ),
-    )
+    await harness.follow(dispatched, _delivered(order, shipment_id))
     delivered = await harness.wait_status(order["id"], user, "DELIVERED")
     assert delivered["payment"]["status"] == "captured"
 
-    await harness.follow(
-        authorized,
-        PaymentRefunded(
-            order_id=order["id"],
-            payment_id=payment_id,
-            refund_id=new_id(),
-            provider_payment_id="pi_x",
-            provider_refund_id="re_1",
-            amount=order["total"],
-            currency="BRL",
-            full=True,
-            reason="requested_by_customer",
-            refunded_at=_now(),
-        ),
-    )
+    await harness.follow(authorized, _refunded_in_full(order, payment_id, "requested_by_customer"))
     refunded = await harness.wait_status(order["id"], user, "REFUNDED")
     assert refunded["payment"]["status"] == "refunded"
     assert [(h["from"], h["to"]) for h in refunded["history"]] == [
@@ -336,34 +339,9 @@ async def test_a_full_refund_ends_refunded_whichever_fulfilment_event_comes_firs
         authorized = await harness.authorize(order, reserved, payment_id=payment_id)
         await harness.wait_status(order["id"], user, "CONFIRMED")
         shipment_id = new_id()
-        dispatched = ShipmentDispatched(
-            shipment_id=shipment_id,
-            order_id=order["id"],
-            user_id=order["user_id"],
-            carrier="correios",
-            tracking_number="BR123",
-            dispatched_at=_now(),
-        )
-        delivered = ShipmentDelivered(
-            shipment_id=shipment_id,
-            order_id=order["id"],
-            user_id=order["user_id"],
-            skus=[line["sku"] for line in order["lines"]],
-            tracking_number="BR123",
-            delivered_at=_now(),
-        )
-        refunded = PaymentRefunded(
-            order_id=order["id"],
-            payment_id=payment_id,
-            refund_id=new_id(),
-            provider_payment_id="pi_x",
-            provider_refund_id="re_1",
-            amount=order["total"],
-            currency="BRL",
-            full=True,
-            reason="parcel_lost",
-            refunded_at=_now(),
-        )
+        dispatched = _dispatched(order, shipment_id)
+        delivered = _delivered(order, shipment_id)
+        refunded = _refunded_in_full(order, payment_id, "parcel_lost")
         if refund_after == "nothing":
             await harness.follow(authorized, refunded)
 

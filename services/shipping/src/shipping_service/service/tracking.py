@@ -46,8 +46,11 @@ TERMINAL = frozenset({"delivered", "cancelled"})
 
 def parse_update(
     carrier: str, raw_body: bytes, signature: str | None, settings: ShippingSettings, now: datetime
-) -> CarrierUpdate:
-    """Authenticate and parse a webhook; nothing in it is trusted before the MAC checks out."""
+) -> tuple[CarrierUpdate, dict[str, Any]]:
+    """Authenticate and parse a webhook; nothing in it is trusted before the MAC checks out.
+
+    Returns the update and the whole body, which is kept as received; a body PostgreSQL could
+    not keep (a NUL character, a number past what Python parses) is refused as malformed."""
     secret = settings.webhook_secret(carrier)
     if carrier not in rates.CARRIERS or secret is None:
         raise UnknownCarrierError(f"no carrier named {carrier!r}")
@@ -64,11 +67,28 @@ def parse_update(
     except SignatureError as exc:
         raise InvalidWebhookSignatureError(str(exc)) from exc
     try:
-        return CarrierUpdate.model_validate_json(raw_body)
+        update = CarrierUpdate.model_validate_json(raw_body)
     except ValidationError as exc:
         raise InvalidWebhookPayloadError(
             exc.errors()[0]["msg"] if exc.errors() else "invalid"
         ) from exc
+    try:
+        payload: dict[str, Any] = json.loads(raw_body)
+    except ValueError as exc:
+        raise InvalidWebhookPayloadError("the body holds a value that cannot be read") from exc
+    if _holds_nul(payload):
+        raise InvalidWebhookPayloadError("the body holds a NUL character")
+    return update, payload
+
+
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 async def receive(
@@ -80,8 +100,7 @@ async def receive(
     signature: str | None,
     now: datetime | None = None,
 ) -> WebhookAck:
-    update = parse_update(carrier, raw_body, signature, settings, now or datetime.now(UTC))
-    payload: dict[str, Any] = json.loads(raw_body)
+    update, payload = parse_update(carrier, raw_body, signature, settings, now or datetime.now(UTC))
     fresh = await repository.claim_webhook(
         session,
         carrier=carrier,
