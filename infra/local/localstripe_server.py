@@ -27,7 +27,9 @@ tests and demo depend on; the patches below bring it closer to Stripe's document
   ``POST /_config/delays`` (``path`` regex, ``method``, ``seconds``, ``count``) delays the
   response of the next matching requests *after* the server acted, so a client timeout can be
   provoked after the fact; ``DELETE /_config/delays`` clears them;
-  ``DELETE /_config/webhooks/{id}`` removes a registered webhook.
+  ``DELETE /_config/webhooks/{id}`` removes a registered webhook;
+  ``DELETE /_config/idempotency?prefix=...`` forgets the idempotency keys starting with
+  ``prefix``, as Stripe does 24 hours after their first use.
 * localstripe pickles its whole store to ``/tmp`` on every write, which grows quadratically with
   load. Here the state file is a journal in the state folder: once a second the objects changed
   since the last write are appended, and the journal is compacted when it outgrows the live
@@ -383,6 +385,16 @@ class _IdempotencyCache:
                     now,
                 )
             return response
+
+    async def forget(self, request: web.Request) -> web.Response:
+        prefix = request.query.get("prefix", "")
+        forgotten = [
+            scope for scope in self.responses if scope.partition(":")[2].startswith(prefix)
+        ]
+        for scope in forgotten:
+            self.responses.pop(scope, None)
+            self.locks.pop(scope, None)
+        return web.json_response({"forgotten": len(forgotten)})
 
 
 def _idempotency_error(key: str) -> web.Response:
@@ -962,6 +974,7 @@ def main() -> None:
     server.app.router.add_post("/_config/delays", delays.configure)
     server.app.router.add_delete("/_config/delays", delays.clear)
     server.app.router.add_delete("/_config/webhooks/{id}", _delete_webhook)
+    server.app.router.add_delete("/_config/idempotency", cache.forget)
 
     state_file: Path | None = args.state_file
     if state_file is not None:

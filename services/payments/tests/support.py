@@ -305,6 +305,12 @@ class Stripe:
         )
         response.raise_for_status()
 
+    async def forget_keys(self, prefix: str) -> None:
+        """Forget idempotency keys starting with `prefix`, as Stripe does after 24 hours."""
+        (
+            await self.http.delete("/_config/idempotency", params={"prefix": prefix})
+        ).raise_for_status()
+
     async def clear_delays(self) -> None:
         (await self.http.delete("/_config/delays")).raise_for_status()
 

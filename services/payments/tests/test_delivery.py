@@ -4,11 +4,12 @@ and a provider call that times out after the provider acted."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from contracts.events.payments import PaymentAuthorized, PaymentFailed, PaymentVoided
-from payments_service.models import CallStatus, ProviderCall
+from payments_service.models import CallStatus, PaymentAttempt, ProviderCall
 from shopkit.testing import eventually
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from contracts import Envelope, new_id
 
@@ -78,6 +79,36 @@ async def test_timeout_after_the_provider_acted_leaves_exactly_one_intent(stack:
     assert call.response_id == authorized.provider_payment_id
     await asyncio.sleep(1.0)
     assert len(stack.events.of(placed.order_id, PaymentAuthorized)) == 1
+
+
+async def test_a_resend_after_the_provider_forgot_the_key_finds_the_first_intent(
+    stack: Stack,
+) -> None:
+    """Stripe forgets idempotency keys after 24 hours. An authorization whose answer was lost,
+    resent after that (a parked StockReserved replayed the next day), was a new request: a
+    second intent, the customer's card held twice."""
+    placed = order_placed()
+    async with stack.webhooks_lost():
+        await stack.stripe.delay("/v1/payment_intents", 5.0, count=1_000)  # every answer lost
+        await stack.bus.publish(placed, stock_reserved(placed.order_id))
+
+        async def created() -> list[dict[str, object]] | None:
+            return await stack.stripe.intents_of(placed.order_id) or None
+
+        first = (await eventually(created))[0]
+        # A day later: the attempt is old, and the provider no longer knows its key.
+        async with stack.payments.sessionmaker() as session, session.begin():
+            await session.execute(
+                update(PaymentAttempt)
+                .where(PaymentAttempt.order_id == placed.order_id)
+                .values(created_at=PaymentAttempt.created_at - timedelta(days=2))
+            )
+        await stack.stripe.forget_keys(f"order:{placed.order_id}:")
+        await stack.stripe.clear_delays()
+        authorized = await stack.events.wait_for(placed.order_id, PaymentAuthorized, timeout=60)
+
+    assert authorized.provider_payment_id == first["id"]
+    assert [i["id"] for i in await stack.stripe.intents_of(placed.order_id)] == [first["id"]]
 
 
 async def test_webhook_landing_while_the_confirm_timed_out_authorizes_once(stack: Stack) -> None:

@@ -145,6 +145,9 @@ class PaymentProvider(Protocol):
 
     async def refunds(self, intent_id: str) -> list[ProviderRefund]: ...
 
+    async def intent_for_payment(self, payment_id: str) -> Intent | None:
+        """The intent created for one of our attempts (found by its metadata), if any."""
+
     def intents(self, *, created_from: datetime, created_to: datetime) -> AsyncIterator[Intent]:
         """Every intent created in [created_from, created_to), newest first."""
 

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import stripe
 from opentelemetry.trace import SpanKind
+from shopkit.params import is_uuid
 from shopkit.tracing import tracer
 from stripe.params import PaymentIntentListParamsCreated
 
@@ -171,6 +172,20 @@ class StripeProvider:
             self._client.v1.refunds.list_async({"payment_intent": intent_id, "limit": 100}),
         )
         return [refund_from(item.to_dict()) async for item in page.auto_paging_iter()]
+
+    async def intent_for_payment(self, payment_id: str) -> Intent | None:
+        if not is_uuid(payment_id):  # ours always are; nothing else goes into the query
+            return None
+        found = await self._request(
+            "get",
+            "/v1/payment_intents/search",
+            query=f"metadata['payment_id']:'{payment_id}'",
+            limit=1,
+        )
+        data = found.get("data")
+        if not isinstance(data, list) or not data or not isinstance(data[0], dict):
+            return None
+        return await self.retrieve(str(data[0]["id"]))  # with its charge, as every read has
 
     async def intents(
         self, *, created_from: datetime, created_to: datetime

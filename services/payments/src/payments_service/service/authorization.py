@@ -4,6 +4,9 @@ order total, confirmed at once."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
+
+from contracts.types import utc_now
 
 from contracts import new_id
 from payments_service import repository
@@ -26,6 +29,10 @@ from payments_service.service.transitions import apply_intent, attempt_key, fail
 from payments_service.service.work import Work, detached, provider_write
 
 log = logging.getLogger(__name__)
+
+IDEMPOTENCY_WINDOW = timedelta(hours=23)
+"""Stripe forgets idempotency keys after 24 h; an authorization resent later than this looks
+for the intent its first request may have made before sending again."""
 
 
 async def authorize(work: Work, order: PaymentOrder) -> None:
@@ -59,6 +66,13 @@ async def send_authorization(
     assert attempt.idempotency_key is not None
     provider = work.payments.provider
     key = attempt.idempotency_key
+    if utc_now() - attempt.created_at >= IDEMPOTENCY_WINDOW:
+        # The provider has forgotten the key: a resend would be a new request, and would make a
+        # second intent if the first one did act. Look for that intent first.
+        made = await provider.intent_for_payment(attempt.id)
+        if made is not None:
+            await apply_intent(work, order, attempt, made)
+            return
     if call is None:
         call = await repository.get_call(work.session, key)
     if call is None:

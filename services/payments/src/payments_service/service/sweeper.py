@@ -1,6 +1,7 @@
 """The safety net under webhooks: attempts still waiting on the customer (3-D Secure) are
 re-fetched now and then, and attempts whose authorization answer was lost (a timeout the
-consumer gave up on) resend their recorded request under the same idempotency key."""
+consumer gave up on) resend their recorded request under the same idempotency key (or, once
+the provider has forgotten that key, first look for the intent the request made)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,6 @@ from payments_service.service.work import Work
 log = logging.getLogger(__name__)
 
 BATCH = 50
-IDEMPOTENCY_WINDOW = timedelta(hours=23)
-"""Stripe forgets idempotency keys after 24 h: past that, resending could act twice."""
 
 
 async def sweep_once(payments: Payments) -> int:
@@ -63,8 +62,7 @@ async def _sweep_attempt(payments: Payments, order_id: str, payment_id: str) -> 
             emit=outbox_emitter(session, correlation_id=order.correlation_id, causation_id=None),
         )
         if attempt.status == AttemptStatus.PENDING and attempt.idempotency_key:
-            if utc_now() - attempt.created_at < IDEMPOTENCY_WINDOW:
-                await send_authorization(work, order, attempt)
+            await send_authorization(work, order, attempt)
         elif attempt.status == AttemptStatus.REQUIRES_ACTION and attempt.provider_payment_id:
             intent = await payments.provider.retrieve(attempt.provider_payment_id)
             await apply_intent(work, order, attempt, intent)
