@@ -134,6 +134,11 @@ async def test_filters_combine(shop: dict[str, Any]) -> None:
     assert await names(service, **{"attr.voltage": "220V", "q": "oster"}) == [
         "Liquidificador Oster Xtreme",
     ]
+    # Values that spell numbers the database cannot hold match as text only (a 500 and a 503
+    # before: an integer past 8 bytes, NaN, infinity).
+    for odd in ("99999999999999999999", "-99999999999999999999", "nan", "inf", "-Infinity"):
+        assert await names(service, **{"attr.screen_inches": odd}) == [], odd
+        assert await names(service, **{"attr.brand": odd}) == [], odd
 
 
 async def test_sorts_and_totals(shop: dict[str, Any]) -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -77,14 +77,20 @@ class ListQuery:
         ).hexdigest()
 
 
+# Numbers as attributes hold them: an integer BSON can encode (8 bytes; pymongo refused a
+# longer one with a 500) and a plain decimal (float() also reads "nan" and "inf", which the
+# database refuses).
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+_DECIMAL = re.compile(r"-?[0-9]{1,15}\.[0-9]{1,15}")
+
+
 def _attribute_values(raw: str) -> list[Any]:
     """A query-string value matches the text or the number or boolean it spells."""
     values: list[Any] = [raw]
-    try:
+    if _INTEGER.fullmatch(raw):
         values.append(int(raw))
-    except ValueError:
-        with contextlib.suppress(ValueError):
-            values.append(float(raw))
+    elif _DECIMAL.fullmatch(raw):
+        values.append(float(raw))
     if raw in ("true", "false"):
         values.append(raw == "true")
     return values
