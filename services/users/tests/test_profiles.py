@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from datetime import UTC, datetime
 
 import pytest
@@ -99,6 +101,26 @@ async def test_profile_update_validates_cpf_and_phone(users: Running) -> None:
         "/api/users/me", headers=users.headers(other), json={"cpf": "52998224725"}
     )
     assert reused.status_code == 200
+
+
+async def test_one_cpf_saved_by_several_accounts_at_once_goes_to_one(users: Running) -> None:
+    """Each request checked that nobody held the CPF, then all committed: the unique index
+    refused the later ones at the commit, which answered 500."""
+    digits = [secrets.randbelow(10) for _ in range(9)]
+    for length in (9, 10):
+        total = sum(d * (length + 1 - i) for i, d in enumerate(digits[:length]))
+        digits.append(0 if total % 11 < 2 else 11 - total % 11)
+    value = "".join(map(str, digits))
+    accounts = [await users.new_user() for _ in range(6)]
+    responses = await asyncio.gather(
+        *(
+            users.client.patch("/api/users/me", headers=users.headers(a), json={"cpf": value})
+            for a in accounts
+        )
+    )
+    assert sorted(r.status_code for r in responses) == [200] + [409] * 5, [
+        r.text for r in responses
+    ]
 
 
 @pytest.mark.parametrize(

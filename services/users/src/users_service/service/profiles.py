@@ -11,6 +11,7 @@ from contracts.events.users import (
     UserProfileUpdated,
 )
 from shopkit.outbox import Outbox
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from users_service import cpf, repository
@@ -92,6 +93,12 @@ async def update(*, session: AsyncSession, user_id: str, changes: ProfileUpdate)
         profile.phone = changes.phone
     if "cpf" in given:
         profile.cpf = await _checked_cpf(session, user_id, changes.cpf)
+        try:
+            # Now, not at the commit: a concurrent save of the same CPF passed the check above
+            # too, and the unique index is what decides (a 500 at the commit before).
+            await session.flush()
+        except IntegrityError as exc:
+            raise CpfTakenError("this CPF is registered to another account") from exc
     if "birth_date" in given:
         profile.birth_date = changes.birth_date
     profile.updated_at = datetime.now(UTC)
