@@ -45,6 +45,18 @@ async def test_wrong_password_and_unknown_account_look_the_same(
     assert wrong.json()["detail"] == unknown.json()["detail"]
 
 
+async def test_an_email_that_lengthens_when_lowered_is_a_plain_401(auth_stack: AuthStack) -> None:
+    """320 characters pass the schema, but "İ" lowers to two: recording the failed attempt
+    overflowed its column and the login answered 500."""
+    response = await auth_stack.gateway.post(
+        "/api/auth/login",
+        json={"email": "İ" * 161 + "@x.io", "password": "not the password"},
+        headers=auth_stack.headers(),
+    )
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"] == PROBLEM
+
+
 async def test_refresh_rotates_and_reuse_revokes_the_whole_family(
     auth_stack: AuthStack, account: Account
 ) -> None:

@@ -36,6 +36,8 @@ from contracts import new_id
 
 log = logging.getLogger(__name__)
 
+_EMAIL_COLUMN = 320
+
 
 def normalise_email(email: str) -> str:
     return email.strip().lower()
@@ -121,7 +123,9 @@ async def _remember(
         LoginAttempt(
             id=new_id(),
             user_id=user.id if user else None,
-            email=email,
+            # What was typed, as far as the column holds it: lowering can lengthen text
+            # ("İ" becomes two characters), and the attempt is recorded all the same.
+            email=email[:_EMAIL_COLUMN],
             ip=client.ip,
             user_agent=client.user_agent,
             outcome=outcome,
