@@ -136,3 +136,41 @@ async def test_messages_sent_at_once_wait_for_one_of_the_connections() -> None:
         assert relay.accepted == 2
     for address in addresses:
         await _arrived_once(address)
+
+
+@pytest.mark.parametrize(
+    ("answer", "outcome"),
+    [(b"451 4.7.1 Greylisted", "retry"), (b"550 5.1.1 No such user", "permanent")],
+)
+async def test_a_recipient_refused_for_now_is_retried_and_one_refused_for_good_is_not(
+    answer: bytes, outcome: str
+) -> None:
+    """Every refusal of the recipient counted as permanent: a greylisting server's "try again
+    later" failed the email for good after one attempt."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 greylist.test ESMTP\r\n")
+        while line := await reader.readline():
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                writer.write(b"250-greylist.test\r\n250 8BITMIME\r\n")
+            elif verb == b"RCPT":
+                writer.write(answer + b"\r\n")
+            elif verb == b"QUIT":
+                writer.write(b"221 bye\r\n")
+                await writer.drain()
+                break
+            else:
+                writer.write(b"250 ok\r\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with transport(NotificationsSettings(smtp_port=port)) as smtp:
+            result = await smtp.send(_email(f"someone-{new_id()[-8:]}@example.com"))
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert result.outcome == outcome, result.error

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage, Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.utils import formataddr, make_msgid
+from email.utils import formataddr
 from typing import Literal, Protocol
 
 import aiosmtplib
@@ -117,7 +117,7 @@ class SmtpTransport:
         message["Subject"] = email.subject  # encoded as UTF-8 words when it is not ASCII
         # Stable per delivery: a provider or a mail client that dedupes by Message-ID will
         # collapse an (admin-requested) resend of the same delivery.
-        message["Message-ID"] = make_msgid(idstring=email.delivery_id, domain=s.message_id_domain)
+        message["Message-ID"] = f"<{email.delivery_id}@{s.message_id_domain}>"
         message["X-Shop-Delivery-Id"] = email.delivery_id
         message["X-Shop-Event-Id"] = email.source_event_id
         return message
@@ -143,7 +143,11 @@ class SmtpTransport:
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             await _quit(client)
-            return SendResult("permanent", error=f"smtp recipients refused: {exc!r}")
+            # 4xx to RCPT is "not now" (greylisting, a full mailbox), 5xx is "never".
+            later = bool(exc.recipients) and all(400 <= r.code < 500 for r in exc.recipients)
+            return SendResult(
+                "retry" if later else "permanent", error=f"smtp recipients refused: {exc!r}"
+            )
         except (aiosmtplib.SMTPException, OSError) as exc:
             await _quit(client)
             return SendResult("uncertain", error=f"smtp exchange broke: {exc!r}")
