@@ -130,6 +130,55 @@ async def test_a_lost_answer_is_uncertain_and_never_resent_blindly(
     assert len(stand_in.emails_to(user.email)) == 1
 
 
+async def test_an_email_turned_off_while_it_waited_is_not_sent(
+    providers: tuple[Providers, Running],
+) -> None:
+    """Preferences were applied when a message was queued only: an order email waiting for
+    the customer's address went out after they had turned email off."""
+    stand_in, service = providers
+    ns = service.settings.kafka_namespace
+    user = registered(unique_email("optout"))
+    order = events.order_confirmed(user.user_id)
+    await publish(ns, order)  # before registration: no address yet, the email waits
+
+    async def waiting() -> bool:
+        return any(
+            d["template"] == "order_confirmed" for d in await service.deliveries(user.user_id)
+        )
+
+    await eventually(waiting, timeout=30, interval=0.3)
+    await publish(
+        ns,
+        UserPreferencesChanged(
+            user_id=user.user_id,
+            channels=["sms"],
+            language="pt-BR",
+            marketing_opt_in=False,
+            phone="+5511987651111",
+            changed_at=datetime.now(UTC),
+        ),
+    )
+
+    async def preferences_known() -> bool:
+        export = (
+            await service.client.get(
+                "/api/notifications/me/export", headers=service.tokens.headers(user.user_id)
+            )
+        ).json()
+        return bool(export["contact"] and export["contact"]["channels"] == ["sms"])
+
+    await eventually(preferences_known, timeout=30, interval=0.3)
+    await publish(ns, user)  # the address arrives (and the account's welcome, always by email)
+
+    deliveries = await service.settled(user.user_id, count=2)
+    assert sorted((d["template"], d["channel"], d["status"]) for d in deliveries) == [
+        ("order_confirmed", "email", "skipped"),
+        ("welcome", "email", "sent"),
+    ]
+    subjects = [e["subject"] for e in stand_in.emails_to(user.email)]
+    assert subjects == ["Bem-vindo(a) à Shop, Ana Souza!"]
+
+
 async def test_sms_follows_preferences_and_language(providers: tuple[Providers, Running]) -> None:
     stand_in, service = providers
     ns = service.settings.kafka_namespace

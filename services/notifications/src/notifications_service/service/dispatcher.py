@@ -53,6 +53,7 @@ from notifications_service import repository
 from notifications_service.config import NotificationsSettings
 from notifications_service.models import Delivery, Recipient, messaging
 from notifications_service.rendering import render
+from notifications_service.service.scheduling import channels_for
 from notifications_service.transports import Email, SendResult, Sms, Transports, build_transports
 
 log = logging.getLogger(__name__)
@@ -158,15 +159,16 @@ class Dispatcher:
         )
         if recipient is not None and recipient.deleted_at is not None:
             return replace(base, skip_reason="account deleted")
-        if delivery.channel == "sms" and (
-            self.transports.sms is None
-            or (
-                recipient is not None
-                and recipient.channels is not None
-                and "sms" not in recipient.channels
-            )
+        if delivery.channel == "sms" and self.transports.sms is None:
+            return replace(base, skip_reason="sms not enabled")
+        if (
+            recipient is not None
+            and recipient.channels is not None
+            and delivery.channel not in channels_for(delivery.template, recipient)
         ):
-            return replace(base, skip_reason="sms not wanted or not enabled")
+            # Preferences as they are now, not as they were when the message was queued: it may
+            # have waited (for an address, a retry) while the user turned the channel off.
+            return replace(base, skip_reason=f"{delivery.channel} not wanted")
         address = delivery.address or _address_of(recipient, delivery.channel)
         if not address:
             return replace(base, wait_reason=f"no {delivery.channel} address known yet")
