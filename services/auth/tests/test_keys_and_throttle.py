@@ -112,6 +112,29 @@ async def test_private_keys_are_encrypted_at_rest(
     assert stored_kid in ring.kids
 
 
+async def test_an_ipv6_client_is_counted_by_its_64_network() -> None:
+    """Keyed by the full IPv6 address, a client walking through the 2^64 addresses it is
+    given was never locked out."""
+    redis = Redis.from_url("redis://127.0.0.1:6379/0")
+    policy = ThrottlePolicy(
+        account_max_failures=100,
+        ip_max_failures=3,
+        base_seconds=30,
+        max_seconds=200,
+        memory_seconds=3600,
+    )
+    throttle = LoginThrottle(redis, policy, namespace=f"test-{unique_suffix()}:")
+    try:
+        for host in (1, 2, 3):
+            await throttle.record_failure(email=f"u{host}@example.com", ip=f"2001:db8:1:2::{host}")
+        with pytest.raises(TooManyAttemptsError):
+            await throttle.check(email="other@example.com", ip="2001:db8:1:2:ffff::9")
+        await throttle.check(email="other@example.com", ip="2001:db8:1:3::1")  # another /64
+        await throttle.check(email="other@example.com", ip="10.0.0.1")
+    finally:
+        await redis.aclose()
+
+
 async def test_lockout_doubles_with_each_failure_up_to_the_cap() -> None:
     redis = Redis.from_url("redis://127.0.0.1:6379/0")
     policy = ThrottlePolicy(

@@ -9,6 +9,7 @@ attempts are refused before the password is even checked, so a lockout reveals n
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -46,6 +47,18 @@ class LoginThrottle:
         self._prefix = f"{namespace}auth:login"
         self._record = redis.register_script(_RECORD_FAILURE)
 
+    @staticmethod
+    def _source(ip: str) -> str:
+        """The address failures are counted against. An IPv6 client is given a whole /64
+        (one host's worth to a provider), so walking through its addresses is one source."""
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return ip
+        if address.version == 6:
+            return str(ipaddress.ip_network(f"{address}/64", strict=False))
+        return str(address)
+
     def _account(self, email: str) -> str:
         # Hashed: the keyspace should not be a list of email addresses.
         return hashlib.sha256(email.encode()).hexdigest()[:32]
@@ -54,7 +67,7 @@ class LoginThrottle:
         """Raise `TooManyAttemptsError` while the account or the IP is locked out."""
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.ttl(f"{self._prefix}:lock:acct:{self._account(email)}")
-            pipe.ttl(f"{self._prefix}:lock:ip:{ip}")
+            pipe.ttl(f"{self._prefix}:lock:ip:{self._source(ip)}")
             ttls = await pipe.execute()
         retry_after = max(int(ttl) for ttl in ttls)
         if retry_after > 0:
@@ -68,8 +81,9 @@ class LoginThrottle:
             keys=[f"{self._prefix}:fail:acct:{account}", f"{self._prefix}:lock:acct:{account}"],
             args=[p.account_max_failures, p.base_seconds, p.max_seconds, p.memory_seconds],
         )
+        source = self._source(ip)
         ip_lock = await self._record(
-            keys=[f"{self._prefix}:fail:ip:{ip}", f"{self._prefix}:lock:ip:{ip}"],
+            keys=[f"{self._prefix}:fail:ip:{source}", f"{self._prefix}:lock:ip:{source}"],
             args=[p.ip_max_failures, p.base_seconds, p.max_seconds, p.memory_seconds],
         )
         return max(int(account_lock), int(ip_lock))
