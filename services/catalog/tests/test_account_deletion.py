@@ -14,7 +14,7 @@ from contracts import Envelope, Event, new_id
 
 from .conftest import Running
 from .factories import create_product
-from .test_reviews_and_trending import confirmed, review
+from .test_reviews_and_trending import confirmed, delivered, review
 
 WORDS = "A Maria Silva da Rua Augusta 12 recomenda"
 
@@ -146,3 +146,21 @@ async def test_an_unknown_user_is_a_no_op(catalog: Running) -> None:
     assert await _reviews(catalog, product) == before
     assert [r["user_id"] for r in before.values()] == [author]
     assert await _ratings(catalog, product) == ratings
+
+
+async def test_a_purchase_reported_after_the_deletion_is_not_kept(catalog: Running) -> None:
+    """The deletion and the sales run in separate consumers, on separate topics: a parcel
+    delivered (or an order confirmed) after the account was deleted recorded who bought what
+    again, and kept it for good."""
+    product = await create_product(catalog)
+    gone = new_id()
+    order = confirmed(gone, [(product, 1)])
+    deletion = _deletion(gone)
+    await publish(catalog.namespace, deletion)
+    await _handled(catalog, deletion)
+
+    late = [Envelope(data=order), Envelope(data=delivered(order))]
+    await publish(catalog.namespace, *late)
+    for envelope in late:
+        await _handled(catalog, envelope)
+    assert await _purchases(catalog, gone) == 0

@@ -34,15 +34,14 @@ handlers: EventHandlers[CatalogContext] = EventHandlers("sales", across_partitio
 @handlers.on(OrderConfirmed)
 async def on_order_confirmed(envelope: Envelope[OrderConfirmed], ctx: CatalogContext) -> None:
     order = envelope.data
-    for line in order.lines:
-        await reviews.record_purchase(
-            ctx.db,
-            kind="confirmed",
-            order_id=order.order_id,
-            user_id=order.user_id,
-            sku=line.sku,
-            at=order.confirmed_at,
-        )
+    await review_rules.record_purchases(
+        ctx.db,
+        kind="confirmed",
+        order_id=order.order_id,
+        user_id=order.user_id,
+        skus=[line.sku for line in order.lines],
+        at=order.confirmed_at,
+    )
     await ctx.catalog.trending.record(
         order_id=order.order_id,
         day=day_of(order.confirmed_at),
@@ -53,15 +52,14 @@ async def on_order_confirmed(envelope: Envelope[OrderConfirmed], ctx: CatalogCon
 @handlers.on(ShipmentDelivered)
 async def on_shipment_delivered(envelope: Envelope[ShipmentDelivered], ctx: CatalogContext) -> None:
     delivery = envelope.data
-    for sku in delivery.skus:
-        await reviews.record_purchase(
-            ctx.db,
-            kind="delivered",
-            order_id=delivery.order_id,
-            user_id=delivery.user_id,
-            sku=sku,
-            at=delivery.delivered_at,
-        )
+    await review_rules.record_purchases(
+        ctx.db,
+        kind="delivered",
+        order_id=delivery.order_id,
+        user_id=delivery.user_id,
+        skus=delivery.skus,
+        at=delivery.delivered_at,
+    )
     # Reviews written before the parcel arrived become verified now.
     await reviews.mark_verified(
         ctx.db,

@@ -16,6 +16,8 @@ Document = dict[str, Any]
 
 REVIEWS = "reviews"
 PURCHASES = "purchases"
+ERASED = "erased_accounts"
+"""The ids of deleted accounts: a purchase fact arriving after the deletion is not kept."""
 
 
 async def insert(db: Database, document: Document) -> bool:
@@ -77,6 +79,15 @@ async def detach_author(db: Database, review_id: str, *, user_id: str, changes: 
 
 async def delete_purchases(db: Database, user_id: str) -> None:
     await db[PURCHASES].delete_many({"user_id": user_id})
+
+
+async def remember_erased(db: Database, user_id: str, at: datetime) -> None:
+    with contextlib.suppress(DuplicateKeyError):
+        await db[ERASED].insert_one({"_id": user_id, "at": at})
+
+
+async def is_erased(db: Database, user_id: str) -> bool:
+    return await db[ERASED].find_one({"_id": user_id}, {"_id": 1}) is not None
 
 
 async def record_purchase(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from contracts.ids import is_uuid7
-from shopkit.mongo_outbox import LockTimeoutError, ensure_held
+from shopkit.mongo_outbox import Database, LockTimeoutError, ensure_held
 from shopkit.privacy import REMOVED
 from shopkit.security import Principal
 
@@ -107,8 +109,25 @@ async def forget_author(catalog: Catalog, *, user_id: str) -> int:
             },
         )
     # Who bought what only serves the verified badge of that user's future reviews: no more.
+    # The account is remembered as erased first, so a purchase fact still on its way (a
+    # parcel delivered after the deletion) is dropped as it lands (`record_purchases`).
+    await reviews.remember_erased(catalog.db, user_id, stored_now())
     await reviews.delete_purchases(catalog.db, user_id)
     return len(review_ids)
+
+
+async def record_purchases(
+    db: Database, *, kind: str, order_id: str, user_id: str, skus: Iterable[str], at: datetime
+) -> None:
+    """Remember that `user_id` bought (`confirmed`) or received (`delivered`) each sku, unless
+    the account was deleted. Written first and checked after: a deletion running at the same
+    time either sees these facts (and deletes them) or is seen here (and they are deleted)."""
+    for sku in skus:
+        await reviews.record_purchase(
+            db, kind=kind, order_id=order_id, user_id=user_id, sku=sku, at=at
+        )
+    if await reviews.is_erased(db, user_id):
+        await reviews.delete_purchases(db, user_id)
 
 
 async def export(catalog: Catalog, *, principal: Principal) -> CatalogExport:
