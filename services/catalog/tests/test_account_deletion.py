@@ -150,8 +150,8 @@ async def test_an_unknown_user_is_a_no_op(catalog: Running) -> None:
 
 async def test_a_purchase_reported_after_the_deletion_is_not_kept(catalog: Running) -> None:
     """The deletion and the sales run in separate consumers, on separate topics: a parcel
-    delivered (or an order confirmed) after the account was deleted recorded who bought what
-    again, and kept it for good."""
+    delivered after the account was deleted recorded who bought what again, and kept it for
+    good."""
     product = await create_product(catalog)
     gone = new_id()
     order = confirmed(gone, [(product, 1)])
@@ -159,8 +159,9 @@ async def test_a_purchase_reported_after_the_deletion_is_not_kept(catalog: Runni
     await publish(catalog.namespace, deletion)
     await _handled(catalog, deletion)
 
-    late = [Envelope(data=order), Envelope(data=delivered(order))]
-    await publish(catalog.namespace, *late)
-    for envelope in late:
-        await _handled(catalog, envelope)
+    # Delivered only: the order's confirmation would also count in the shared trending
+    # ranking other tests read. Both events record purchases through `record_purchases`.
+    late = Envelope(data=delivered(order))
+    await publish(catalog.namespace, late)
+    await _handled(catalog, late)
     assert await _purchases(catalog, gone) == 0
