@@ -112,18 +112,22 @@ async def test_private_keys_are_encrypted_at_rest(
     assert stored_kid in ring.kids
 
 
-async def test_an_ipv6_client_is_counted_by_its_64_network() -> None:
-    """Keyed by the full IPv6 address, a client walking through the 2^64 addresses it is
-    given was never locked out."""
-    redis = Redis.from_url("redis://127.0.0.1:6379/0")
+def _throttle(redis: Redis, *, account_max_failures: int, ip_max_failures: int) -> LoginThrottle:
     policy = ThrottlePolicy(
-        account_max_failures=100,
-        ip_max_failures=3,
+        account_max_failures=account_max_failures,
+        ip_max_failures=ip_max_failures,
         base_seconds=30,
         max_seconds=200,
         memory_seconds=3600,
     )
-    throttle = LoginThrottle(redis, policy, namespace=f"test-{unique_suffix()}:")
+    return LoginThrottle(redis, policy, namespace=f"test-{unique_suffix()}:")
+
+
+async def test_an_ipv6_client_is_counted_by_its_64_network() -> None:
+    """Keyed by the full IPv6 address, a client walking through the 2^64 addresses it is
+    given was never locked out."""
+    redis = Redis.from_url("redis://127.0.0.1:6379/0")
+    throttle = _throttle(redis, account_max_failures=100, ip_max_failures=3)
     try:
         for host in (1, 2, 3):
             await throttle.record_failure(email=f"u{host}@example.com", ip=f"2001:db8:1:2::{host}")
@@ -137,14 +141,7 @@ async def test_an_ipv6_client_is_counted_by_its_64_network() -> None:
 
 async def test_lockout_doubles_with_each_failure_up_to_the_cap() -> None:
     redis = Redis.from_url("redis://127.0.0.1:6379/0")
-    policy = ThrottlePolicy(
-        account_max_failures=3,
-        ip_max_failures=100,
-        base_seconds=30,
-        max_seconds=200,
-        memory_seconds=3600,
-    )
-    throttle = LoginThrottle(redis, policy, namespace=f"test-{unique_suffix()}:")
+    throttle = _throttle(redis, account_max_failures=3, ip_max_failures=100)
     try:
         locks = [
             await throttle.record_failure(email="a@example.com", ip="10.0.0.1") for _ in range(7)

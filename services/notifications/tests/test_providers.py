@@ -130,6 +130,33 @@ async def test_a_lost_answer_is_uncertain_and_never_resent_blindly(
     assert len(stand_in.emails_to(user.email)) == 1
 
 
+async def _prefer(
+    service: Running, user_id: str, channels: list[str], *, language: str, phone: str
+) -> None:
+    """Publish the user's preferences and wait until the service applied them."""
+    await publish(
+        service.settings.kafka_namespace,
+        UserPreferencesChanged(
+            user_id=user_id,
+            channels=channels,
+            language=language,
+            marketing_opt_in=False,
+            phone=phone,
+            changed_at=datetime.now(UTC),
+        ),
+    )
+
+    async def applied() -> bool:
+        export = (
+            await service.client.get(
+                "/api/notifications/me/export", headers=service.tokens.headers(user_id)
+            )
+        ).json()
+        return bool(export["contact"] and export["contact"]["channels"] == channels)
+
+    await eventually(applied, timeout=30, interval=0.3)
+
+
 async def test_an_email_turned_off_while_it_waited_is_not_sent(
     providers: tuple[Providers, Running],
 ) -> None:
@@ -147,27 +174,7 @@ async def test_an_email_turned_off_while_it_waited_is_not_sent(
         )
 
     await eventually(waiting, timeout=30, interval=0.3)
-    await publish(
-        ns,
-        UserPreferencesChanged(
-            user_id=user.user_id,
-            channels=["sms"],
-            language="pt-BR",
-            marketing_opt_in=False,
-            phone="+5511987651111",
-            changed_at=datetime.now(UTC),
-        ),
-    )
-
-    async def preferences_known() -> bool:
-        export = (
-            await service.client.get(
-                "/api/notifications/me/export", headers=service.tokens.headers(user.user_id)
-            )
-        ).json()
-        return bool(export["contact"] and export["contact"]["channels"] == ["sms"])
-
-    await eventually(preferences_known, timeout=30, interval=0.3)
+    await _prefer(service, user.user_id, ["sms"], language="pt-BR", phone="+5511987651111")
     await publish(ns, user)  # the address arrives (and the account's welcome, always by email)
 
     deliveries = await service.settled(user.user_id, count=2)
@@ -187,27 +194,7 @@ async def test_sms_follows_preferences_and_language(providers: tuple[Providers, 
     # The welcome goes out on registration, before any preference exists: default language.
     await publish(ns, user)
     await service.settled(user.user_id, count=1)
-    await publish(
-        ns,
-        UserPreferencesChanged(
-            user_id=user.user_id,
-            channels=["email", "sms"],
-            language="en",
-            marketing_opt_in=False,
-            phone=phone,
-            changed_at=datetime.now(UTC),
-        ),
-    )
-
-    async def preferences_known() -> bool:
-        export = (
-            await service.client.get(
-                "/api/notifications/me/export", headers=service.tokens.headers(user.user_id)
-            )
-        ).json()
-        return bool(export["contact"] and export["contact"]["channels"] == ["email", "sms"])
-
-    await eventually(preferences_known, timeout=30, interval=0.3)
+    await _prefer(service, user.user_id, ["email", "sms"], language="en", phone=phone)
     order = events.order_confirmed(user.user_id)
     await publish(ns, order)
     await publish(
