@@ -152,3 +152,20 @@ def test_every_event_has_a_consistent_identity() -> None:
         assert model.__name__[-2:] in {"ed", "nt", "on", "ow"} or model.__name__.endswith(
             ("Required", "Sent")
         ), f"{model.__name__} should be named in the past tense"
+
+
+def test_is_uuid7_takes_only_the_canonical_spelling() -> None:
+    """`uuid.UUID()` parses spellings the database driver cannot encode as a UUID parameter."""
+    canonical = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+    assert is_uuid7(canonical)
+    assert not is_uuid7("e3e70682-c209-4cac-a29f-6fbed82c07cd")  # version 4
+    for other in (
+        "{" + canonical + "}",
+        "urn:uuid:" + canonical,
+        canonical.replace("-", ""),
+        canonical.upper(),
+        "0190-a1b2-c3d4-7e5f-8a9b-0c1d-2e3f-4a5b",
+        "",
+        "x",
+    ):
+        assert not is_uuid7(other), other

@@ -18,7 +18,6 @@ accepted and stripped.
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -34,18 +33,6 @@ from shopkit import cep
 
 UUID7_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 """A lowercase UUIDv7, the only ids this platform issues (`contracts.new_id()`)."""
-
-
-def is_uuid(value: str) -> bool:
-    """`value` is a UUID spelled canonically (lowercase, hyphenated), as ids are issued.
-
-    `uuid.UUID()` also parses braces, `urn:uuid:` and stray hyphens, which the database driver
-    refuses to encode: a value from an opaque cursor or a provider's metadata must pass this
-    before it reaches a query as an id."""
-    try:
-        return str(uuid.UUID(value)) == value
-    except ValueError:
-        return False
 
 
 UUID7_SCHEMA: dict[str, Any] = {"type": "string", "format": "uuid", "pattern": UUID7_PATTERN}

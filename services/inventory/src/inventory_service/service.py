@@ -27,7 +27,7 @@ from contracts.events.inventory import (
     StockReserved,
     UnavailableLine,
 )
-from shopkit.params import is_uuid
+from contracts.ids import is_uuid7
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Event, new_id
@@ -363,7 +363,7 @@ async def list_stock(session: AsyncSession, *, after: str | None, limit: int) ->
 
 
 async def get_reservation(session: AsyncSession, *, order_id: str) -> ReservationState:
-    if not is_uuid(order_id):
+    if not is_uuid7(order_id):
         raise ReservationNotFoundError(f"no reservation for order {order_id!r}")
     row = await repository.get_reservation(session, order_id)
     if row is None:

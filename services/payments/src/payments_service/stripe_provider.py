@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import stripe
+from contracts.ids import is_uuid7
 from opentelemetry.trace import SpanKind
-from shopkit.params import is_uuid
 from shopkit.tracing import tracer
 from stripe.params import PaymentIntentListParamsCreated
 
@@ -174,7 +174,7 @@ class StripeProvider:
         return [refund_from(item.to_dict()) async for item in page.auto_paging_iter()]
 
     async def intent_for_payment(self, payment_id: str) -> Intent | None:
-        if not is_uuid(payment_id):  # ours always are; nothing else goes into the query
+        if not is_uuid7(payment_id):  # ours always are; nothing else goes into the query
             return None
         found = await self._request(
             "get",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from contracts.events.orders import OrderStatus
-from shopkit.params import is_uuid
+from contracts.ids import is_uuid7
 from shopkit.security import Principal
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,7 +49,7 @@ class StuckThresholds:
 async def _visible_order_id(session: AsyncSession, order_id: str, viewer: Principal) -> str:
     """The order id if the viewer may see the order. Someone else's order is "not found", the
     same answer as a missing one, so ids cannot be probed."""
-    if is_uuid(order_id):
+    if is_uuid7(order_id):
         owner = await orders.owner_of(session, order_id)
         if owner is not None and (owner == viewer.user_id or viewer.is_admin):
             return order_id
@@ -57,7 +57,7 @@ async def _visible_order_id(session: AsyncSession, order_id: str, viewer: Princi
 
 
 async def get_order(*, session: AsyncSession, order_id: str, viewer: Principal) -> OrderPublic:
-    order = await orders.detail(session, order_id) if is_uuid(order_id) else None
+    order = await orders.detail(session, order_id) if is_uuid7(order_id) else None
     if order is None or (order.user_id != viewer.user_id and not viewer.is_admin):
         raise errors.OrderNotFoundError(f"no order {order_id}")
     if viewer.is_admin:
@@ -87,7 +87,7 @@ async def await_order(
 
 
 def _before_id(cursor: str | None) -> str | None:
-    return None if cursor is None else decode_cursor(cursor, is_uuid)
+    return None if cursor is None else decode_cursor(cursor, is_uuid7)
 
 
 async def list_own_orders(
@@ -112,7 +112,7 @@ async def list_all_orders(
     created_from: datetime | None,
     created_to: datetime | None,
 ) -> OrderList:
-    if user_id is not None and not is_uuid(user_id):
+    if user_id is not None and not is_uuid7(user_id):
         return OrderList(items=[], next_cursor=None)
     page = await orders.page(
         session,
@@ -176,7 +176,7 @@ async def stuck_orders(
             after = (at.astimezone(UTC), order_id)
         except (ValueError, OverflowError) as exc:
             raise errors.InvalidCursorError("cursor is not one this API issued") from exc
-        if at.tzinfo is None or not is_uuid(order_id):
+        if at.tzinfo is None or not is_uuid7(order_id):
             raise errors.InvalidCursorError("cursor is not one this API issued")
     page = await orders.stuck_page(
         session, rules=thresholds.rules(now), now=now, limit=limit + 1, after=after

@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from contracts.ids import is_uuid7
 from contracts.types import utc_now
-from shopkit.params import is_uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payments_service import repository
@@ -64,7 +64,7 @@ async def receive(
         event = payments.provider.verify_webhook(payload, signature)
     except InvalidWebhook as exc:
         raise InvalidWebhookError(str(exc)) from exc
-    payment_id = event.payment_id if event.payment_id and is_uuid(event.payment_id) else None
+    payment_id = event.payment_id if event.payment_id and is_uuid7(event.payment_id) else None
     values: dict[str, object] = {
         "event_id": event.id,
         "type": event.type,
