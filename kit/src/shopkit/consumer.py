@@ -290,18 +290,15 @@ class EventConsumer(Generic[C]):
         for another group: skipped without decoding.
 
         Unknown or missing types are still decoded, so they reach the dead-letter topic."""
-        ce_type: str | None = None
         group = self.config.group_id
         for name, value in record.headers or ():
             if name == "ce_type":
                 ce_type = value.decode(errors="replace")
+                if ce_type in REGISTRY and self.handlers.handler_for(ce_type) is None:
+                    return True
             elif name == REPLAY_FOR_HEADER and value.decode(errors="replace") != group:
                 return True
-        return (
-            ce_type is not None
-            and ce_type in REGISTRY
-            and self.handlers.handler_for(ce_type) is None
-        )
+        return False
 
     async def _flush(
         self, tp: TopicPartition, batch: Sequence[tuple[Record, Envelope[Event]]]
