@@ -91,13 +91,13 @@ async def refund_rest(
     assert attempt.provider_payment_id is not None
     intent = await work.payments.provider.retrieve(attempt.provider_payment_id)
     await sync_refunds(work, attempt, intent)
-    await settle_pending(work, attempt)
+    rows = await settle_pending(work, attempt)
     if attempt.status not in CAPTURED or attempt.refundable <= 0:
         return
     prefix = f"{request_key}:{attempt.number}:"
     refused = sum(
         1
-        for row in await repository.refunds_of_attempt(work.session, attempt.id)
+        for row in rows
         if row.status == RefundStatus.FAILED and (row.request_key or "").startswith(prefix)
     )
     await refund(
@@ -110,15 +110,19 @@ async def refund_rest(
     )
 
 
-async def settle_pending(work: Work, attempt: PaymentAttempt) -> None:
+async def settle_pending(work: Work, attempt: PaymentAttempt) -> list[Refund]:
     """Finish the attempt's refunds whose answer never came (a crash or a timeout after the
     row was written). Until then their amounts are neither refunded nor free to refund again;
     each is sent again under its own key, so the provider makes it now or answers with the one
-    it already made. One it refuses is recorded as failed, and its amount is free again."""
-    for row in await repository.refunds_of_attempt(work.session, attempt.id):
+    it already made. One it refuses is recorded as failed, and its amount is free again.
+
+    Returns the attempt's refunds as they now stand."""
+    rows = await repository.refunds_of_attempt(work.session, attempt.id)
+    for row in rows:
         if row.status == RefundStatus.PENDING:
             with contextlib.suppress(ProviderRejectedError):
                 await _send(work, attempt, row)
+    return rows
 
 
 async def _send(work: Work, attempt: PaymentAttempt, pending: Refund) -> Refund:
