@@ -66,16 +66,17 @@ def parse_update(
         raise StaleWebhookError(str(exc)) from exc
     except SignatureError as exc:
         raise InvalidWebhookSignatureError(str(exc)) from exc
+    # Parsed once: the same document is validated and kept.
     try:
-        update = CarrierUpdate.model_validate_json(raw_body)
+        payload = json.loads(raw_body)
+    except ValueError as exc:  # not JSON, or a number longer than Python reads
+        raise InvalidWebhookPayloadError("the body is not JSON that can be read") from exc
+    try:
+        update = CarrierUpdate.model_validate(payload)
     except ValidationError as exc:
         raise InvalidWebhookPayloadError(
             exc.errors()[0]["msg"] if exc.errors() else "invalid"
         ) from exc
-    try:
-        payload: dict[str, Any] = json.loads(raw_body)
-    except ValueError as exc:
-        raise InvalidWebhookPayloadError("the body holds a value that cannot be read") from exc
     if _holds_nul(payload):
         raise InvalidWebhookPayloadError("the body holds a NUL character")
     return update, payload
