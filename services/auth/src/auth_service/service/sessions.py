@@ -27,7 +27,7 @@ from auth_service.errors import (
     RefreshTokenReusedError,
     TooManyAttemptsError,
 )
-from auth_service.models import LoginAttempt, RefreshFamily, RefreshToken, User
+from auth_service.models import EMAIL_LENGTH, LoginAttempt, RefreshFamily, RefreshToken, User
 from auth_service.runtime import Runtime
 from auth_service.schemas import Introspection, LoginRequest, TokenPair
 from auth_service.service import mfa
@@ -35,8 +35,6 @@ from auth_service.tokens import deny_access_token, issue_access_token
 from contracts import new_id
 
 log = logging.getLogger(__name__)
-
-_EMAIL_COLUMN = 320
 
 
 def normalise_email(email: str) -> str:
@@ -125,7 +123,7 @@ async def _remember(
             user_id=user.id if user else None,
             # What was typed, as far as the column holds it: lowering can lengthen text
             # ("İ" becomes two characters), and the attempt is recorded all the same.
-            email=email[:_EMAIL_COLUMN],
+            email=email[:EMAIL_LENGTH],
             ip=client.ip,
             user_agent=client.user_agent,
             outcome=outcome,
