@@ -246,11 +246,13 @@ async def settle(
     while pending and time.monotonic() < deadline:
         for order_id in list(pending):
             try:
-                status = (await session.get(f"/api/orders/{order_id}"))["status"]
+                order = await session.get(f"/api/orders/{order_id}")
             except (httpx.TransportError, ApiError):
                 continue
-            statuses[order_id] = status
-            if status in SETTLED:
+            status = statuses[order_id] = order["status"]
+            # A confirmed order whose cancellation shipping has not answered yet is on its way.
+            asked = (order.get("cancellation") or {}).get("status") == "requested"
+            if status in SETTLED and not asked:
                 pending.discard(order_id)
         if pending:
             await asyncio.sleep(1)

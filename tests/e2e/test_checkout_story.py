@@ -173,8 +173,14 @@ async def test_customer_cancellation_voids_the_authorization_and_releases_stock(
     before = await _stock(customer, catalog.skus[4])
     placed = await _buy(customer, [(catalog.skus[4], 2)])
     await customer.wait_for(placed["id"], {"CONFIRMED"}, TIMEOUT)
-    await customer.cancel(placed["id"])
+    requested = await customer.cancel(placed["id"])
+    # Confirmed: shipping is asked first, since the parcel could be leaving.
+    assert requested["status"] == "CONFIRMED"
+    assert requested["cancellation"]["status"] == "requested"
     order = await customer.wait_for(placed["id"], {"CANCELLED"}, TIMEOUT)
+    assert order["cancellation"]["status"] == "accepted"
+    shipment = await customer.get(f"/api/shipping/orders/{order['id']}")
+    assert shipment["status"] == "cancelled"
     payment = await eventually(lambda: _voided(customer, order["id"]), timeout=TIMEOUT)
     assert payment["amount_captured"] == 0
     await eventually(
@@ -184,6 +190,8 @@ async def test_customer_cancellation_voids_the_authorization_and_releases_stock(
         "shop.orders.order_placed.v1",
         "shop.inventory.stock_reserved.v1",
         "shop.payments.payment_authorized.v1",
+        "shop.orders.order_cancellation_requested.v1",
+        "shop.shipping.shipment_cancelled.v1",
         "shop.orders.order_cancelled.v1",
         "shop.inventory.stock_released.v1",
         "shop.payments.payment_voided.v1",

@@ -16,8 +16,9 @@ import jwt
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from contracts.events.catalog import PriceChanged, ProductCreated, ProductDeactivated
 from contracts.events.inventory import StockLine, StockReserved
-from contracts.events.orders import OrderPlaced
+from contracts.events.orders import OrderCancellationRequested, OrderPlaced
 from contracts.events.payments import PaymentAuthorized
+from contracts.events.shipping import ShipmentCancelled
 from fastapi import FastAPI
 from orders_service.config import OrdersSettings
 from shopkit.kafka import create_consumer, create_producer
@@ -361,6 +362,30 @@ class Harness:
                 causation_id=cause.id,
             )
         )
+
+    async def cancel_confirmed(
+        self, order: dict[str, Any], headers: dict[str, str], *, reason: str | None = None
+    ) -> dict[str, Any]:
+        """Cancel a CONFIRMED order the way the stack does: the request, then shipping's
+        ShipmentCancelled for a parcel that had not left. Returns the CANCELLED order."""
+        response = await self.client.post(
+            f"/api/orders/{order['id']}/cancel",
+            headers=headers,
+            json={"reason": reason} if reason else None,
+        )
+        assert response.status_code == 202, response.text
+        requested = (await self.watcher.wait_for(order["id"], OrderCancellationRequested))[0]
+        await self.follow(
+            requested,
+            ShipmentCancelled(
+                shipment_id=new_id(),
+                order_id=order["id"],
+                user_id=order["user_id"],
+                reason=requested.data.reason,
+                cancelled_at=datetime.now(UTC),
+            ),
+        )
+        return await self.wait_status(order["id"], headers, "CANCELLED")
 
     async def follow(self, cause: Envelope[Event], event: Event) -> Envelope[Event]:
         """Publish `event` as the next step of `cause`'s flow."""

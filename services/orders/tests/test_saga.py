@@ -9,7 +9,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contracts.events.inventory import StockReleased, StockReservationFailed, UnavailableLine
-from contracts.events.orders import OrderCancelled, OrderConfirmed, OrderPlaced, OrderStatusChanged
+from contracts.events.orders import (
+    OrderCancellationRequested,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderPlaced,
+    OrderStatusChanged,
+)
 from contracts.events.payments import (
     NextAction,
     PaymentActionRequired,
@@ -18,7 +24,7 @@ from contracts.events.payments import (
     PaymentRefunded,
     PaymentVoided,
 )
-from contracts.events.shipping import ShipmentDelivered, ShipmentDispatched
+from contracts.events.shipping import ShipmentCancelled, ShipmentDelivered, ShipmentDispatched
 from shopkit.testing import eventually
 
 from contracts import Envelope, Event, new_id
@@ -381,30 +387,83 @@ async def test_customer_cancels_before_dispatch(harness: Harness) -> None:
         f"/api/orders/{order['id']}/cancel", headers=user, json={"reason": "changed my mind"}
     )
 
-    assert response.status_code == 200
-    assert response.json()["status"] == "CANCELLED"
-    assert response.json()["cancel_reason"] == "customer_request"
+    # The parcel may be leaving right now: nothing is cancelled until shipping answers.
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "CONFIRMED"
+    assert response.json()["cancellation"]["status"] == "requested"
+    assert response.json()["cancellation"]["reason"] == "customer_request"
+    requested = (await harness.watcher.wait_for(order["id"], OrderCancellationRequested))[0]
+    assert requested.data.reason == "customer_request"
+    assert requested.correlation_id == order["id"]
+    again = await harness.client.post(f"/api/orders/{order['id']}/cancel", headers=user)
+    assert again.status_code == 202 and again.json()["cancellation"]["status"] == "requested"
+    assert harness.watcher.of_type(order["id"], OrderCancelled) == []
+
+    stopped = await harness.follow(
+        requested,
+        ShipmentCancelled(
+            shipment_id=new_id(),
+            order_id=order["id"],
+            user_id=order["user_id"],
+            reason="customer_request",
+            cancelled_at=_now(),
+        ),
+    )
+
+    cancelled = await harness.wait_status(order["id"], user, "CANCELLED")
+    assert cancelled["cancel_reason"] == "customer_request"
+    assert cancelled["cancellation"]["status"] == "accepted"
+    assert cancelled["history"][-1]["reason"] == "changed my mind"
+    assert cancelled["history"][-1]["event_id"] == stopped.id
     event = (await harness.watcher.wait_for(order["id"], OrderCancelled))[0]
     assert event.data.reason == "customer_request" and event.data.previous_status == "CONFIRMED"
     assert event.correlation_id == order["id"]
-    # Cancelling twice is refused, and a late dispatch does not revive the order.
+    # The request went out once although it was asked twice.
+    assert len(harness.watcher.of_type(order["id"], OrderCancellationRequested)) == 1
+    # Cancelling again is refused, and a late dispatch does not revive the order.
     assert_problem(
         await harness.client.post(f"/api/orders/{order['id']}/cancel", headers=user), 409
     )
     confirmed = (await harness.watcher.wait_for(order["id"], OrderConfirmed))[0]
-    late = await harness.follow(
-        confirmed,
-        ShipmentDispatched(
+    late = await harness.follow(confirmed, _dispatched(order, new_id()))
+    await _until_ignored(harness, order["id"], late.id)
+    assert (await harness.order(order["id"], user))["status"] == "CANCELLED"
+
+
+async def test_a_cancellation_that_loses_the_race_to_the_dispatch_ships_the_order(
+    harness: Harness,
+) -> None:
+    """The carrier took the parcel while the cancellation was on its way to shipping. The order
+    used to be CANCELLED at once, so payments voided or refunded a customer whose parcel was
+    travelling; now the dispatch wins, the payment is captured, and the request is refused."""
+    order, user = await harness.placed_order()
+    reserved = await harness.reserve(order)
+    await harness.authorize(order, reserved)
+    await harness.wait_status(order["id"], user, "CONFIRMED")
+    response = await harness.client.post(f"/api/orders/{order['id']}/cancel", headers=user)
+    assert response.status_code == 202, response.text
+    requested = (await harness.watcher.wait_for(order["id"], OrderCancellationRequested))[0]
+
+    dispatched = await harness.follow(requested, _dispatched(order, new_id()))
+
+    shipped = await harness.wait_status(order["id"], user, "SHIPPED")
+    assert shipped["cancellation"]["status"] == "refused"
+    assert shipped["history"][-1]["reason"] == "dispatched_before_cancellation"
+    assert shipped["history"][-1]["event_id"] == dispatched.id
+    # An echo that cannot be (shipping never voids a parcel that left) changes nothing either.
+    stray = await harness.follow(
+        requested,
+        ShipmentCancelled(
             shipment_id=new_id(),
             order_id=order["id"],
             user_id=order["user_id"],
-            carrier="correios",
-            tracking_number="BR9",
-            dispatched_at=_now(),
+            reason="customer_request",
+            cancelled_at=_now(),
         ),
     )
-    await _until_ignored(harness, order["id"], late.id)
-    assert (await harness.order(order["id"], user))["status"] == "CANCELLED"
+    await _until_ignored(harness, order["id"], stray.id)
+    assert (await harness.order(order["id"], user))["status"] == "SHIPPED"
+    assert harness.watcher.of_type(order["id"], OrderCancelled) == []
 
 
 async def test_admin_cancel_is_recorded_as_such(harness: Harness) -> None:
@@ -512,7 +571,7 @@ async def test_void_compensating_a_cancellation_changes_nothing_else(harness: Ha
     payment_id = new_id()
     authorized = await harness.authorize(order, reserved, payment_id=payment_id)
     await harness.wait_status(order["id"], user, "CONFIRMED")
-    await harness.client.post(f"/api/orders/{order['id']}/cancel", headers=user)
+    await harness.cancel_confirmed(order, user)
     cancelled = (await harness.watcher.wait_for(order["id"], OrderCancelled))[0]
     await harness.follow(
         cancelled,

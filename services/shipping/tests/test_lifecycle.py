@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from contracts.events.orders import OrderCancelled
+from contracts.events.orders import OrderCancellationRequested, OrderCancelled
 from contracts.events.shipping import (
     ShipmentCancelled,
     ShipmentCreated,
@@ -21,6 +21,7 @@ from shipping_service.sandbox import SandboxCarrier
 from shipping_service.webhooks import SIGNATURE_HEADER, signature_header
 from shopkit.app import sessionmaker_of
 from shopkit.testing import eventually, publish, serve, wait_for_events
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from contracts import new_id
@@ -433,14 +434,80 @@ async def test_cancelled_order_voids_a_shipment_held_before_pickup(shipping: Run
     await _cancel_and_see_it_voided(shipping, user_id, order_id, shipment)
 
 
-async def _cancel_and_see_it_voided(
-    shipping: Running, user_id: str, order_id: str, shipment: dict[str, Any]
+async def test_a_cancellation_request_stops_a_parcel_that_has_not_left(
+    shipping: Running,
 ) -> None:
-    """Cancel the confirmed order; its shipment ends cancelled, and a pickup reported after
-    that moves nothing."""
+    """Orders asks before it cancels a confirmed order; shipping's ShipmentCancelled is the
+    answer that lets it cancel (and inventory restock)."""
+    user_id, order_id, shipment = await _confirmed_order(shipping)
+    await _cancel_and_see_it_voided(
+        shipping, user_id, order_id, shipment, _cancellation_requested(user_id, order_id)
+    )
+    [voided] = await wait_for_events(
+        shipping.settings.kafka_namespace, ShipmentCancelled, where=lambda e: e.order_id == order_id
+    )
+    assert (voided.shipment_id, voided.reason) == (shipment["shipment_id"], "customer_request")
+
+
+async def test_a_cancellation_request_after_the_pickup_changes_nothing(shipping: Running) -> None:
+    """The parcel left first: its ShipmentDispatched already told orders, which refuses the
+    request; shipping neither voids the parcel nor announces a cancellation."""
+    user_id, order_id, shipment = await _confirmed_order(shipping)
+    picked_up = await _carrier(shipping).send(
+        carrier="correios", tracking_number=shipment["tracking_number"], status="posted"
+    )
+    assert picked_up.json()["shipment_status"] == "posted"
+    [request] = await publish(
+        shipping.settings.kafka_namespace, _cancellation_requested(user_id, order_id)
+    )
+
+    async def handled() -> bool:
+        return bool(
+            await _scalar(
+                shipping, "SELECT count(*) FROM inbox WHERE event_id = :id", id=request.id
+            )
+        )
+
+    await eventually(handled, timeout=30, interval=0.3)
+    # Anything the handler emitted would be in the outbox, written in its transaction.
+    emitted = await _scalar(
+        shipping,
+        "SELECT count(*) FROM outbox WHERE key = :order_id AND ce_type = :type",
+        order_id=order_id,
+        type=ShipmentCancelled.ce_type,
+    )
+    assert emitted == 0
+    state = (await shipping.client.get(f"/api/shipping/track/{shipment['tracking_number']}")).json()
+    assert state["status"] == "posted"
+
+
+def _cancellation_requested(user_id: str, order_id: str) -> OrderCancellationRequested:
+    return OrderCancellationRequested(
+        order_id=order_id,
+        user_id=user_id,
+        reason="customer_request",
+        requested_at=datetime.now(UTC),
+    )
+
+
+async def _scalar(shipping: Running, sql: str, **params: Any) -> Any:
+    async with sessionmaker_of(shipping.app)() as session:
+        return (await session.execute(text(sql), params)).scalar_one()
+
+
+async def _cancel_and_see_it_voided(
+    shipping: Running,
+    user_id: str,
+    order_id: str,
+    shipment: dict[str, Any],
+    cancellation: OrderCancelled | OrderCancellationRequested | None = None,
+) -> None:
+    """Cancel the confirmed order (or ask to); its shipment ends cancelled, and a pickup
+    reported after that moves nothing."""
     await publish(
         shipping.settings.kafka_namespace,
-        OrderCancelled(
+        cancellation
+        or OrderCancelled(
             order_id=order_id,
             user_id=user_id,
             reason="customer_request",

@@ -110,6 +110,22 @@ class OrderCancelled(Event):
     cancelled_at: UtcDatetime
 
 
+class OrderCancellationRequested(Event):
+    """Someone asked to cancel a CONFIRMED order. Its parcel may be leaving at this moment, so
+    shipping decides: it voids a parcel that has not left (ShipmentCancelled, and orders then
+    cancels the order), or the dispatch has won (ShipmentDispatched, and the order ships with
+    the request refused). Until then the order stays CONFIRMED and nothing is refunded."""
+
+    ce_type: ClassVar[str] = "shop.orders.order_cancellation_requested.v1"
+    topic: ClassVar[str] = topics.ORDERS
+    key_field: ClassVar[str] = "order_id"
+
+    order_id: Id
+    user_id: Id
+    reason: CancelReason
+    requested_at: UtcDatetime
+
+
 class OrderStatusChanged(Event):
     """Every transition of the order state machine, for projections and timelines."""
 

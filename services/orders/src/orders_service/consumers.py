@@ -84,6 +84,13 @@ async def on_shipment_dispatched(
     await saga.on_shipment_dispatched(session=ctx.session, emit=ctx.emit, envelope=envelope)
 
 
+@saga_handlers.on(shipping.ShipmentCancelled)
+async def on_shipment_cancelled(
+    envelope: Envelope[shipping.ShipmentCancelled], ctx: EventContext
+) -> None:
+    await saga.on_shipment_cancelled(session=ctx.session, emit=ctx.emit, envelope=envelope)
+
+
 @saga_handlers.on(shipping.ShipmentDelivered)
 async def on_shipment_delivered(
     envelope: Envelope[shipping.ShipmentDelivered], ctx: EventContext

@@ -161,6 +161,13 @@ class Order(Base):
     payment_next_action: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     authorized_amount: Mapped[int | None] = mapped_column(BigInteger)
     cancel_reason: Mapped[str | None] = mapped_column(String(40))
+    cancellation_status: Mapped[str | None] = mapped_column(String(12))
+    """A cancellation asked of a CONFIRMED order: `requested` until shipping answers, then
+    `accepted` (the order is CANCELLED) or `refused` (its parcel had left: SHIPPED)."""
+    cancellation_reason: Mapped[str | None] = mapped_column(String(40))
+    cancellation_note: Mapped[str | None] = mapped_column(String(80))
+    cancellation_actor: Mapped[str | None] = mapped_column(Uuid)
+    cancellation_requested_at: Mapped[datetime | None] = mapped_column(Timestamp)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
     status_changed_at: Mapped[datetime] = mapped_column(Timestamp)
@@ -170,6 +177,11 @@ class Order(Base):
     __table_args__ = (
         Index("ix_orders_user_id_id", "user_id", "id"),
         Index("ix_orders_status_changed", "status", "status_changed_at"),
+        Index(
+            "ix_orders_cancellation_requested",
+            "cancellation_requested_at",
+            postgresql_where=text("cancellation_status = 'requested'"),
+        ),
         CheckConstraint(
             "total = subtotal - discount + shipping AND total >= 0", name="total_adds_up"
         ),

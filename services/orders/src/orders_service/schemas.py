@@ -293,6 +293,16 @@ class IgnoredEventPublic(Public):
     received_at: datetime
 
 
+class CancellationPublic(Public):
+    """A cancellation asked of a confirmed order: only shipping can say whether its parcel is
+    still stoppable, so it stays `requested` until then."""
+
+    status: Literal["requested", "accepted", "refused"]
+    """`accepted`: the order is CANCELLED; `refused`: its parcel had already left (SHIPPED)."""
+    reason: str
+    requested_at: datetime
+
+
 class OrderPublic(Public):
     id: str
     user_id: str
@@ -309,6 +319,7 @@ class OrderPublic(Public):
     payment: PaymentPublic
     history: list[StatusChangePublic]
     cancel_reason: str | None = None
+    cancellation: CancellationPublic | None = None
     created_at: datetime
     updated_at: datetime
     ignored_events: list[IgnoredEventPublic] | None = None

@@ -1,9 +1,10 @@
-"""What shipping reacts to: catalog weights, confirmed and cancelled orders, account deletion."""
+"""What shipping reacts to: catalog weights, confirmed and cancelled orders (and requests to
+cancel them), account deletion."""
 
 from __future__ import annotations
 
 from contracts.events.catalog import ProductCreated, ProductDeactivated, ProductUpdated
-from contracts.events.orders import OrderCancelled, OrderConfirmed
+from contracts.events.orders import OrderCancellationRequested, OrderCancelled, OrderConfirmed
 from contracts.events.users import UserDeletionRequested
 from shopkit.handlers import EventHandlers
 from shopkit.inbox import EventContext
@@ -56,7 +57,22 @@ async def on_order_confirmed(envelope: Envelope[OrderConfirmed], ctx: EventConte
 
 @handlers.on(OrderCancelled)
 async def on_order_cancelled(envelope: Envelope[OrderCancelled], ctx: EventContext) -> None:
-    cancelled = await shipments.cancel_for_order(session=ctx.session, event=envelope.data)
+    cancelled = await shipments.cancel_for_order(
+        session=ctx.session, order_id=envelope.data.order_id, reason=envelope.data.reason
+    )
+    if cancelled is not None:
+        await ctx.emit(cancelled)
+
+
+@handlers.on(OrderCancellationRequested)
+async def on_order_cancellation_requested(
+    envelope: Envelope[OrderCancellationRequested], ctx: EventContext
+) -> None:
+    """A parcel stopped in time answers with ShipmentCancelled; one already gone needs no
+    answer, its ShipmentDispatched has told orders."""
+    cancelled = await shipments.cancel_for_order(
+        session=ctx.session, order_id=envelope.data.order_id, reason=envelope.data.reason
+    )
     if cancelled is not None:
         await ctx.emit(cancelled)
 

@@ -57,7 +57,12 @@ async def anonymise_order(
         update(_orders)
         .where(_orders.c.id == order_id)
         .values(
-            shipping_address=shipping_address, customer_ip=None, anonymised_at=now, updated_at=now
+            shipping_address=shipping_address,
+            customer_ip=None,
+            # The note the customer wrote when asking to cancel is theirs; its kind is not.
+            cancellation_note=_orders.c.cancellation_reason,
+            anonymised_at=now,
+            updated_at=now,
         )
     )
 

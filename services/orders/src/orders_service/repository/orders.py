@@ -52,6 +52,10 @@ class LockedOrder:
     coupon_code: str | None
     lines: list[dict[str, Any]]
     """sku, product_id, name, quantity, unit_price, line_total (for OrderConfirmed)"""
+    cancellation_status: str | None = None
+    cancellation_reason: str | None = None
+    cancellation_note: str | None = None
+    cancellation_actor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +117,10 @@ _LOCK = (
         _orders.c.shipping_choice,
         _orders.c.coupon_code,
         _json_lines().label("lines"),
+        _orders.c.cancellation_status,
+        _orders.c.cancellation_reason,
+        _orders.c.cancellation_note,
+        _orders.c.cancellation_actor,
     )
     .where(_orders.c.id == bindparam("order_id"))
     .with_for_update(of=_orders)
@@ -274,6 +282,13 @@ def _detail(order: RowMapping) -> OrderPublic:
                 else None,
             },
             "cancel_reason": order["cancel_reason"],
+            "cancellation": {
+                "status": order["cancellation_status"],
+                "reason": order["cancellation_reason"],
+                "requested_at": order["cancellation_requested_at"],
+            }
+            if order["cancellation_status"] is not None
+            else None,
             "created_at": order["created_at"],
             "updated_at": order["updated_at"],
         }

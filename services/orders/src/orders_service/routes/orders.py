@@ -188,21 +188,33 @@ async def get_order(
 @router.post(
     "/{order_id}/cancel",
     response_model=OrderPublic,
-    responses=responses(
-        InvalidTokenError, errors.OrderNotFoundError, errors.InvalidTransitionError
-    ),
+    responses={
+        202: {
+            "model": OrderPublic,
+            "description": "A CONFIRMED order: the cancellation is requested (`cancellation`) "
+            "and the order stays CONFIRMED until shipping stops the parcel (CANCELLED) or "
+            "reports it gone (SHIPPED, the request `refused`)",
+        },
+        **responses(InvalidTokenError, errors.OrderNotFoundError, errors.InvalidTransitionError),
+    },
 )
 async def cancel_order(
     *,
     order_id: Uuid7,
     session: SessionDep,
     user: CurrentUser,
+    response: Response,
     body: Annotated[OrderCancel | None, Body()] = None,
 ) -> OrderPublic:
-    """Cancel before dispatch: the payment is voided and the stock released."""
-    return await orders.cancel_order(
+    """Cancel before dispatch. An order not yet confirmed is CANCELLED at once (200): the
+    payment is voided and the stock released. A confirmed order's parcel may be leaving right
+    now, so its cancellation is a request (202) that shipping answers."""
+    order = await orders.cancel_order(
         session=session, order_id=order_id, viewer=user, note=body.reason if body else None
     )
+    if order.status == "CONFIRMED":
+        response.status_code = 202
+    return order
 
 
 @router.get(

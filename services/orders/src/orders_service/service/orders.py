@@ -8,7 +8,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from contracts.events.orders import OrderStatus
+from contracts.events.orders import CancelReason, OrderStatus
 from contracts.ids import is_uuid7
 from shopkit.security import Principal
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,7 +24,12 @@ from orders_service.schemas import (
     TimelinePublic,
 )
 from orders_service.service.paging import decode_cursor, decode_cursor_parts, encode_cursor
-from orders_service.service.transitions import Cause, RequestEmitter, transition
+from orders_service.service.transitions import (
+    Cause,
+    RequestEmitter,
+    request_cancellation,
+    transition,
+)
 from orders_service.state import CUSTOMER_CANCELLABLE, FULFILMENT, IN_FLIGHT, as_status
 
 
@@ -132,7 +137,11 @@ async def list_all_orders(
 async def cancel_order(
     *, session: AsyncSession, order_id: str, viewer: Principal, note: str | None
 ) -> OrderPublic:
-    """Cancel before dispatch: payments voids the authorization, inventory releases the stock."""
+    """Cancel before dispatch. An order not yet confirmed is cancelled at once: payments voids
+    whatever it holds, inventory releases the stock. A CONFIRMED order's parcel may be leaving
+    at this very moment and only shipping knows, so its cancellation is requested: the order
+    is cancelled when shipping voids the parcel, or ships with the request refused when the
+    dispatch won. (Cancelling at once would refund a customer whose parcel is on its way.)"""
     await _visible_order_id(session, order_id, viewer)
     order = await orders.lock(session, order_id)
     assert order is not None
@@ -141,16 +150,25 @@ async def cancel_order(
         raise errors.InvalidTransitionError(
             f"an order that is {status} cannot be cancelled", order_status=status
         )
-    by_owner = order.user_id == viewer.user_id
-    await transition(
-        session,
-        RequestEmitter(session, correlation_id=order_id),
-        order,
-        "CANCELLED",
-        reason=(note or ("customer_request" if by_owner else "admin_request"))[:80],
-        cause=Cause(actor=viewer.user_id),
-        cancel_reason="customer_request" if by_owner else "admin_request",
+    cancel_reason: CancelReason = (
+        "customer_request" if order.user_id == viewer.user_id else "admin_request"
     )
+    emit = RequestEmitter(session, correlation_id=order_id)
+    if status == "CONFIRMED":
+        if order.cancellation_status is None:  # asked again while shipping decides: no-op
+            await request_cancellation(
+                session, emit, order, reason=cancel_reason, note=note, actor=viewer.user_id
+            )
+    else:
+        await transition(
+            session,
+            emit,
+            order,
+            "CANCELLED",
+            reason=(note or cancel_reason)[:80],
+            cause=Cause(actor=viewer.user_id),
+            cancel_reason=cancel_reason,
+        )
     return await get_order(session=session, order_id=order_id, viewer=viewer)
 
 

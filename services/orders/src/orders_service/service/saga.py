@@ -6,14 +6,17 @@ state machine in transitions.py applies it or records the event as ignored.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from contracts.events import inventory, payments, shipping
-from contracts.events.orders import OrderStatus
+from contracts.events.orders import CancelReason, OrderStatus
 from contracts.types import utc_now
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Envelope
 from orders_service.repository import orders
 from orders_service.service.transitions import (
+    Cause,
     Emit,
     cause_of,
     ignore,
@@ -165,23 +168,70 @@ async def on_shipment_dispatched(
     *, session: AsyncSession, emit: Emit, envelope: Envelope[shipping.ShipmentDispatched]
 ) -> None:
     cause = cause_of(envelope)
-    shipped = await move(
+    order = await orders.lock(session, envelope.data.order_id)
+    if order is None:
+        await ignore(session, None, envelope.data.order_id, cause, "unknown order")
+        return
+    if order.status not in _DISPATCHABLE:
+        await ignore(session, order, order.id, cause, f"order is {order.status}, not SHIPPED-able")
+        return
+    refused = order.cancellation_status == "requested"
+    await transition(
         session,
         emit,
-        order_id=envelope.data.order_id,
-        target="SHIPPED",
-        allowed_from=_DISPATCHABLE,
-        reason="shipment_dispatched",
+        order,
+        "SHIPPED",
+        # The parcel left before shipping could stop it: the cancellation asked meanwhile is
+        # refused, and the payment is captured as for any dispatch.
+        reason="dispatched_before_cancellation" if refused else "shipment_dispatched",
         cause=cause,
+        fields={"cancellation_status": "refused"} if refused else None,
     )
-    if shipped:
+    if order.payment_status == "refunded":
         # Payments captures on the same dispatch event and may have refunded it in full before
         # this service saw the dispatch (the refund was recorded then, not applied).
-        order = await orders.lock(session, envelope.data.order_id)
-        if order is not None and order.payment_status == "refunded":
-            await transition(
-                session, emit, order, "REFUNDED", reason="payment_refunded", cause=cause
-            )
+        await transition(
+            session,
+            emit,
+            replace(order, status="SHIPPED"),
+            "REFUNDED",
+            reason="payment_refunded",
+            cause=cause,
+        )
+
+
+async def on_shipment_cancelled(
+    *, session: AsyncSession, emit: Emit, envelope: Envelope[shipping.ShipmentCancelled]
+) -> None:
+    """Shipping stopped the parcel a cancellation asked for: the order is cancelled now, and
+    payments voids the authorization it never captured. For an order cancelled outright (not
+    confirmed yet, or by the saga itself) this is the expected echo and changes nothing."""
+    cause = cause_of(envelope)
+    order = await orders.lock(session, envelope.data.order_id)
+    if order is None:
+        await ignore(session, None, envelope.data.order_id, cause, "unknown order")
+        return
+    if order.status == "CANCELLED":
+        return
+    if order.status != "CONFIRMED" or order.cancellation_status != "requested":
+        await ignore(session, order, order.id, cause, f"order is {order.status}, not cancelling")
+        return
+    await transition(
+        session,
+        emit,
+        order,
+        "CANCELLED",
+        reason=order.cancellation_note or "shipment_cancelled",
+        cause=Cause(
+            event_id=cause.event_id, event_type=cause.event_type, actor=order.cancellation_actor
+        ),
+        cancel_reason=_cancel_reason(order.cancellation_reason),
+        fields={"cancellation_status": "accepted"},
+    )
+
+
+def _cancel_reason(value: str | None) -> CancelReason:
+    return "admin_request" if value == "admin_request" else "customer_request"
 
 
 async def on_shipment_delivered(

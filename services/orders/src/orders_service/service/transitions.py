@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from contracts.events.orders import (
     CancelReason,
+    OrderCancellationRequested,
     OrderCancelled,
     OrderConfirmed,
     OrderLine,
@@ -137,6 +138,35 @@ async def transition(
         )
     )
     await emit(*events)
+
+
+async def request_cancellation(
+    session: AsyncSession,
+    emit: Emit,
+    order: LockedOrder,
+    *,
+    reason: CancelReason,
+    note: str | None,
+    actor: str,
+) -> None:
+    """Ask shipping to stop a CONFIRMED order's parcel. The order stays CONFIRMED until
+    shipping answers with ShipmentCancelled or ShipmentDispatched (saga.py)."""
+    now = utc_now()
+    await orders.set_fields(
+        session,
+        order.id,
+        cancellation_status="requested",
+        cancellation_reason=reason,
+        cancellation_note=(note or reason)[:80],
+        cancellation_actor=actor,
+        cancellation_requested_at=now,
+        updated_at=now,
+    )
+    await emit(
+        OrderCancellationRequested(
+            order_id=order.id, user_id=order.user_id, reason=reason, requested_at=now
+        )
+    )
 
 
 async def ignore(

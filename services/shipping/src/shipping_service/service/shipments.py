@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import UTC, datetime
 
-from contracts.events.orders import OrderCancelled, OrderConfirmed
+from contracts.events.orders import OrderConfirmed
 from contracts.events.shipping import ShipmentCancelled, ShipmentCreated
 from shopkit.privacy import anonymised_address
 from shopkit.security import Principal
@@ -25,6 +26,8 @@ from shipping_service.schemas import (
     TrackingPublic,
 )
 from shipping_service.service.tracking import TERMINAL
+
+log = logging.getLogger(__name__)
 
 CORREIOS_PREFIX = {"PAC": "PN", "SEDEX": "SX"}
 S10_WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)
@@ -104,12 +107,20 @@ async def create_for_order(
 
 
 async def cancel_for_order(
-    *, session: AsyncSession, event: OrderCancelled
+    *, session: AsyncSession, order_id: str, reason: str
 ) -> ShipmentCancelled | None:
     """Void a shipment whose parcel has not left yet (still created, or held by an exception
-    before pickup); a dispatched one is past cancelling. The event says nothing will ship."""
-    shipment = await repository.shipment_for_order(session, event.order_id, for_update=True)
-    if shipment is None or shipment.progress > 0 or shipment.status in TERMINAL:
+    before pickup); a dispatched one is past cancelling. The event says nothing will ship.
+
+    The shipment's row lock orders this against the carrier's pickup webhook: whichever commits
+    first decides, and orders learns which from ShipmentCancelled or ShipmentDispatched."""
+    shipment = await repository.shipment_for_order(session, order_id, for_update=True)
+    if shipment is None:
+        # Orders asks only of a confirmed order, whose OrderConfirmed precedes the request on
+        # the same partition; no shipment means that event was parked, for an operator.
+        log.warning("cancellation of an order without a shipment", extra={"order_id": order_id})
+        return None
+    if shipment.progress > 0 or shipment.status in TERMINAL:
         return None
     now = datetime.now(UTC)
     shipment.status = "cancelled"
@@ -120,13 +131,13 @@ async def cancel_for_order(
         status="cancelled",
         occurred_at=now,
         applied=True,
-        description=f"Order cancelled ({event.reason})",
+        description=f"Order cancelled ({reason})",
     )
     return ShipmentCancelled(
         shipment_id=shipment.id,
         order_id=shipment.order_id,
         user_id=shipment.user_id,
-        reason=event.reason,
+        reason=reason,
         cancelled_at=now,
     )
 
