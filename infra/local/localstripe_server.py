@@ -26,7 +26,8 @@ tests and demo depend on; the patches below bring it closer to Stripe's document
 * Test controls under ``/_config`` (no API key needed, like localstripe's own):
   ``POST /_config/delays`` (``path`` regex, ``method``, ``seconds``, ``count``) delays the
   response of the next matching requests *after* the server acted, so a client timeout can be
-  provoked after the fact; ``DELETE /_config/delays`` clears them;
+  provoked after the fact, or (with ``status``, 429 or 5xx) answers them with that error
+  without acting; ``DELETE /_config/delays`` clears them;
   ``DELETE /_config/webhooks/{id}`` removes a registered webhook;
   ``DELETE /_config/idempotency?prefix=...`` forgets the idempotency keys starting with
   ``prefix``, as Stripe does 24 hours after their first use.
@@ -807,6 +808,8 @@ class _Delay:
     path: re.Pattern[str]
     seconds: float
     remaining: int
+    status: int = 0
+    """When set (429 or 5xx), the request is answered with it instead, without acting."""
 
 
 class _Delays:
@@ -816,7 +819,7 @@ class _Delays:
     def __init__(self) -> None:
         self.rules: list[_Delay] = []
 
-    def take(self, request: web.Request) -> float:
+    def take(self, request: web.Request) -> _Delay | None:
         for rule in self.rules:
             if (
                 rule.remaining > 0
@@ -824,14 +827,21 @@ class _Delays:
                 and rule.path.fullmatch(request.path)
             ):
                 rule.remaining -= 1
-                return rule.seconds
-        return 0.0
+                return rule
+        return None
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith("/_config/"):
             return await handler(request)
-        delay = self.take(request)
+        rule = self.take(request)
+        if rule is not None and rule.status:
+            kind = "rate_limit_error" if rule.status == 429 else "api_error"
+            return server.json_response(
+                {"error": {"type": kind, "message": "provoked by /_config/delays"}},
+                status=rule.status,
+            )
+        delay = rule.seconds if rule is not None else 0.0
         try:
             response = await handler(request)
         except UserError as exc:
@@ -848,11 +858,14 @@ class _Delays:
                 path=re.compile(str(data["path"])),
                 seconds=float(data.get("seconds", 1.0)),
                 remaining=int(data.get("count", 1)),
+                status=int(data.get("status", 0)),
             )
         except (KeyError, ValueError, re.error) as exc:
             raise UserError(400, f"Bad delay: {exc}") from exc
         if not 0 < rule.seconds <= 120 or rule.remaining < 1:
             raise UserError(400, "Bad delay: seconds in (0, 120], count >= 1")
+        if rule.status and rule.status != 429 and not 500 <= rule.status <= 599:
+            raise UserError(400, "Bad delay: status is 429 or 5xx")
         self.rules.append(rule)
         return server.json_response(
             {

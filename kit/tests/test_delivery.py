@@ -15,7 +15,7 @@ from shopkit.cli import read_parked
 from shopkit.consumer import ConsumerConfig, EventConsumer
 from shopkit.handlers import EventHandlers
 from shopkit.inbox import EventContext, PostgresInbox
-from shopkit.kafka import committed_offsets
+from shopkit.kafka import REPLAY_FOR_HEADER, committed_offsets
 from shopkit.testing import KAFKA_BOOTSTRAP, eventually, fetchval
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _produce(
-    namespace: str, records: list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]]
+    namespace: str,
+    records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes | None]]]],
 ) -> None:
     producer = AIOKafkaProducer(
         bootstrap_servers=KAFKA_BOOTSTRAP, enable_idempotence=True, acks="all"
@@ -250,6 +251,29 @@ async def test_malformed_messages_go_to_the_dlq_with_a_reason_and_never_stop_the
     ]
     errors = " | ".join(m.meta["dlq_error"] for m in parked)
     assert "never_defined" in errors and "ce_id" in errors and "probe_id" in errors
+
+
+async def test_headers_without_a_value_are_parked_not_a_restart_loop(
+    sessionmaker: async_sessionmaker[AsyncSession], namespace: str
+) -> None:
+    """Kafka allows a header without a value. The skip check decoded it, which raised outside
+    any broker error: the consumer restarted and met the same record forever."""
+    good = ProbeHappened(probe_id=new_id(), value=3)
+    key, value, headers = _record(ProbeHappened(probe_id=new_id(), value=4))
+    null_type = [(k, None if k == "ce_type" else v) for k, v in headers]
+    null_replay = [*headers, (REPLAY_FOR_HEADER, None)]
+    await _produce(
+        namespace, [(key, value, null_type), (key, b"{oops", null_replay), _record(good)]
+    )
+    consumer = consumer_for(sessionmaker, namespace)
+    async with running(consumer):
+        await eventually(lambda: _applied_all(sessionmaker, [good]), timeout=30)
+        parked = await eventually(
+            lambda: _at_least(read_parked(KAFKA_BOOTSTRAP, consumer.config.group_id), 1)
+        )
+    # The second, marked as a replay for no group, is skipped like any other group's replay.
+    assert [m.meta["dlq_reason"] for m in parked] == ["missing_header"]
+    assert parked[0].meta["ce_type"] == ""
 
 
 async def _applied_all(

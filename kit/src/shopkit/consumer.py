@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
 from aiokafka.structs import ConsumerRecord as Record
 from contracts.topics import dead_letter_topic
 
@@ -51,6 +51,14 @@ from shopkit.transient import is_transient
 log = logging.getLogger(__name__)
 
 C = TypeVar("C")
+
+DLQ_ERROR_BYTES = 4000
+"""Longest failure description a parked message carries (UTF-8 bytes, not characters)."""
+
+
+def _cut(text: str, limit: int) -> bytes:
+    """`text` as UTF-8 in at most `limit` bytes, never splitting a character."""
+    return text.encode()[:limit].decode(errors="ignore").encode()
 
 
 @dataclass
@@ -276,9 +284,11 @@ class EventConsumer(Generic[C]):
                     continue
                 if self.handlers.handler_for(envelope.type) is not None:
                     handled.append((tp, record, envelope))
-        await self._flush_all(handled)
+        # Parked before the handled ones are applied: a handler's failure commits offsets up to
+        # the failing message, which must not pass an undecodable one not yet parked.
         for _, bad, problem in undecodable:
             await self._dead_letter(bad, problem.reason, str(problem), attempts=0)
+        await self._flush_all(handled)
         for tp, records in batches.items():
             await self._commit(tp, records[-1].offset)
             self._record_lag(tp, records[-1].offset)
@@ -292,11 +302,13 @@ class EventConsumer(Generic[C]):
         Unknown or missing types are still decoded, so they reach the dead-letter topic."""
         group = self.config.group_id
         for name, value in record.headers or ():
+            # Kafka allows a header without a value (None here); such a message is decoded and
+            # parked like any other malformed one.
+            text = value.decode(errors="replace") if value is not None else ""
             if name == "ce_type":
-                ce_type = value.decode(errors="replace")
-                if ce_type in REGISTRY and self.handlers.handler_for(ce_type) is None:
+                if text in REGISTRY and self.handlers.handler_for(text) is None:
                     return True
-            elif name == REPLAY_FOR_HEADER and value.decode(errors="replace") != group:
+            elif name == REPLAY_FOR_HEADER and text != group:
                 return True
         return False
 
@@ -412,9 +424,9 @@ class EventConsumer(Generic[C]):
     async def _dead_letter(self, record: Record, reason: str, error: str, *, attempts: int) -> None:
         """Park a message with why it failed; retried until the broker has it."""
         headers = [
-            *(record.headers or ()),
+            *((name, value if value is not None else b"") for name, value in record.headers or ()),
             ("dlq_reason", reason.encode()),
-            ("dlq_error", error[:4000].encode()),
+            ("dlq_error", _cut(error, DLQ_ERROR_BYTES)),
             ("dlq_group", self.config.group_id.encode()),
             ("dlq_original_topic", record.topic.encode()),
             ("dlq_original_partition", str(record.partition).encode()),
@@ -423,15 +435,24 @@ class EventConsumer(Generic[C]):
             ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
         ]
         assert self._producer is not None
+        value = record.value
+        # A record needs a key or a value; a keyless tombstone is parked under an empty key.
+        key = record.key if record.key is not None or value is not None else b""
         backoff = 0.2
         while True:
             try:
                 await (
-                    await self._producer.send(
-                        self.dlq_topic, value=record.value, key=record.key, headers=headers
-                    )
+                    await self._producer.send(self.dlq_topic, value=value, key=key, headers=headers)
                 )
                 break
+            except MessageSizeTooLargeError:
+                if value is None:
+                    raise
+                # The copy outgrew what the broker takes (the original was near the limit):
+                # parked without its value, which stays readable at its original offset.
+                log.error("parked message too large, parking it without its value")
+                headers.append(("dlq_value_omitted", str(len(value)).encode()))
+                value, key = None, key if key is not None else b""
             except KafkaError as exc:
                 log.warning("dead-letter publish failed, retrying", extra={"error": repr(exc)})
                 if await sleep_or_stop(self._stop, backoff):

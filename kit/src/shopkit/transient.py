@@ -19,6 +19,9 @@ _TRANSIENT_NAMES = frozenset(
         # SQLAlchemy wrappers of the same
         "OperationalError",
         "DisconnectionError",
+        # SQLAlchemy's pool found no free connection in time (not the builtin TimeoutError):
+        # the pool is saturated, the event is fine
+        "TimeoutError",
         # PyMongo, redis-py, aiokafka, httpx
         "AutoReconnect",
         "ConnectionFailure",
@@ -32,6 +35,11 @@ _TRANSIENT_NAMES = frozenset(
 )
 
 
+class Unavailable(Exception):  # noqa: N818 - reads as the condition it is
+    """Base of a service's own "the dependency is away, try again later" errors (a payment
+    provider answering 429 or 5xx): retried like any outage, never parked."""
+
+
 def is_transient(exc: BaseException) -> bool:
     """True when the failure is the infrastructure's (worth retrying), judged on the whole
     exception chain: connection errors, timeouts, deadlocks and serialization failures."""
@@ -39,7 +47,7 @@ def is_transient(exc: BaseException) -> bool:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, (OSError, TimeoutError, asyncio.TimeoutError)):
+        if isinstance(current, (OSError, TimeoutError, asyncio.TimeoutError, Unavailable)):
             return True
         if getattr(current, "connection_invalidated", False):
             return True

@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from payments_service.app import build_app
 from payments_service.config import PaymentsSettings
 from payments_service.runtime import Payments
@@ -87,6 +88,7 @@ class Stack:
     def __init__(
         self,
         *,
+        app: FastAPI,
         client: httpx.AsyncClient,
         payments: Payments,
         settings: PaymentsSettings,
@@ -98,6 +100,7 @@ class Stack:
         webhook_id: str,
         webhook_url: str,
     ) -> None:
+        self.app = app
         self.client = client
         self.payments = payments
         self.settings = settings
@@ -169,6 +172,7 @@ async def stack(localstripe: str) -> AsyncIterator[Stack]:
             await stripe.register_webhook(webhook_id, webhook_url)
             try:
                 yield Stack(
+                    app=app,
                     client=client,
                     payments=app.state.payments,
                     settings=settings,

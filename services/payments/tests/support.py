@@ -305,6 +305,20 @@ class Stripe:
         )
         response.raise_for_status()
 
+    async def refuse(self, path: str, status: int, *, method: str = "POST", count: int = 1) -> None:
+        """Answer the next `count` matching requests with `status` (429 or 5xx), not acting."""
+        response = await self.http.post(
+            "/_config/delays",
+            data={
+                "path": path,
+                "seconds": "0.01",
+                "method": method,
+                "count": str(count),
+                "status": str(status),
+            },
+        )
+        response.raise_for_status()
+
     async def forget_keys(self, prefix: str) -> None:
         """Forget idempotency keys starting with `prefix`, as Stripe does after 24 hours."""
         (

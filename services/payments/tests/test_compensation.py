@@ -58,6 +58,30 @@ async def test_dispatch_captures_the_authorized_amount_once(stack: Stack) -> Non
     assert len(stack.events.of(placed.order_id, PaymentCaptured)) == 1
 
 
+async def test_a_provider_outage_at_capture_is_retried_until_the_payment_is_captured(
+    stack: Stack,
+) -> None:
+    """Stripe answering 429 and then 500 for longer than the consumer's attempts: the dispatch
+    used to be parked after about two seconds, and the parcel travelled with the payment never
+    captured. An outage of the provider is retried like one of the database."""
+    placed, authorized = await authorized_order(stack, total=23_456)
+    capture = r"/v1/payment_intents/[^/]+/capture"
+    half = stack.settings.consumer_max_attempts // 2 + 1
+    await stack.stripe.refuse(capture, 429, count=half)
+    await stack.stripe.refuse(capture, 503, count=half)
+    try:
+        await stack.bus.publish(shipment_dispatched(placed))
+
+        captured = await stack.events.wait_for(placed.order_id, PaymentCaptured, timeout=90)
+    finally:
+        await stack.stripe.clear_delays()
+
+    assert captured.amount == 23_456
+    intent = await stack.stripe.intent(authorized.provider_payment_id)
+    assert intent["status"] == "succeeded"
+    assert sum(consumer.dead_lettered for consumer in stack.app.state.consumers) == 0
+
+
 async def test_cancelling_an_authorized_order_voids_only_its_own_payment(stack: Stack) -> None:
     user_id = new_id()
     kept, kept_auth = await authorized_order(stack, user_id=user_id)

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
+from shopkit.transient import Unavailable
 
 
 class AuthorizeRequest(BaseModel):
@@ -93,9 +94,10 @@ class ProviderError(Exception):
     """The provider did not do what was asked."""
 
 
-class ProviderUnavailable(ProviderError):  # noqa: N818 - reads as the condition it is
+class ProviderUnavailable(ProviderError, Unavailable):  # noqa: N818 - reads as the condition
     """Timeout, connection failure, rate limit or a 5xx: the outcome is unknown, retry later
-    with the same idempotency key."""
+    with the same idempotency key. An event whose handling meets it is retried until the
+    provider is back, never parked (a capture parked after two seconds of 429s was never made)."""
 
 
 class PaymentDeclined(ProviderError):  # noqa: N818
