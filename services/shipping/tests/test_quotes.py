@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from contracts.events.catalog import ProductDeactivated, ProductUpdated
+from shipping_service import rates
+from shipping_service.schemas import MAX_LINE_QUANTITY, MAX_QUOTE_ITEMS
 from shopkit.quotes import InvalidQuoteError, verify_quote
 from shopkit.testing import eventually, publish
 
@@ -158,6 +161,114 @@ async def test_malformed_quote_requests_are_422(shipping: Running, body: dict[st
     response = await shipping.client.post("/api/shipping/quotes", json=body)
     assert response.status_code == 422
     assert response.headers["content-type"] == PROBLEM
+
+
+def _assert_problem(response: Any, slug: str) -> Any:
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["type"].endswith(f"/{slug}")
+    assert body["status"] == 422
+    return body
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [{"sku": "A", "quantity": MAX_LINE_QUANTITY + 1}],
+        [{"sku": "A", "quantity": 10_000}],
+        [{"sku": f"S-{i}", "quantity": 1} for i in range(MAX_QUOTE_ITEMS + 1)],
+    ],
+    ids=["line-above-cart-limit", "old-limit", "more-lines-than-a-cart"],
+)
+async def test_items_no_cart_could_hold_are_a_422_validation_problem(
+    shipping: Running, items: list[dict[str, Any]]
+) -> None:
+    response = await shipping.client.post(
+        "/api/shipping/quotes", json={"destination_cep": "01310100", "items": items}
+    )
+    body = _assert_problem(response, "validation-error")
+    assert body["errors"][0]["loc"][:2] == ["body", "items"]
+
+
+async def test_get_form_refuses_what_a_cart_could_not_hold(shipping: Running) -> None:
+    for items in (
+        [f"A:{MAX_LINE_QUANTITY + 1}"],
+        ["A:10000"],
+        [f"S-{i}" for i in range(MAX_QUOTE_ITEMS + 1)],
+    ):
+        response = await shipping.client.get(
+            "/api/shipping/quotes", params={"destination_cep": "01310100", "items": items}
+        )
+        _assert_problem(response, "validation-error")
+
+
+async def test_a_sku_given_twice_is_a_422_problem(shipping: Running) -> None:
+    item, other = factories.product(weight_grams=300), factories.product(weight_grams=300)
+    await publish(shipping.settings.kafka_namespace, item, other)
+    await _projected(shipping, item.sku, 300)
+    await _projected(shipping, other.sku, 300)
+
+    posted = await _quote(shipping, "01310100", [(item.sku, 1), (other.sku, 2), (item.sku, 3)])
+    body = _assert_problem(posted, "duplicate-sku")
+    assert body["skus"] == [item.sku]
+    assert item.sku in body["detail"]
+
+    got = await shipping.client.get(
+        "/api/shipping/quotes",
+        params={"destination_cep": "01310100", "items": [f"{other.sku}:1", f"{other.sku}:1"]},
+    )
+    assert _assert_problem(got, "duplicate-sku")["skus"] == [other.sku]
+
+
+async def test_the_heaviest_allowed_quote_is_priced_and_one_gram_more_is_refused(
+    shipping: Running,
+) -> None:
+    # 50 units of this product fill exactly MAX_PARCELS full parcels.
+    heavy = factories.product(weight_grams=rates.MAX_WEIGHT_GRAMS // MAX_LINE_QUANTITY)
+    gram = factories.product(weight_grams=1)
+    await publish(shipping.settings.kafka_namespace, heavy, gram)
+    await _projected(shipping, heavy.sku, rates.MAX_WEIGHT_GRAMS // MAX_LINE_QUANTITY)
+    await _projected(shipping, gram.sku, 1)
+
+    response = await _quote(shipping, "20040-002", [(heavy.sku, MAX_LINE_QUANTITY)])
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["weight_grams"] == rates.MAX_WEIGHT_GRAMS == 29_800_000
+    # Zone 2 (SP to RJ): 1000 parcels of 30 kg at the heaviest band's price, plus 35 %.
+    assert {o["service"]: o["price"] for o in body["options"]} == {
+        "PAC": 1000 * 10990 * 135 // 100,
+        "SEDEX": 1000 * 17990 * 135 // 100,
+        "EXPRESS": 1000 * 19990 * 135 // 100,
+    }
+    secret = shipping.settings.quote_signing_secret.get_secret_value()
+    assert verify_quote(body["options"][0]["quote_id"], secret).covers(
+        [(heavy.sku, MAX_LINE_QUANTITY)]
+    )
+
+    too_heavy = await _quote(shipping, "20040-002", [(heavy.sku, MAX_LINE_QUANTITY), (gram.sku, 1)])
+    refused = _assert_problem(too_heavy, "quote-too-heavy")
+    assert refused["weight_grams"] == rates.MAX_WEIGHT_GRAMS + 1
+    assert refused["max_weight_grams"] == rates.MAX_WEIGHT_GRAMS
+
+
+def test_openapi_declares_the_limits_that_are_enforced(shipping: Running) -> None:
+    document = shipping.app.openapi()
+    schemas = document["components"]["schemas"]
+    assert schemas["QuoteItem"]["properties"]["quantity"]["maximum"] == MAX_LINE_QUANTITY
+    assert schemas["QuoteRequest"]["properties"]["items"]["maxItems"] == MAX_QUOTE_ITEMS
+    path = document["paths"]["/api/shipping/quotes"]
+    (items,) = [p for p in path["get"]["parameters"] if p["name"] == "items"]
+    assert items["schema"]["maxItems"] == MAX_QUOTE_ITEMS
+    pattern = re.compile(items["schema"]["items"]["pattern"])
+    for quantity in range(MAX_LINE_QUANTITY + 2):
+        admitted = pattern.fullmatch(f"SKU-1:{quantity}") is not None
+        assert admitted == (1 <= quantity <= MAX_LINE_QUANTITY), quantity
+    for method in ("post", "get"):
+        described = path[method]["responses"]["422"]["description"]
+        assert all(slug in described for slug in ("duplicate-sku", "quote-too-heavy")), method
+        assert PROBLEM in path[method]["responses"]["422"]["content"]
 
 
 async def test_cep_lookup_works_offline(shipping: Running) -> None:

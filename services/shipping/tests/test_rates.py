@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from shipping_service import rates
+from shipping_service.rates import Rate
 from shipping_service.service.shipments import new_tracking_number, s10_check_digit
 from shopkit import cep
 
@@ -59,12 +60,79 @@ def test_zones_and_services() -> None:
 def test_heavier_costs_more_and_splits_into_parcels() -> None:
     light = rates.rates_for(origin_cep="01310100", destination_cep="20040002", weight_grams=100)
     heavy = rates.rates_for(origin_cep="01310100", destination_cep="20040002", weight_grams=45_000)
-    assert len(rates.parcels_for(45_000)) == 2
-    assert sum(rates.parcels_for(45_000)) == 45_000 + 2 * rates.PACKAGING_GRAMS
-    assert all(p <= rates.MAX_PARCEL_GRAMS for p in rates.parcels_for(45_000))
+    parcels = rates.parcels_for(45_000)
+    assert parcels.count == 2
+    assert parcels.total_grams == 45_000 + 2 * rates.PACKAGING_GRAMS
+    assert parcels == rates.Parcels(full=1, last_grams=45_000 - 29_800 + rates.PACKAGING_GRAMS)
     light_prices = {r.service: r.price for r in light}
     for rate in heavy:
         assert rate.price > light_prices[rate.service]
+
+
+def _reference_parcels(weight_grams: int) -> list[int]:
+    """`parcels_for` as it was before it became arithmetic: one loop turn per parcel."""
+    if weight_grams <= 0:
+        return [rates.PACKAGING_GRAMS]
+    parcels: list[int] = []
+    remaining = weight_grams
+    while remaining > 0:
+        content = min(remaining, rates.MAX_PARCEL_GRAMS - rates.PACKAGING_GRAMS)
+        parcels.append(content + rates.PACKAGING_GRAMS)
+        remaining -= content
+    return parcels
+
+
+def _reference_band_price(rate: rates.ServiceRate, parcel_grams: int) -> int:
+    for limit, price in zip(rates.WEIGHT_BANDS, rate.band_prices, strict=True):
+        if parcel_grams <= limit:
+            return price
+    raise ValueError(f"parcel of {parcel_grams} g above the heaviest band")
+
+
+def _reference_prices(origin_cep: str, destination_cep: str, weight_grams: int) -> list[Rate]:
+    """`rates_for` as it was, pricing every parcel of the list one by one."""
+    zone = rates.zone_between(origin_cep, destination_cep)
+    parcels = _reference_parcels(weight_grams)
+    found = []
+    for rate in rates.SERVICES:
+        if zone not in rate.zones:
+            continue
+        base = sum(_reference_band_price(rate, parcel) for parcel in parcels)
+        price = (base * rates.ZONE_PERCENT[zone - 1] + 50) // 100
+        found.append(Rate(rate.carrier, rate.service, price, rate.days_by_zone[zone - 1]))
+    return sorted(found, key=lambda r: (r.price, r.estimated_days, r.carrier, r.service))
+
+
+def _boundary_weights() -> list[int]:
+    """Around every band limit, as the last parcel after 0 to 3 full ones, and around whole
+    parcels up to the largest weight a quote admits."""
+    content = rates.MAX_PARCEL_CONTENT_GRAMS
+    weights = {-1, 0, 1, 2, 50, 99, 100, 101}
+    for full in range(4):
+        for limit in rates.WEIGHT_BANDS:
+            for delta in (-1, 0, 1):
+                weights.add(full * content + limit - rates.PACKAGING_GRAMS + delta)
+    for full in (1, 2, 3, 10, 33, 100, 501, rates.MAX_PARCELS - 1, rates.MAX_PARCELS):
+        weights.update(full * content + delta for delta in (-1, 0, 1, 12_345))
+    weights.update(range(0, 5 * content, 997))  # a sweep that lands on no boundary in particular
+    return sorted(weights)
+
+
+@pytest.mark.parametrize(
+    "destination", ["01310100", "20040002", "80010000", "69010000"], ids=["z1", "z2", "z3", "z4"]
+)
+def test_arithmetic_parcels_price_exactly_as_one_parcel_at_a_time(destination: str) -> None:
+    for weight in _boundary_weights():
+        parcels = rates.parcels_for(weight)
+        expanded = [rates.MAX_PARCEL_GRAMS] * parcels.full + (
+            [parcels.last_grams] if parcels.last_grams else []
+        )
+        assert expanded == _reference_parcels(weight), weight
+        assert parcels.count == len(expanded)
+        assert parcels.total_grams == sum(expanded)
+        assert rates.rates_for(
+            origin_cep="01310100", destination_cep=destination, weight_grams=weight
+        ) == _reference_prices("01310100", destination, weight), weight
 
 
 def test_correios_tracking_numbers_carry_a_valid_check_digit() -> None:

@@ -1,8 +1,10 @@
 """Domain errors of the shipping service, each one problem+json status and slug.
 
-As everywhere on the platform: 422 only for what the request schema already refuses, 404 when
+As everywhere on the platform: 422 for what the request schema already refuses, 404 when
 something named does not exist (a sku, a shipment, a carrier), 401 for a webhook whose
-signature (its declared security scheme) proves nothing.
+signature (its declared security scheme) proves nothing. Two 422s go past what JSON Schema can
+say, and are declared on the quote routes and in the items' description instead: a sku given
+twice, and items too heavy for parcels; no checkout could use such a quote.
 """
 
 from __future__ import annotations
@@ -33,6 +35,16 @@ class UnknownSkuError(NotFoundError):
 class InvalidQuoteItemsError(UnprocessableError):
     slug = "invalid-quote-items"
     title = "Invalid quote items"
+
+
+class DuplicateSkuError(UnprocessableError):
+    slug = "duplicate-sku"
+    title = "Sku given more than once"
+
+
+class QuoteTooHeavyError(UnprocessableError):
+    slug = "quote-too-heavy"
+    title = "Too heavy to ship as parcels"
 
 
 class ShipmentNotFoundError(NotFoundError):

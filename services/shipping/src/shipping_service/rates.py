@@ -16,6 +16,22 @@ PACKAGING_GRAMS = 200
 MAX_PARCEL_GRAMS = 30_000
 """Heavier orders ship as several parcels, each priced on its own."""
 
+MAX_PARCEL_CONTENT_GRAMS = MAX_PARCEL_GRAMS - PACKAGING_GRAMS
+"""Goods one parcel carries once its packaging is counted."""
+
+MAX_PARCELS = 1_000
+"""Most parcels one quote prices: 29.8 t of goods, a full truckload.
+
+Past that an order is freight (a truck of its own), which these parcel tables do not price; a
+quote for it could only mislead. It is about twice the heaviest cart of the seeded catalog (50
+lines of 50 units of its heaviest products: 14.9 t, 502 parcels), and keeps any weight a quote
+admits far inside the 32-bit column a shipment stores it in (the cart's own limits with the
+catalog's heaviest allowed product, 1 t, reach 2.5e9 g: past that column's range).
+"""
+
+MAX_WEIGHT_GRAMS = MAX_PARCELS * MAX_PARCEL_CONTENT_GRAMS
+"""Heaviest contents (packaging excluded) a quote is given for."""
+
 WEIGHT_BANDS = (300, 1_000, 2_000, 5_000, 10_000, 20_000, 30_000)
 """Upper bound (grams, inclusive) of each band the tables price."""
 
@@ -77,17 +93,32 @@ def zone_between(origin_cep: str, destination_cep: str) -> int:
     return 3
 
 
-def parcels_for(weight_grams: int) -> list[int]:
-    """Split a shipment into parcels of at most `MAX_PARCEL_GRAMS` (packaging included)."""
+@dataclass(frozen=True, slots=True)
+class Parcels:
+    """A shipment split into parcels: `full` of `MAX_PARCEL_GRAMS` each, then one lighter parcel
+    of `last_grams` (0 when the contents fill the full ones exactly). Packaging included."""
+
+    full: int
+    last_grams: int
+
+    @property
+    def count(self) -> int:
+        return self.full + (1 if self.last_grams else 0)
+
+    @property
+    def total_grams(self) -> int:
+        return self.full * MAX_PARCEL_GRAMS + self.last_grams
+
+
+def parcels_for(weight_grams: int) -> Parcels:
+    """Split a shipment into parcels of at most `MAX_PARCEL_GRAMS` (packaging included).
+
+    Arithmetic rather than a loop per parcel, so the cost does not grow with the weight.
+    """
     if weight_grams <= 0:
-        return [PACKAGING_GRAMS]
-    parcels: list[int] = []
-    remaining = weight_grams
-    while remaining > 0:
-        content = min(remaining, MAX_PARCEL_GRAMS - PACKAGING_GRAMS)
-        parcels.append(content + PACKAGING_GRAMS)
-        remaining -= content
-    return parcels
+        return Parcels(full=0, last_grams=PACKAGING_GRAMS)
+    full, rest = divmod(weight_grams, MAX_PARCEL_CONTENT_GRAMS)
+    return Parcels(full=full, last_grams=rest + PACKAGING_GRAMS if rest else 0)
 
 
 def _band_price(rate: ServiceRate, parcel_grams: int) -> int:
@@ -105,7 +136,9 @@ def rates_for(*, origin_cep: str, destination_cep: str, weight_grams: int) -> li
     for rate in SERVICES:
         if zone not in rate.zones:
             continue
-        base = sum(_band_price(rate, parcel) for parcel in parcels)
+        base = parcels.full * _band_price(rate, MAX_PARCEL_GRAMS)
+        if parcels.last_grams:
+            base += _band_price(rate, parcels.last_grams)
         # Integer centavos all the way: round half up on the zone surcharge.
         price = (base * ZONE_PERCENT[zone - 1] + 50) // 100
         rates.append(Rate(rate.carrier, rate.service, price, rate.days_by_zone[zone - 1]))

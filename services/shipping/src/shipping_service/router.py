@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import httpx
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -15,14 +15,18 @@ from shopkit.security import CurrentUser
 from shipping_service.config import ShippingSettings
 from shipping_service.errors import (
     CepNotFoundError,
+    DuplicateSkuError,
     InvalidWebhookPayloadError,
     InvalidWebhookSignatureError,
+    QuoteTooHeavyError,
     ShipmentNotFoundError,
     UnknownCarrierError,
     UnknownSkuError,
 )
 from shipping_service.rates import CARRIERS
 from shipping_service.schemas import (
+    MAX_LINE_QUANTITY,
+    MAX_QUOTE_ITEMS,
     CepPublic,
     QuoteItem,
     QuoteRequest,
@@ -39,8 +43,23 @@ from shipping_service.webhooks import SIGNATURE_HEADER
 router = APIRouter(prefix="/api/shipping", tags=["shipping"])
 
 Uuid = Uuid7
-QUOTE_ITEM_PATTERN = f"^{SKU_PATTERN[1:-1]}(?::(?:[1-9][0-9]{{0,3}}|10000))?$"
-"""`SKU:QUANTITY` (quantity 1 to 10000, 1 when left out)."""
+QUOTE_ITEM_PATTERN = f"^{SKU_PATTERN[1:-1]}(?::(?:[1-9]|[1-4][0-9]|50))?$"
+"""`SKU:QUANTITY` (quantity 1 to `MAX_LINE_QUANTITY`, 1 when left out)."""
+QUOTE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **responses(UnknownSkuError),
+    # One entry per status: every 422 a quote may answer, request validation included.
+    422: {
+        **DuplicateSkuError.response_doc(),
+        "description": "; ".join(
+            f"{title} (`{slug}`)"
+            for title, slug in (
+                ("Request validation failed", "validation-error"),
+                (DuplicateSkuError.title, DuplicateSkuError.slug),
+                (QuoteTooHeavyError.title, QuoteTooHeavyError.slug),
+            )
+        ),
+    },
+}
 CARRIER_PATTERN = "^(?:" + "|".join(sorted(CARRIERS)) + ")$"
 TrackingNumber = Annotated[str, Path(pattern=r"^[A-Za-z0-9]{1,40}$")]
 LabelFormat = Literal["pdf", "zpl"]
@@ -59,7 +78,7 @@ def _settings(request: Request) -> ShippingSettings:
     return settings
 
 
-@router.post("/quotes", response_model=QuoteResponse, responses=responses(UnknownSkuError))
+@router.post("/quotes", response_model=QuoteResponse, responses=QUOTE_RESPONSES)
 async def create_quotes(
     body: QuoteRequest, session: ReadSessionDep, request: Request
 ) -> QuoteResponse:
@@ -72,23 +91,23 @@ async def create_quotes(
     )
 
 
-@router.get(
-    "/quotes",
-    response_model=QuoteResponse,
-    responses=responses(UnknownSkuError),
-)
+@router.get("/quotes", response_model=QuoteResponse, responses=QUOTE_RESPONSES)
 async def get_quotes(
     session: ReadSessionDep,
     request: Request,
     destination_cep: Annotated[Cep, Query()],
     items: Annotated[
         list[Annotated[str, StringConstraints(pattern=QUOTE_ITEM_PATTERN)]],
-        Query(min_length=1, max_length=100, description="SKU:QUANTITY, repeated"),
+        Query(
+            min_length=1,
+            max_length=MAX_QUOTE_ITEMS,
+            description=f"SKU:QUANTITY (at most {MAX_LINE_QUANTITY}), repeated; each sku once",
+        ),
         WithJsonSchema(
             {
                 "type": "array",
                 "minItems": 1,
-                "maxItems": 100,
+                "maxItems": MAX_QUOTE_ITEMS,
                 "items": {"type": "string", "pattern": QUOTE_ITEM_PATTERN},
             }
         ),

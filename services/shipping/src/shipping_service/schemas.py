@@ -12,11 +12,20 @@ ShipmentStatus = Literal[
 ]
 
 
+# A quote is only ever used to check out a cart, and it covers exactly the lines it was signed
+# for: these are the orders service's cart limits (its `max_line_quantity` and `max_cart_lines`
+# defaults), repeated rather than imported. Raise them together.
+MAX_LINE_QUANTITY = 50
+"""Most units of one sku a cart line, and so a quote item, holds."""
+MAX_QUOTE_ITEMS = 50
+"""Most lines (different skus) a cart, and so a quote, holds."""
+
+
 class QuoteItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sku: Sku
-    quantity: Annotated[int, Field(gt=0, le=10_000), JsonInteger]
+    quantity: Annotated[int, Field(gt=0, le=MAX_LINE_QUANTITY), JsonInteger]
 
 
 class QuoteRequest(BaseModel):
@@ -24,8 +33,13 @@ class QuoteRequest(BaseModel):
 
     destination_cep: Cep
     """A CEP the Correios allocate (`01310-100` or `01310100`)."""
-    items: list[QuoteItem] = Field(min_length=1, max_length=100)
-    """Skus the catalog does not sell are a 404."""
+    items: list[QuoteItem] = Field(
+        min_length=1,
+        max_length=MAX_QUOTE_ITEMS,
+        description="One item per sku, as a cart holds them: a sku given twice is a 422 "
+        "`duplicate-sku`. Skus the catalog does not sell are a 404; items heavier in total "
+        "than parcels can carry are a 422 `quote-too-heavy`.",
+    )
 
 
 class QuoteOption(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -14,8 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipping_service import rates, repository
 from shipping_service.config import ShippingSettings
-from shipping_service.errors import InvalidCepError, InvalidQuoteItemsError, UnknownSkuError
-from shipping_service.schemas import QuoteItem, QuoteOption, QuoteResponse
+from shipping_service.errors import (
+    DuplicateSkuError,
+    InvalidCepError,
+    InvalidQuoteItemsError,
+    QuoteTooHeavyError,
+    UnknownSkuError,
+)
+from shipping_service.schemas import MAX_QUOTE_ITEMS, QuoteItem, QuoteOption, QuoteResponse
 
 
 def normalize(value: str) -> str:
@@ -35,6 +42,7 @@ async def quote(
 ) -> QuoteResponse:
     """Every service that delivers `items` to the CEP, each as a signed, expiring quote."""
     destination = normalize(destination_cep)
+    _refuse_duplicates(items)
     products = await repository.products_by_sku(session, [item.sku for item in items])
     unknown = sorted(
         {i.sku for i in items if i.sku not in products or not products[i.sku].is_active}
@@ -44,6 +52,13 @@ async def quote(
             f"cannot ship unknown or inactive sku(s): {', '.join(unknown)}", skus=unknown
         )
     weight = sum(products[item.sku].weight_grams * item.quantity for item in items)
+    if weight > rates.MAX_WEIGHT_GRAMS:
+        raise QuoteTooHeavyError(
+            f"{weight} g is more than {rates.MAX_PARCELS} parcels carry "
+            f"({rates.MAX_WEIGHT_GRAMS} g); split the order",
+            weight_grams=weight,
+            max_weight_grams=rates.MAX_WEIGHT_GRAMS,
+        )
     # Whole seconds: the expiry is inside the signature and must survive a JSON round trip.
     issued = (now or datetime.now(UTC)).replace(microsecond=0)
     expires_at = issued + timedelta(seconds=settings.quote_ttl_seconds)
@@ -77,10 +92,25 @@ async def quote(
     return QuoteResponse(destination_cep=destination, weight_grams=weight, options=options)
 
 
+def _refuse_duplicates(items: Sequence[QuoteItem]) -> None:
+    """A quote covers exactly the lines it is signed for, and a cart holds one line per sku.
+
+    Refused rather than merged: merging would sign items the caller did not send.
+    """
+    counts = Counter(item.sku for item in items)
+    repeated = sorted(sku for sku, count in counts.items() if count > 1)
+    if repeated:
+        raise DuplicateSkuError(
+            f"give each sku once, with its total quantity: {', '.join(repeated)}", skus=repeated
+        )
+
+
 def parse_item_params(values: Sequence[str]) -> list[QuoteItem]:
     """Items of the GET form: `items=SKU:QUANTITY` repeated (quantity defaults to 1)."""
-    if not 1 <= len(values) <= 100:
-        raise InvalidQuoteItemsError("give between 1 and 100 items as items=SKU:QUANTITY")
+    if not 1 <= len(values) <= MAX_QUOTE_ITEMS:
+        raise InvalidQuoteItemsError(
+            f"give between 1 and {MAX_QUOTE_ITEMS} items as items=SKU:QUANTITY"
+        )
     items = []
     for value in values:
         sku, _, quantity = value.partition(":")
