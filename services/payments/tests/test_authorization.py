@@ -3,6 +3,9 @@ card's outcome, end to end through Kafka and localstripe."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from contracts.events.payments import (
     PaymentActionRequired,
@@ -10,6 +13,9 @@ from contracts.events.payments import (
     PaymentFailed,
     PaymentVoided,
 )
+from payments_service.provider import Intent
+from shopkit.testing import eventually
+from sqlalchemy import text
 
 from .conftest import Stack
 from .support import (
@@ -20,7 +26,9 @@ from .support import (
     VISA,
     order_cancelled,
     order_placed,
+    sign,
     stock_reserved,
+    stripe_event,
 )
 
 
@@ -106,6 +114,46 @@ async def test_3ds_failed_challenge_fails_the_payment(stack: Stack) -> None:
     assert failed.reason == "declined"
     assert failed.decline_code == "payment_intent_authentication_failure"
     assert stack.events.of(placed.order_id, PaymentAuthorized) == []
+    # The browser keeps the client secret and could confirm the intent again ("try another
+    # card") into a hold nobody would release: the order is over, so the intent is closed.
+    intent = await stack.stripe.intent(action.provider_payment_id)
+    assert intent["status"] == "canceled"
+
+
+async def test_a_failed_payment_authorized_after_all_is_released(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A declined attempt whose intent later reports an authorization (confirmed again by the
+    customer): the notice used to be stored as "no news" and the hold stayed on the card."""
+    placed = order_placed(payment_method_id=await stack.stripe.card(DECLINED))
+    await stack.bus.publish(placed, stock_reserved(placed.order_id))
+    failed = await stack.events.wait_for(placed.order_id, PaymentFailed)
+    intent_id = failed.provider_payment_id
+    provider = stack.payments.provider
+    retrieve = provider.retrieve
+
+    async def authorized_again(intent: str) -> Intent:
+        found = await retrieve(intent)
+        if intent != intent_id or found.status != "requires_payment_method":
+            return found
+        return replace(found, status="requires_capture", amount_capturable=found.amount)
+
+    monkeypatch.setattr(provider, "retrieve", authorized_again)
+    payload = stripe_event(
+        "payment_intent.amount_capturable_updated", {"object": "payment_intent", "id": intent_id}
+    )
+    response = await stack.client.post(
+        "/api/payments/webhooks/stripe",
+        content=payload,
+        headers={"Stripe-Signature": sign(payload)},
+    )
+    assert response.status_code == 200, response.text
+
+    async def released() -> bool:
+        return bool((await stack.stripe.intent(intent_id))["status"] == "canceled")
+
+    await eventually(released, timeout=20)
+    assert stack.events.of(placed.order_id, PaymentAuthorized) == []
 
 
 async def test_3ds_abandoned_until_the_reservation_expires_is_voided(stack: Stack) -> None:
@@ -121,3 +169,26 @@ async def test_3ds_abandoned_until_the_reservation_expires_is_voided(stack: Stac
     intent = await stack.stripe.intent(action.provider_payment_id)
     assert intent["status"] == "canceled"
     assert intent["cancellation_reason"] == "abandoned"
+
+
+async def test_a_reservation_that_expired_before_payments_saw_it_is_not_authorized(
+    stack: Stack,
+) -> None:
+    """Payments lagging past the reservation's life authorized anyway: a hold on the card for
+    an order inventory was already cancelling, confirmed meanwhile on stock it had lost."""
+    placed = order_placed()
+    reserved = stock_reserved(placed.order_id).model_copy(
+        update={"expires_at": datetime.now(UTC) - timedelta(seconds=1)}
+    )
+    [_, envelope] = await stack.bus.publish(placed, reserved)
+
+    async def handled() -> bool:
+        async with stack.payments.sessionmaker() as session:
+            found = await session.scalar(
+                text("SELECT count(*) FROM inbox WHERE event_id = :id"), {"id": envelope.id}
+            )
+        return bool(found)
+
+    await eventually(handled, timeout=20)
+    assert await stack.stripe.intents_of(placed.order_id) == []
+    assert stack.events.of(placed.order_id) == []

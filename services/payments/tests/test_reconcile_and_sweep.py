@@ -7,7 +7,13 @@ import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 
-from contracts.events.payments import PaymentActionRequired, PaymentAuthorized, PaymentCaptured
+from contracts.events.payments import (
+    PaymentActionRequired,
+    PaymentAuthorized,
+    PaymentCaptured,
+    PaymentFailed,
+    PaymentVoided,
+)
 from payments_service.cli import app as cli
 from payments_service.models import (
     AttemptStatus,
@@ -121,8 +127,11 @@ async def test_sweeper_completes_3ds_whose_webhook_was_lost(stack: Stack) -> Non
     assert authorized.payment_id == action.payment_id
 
 
-async def test_sweeper_resends_a_recorded_call_whose_sender_died(stack: Stack) -> None:
-    # A crash right after the attempt and its request were committed, before the call went out.
+async def _unsent_attempt(
+    stack: Stack, *, cancelled: bool = False
+) -> tuple[str, str, AuthorizeRequest]:
+    """An attempt and its request committed, the call never sent (its sender crashed):
+    (order id, payment id, the request)."""
     order_id, payment_id, user_id = new_id(), new_id(), new_id()
     key = f"order:{order_id}:attempt:1:authorize"
     request = AuthorizeRequest(
@@ -146,6 +155,8 @@ async def test_sweeper_resends_a_recorded_call_whose_sender_died(stack: Stack) -
                 payment_method_id="pm_card_visa",
                 placed_at=datetime.now(UTC),
                 reservation_id=new_id(),
+                cancelled_at=datetime.now(UTC) if cancelled else None,
+                cancel_reason="customer_request" if cancelled else None,
             )
         )
         session.add(
@@ -175,6 +186,12 @@ async def test_sweeper_resends_a_recorded_call_whose_sender_died(stack: Stack) -
             payment_id=payment_id,
             request=request.model_dump(mode="json"),
         )
+    return order_id, payment_id, request
+
+
+async def test_sweeper_resends_a_recorded_call_whose_sender_died(stack: Stack) -> None:
+    # A crash right after the attempt and its request were committed, before the call went out.
+    order_id, payment_id, _ = await _unsent_attempt(stack)
 
     await sweep_once(eager(stack.payments))
 
@@ -183,6 +200,38 @@ async def test_sweeper_resends_a_recorded_call_whose_sender_died(stack: Stack) -
     assert len(await stack.stripe.intents_of(order_id)) == 1
     await sweep_once(eager(stack.payments))  # nothing left to do: no second intent
     assert len(await stack.stripe.intents_of(order_id)) == 1
+
+
+async def test_an_unsent_authorization_of_a_cancelled_order_is_never_sent(stack: Stack) -> None:
+    """The order was cancelled while the request waited for its sender: sending it then put a
+    hold on the card (voided at once) for an order that was already over."""
+    order_id, payment_id, _ = await _unsent_attempt(stack, cancelled=True)
+
+    await sweep_once(eager(stack.payments))
+
+    assert await stack.stripe.intents_of(order_id) == []
+    failed = await stack.events.wait_for(order_id, PaymentFailed)
+    assert failed.payment_id == payment_id
+    async with stack.payments.sessionmaker() as session:
+        attempt = await session.get(PaymentAttempt, payment_id)
+        assert attempt is not None and attempt.status == AttemptStatus.FAILED
+
+
+async def test_a_cancelled_orders_request_that_did_reach_the_provider_is_released(
+    stack: Stack,
+) -> None:
+    """The request had acted before its sender died: the intent it made is found by its
+    payment id and voided, not left holding the card."""
+    order_id, payment_id, request = await _unsent_attempt(stack, cancelled=True)
+    made = await stack.payments.provider.authorize(request, idempotency_key=f"made-{payment_id}")
+    assert made.status == "requires_capture"
+
+    await sweep_once(eager(stack.payments))
+
+    assert (await stack.stripe.intent(made.id))["status"] == "canceled"
+    assert len(await stack.stripe.intents_of(order_id)) == 1
+    voided = await stack.events.wait_for(order_id, PaymentVoided)
+    assert voided.payment_id == payment_id
 
 
 def eager(payments: Payments) -> Payments:

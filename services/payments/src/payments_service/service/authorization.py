@@ -43,6 +43,15 @@ async def authorize(work: Work, order: PaymentOrder) -> None:
     """
     if not order.is_placed or order.reservation_id is None or order.is_cancelled:
         return
+    expires_at = order.reservation_expires_at
+    if expires_at is not None and expires_at <= utc_now():
+        # Payments caught up after the hold on the stock ended: the units may be another
+        # order's now, and inventory's expiry cancels this one. Authorizing would hold the card
+        # for an order that cannot be confirmed (or worse, confirm it on stock it lost).
+        log.warning(
+            "reservation expired before its authorization", extra={"order_id": order.order_id}
+        )
+        return
     attempts = await repository.attempts_of(work.session, order.order_id)
     attempt = next((a for a in attempts if a.reservation_id == order.reservation_id), None)
     call: ProviderCall | None = None
@@ -55,6 +64,25 @@ async def authorize(work: Work, order: PaymentOrder) -> None:
         attempt, call = opened
     if attempt.status == AttemptStatus.PENDING:
         await send_authorization(work, order, attempt, call=call)
+
+
+async def settle_unanswered(work: Work, order: PaymentOrder, attempt: PaymentAttempt) -> None:
+    """End an attempt whose order was cancelled before its request was answered, without
+    sending it: a first send now would put a hold on the card for an order that is over. An
+    intent the request did make is found and released; otherwise the attempt fails. (Should the
+    provider's search lag behind an intent that exists, its authorization notice finds a
+    failed attempt and releases the hold then: transitions.apply_intent.)"""
+    made = await work.payments.provider.intent_for_payment(attempt.id)
+    if made is not None:
+        await apply_intent(work, order, attempt, made)
+        return
+    await fail(
+        work,
+        attempt,
+        reason="error",
+        decline_code=None,
+        message="the order was cancelled before the authorization was sent",
+    )
 
 
 async def send_authorization(

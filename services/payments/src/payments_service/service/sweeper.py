@@ -15,7 +15,7 @@ from shopkit.loops import every
 from payments_service import repository
 from payments_service.models import AttemptStatus
 from payments_service.runtime import Payments, outbox_emitter
-from payments_service.service.authorization import send_authorization
+from payments_service.service.authorization import send_authorization, settle_unanswered
 from payments_service.service.transitions import apply_intent
 from payments_service.service.work import Work
 
@@ -62,7 +62,10 @@ async def _sweep_attempt(payments: Payments, order_id: str, payment_id: str) -> 
             emit=outbox_emitter(session, correlation_id=order.correlation_id, causation_id=None),
         )
         if attempt.status == AttemptStatus.PENDING and attempt.idempotency_key:
-            await send_authorization(work, order, attempt)
+            if order.is_cancelled:
+                await settle_unanswered(work, order, attempt)
+            else:
+                await send_authorization(work, order, attempt)
         elif attempt.status == AttemptStatus.REQUIRES_ACTION and attempt.provider_payment_id:
             intent = await payments.provider.retrieve(attempt.provider_payment_id)
             await apply_intent(work, order, attempt, intent)

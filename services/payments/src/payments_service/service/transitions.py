@@ -82,6 +82,15 @@ async def apply_intent(
         )
         return False
     attempt.provider_status = intent.status
+    if attempt.status == AttemptStatus.FAILED and intent.status == "requires_capture":
+        # Confirmed again after it failed (a retry in a browser that kept the client secret):
+        # the order is over, so nothing may stay held on the card.
+        log.warning(
+            "a failed payment was authorized later; releasing it",
+            extra={"payment_id": attempt.id, "intent": intent.id},
+        )
+        await _cancel_intent(work, attempt, reason="payment_failed")
+        return False
     if attempt.status in (AttemptStatus.FAILED, AttemptStatus.VOIDED):
         return False
     before = attempt.status
@@ -108,6 +117,7 @@ async def apply_intent(
         case "canceled" if attempt.status in VOIDABLE:
             await _voided(work, attempt, reason=_cancel_reason(order, intent))
         case "requires_payment_method" if attempt.status in OPEN:
+            challenged = attempt.status == AttemptStatus.REQUIRES_ACTION
             error = intent.last_error
             await fail(
                 work,
@@ -116,6 +126,10 @@ async def apply_intent(
                 decline_code=(error.decline_code or error.code) if error else None,
                 message=error.message if error else "the payment method was refused",
             )
+            if challenged:
+                # The customer's browser still holds the intent's client secret and may confirm
+                # it again; the order is cancelled on this failure, so the intent is closed.
+                await _cancel_intent(work, attempt, reason="payment_failed")
     return attempt.status != before
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from payments_service import repository
 from payments_service.errors import InvalidWebhookError
-from payments_service.models import PaymentAttempt, StripeEvent
+from payments_service.models import AttemptStatus, PaymentAttempt, StripeEvent
 from payments_service.provider import InvalidWebhook
 from payments_service.runtime import Payments, outbox_emitter
 from payments_service.service.refunds import sync_refunds
@@ -47,6 +47,10 @@ HANDLED = frozenset(
 NO_NEWS_ONCE_AUTHORIZED = "payment_intent.amount_capturable_updated"
 """Says an intent was authorized: nothing new for an attempt already past pending (statuses
 only move forward; a later cancel or capture comes with an event of its own)."""
+
+_NEWS_FOR = (*OPEN, AttemptStatus.FAILED)
+"""Attempts for which an authorization is news: a failed one authorized after all (confirmed
+again from the browser) has a hold to release."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +81,7 @@ async def receive(
     known = None
     if event.type == NO_NEWS_ONCE_AUTHORIZED and event.payment_intent_id is not None:
         known = await repository.attempt_progress(session, event.payment_intent_id)
-    if known is not None and known.status not in OPEN:
+    if known is not None and known.status not in _NEWS_FOR:
         # The authorization this event announces is already recorded (the confirm's own answer
         # came first, as it usually does): the event is stored as processed, with the outcome
         # the processor would give it, instead of queueing it for a lock and a re-fetch.
@@ -143,7 +147,7 @@ async def _process(session: AsyncSession, payments: Payments, event: StripeEvent
         return "stale"
     if (
         event.type == NO_NEWS_ONCE_AUTHORIZED
-        and attempt.status not in OPEN
+        and attempt.status not in _NEWS_FOR
         and attempt.provider_payment_id == event.payment_intent_id
     ):
         # The authorization this event announces is already recorded (the confirm's own answer
