@@ -41,6 +41,7 @@ class ProbeHappened(Event):
     probe_id: Id
     value: int
     poison: bool = False
+    note: str = ""
 
 
 class PoisonError(RuntimeError):

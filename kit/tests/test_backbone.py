@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from shopkit.consumer import ConsumerConfig, EventConsumer
 from shopkit.inbox import PostgresInbox
-from shopkit.outbox import Outbox
+from shopkit.outbox import MAX_EVENT_BYTES, EventTooLargeError, Outbox
 from shopkit.relay import OutboxRelay, RelayConfig, asyncpg_dsn
 from shopkit.testing import KAFKA_BOOTSTRAP, eventually
 from sqlalchemy import func, select
@@ -109,6 +110,26 @@ async def test_rolled_back_change_publishes_nothing(
             lambda: _when(effect_counts(sessionmaker), lambda c: marker.probe_id in c)
         )
     assert rolled_back.probe_id not in counts
+
+
+async def test_an_event_too_large_to_publish_fails_its_transaction_not_the_relay(
+    sessionmaker: async_sessionmaker[AsyncSession], database_url: str, namespace: str
+) -> None:
+    """A row the broker refuses (over 1 MiB) stopped the relay at it for good: it keeps each
+    key's events in order, so every key behind it waited. It is refused when written."""
+    huge = ProbeHappened(probe_id=new_id(), value=1, note="x" * (MAX_EVENT_BYTES + 1))
+    with pytest.raises(EventTooLargeError):
+        await publish(sessionmaker, [huge])
+    near = ProbeHappened(probe_id=new_id(), value=2, note="y" * (MAX_EVENT_BYTES - 4096))
+    after = ProbeHappened(probe_id=new_id(), value=3)
+    async with running(relay_for(database_url, namespace), consumer_for(sessionmaker, namespace)):
+        await publish(sessionmaker, [near])
+        await publish(sessionmaker, [after])
+        counts = await eventually(
+            lambda: _when(effect_counts(sessionmaker), lambda c: after.probe_id in c)
+        )
+    assert huge.probe_id not in counts
+    assert near.probe_id in counts
 
 
 async def _when(awaitable: object, predicate: object) -> object:

@@ -121,6 +121,12 @@ async def test_errors_are_problem_documents_without_internals() -> None:
         missing = await client.get("/nowhere")
         assert missing.status_code == 404
         assert missing.json()["status"] == 404
+        # No redirect to the path without the slash: behind the gateway its absolute URL was
+        # built from the service's own address, where clients cannot go.
+        slashed = await client.get("/things/")
+        assert slashed.status_code == 404, slashed.headers
+        assert "location" not in slashed.headers
+        assert slashed.headers["content-type"] == "application/problem+json"
 
         not_allowed = await client.delete("/things")
         assert not_allowed.status_code == 405

@@ -122,6 +122,10 @@ def create_service(
         # and metric set on top of `HttpTelemetry` installed below (and, in the gateway,
         # around the proxy path that is meant to skip the framework).
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # A redirect to the path without its trailing slash is built from the Host the service
+        # sees, which behind the gateway is the service's own address: clients were sent to
+        # an internal URL. The paths are the documented ones; anything else is a 404 problem.
+        redirect_slashes=False,
     )
     install_problem_handlers(app)
     install_problem_openapi(app)

@@ -18,6 +18,16 @@ from shopkit.tracing import current_trace_headers
 
 _NOTIFIED = "shopkit.outbox.notified"
 
+MAX_EVENT_BYTES = 512 * 1024
+"""Largest event (payload and headers) the outbox takes: half of what the producer and the
+broker accept by default (1 MiB), leaving room for the dead-letter copy's headers. A larger
+row could never be published, and the relay, which keeps each key's events in order, would
+stop at it for every key behind it; refused here, it fails the transaction that wrote it."""
+
+
+class EventTooLargeError(ValueError):
+    """An event larger than `MAX_EVENT_BYTES`: a bug of its producer, not an outage."""
+
 
 def notify_channel(table: Table) -> str:
     """The PostgreSQL NOTIFY channel that wakes the relay of this outbox."""
@@ -39,6 +49,11 @@ def outbox_records(envelopes: Sequence[Envelope[Event]]) -> list[dict[str, Any]]
                 trace_headers["traceparent"], trace_headers.get("tracestate")
             )
         record = encode(envelope)
+        size = len(record.value) + sum(len(n) + len(v) for n, v in record.headers)
+        if size > MAX_EVENT_BYTES:
+            raise EventTooLargeError(
+                f"{envelope.type} of {envelope.subject} is {size} bytes (at most {MAX_EVENT_BYTES})"
+            )
         records.append(
             {
                 "event_id": envelope.id,
