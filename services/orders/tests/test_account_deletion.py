@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from contracts.events.orders import OrderCancellationRequested, OrderCancelled
 from contracts.events.users import UserDeletionRequested, UserProfileUpdated
 
 from contracts import Envelope, Event, new_id
@@ -129,6 +130,14 @@ async def test_deletion_anonymises_orders_and_deletes_the_cart(harness: Harness)
     await _handled(harness, deletion)
 
     admin = harness.admin()
+    # The order still in flight is cancelled: its address is gone, and so is the customer who
+    # could have cancelled it. (The confirmed one's cancellation was already asked of shipping.)
+    in_flight = gone["orders"][1]
+    stopped = await harness.wait_status(in_flight, admin, "CANCELLED")
+    assert stopped["history"][-1]["reason"] == "account_deleted"
+    assert stopped["cancel_reason"] == "customer_request"
+    [cancelled_event] = await harness.watcher.wait_for(in_flight, OrderCancelled)
+    assert cancelled_event.data.previous_status == "PENDING"
     for order_id in gone["orders"]:
         after = await _row(harness, order_id)
         was = before[order_id]
@@ -136,7 +145,6 @@ async def test_deletion_anonymises_orders_and_deletes_the_cart(harness: Harness)
         for field in (
             "id",
             "user_id",
-            "status",
             "currency",
             "subtotal",
             "discount",
@@ -146,15 +154,17 @@ async def test_deletion_anonymises_orders_and_deletes_the_cart(harness: Harness)
             "shipping_choice",
             "payment_method_id",
             "payment_status",
-            "cancel_reason",
             "created_at",
-            "status_changed_at",
         ):
             assert after["order"][field] == was["order"][field], field
         assert after["lines"] == was["lines"]
-        assert [(h["from_status"], h["to_status"], h["at"]) for h in after["history"]] == [
-            (h["from_status"], h["to_status"], h["at"]) for h in was["history"]
-        ]
+        history = [(h["from_status"], h["to_status"], h["at"]) for h in after["history"]]
+        if order_id == in_flight:
+            history = history[:-1]  # the cancellation just added
+        else:
+            for field in ("status", "cancel_reason", "status_changed_at"):
+                assert after["order"][field] == was["order"][field], field
+        assert history == [(h["from_status"], h["to_status"], h["at"]) for h in was["history"]]
         # The person does not.
         assert after["order"]["customer_ip"] is None
         assert after["order"]["anonymised_at"] is not None
@@ -244,6 +254,25 @@ async def test_a_second_deletion_changes_nothing(harness: Harness) -> None:
         assert await _row(harness, order_id) == was  # not even updated_at moved
     cart = (await harness.client.get("/api/cart", headers=gone["headers"])).json()
     assert cart["item_count"] == 0
+
+
+async def test_a_confirmed_order_of_a_deleted_account_is_asked_to_stop(harness: Harness) -> None:
+    """Confirmed, its parcel not picked up yet: it went on to ship to "[removed]" and charge a
+    customer who could no longer cancel. Its cancellation is asked of shipping instead."""
+    headers = harness.user()
+    order, _ = await harness.placed_order(headers)
+    await harness.authorize(order, await harness.reserve(order))
+    await harness.wait_status(order["id"], headers, "CONFIRMED")
+
+    deletion = _deletion(harness.user_id(headers))
+    await harness.bus.send(deletion)
+    await _handled(harness, deletion)
+
+    [requested] = await harness.watcher.wait_for(order["id"], OrderCancellationRequested)
+    assert requested.data.reason == "customer_request"
+    shown = await harness.order(order["id"], harness.admin())
+    assert shown["status"] == "CONFIRMED"
+    assert shown["cancellation"]["status"] == "requested"
 
 
 async def test_an_unknown_user_is_a_no_op(harness: Harness) -> None:

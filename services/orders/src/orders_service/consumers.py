@@ -20,6 +20,7 @@ from orders_service.cache import CartCache
 from orders_service.models import messaging
 from orders_service.service import catalog as catalog_service
 from orders_service.service import erasure, saga
+from orders_service.service.transitions import cause_of
 
 # One transaction for what all partitions brought: the handlers only touch the database.
 saga_handlers: EventHandlers[EventContext] = EventHandlers("saga", across_partitions=True)
@@ -156,4 +157,10 @@ account_handlers: EventHandlers[AccountContext] = EventHandlers("accounts")
 async def on_user_deletion(
     envelope: Envelope[users.UserDeletionRequested], ctx: AccountContext
 ) -> None:
-    await erasure.forget_user(session=ctx.session, cache=ctx.cache, user_id=envelope.data.user_id)
+    await erasure.forget_user(
+        session=ctx.session,
+        cache=ctx.cache,
+        emit=ctx.emit,
+        cause=cause_of(envelope),
+        user_id=envelope.data.user_id,
+    )

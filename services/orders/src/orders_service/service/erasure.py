@@ -20,7 +20,12 @@ from shopkit.privacy import anonymised_address
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service.cache import CartCache, CartOwner
-from orders_service.repository import erasure
+from orders_service.repository import erasure, orders
+from orders_service.service.transitions import Cause, Emit, request_cancellation, transition
+from orders_service.state import IN_FLIGHT, as_status
+
+ACCOUNT_DELETED: Final = "account_deleted"
+"""Why the orders a deleted account still had on their way were cancelled."""
 
 CANCEL_NOTE: Final = "customer_request"
 """What a customer's own cancellation note becomes: the reason recorded when there is none."""
@@ -40,11 +45,16 @@ TOMBSTONE_SECONDS: Final = 300
 """How long the empty copy of a deleted cart stays in Redis: longer than any read in flight."""
 
 
-async def forget_user(*, session: AsyncSession, cache: CartCache, user_id: str) -> int:
-    """Anonymise the user's orders and delete their cart; returns how many orders changed."""
+async def forget_user(
+    *, session: AsyncSession, cache: CartCache, emit: Emit, cause: Cause, user_id: str
+) -> int:
+    """Cancel what the user can no longer receive, anonymise their orders and delete their
+    cart; returns how many orders were anonymised."""
     now = datetime.now(UTC)
-    orders = await erasure.orders_to_anonymise(session, user_id)
-    for order in orders:
+    to_anonymise = await erasure.orders_to_anonymise(session, user_id)
+    for order in to_anonymise:
+        await _stop_fulfilment(session, emit, order.id, cause)
+    for order in to_anonymise:
         await erasure.anonymise_order(
             session,
             order.id,
@@ -67,4 +77,34 @@ async def forget_user(*, session: AsyncSession, cache: CartCache, user_id: str) 
         await cache.bury(
             CartOwner.of_user(user_id), deleted_version=version, ttl_seconds=TOMBSTONE_SECONDS
         )
-    return len(orders)
+    return len(to_anonymise)
+
+
+async def _stop_fulfilment(session: AsyncSession, emit: Emit, order_id: str, cause: Cause) -> None:
+    """An order still on its way to the customer goes no further: its address is about to be
+    erased, so nothing could be delivered, and the customer can no longer cancel it. Not yet
+    confirmed: cancelled now (payments voids, inventory releases); confirmed: its cancellation
+    is asked of shipping, as the customer's own would be (a parcel already gone still ships)."""
+    order = await orders.lock(session, order_id)
+    if order is None:
+        return
+    status = as_status(order.status)
+    if status in IN_FLIGHT:
+        await transition(
+            session,
+            emit,
+            order,
+            "CANCELLED",
+            reason=ACCOUNT_DELETED,
+            cause=cause,
+            cancel_reason="customer_request",
+        )
+    elif status == "CONFIRMED" and order.cancellation_status is None:
+        await request_cancellation(
+            session,
+            emit,
+            order,
+            reason="customer_request",
+            note=ACCOUNT_DELETED,
+            actor=order.user_id,
+        )
