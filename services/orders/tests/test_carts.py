@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from contracts.events.catalog import PriceChanged
 from orders_service.schemas import MAX_LINE_QUANTITY
 
 from contracts import new_id
@@ -180,6 +183,68 @@ async def test_a_merge_beyond_the_cart_size_is_refused_and_changes_nothing(
     assert sorted(i["sku"] for i in kept["items"]) == sorted([a.sku, b.sku])
     still = (await harness.client.get("/api/cart", headers=anonymous)).json()
     assert [i["sku"] for i in still["items"]] == [c.sku]
+
+
+async def test_a_merge_that_would_mix_currencies_is_refused_and_changes_nothing(
+    harness: Harness,
+) -> None:
+    """Adding a USD item to a BRL cart is refused, but merging it in at login was not: the
+    merged cart then showed 1000 USD + 5000 BRL as a subtotal of 6000."""
+    real, dollar = (
+        await harness.product(price=5000),
+        await harness.product(price=1000, currency="USD"),
+    )
+    user = harness.user()
+    await harness.fill_cart(user, (real, 1))
+    first = await harness.client.post("/api/cart/items", json={"sku": dollar.sku, "quantity": 1})
+    anonymous = {"X-Cart-Id": first.headers["X-Cart-Id"]}
+
+    refused = await harness.client.post("/api/cart/merge", headers={**user, **anonymous})
+
+    assert_problem(refused, 409, "currency-mismatch")
+    kept = (await harness.client.get("/api/cart", headers=user)).json()
+    assert [(i["sku"], i["quantity"]) for i in kept["items"]] == [(real.sku, 1)]
+    assert (kept["subtotal"], kept["currency"]) == (5000, "BRL")
+    still = (await harness.client.get("/api/cart", headers=anonymous)).json()
+    assert [(i["sku"], i["quantity"]) for i in still["items"]] == [(dollar.sku, 1)]
+    assert (still["subtotal"], still["currency"]) == (1000, "USD")
+
+
+async def test_a_cart_whose_item_changed_currency_never_adds_up_currencies(
+    harness: Harness,
+) -> None:
+    """The catalog may move a product to another currency after it was added: the cart keeps
+    its currency, the other line counts for nothing and the cart says why."""
+    a, b = await harness.product(price=1000), await harness.product(price=5000)
+    user = harness.user()
+    await harness.fill_cart(user, (a, 1), (b, 1))
+    version = harness.versions[b.product_id] + 1
+    harness.versions[b.product_id] = version
+    await harness.bus.publish(
+        PriceChanged(
+            product_id=b.product_id,
+            sku=b.sku,
+            old_price=b.price,
+            new_price=5000,
+            currency="USD",
+            version=version,
+            occurred_at=datetime.now(UTC),
+        )
+    )
+    await harness.wait_for_product(b.product_id, version=version)
+
+    cart = (await harness.client.get("/api/cart", headers=user)).json()
+
+    assert (cart["subtotal"], cart["total"], cart["currency"]) == (1000, 1000, "BRL")
+    by_sku = {i["sku"]: i for i in cart["items"]}
+    assert by_sku[b.sku]["line_total"] == 0 and by_sku[b.sku]["currency"] == "USD"
+    assert by_sku[a.sku]["line_total"] == 1000 and by_sku[a.sku]["currency"] == "BRL"
+    assert b.sku in cart["currency_problem"]
+    assert_problem(
+        await harness.checkout(user, harness.checkout_body([(a.sku, 1), (b.sku, 1)])),
+        409,
+        "currency-mismatch",
+    )
 
 
 async def test_merge_needs_a_login_and_a_well_formed_cart_id(harness: Harness) -> None:

@@ -284,3 +284,112 @@ async def test_concurrent_checkouts_with_different_keys_take_the_cart_once(
         if response.status_code == 409:
             assert_problem(response, 409, "empty-cart")
     assert await _orders_of(harness, user) == 1
+
+
+async def test_an_address_whose_cep_lies_in_another_state_is_refused(harness: Harness) -> None:
+    """The quote is priced for the CEP's state while the label names another: Manaus, AM with
+    a São Paulo CEP was accepted."""
+    user = harness.user()
+    product = await harness.product(price=1000)
+    await harness.fill_cart(user, (product, 1))
+    body = harness.checkout_body([(product.sku, 1)])  # quoted for 01310100 (São Paulo, SP)
+    body["shipping_address"] = harness.address(state="AM", city="Manaus", cep="01310-100")
+
+    refused = assert_problem(await harness.checkout(user, body), 422, "validation-error")
+    assert refused["errors"][0]["loc"] == ["body", "shipping_address", "cep"]
+    assert "SP" in refused["detail"] and "AM" in refused["detail"]
+    assert await _orders_of(harness, user) == 0
+
+    # The same street in a CEP of Amazonas, quoted for that CEP, is an order.
+    manaus = {
+        **harness.checkout_body([(product.sku, 1)], cep="69005000"),
+        "shipping_address": harness.address(state="AM", city="Manaus", cep="69005-000"),
+    }
+    assert (await harness.checkout(user, manaus)).status_code == 202
+
+
+async def _shown_total(harness: Harness, user: dict[str, str], shipping: int) -> int:
+    """What the client showed: the cart's total plus the chosen quote's price."""
+    cart = (await harness.client.get("/api/cart", headers=user)).json()
+    return int(cart["total"]) + shipping
+
+
+async def test_a_price_change_after_the_cart_was_shown_is_refused_and_changes_nothing(
+    harness: Harness,
+) -> None:
+    """A PriceChanged landing between GET /api/cart and POST /api/orders charged the new price
+    silently; with `expected_total` the client learns it instead."""
+    admin, user = harness.admin(), harness.user()
+    code = f"P{new_id()[-10:]}".upper().replace("-", "")
+    created = await harness.client.post(
+        "/api/coupons",
+        headers=admin,
+        json={"code": code, "kind": "percentage", "percent_off": 10, "max_uses": 1},
+    )
+    assert created.status_code == 201, created.text
+    product = await harness.product(price=1000)
+    await harness.fill_cart(user, (product, 2))
+    assert (
+        await harness.client.post("/api/cart/coupon", headers=user, json={"code": code})
+    ).status_code == 200
+    shown = await _shown_total(harness, user, shipping=1500)
+    assert shown == 2000 - 200 + 1500
+
+    await harness.change_price(product, 1200)
+    body = {**harness.checkout_body([(product.sku, 2)], price=1500), "expected_total": shown}
+    key = new_id()
+    refused = assert_problem(await harness.checkout(user, body, key=key), 409, "price-changed")
+    assert {k: refused[k] for k in ("subtotal", "discount", "shipping", "total", "currency")} == {
+        "subtotal": 2400,
+        "discount": 240,
+        "shipping": 1500,
+        "total": 2400 - 240 + 1500,
+        "currency": "BRL",
+    }
+    assert refused["expected_total"] == shown
+
+    # No order, the coupon's only use is still there, the cart is as it was.
+    assert await _orders_of(harness, user) == 0
+    coupon = (await harness.client.get(f"/api/coupons/{code}", headers=admin)).json()
+    assert coupon["uses"] == 0
+    cart = (await harness.client.get("/api/cart", headers=user)).json()
+    assert [(i["sku"], i["quantity"]) for i in cart["items"]] == [(product.sku, 2)]
+    assert cart["coupon_code"] == code
+
+    # The refusal was not stored as the key's outcome: the same request is refused again...
+    assert_problem(await harness.checkout(user, body, key=key), 409, "price-changed")
+    # ...and, once the client agrees to the new total, the same key places the order.
+    agreed = {**body, "expected_total": refused["total"]}
+    placed = await harness.checkout(user, agreed, key=key)
+    assert placed.status_code == 202, placed.text
+    assert placed.json()["total"] == refused["total"]
+    replay = await harness.checkout(user, agreed, key=key)
+    assert replay.status_code == 202 and replay.json() == placed.json()
+    assert await _orders_of(harness, user) == 1
+
+
+async def test_the_expected_total_when_it_matches_places_the_order(harness: Harness) -> None:
+    user = harness.user()
+    product = await harness.product(price=2500)
+    await harness.fill_cart(user, (product, 2))
+    body = {
+        **harness.checkout_body([(product.sku, 2)], price=900),
+        "expected_total": await _shown_total(harness, user, shipping=900),
+    }
+    response = await harness.checkout(user, body)
+    assert response.status_code == 202, response.text
+    assert response.json()["total"] == 5000 + 900
+
+
+async def test_the_expected_total_is_a_non_negative_integer(harness: Harness) -> None:
+    user = harness.user()
+    product = await harness.product()
+    await harness.fill_cart(user, (product, 1))
+    good = harness.checkout_body([(product.sku, 1)])
+    for value in (-1, 1.5, "3490", True):
+        assert_problem(
+            await harness.checkout(user, {**good, "expected_total": value}),
+            422,
+            "validation-error",
+        )
+    assert await _orders_of(harness, user) == 0

@@ -87,6 +87,13 @@ class QuoteMismatchError(ConflictError):
     title = "Shipping quote does not match the cart or address"
 
 
+class PriceChangedError(ConflictError):
+    """The total computed at checkout is not the `expected_total` the client was shown."""
+
+    slug = "price-changed"
+    title = "The total is not the one shown"
+
+
 class IdempotencyKeyMissingError(DomainError):
     status = 400
     slug = "idempotency-key-required"

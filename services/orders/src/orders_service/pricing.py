@@ -43,6 +43,9 @@ class PricedLine:
     quantity: int
     product: PricedProduct | None
     """None when the catalog does not know the sku (any more)."""
+    in_cart_currency: bool = True
+    """False when the product is priced in another currency than the cart's: the catalog moved
+    it after it was added (additions and merges refuse a mix)."""
 
     @property
     def available(self) -> bool:
@@ -54,7 +57,10 @@ class PricedLine:
 
     @property
     def line_total(self) -> int:
-        return self.unit_price * self.quantity if self.available else 0
+        """What the line adds to the subtotal: nothing unless it can be bought with this cart
+        (amounts in two currencies are never added up)."""
+        counted = self.available and self.in_cart_currency
+        return self.unit_price * self.quantity if counted else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +72,9 @@ class PricedCart:
     coupon_code: str | None
     coupon_problem: str | None
     """Why the cart's coupon gives no discount right now, if it does not."""
+    currency_problem: str | None = None
+    """Which items for sale are priced in another currency (they count for nothing and block
+    checkout), if any."""
 
     @property
     def total(self) -> int:
@@ -73,7 +82,9 @@ class PricedCart:
 
 
 def cart_currency(lines: tuple[PricedLine, ...]) -> str:
-    for line in lines:
+    """The currency of the cart's first item for sale (a withdrawn one counts for nothing),
+    else of its first known item."""
+    for line in (*(line for line in lines if line.available), *lines):
         if line.product is not None:
             return line.product.currency
     return DEFAULT_CURRENCY
@@ -116,8 +127,24 @@ def price_cart(
     coupon: CouponTerms | None,
     now: datetime,
 ) -> PricedCart:
-    lines = tuple(PricedLine(sku, quantity, products.get(sku)) for sku, quantity in items)
-    currency = cart_currency(lines)
+    looked_up = tuple(PricedLine(sku, quantity, products.get(sku)) for sku, quantity in items)
+    currency = cart_currency(looked_up)
+    lines = tuple(
+        PricedLine(
+            line.sku,
+            line.quantity,
+            line.product,
+            in_cart_currency=line.product is None or line.product.currency == currency,
+        )
+        for line in looked_up
+    )
+    foreign = [line.sku for line in lines if line.available and not line.in_cart_currency]
+    currency_problem = (
+        f"not priced in {currency}, the cart's currency (remove to check out): "
+        + ", ".join(foreign)
+        if foreign
+        else None
+    )
     subtotal = sum(line.line_total for line in lines)
     discount = 0
     problem: str | None = None
@@ -128,4 +155,4 @@ def price_cart(
             problem = coupon_problem(coupon, subtotal=subtotal, currency=currency, now=now)
             if problem is None:
                 discount = discount_for(coupon, subtotal)
-    return PricedCart(lines, subtotal, discount, currency, coupon_code, problem)
+    return PricedCart(lines, subtotal, discount, currency, coupon_code, problem, currency_problem)

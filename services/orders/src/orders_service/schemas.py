@@ -18,11 +18,15 @@ from pydantic import (
     Field,
     StrictBool,
     StringConstraints,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
+from shopkit.cep import format_cep, matches_state, region_of
 from shopkit.params import (
+    CEP_MATCHES_STATE,
     NO_CONTROL,
     SINGLE_LINE,
     Cep,
@@ -99,8 +103,13 @@ class CartItemPublic(Public):
     quantity: int
     unit_price: int
     line_total: int
+    """What the line adds to the subtotal: 0 when it is not available, or not priced in the
+    cart's currency."""
     available: bool
     """False when the product is no longer for sale: it counts for nothing and blocks checkout."""
+    currency: str | None = None
+    """The currency of `unit_price` (None for a sku the catalog does not know); one that is not
+    the cart's counts for nothing and blocks checkout (see `currency_problem`)."""
 
 
 class CartPublic(Public):
@@ -112,6 +121,9 @@ class CartPublic(Public):
     currency: str
     coupon_code: str | None
     coupon_problem: str | None = None
+    currency_problem: str | None = None
+    """Set when items for sale are priced in another currency than the cart's (the catalog
+    changed it after they were added): they count for nothing until removed."""
     item_count: int
 
 
@@ -203,6 +215,11 @@ Complement = Annotated[str, StringConstraints(max_length=120, pattern=NO_CONTROL
 
 
 class ShippingAddressIn(Request):
+    """A Brazilian address; the CEP must lie in the state's Correios ranges (the quote is
+    priced for the CEP, the label names the state: they must be the same place)."""
+
+    model_config = ConfigDict(json_schema_extra={"anyOf": CEP_MATCHES_STATE})
+
     recipient: Text
     street: Annotated[str, StringConstraints(max_length=200, pattern=SINGLE_LINE), Stripped]
     number: Annotated[str, StringConstraints(max_length=20, pattern=SINGLE_LINE), Stripped]
@@ -218,9 +235,27 @@ class ShippingAddressIn(Request):
 
     @field_validator("cep")
     @classmethod
-    def _digits(cls, cep: str) -> str:
-        return cep.replace("-", "")
+    def _digits_in_state(cls, value: str, info: ValidationInfo) -> str:
+        digits = value.replace("-", "")
+        # `state` is declared first, so it is here unless it was refused itself.
+        state = info.data.get("state")
+        if state is not None and not matches_state(digits, state):
+            raise PydanticCustomError(
+                "cep_state_mismatch",
+                "CEP {cep} is in {cep_state}, not {state}",
+                {"cep": format_cep(digits), "cep_state": region_of(digits).state, "state": state},
+            )
+        return digits
 
+
+EXPECTED_TOTAL_DOC = (
+    "The total (minor units, the cart's currency) the customer was shown and agreed to: the "
+    "cart's `total` plus the chosen quote's `price`. When the total computed now differs (a "
+    "price changed in between, the coupon no longer gives the same discount) the order is not "
+    "placed: 409 `price-changed`, with the current `subtotal`, `discount`, `shipping`, `total` "
+    "and `currency` in the problem, the cart and the coupon left as they were. Left out, the "
+    "order is placed at the prices of the moment."
+)
 
 QUOTE_ID_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
 
@@ -232,6 +267,7 @@ class OrderCreate(Request):
     is a 404, an expired one or one for other items or another CEP a 409)."""
     payment_method_id: Annotated[str, StringConstraints(pattern=r"^pm_[A-Za-z0-9_]{1,200}$")]
     """A Stripe PaymentMethod id (locally: localstripe, e.g. `pm_card_visa`)."""
+    expected_total: Annotated[Amount | None, Field(description=EXPECTED_TOTAL_DOC)] = None
 
 
 class OrderLinePublic(Public):

@@ -252,8 +252,9 @@ async def lock_anonymous(
 
 async def merge_items(
     session: AsyncSession, *, source_id: str, target_id: str, max_quantity: int
-) -> None:
-    """Move the source cart's items into the target, adding up quantities of the same sku."""
+) -> frozenset[str]:
+    """Move the source cart's items into the target, adding up quantities of the same sku;
+    returns the skus moved."""
     moved = select(
         literal(target_id, Uuid), _items.c.sku, _items.c.quantity, _items.c.added_at
     ).where(_items.c.cart_id == source_id)
@@ -264,7 +265,8 @@ async def merge_items(
             "quantity": func.least(_items.c.quantity + statement.excluded.quantity, max_quantity)
         },
     )
-    await session.execute(statement)
+    result = await session.execute(statement.returning(_items.c.sku))
+    return frozenset(result.scalars())
 
 
 async def delete_cart(session: AsyncSession, cart_id: str) -> None:

@@ -121,7 +121,11 @@ async def remove_coupon(
 @router.post(
     "/merge",
     response_model=CartPublic,
-    responses=responses(errors.CartNotFoundError, errors.CartFullError, InvalidTokenError),
+    responses=responses(
+        errors.CartNotFoundError,
+        errors.CartFullError,  # 409, like the currency rule (`currency-mismatch`)
+        InvalidTokenError,
+    ),
 )
 async def merge_cart(
     *,
@@ -133,5 +137,6 @@ async def merge_cart(
 ) -> CartPublic:
     """Right after login: move the anonymous cart named by `X-Cart-Id` into the user's cart
     (quantities of the same item add up; the user's coupon wins). The anonymous cart is gone
-    afterwards."""
+    afterwards. Like an addition, a merge beyond the cart's size (`cart-full`) or into a cart
+    priced in another currency (`currency-mismatch`) is a 409 that changes neither cart."""
     return await carts.merge(tx=tx, cache=cache, user_id=user.user_id, token=token, rules=rules)

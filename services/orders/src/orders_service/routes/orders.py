@@ -44,16 +44,30 @@ Statuses = Annotated[
 ]
 
 
+# Every 409 of checkout shares one entry of `responses=`: the slug tells them apart.
+CHECKOUT_CONFLICTS = {
+    **errors.PriceChangedError.response_doc(),
+    "description": "The request conflicts with the cart, the catalog, the shipping quote or the "
+    "coupon as they are now (`empty-cart`, `product-unavailable`, `currency-mismatch`, "
+    "`expired-shipping-quote`, `shipping-quote-mismatch`, `coupon-invalid`, ...), or "
+    "`price-changed`: `expected_total` is not the total computed now, whose `subtotal`, "
+    "`discount`, `shipping`, `total` and `currency` the problem carries. Nothing is placed "
+    "or used up, and the Idempotency-Key stays free.",
+}
+
+
 @router.post(
     "",
     status_code=202,
     response_model=OrderPublic,
-    responses=responses(
-        InvalidTokenError,
-        errors.InvalidQuoteError,  # 404: a quote id shipping never signed
-        errors.EmptyCartError,  # 409, like an expired or mismatched quote, a coupon, the catalog
-        errors.IdempotencyKeyReusedError,  # 422
-    ),
+    responses={
+        **responses(
+            InvalidTokenError,
+            errors.InvalidQuoteError,  # 404: a quote id shipping never signed
+            errors.IdempotencyKeyReusedError,  # 422
+        ),
+        errors.PriceChangedError.status: CHECKOUT_CONFLICTS,
+    },
 )
 async def place_order(
     *,
@@ -75,7 +89,7 @@ async def place_order(
     ],
 ) -> OrderPublic:
     """Check out the caller's cart: the order is stored PENDING and the saga starts; follow it
-    at `Location`."""
+    at `Location`. Send `expected_total` to be charged only the total the customer saw."""
     order = await checkout.place_order(
         tx=tx,
         cache=cache,

@@ -6,6 +6,7 @@ is replaced after the commit. Prices always come from the catalog projection, ne
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -42,6 +43,7 @@ def present(priced: PricedCart) -> CartPublic:
                 unit_price=line.unit_price,
                 line_total=line.line_total,
                 available=line.available,
+                currency=line.product.currency if line.product else None,
             )
             for line in priced.lines
         ],
@@ -51,6 +53,7 @@ def present(priced: PricedCart) -> CartPublic:
         currency=priced.currency,
         coupon_code=priced.coupon_code,
         coupon_problem=priced.coupon_problem,
+        currency_problem=priced.currency_problem,
         item_count=sum(line.quantity for line in priced.lines),
     )
 
@@ -155,7 +158,7 @@ async def add_item(
     if not product.is_active:
         raise errors.ProductUnavailableError(f"{sku} is not for sale")
     _check_size(priced, rules)
-    if any(line.product and line.product.currency != product.currency for line in priced.lines):
+    if _mixes_currencies(priced, {sku}):
         raise errors.CurrencyMismatchError(
             f"{sku} is priced in {product.currency}, the cart is not"
         )
@@ -226,7 +229,8 @@ async def merge(
     """Move an anonymous cart into the user's (called by the client right after login).
 
     Quantities of the same item add up to the per-line limit; a merge that would hold more
-    different items than a cart may is refused (409), and both carts stay as they were."""
+    different items than a cart may, or items in two currencies (as an addition would), is
+    refused (409), and both carts stay as they were."""
     now, session = _now(), tx.session
     anonymous = CartOwner.of_token(token)
     assert anonymous.anonymous_key is not None
@@ -237,7 +241,7 @@ async def merge(
         )
     owner = CartOwner.of_user(user_id)
     head = await carts.touch(session, owner, now=now, expires_at=_expiry(rules, now))
-    await carts.merge_items(
+    moved = await carts.merge_items(
         session, source_id=source.id, target_id=head.id, max_quantity=rules.max_line_quantity
     )
     coupon_code = head.coupon_code or source.coupon_code
@@ -251,10 +255,26 @@ async def merge(
 
     tx.after_commit(forget_anonymous_copy)
     merged = await _finish(tx, cache, owner, head, now, coupon_code=coupon_code, keep_coupon=False)
-    _check_size(merged, rules)  # raising leaves both carts as they were
+    # Raising leaves both carts as they were.
+    _check_size(merged, rules)
+    if _mixes_currencies(merged, moved):
+        currencies = " and ".join(
+            sorted({line.product.currency for line in merged.lines if line.product})
+        )
+        raise errors.CurrencyMismatchError(
+            f"the carts' items are priced in {currencies}: a cart holds one currency"
+        )
     return present(merged)
 
 
 def _check_size(cart: PricedCart, rules: CartRules) -> None:
     if len(cart.lines) > rules.max_cart_lines:
         raise errors.CartFullError(f"a cart holds at most {rules.max_cart_lines} different items")
+
+
+def _mixes_currencies(cart: PricedCart, incoming: Collection[str]) -> bool:
+    """True when an item just put in the cart (`incoming` skus) is priced in another currency
+    than some item of the cart: the change must be refused. Unknown skus have no price."""
+    priced = [(line.sku, line.product.currency) for line in cart.lines if line.product]
+    added = {currency for sku, currency in priced if sku in incoming}
+    return bool(added) and len(added | {currency for _, currency in priced}) > 1

@@ -2,7 +2,9 @@
 
 One transaction claims the Idempotency-Key, locks the cart, redeems the coupon, stores the
 order with its lines, history and outbox event, and empties the cart. A retry with the same key
-and body answers with the first response; the same key with another body is refused.
+and body answers with the first response; the same key with another body is refused. Prices
+are the catalog's at this moment; a client that sends `expected_total` (what it showed) gets a
+409 instead of an order at another total.
 """
 
 from __future__ import annotations
@@ -34,7 +36,12 @@ class CheckoutRules:
 
 
 def request_hash(body: OrderCreate) -> str:
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    fields = body.model_dump(mode="json")
+    if fields["expected_total"] is None:
+        # Left out, it is left out of the hash too: a body sent before the field existed keeps
+        # the fingerprint its Idempotency-Key was stored with.
+        del fields["expected_total"]
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -200,6 +207,20 @@ async def place_order(
             currency=currency,
             now=now,
         )
+    total = subtotal - discount + quote.price
+    if body.expected_total is not None and body.expected_total != total:
+        # Raising rolls the whole transaction back: no order, the coupon use and the cart are
+        # kept, and the Idempotency-Key is released rather than stored with this answer.
+        raise errors.PriceChangedError(
+            f"the total is now {total} {currency}, not the {body.expected_total} shown; "
+            "show the new amounts and check out again",
+            expected_total=body.expected_total,
+            subtotal=subtotal,
+            discount=discount,
+            shipping=quote.price,
+            total=total,
+            currency=currency,
+        )
     shipping_address = ShippingAddress(**address.model_dump())
     shipping_choice = ShippingChoice(
         quote_id=quote.quote_id,
@@ -215,7 +236,7 @@ async def place_order(
         subtotal=subtotal,
         discount=discount,
         shipping=quote.price,
-        total=subtotal - discount + quote.price,
+        total=total,
         coupon_code=coupon_code,
         shipping_address=shipping_address.model_dump(mode="json"),
         shipping_choice=shipping_choice.model_dump(mode="json"),
