@@ -80,3 +80,22 @@ def test_languages_differ() -> None:
 )
 def test_money(amount: int, language: str, expected: str) -> None:
     assert money(amount, "BRL", language) == expected
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_an_order_confirmation_adds_up_to_its_total(language: str) -> None:
+    """The email listed the lines and the total only: with a coupon and shipping, the figures
+    the customer read did not add up."""
+    context = {
+        **CONTEXTS["order_confirmed"],
+        "subtotal": 7980,
+        "discount": 798,
+        "coupon_code": "BEMVINDO10",
+        "shipping": 2490,
+        "total": 7980 - 798 + 2490,
+    }
+    rendered = render("order_confirmed", language, {"name": "Ana", **context})
+    for amount in (7980, 798, 2490, 9672):
+        shown = money(amount, "BRL", language)
+        assert shown in rendered.text and shown in rendered.html, (amount, rendered.text)
+    assert "BEMVINDO10" in rendered.text

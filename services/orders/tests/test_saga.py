@@ -293,6 +293,13 @@ async def test_fulfilment_ships_delivers_and_refunds(harness: Harness) -> None:
     authorized = await harness.authorize(order, reserved, payment_id=payment_id)
     await harness.wait_status(order["id"], user, "CONFIRMED")
     confirmed = (await harness.watcher.wait_for(order["id"], OrderConfirmed))[0]
+    # How the total comes about travels with it (the confirmation email shows it).
+    amounts = confirmed.data
+    assert (amounts.subtotal, amounts.discount, amounts.shipping) == (
+        order["subtotal"],
+        order["discount"],
+        order["shipping"],
+    )
     shipment_id = new_id()
     dispatched = await harness.follow(confirmed, _dispatched(order, shipment_id))
     await harness.follow(

@@ -94,6 +94,12 @@ class OrderConfirmed(Event):
     shipping_address: ShippingAddress
     shipping_choice: ShippingChoice
     confirmed_at: UtcDatetime
+    subtotal: MinorUnits | None = None
+    """The lines' sum; with `discount` and `shipping`, how `total` comes about (absent from
+    events of producers before they were added)."""
+    discount: MinorUnits | None = None
+    shipping: MinorUnits | None = None
+    coupon_code: str | None = None
 
 
 class OrderCancelled(Event):

@@ -74,6 +74,10 @@ async def on_order_confirmed(envelope: Envelope[OrderConfirmed], ctx: EventConte
         context={
             "order_id": order.order_id,
             "total": order.total,
+            "subtotal": order.subtotal,
+            "discount": order.discount,
+            "shipping": order.shipping,
+            "coupon_code": order.coupon_code,
             "currency": order.currency,
             "lines": [
                 {"name": line.name, "quantity": line.quantity, "line_total": line.line_total}

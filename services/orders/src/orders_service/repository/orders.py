@@ -46,6 +46,9 @@ class LockedOrder:
     total: int
     currency: str
     payment_status: str
+    subtotal: int
+    discount: int
+    shipping: int
     payment_id: str | None
     shipping_address: dict[str, Any]
     shipping_choice: dict[str, Any]
@@ -112,6 +115,9 @@ _LOCK = (
         _orders.c.total,
         _orders.c.currency,
         _orders.c.payment_status,
+        _orders.c.subtotal,
+        _orders.c.discount,
+        _orders.c.shipping,
         _orders.c.payment_id,
         _orders.c.shipping_address,
         _orders.c.shipping_choice,

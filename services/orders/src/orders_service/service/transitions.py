@@ -111,6 +111,10 @@ async def transition(
                 shipping_address=ShippingAddress.model_validate(order.shipping_address),
                 shipping_choice=ShippingChoice.model_validate(order.shipping_choice),
                 confirmed_at=now,
+                subtotal=order.subtotal,
+                discount=order.discount,
+                shipping=order.shipping,
+                coupon_code=order.coupon_code,
             )
         )
     elif target == "CANCELLED":
