@@ -8,11 +8,14 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
+import httpx
 import pytest
 from contracts.events.notifications import NotificationFailed
 from contracts.events.payments import PaymentRefunded
 from contracts.events.users import UserPreferencesChanged
 from fastapi import FastAPI, Request, Response
+from notifications_service.config import NotificationsSettings
+from notifications_service.transports import Email, SendGridTransport, Sms, TwilioTransport
 from shopkit.testing import eventually, publish, serve, wait_for_events
 
 from contracts import new_id
@@ -235,3 +238,33 @@ async def test_sms_follows_preferences_and_language(providers: tuple[Providers, 
     assert subjects == sorted(
         [f"Order {short} confirmed", f"Refund for order {short}", "Bem-vindo(a) à Shop, Ana Souza!"]
     )
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_credentials_the_provider_refuses_are_retried_not_a_lost_message(
+    status: int,
+) -> None:
+    """A revoked or mistyped API key failed every message for good: once an operator fixed
+    the key, nothing that had waited was sent. The refusal says nothing about the message."""
+    replies = httpx.MockTransport(lambda request: httpx.Response(status, text="unauthorized"))
+    settings = NotificationsSettings(
+        email_backend="sendgrid",
+        sendgrid_api_key="revoked",
+        twilio_account_sid=TWILIO_SID,
+        twilio_auth_token="revoked",
+    )
+    async with httpx.AsyncClient(transport=replies) as http:
+        email = await SendGridTransport(settings, http).send(
+            Email(
+                delivery_id=new_id(),
+                source_event_id=new_id(),
+                to="ana@example.com",
+                subject="Pedido",
+                text="Obrigado",
+                html="<p>Obrigado</p>",
+            )
+        )
+        sms = await TwilioTransport(settings, http).send(
+            Sms(delivery_id=new_id(), to="+5511987654321", body="Shop: pedido confirmado")
+        )
+    assert (email.outcome, sms.outcome) == ("retry", "retry"), (email.error, sms.error)

@@ -174,3 +174,61 @@ async def test_a_recipient_refused_for_now_is_retried_and_one_refused_for_good_i
         server.close()
         await server.wait_closed()
     assert result.outcome == outcome, result.error
+
+
+class HangingUpServer:
+    """An SMTP server that hangs up at a chosen point of the exchange: at `MAIL` (nothing was
+    handed over) or right after the message's final dot (it may have been taken)."""
+
+    def __init__(self, hang_up_at: str) -> None:
+        self.hang_up_at = hang_up_at
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 stand-in ESMTP\r\n")
+        in_data = False
+        while line := await reader.readline():
+            if in_data:
+                if line == b".\r\n":
+                    if self.hang_up_at == "after-data":
+                        break
+                    writer.write(b"250 queued\r\n")
+                    in_data = False
+                continue
+            command = line[:4].upper()
+            if command == self.hang_up_at.encode():
+                break
+            if command == b"EHLO":
+                writer.write(b"250-stand-in\r\n250 8BITMIME\r\n")
+            elif command == b"DATA":
+                writer.write(b"354 go ahead\r\n")
+                in_data = True
+            elif command == b"QUIT":
+                writer.write(b"221 bye\r\n")
+                break
+            else:
+                writer.write(b"250 ok\r\n")
+            await writer.drain()
+        writer.close()
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[int]:
+        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        try:
+            yield server.sockets[0].getsockname()[1]
+        finally:
+            server.close()
+
+
+@pytest.mark.parametrize(
+    ("hang_up_at", "outcome"),
+    [("MAIL", "retry"), ("RCPT", "retry"), ("after-data", "uncertain")],
+)
+async def test_a_connection_lost_before_the_message_was_handed_over_is_retried(
+    hang_up_at: str, outcome: str
+) -> None:
+    """Every broken exchange was `uncertain`, which is never resent: an email lost at MAIL FROM
+    (nothing handed over) stayed undelivered for good. Only a loss after DATA is in doubt."""
+    server = HangingUpServer(hang_up_at)
+    async with server.running() as port, transport(NotificationsSettings(smtp_port=port)) as smtp:
+        result = await smtp.send(_email("ana@example.com"))
+    assert result.outcome == outcome, result.error

@@ -2,8 +2,9 @@
 
 The outcome is what the delivery protocol needs to stay exactly-once:
 * `sent`: the provider accepted it (with its message id when it gives one);
-* `retry`: it certainly did not go out (connection refused, 4xx SMTP, HTTP 429/5xx);
-* `permanent`: it never will (bad address, 4xx HTTP, 5xx SMTP);
+* `retry`: it certainly did not go out (connection refused, lost before DATA, 4xx SMTP, HTTP
+  401/403/408/429/5xx);
+* `permanent`: it never will (bad address, other 4xx HTTP, 5xx SMTP);
 * `uncertain`: the provider may have accepted it but we could not hear so (the connection
   broke or timed out after the message was handed over). Resending would risk a duplicate.
 """
@@ -17,7 +18,7 @@ from email.message import EmailMessage, Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import formataddr
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import aiosmtplib
 import httpx
@@ -62,10 +63,15 @@ class SmsTransport(Protocol):
     async def send(self, sms: Sms) -> SendResult: ...
 
 
+_LATER = frozenset({401, 403, 408, 429})
+"""Refusals that say nothing about the message: our credentials were refused or revoked (an
+operator fixes them, and the message should go then), or the provider asks for patience."""
+
+
 def _http_outcome(response: httpx.Response) -> Outcome:
     if response.is_success:
         return "sent"
-    if response.status_code == 429 or response.status_code >= 500:
+    if response.status_code in _LATER or response.status_code >= 500:
         return "retry"
     return "permanent"
 
@@ -81,6 +87,17 @@ async def _post(http: httpx.AsyncClient, url: str, **kwargs: object) -> httpx.Re
         return SendResult("uncertain", error=f"no answer after sending: {exc!r}")
 
 
+class _SmtpClient(aiosmtplib.SMTP):
+    """An SMTP client that knows whether the current message was handed over: a failure before
+    DATA (a connection lost at MAIL FROM or RCPT TO) certainly delivered nothing."""
+
+    handed_over = False
+
+    async def data(self, message: str | bytes, /, **kwargs: Any) -> aiosmtplib.SMTPResponse:
+        self.handed_over = True
+        return await super().data(message, **kwargs)
+
+
 class SmtpTransport:
     """SMTP over at most `smtp_connections` connections, kept open between messages.
 
@@ -93,7 +110,7 @@ class SmtpTransport:
 
     def __init__(self, settings: NotificationsSettings) -> None:
         self.settings = settings
-        self._idle: list[aiosmtplib.SMTP] = []
+        self._idle: list[_SmtpClient] = []
         self._slots = asyncio.Semaphore(settings.smtp_connections)
 
     def message(self, email: Email) -> Message:
@@ -132,6 +149,7 @@ class SmtpTransport:
             client = await self._connection()
         except (aiosmtplib.SMTPException, OSError) as exc:
             return SendResult("retry", error=f"smtp connect: {exc!r}")
+        client.handed_over = False
         try:
             errors, _ = await client.send_message(message)
         except aiosmtplib.SMTPResponseException as exc:
@@ -150,6 +168,8 @@ class SmtpTransport:
             )
         except (aiosmtplib.SMTPException, OSError) as exc:
             await _quit(client)
+            if not client.handed_over:
+                return SendResult("retry", error=f"smtp envelope broke: {exc!r}")
             return SendResult("uncertain", error=f"smtp exchange broke: {exc!r}")
         except BaseException:
             client.close()  # cancelled mid-message (shutdown): the connection's state is unknown
@@ -164,7 +184,7 @@ class SmtpTransport:
         for client in idle:
             await _quit(client)
 
-    async def _connection(self) -> aiosmtplib.SMTP:
+    async def _connection(self) -> _SmtpClient:
         """A kept connection that still answers, or a new one."""
         while self._idle:
             client = self._idle.pop()
@@ -175,7 +195,7 @@ class SmtpTransport:
                 continue
             return client
         s = self.settings
-        client = aiosmtplib.SMTP(
+        client = _SmtpClient(
             hostname=s.smtp_host,
             port=s.smtp_port,
             timeout=s.smtp_timeout_seconds,
@@ -192,7 +212,7 @@ class SmtpTransport:
             raise
         return client
 
-    async def _release(self, client: aiosmtplib.SMTP) -> None:
+    async def _release(self, client: _SmtpClient) -> None:
         if self.settings.smtp_keep_connections:
             self._idle.append(client)  # at most one per slot
         else:
