@@ -347,10 +347,12 @@ class Harness:
         *,
         amount: int | None = None,
         payment_id: str | None = None,
+        flagged_for_review: bool = False,
     ) -> Envelope[Event]:
         return await self.bus.send(
             Envelope(
                 data=PaymentAuthorized(
+                    flagged_for_review=flagged_for_review,
                     order_id=order["id"],
                     payment_id=payment_id or new_id(),
                     provider_payment_id=f"pi_{new_id()[-12:]}",

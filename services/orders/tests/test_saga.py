@@ -13,6 +13,7 @@ from contracts.events.orders import (
     OrderCancellationRequested,
     OrderCancelled,
     OrderConfirmed,
+    OrderFulfilmentReleased,
     OrderPlaced,
     OrderStatusChanged,
 )
@@ -22,6 +23,7 @@ from contracts.events.payments import (
     PaymentCaptured,
     PaymentFailed,
     PaymentRefunded,
+    PaymentReviewResolved,
     PaymentVoided,
 )
 from contracts.events.shipping import ShipmentCancelled, ShipmentDelivered, ShipmentDispatched
@@ -382,6 +384,40 @@ async def test_a_full_refund_ends_refunded_whichever_fulfilment_event_comes_firs
         await asyncio.sleep(0.5)
         later = await harness.client.get(f"/api/orders/{final['id']}", headers=user)
         assert later.json()["status"] == "REFUNDED", refund_after
+
+
+async def test_an_order_confirmed_under_payment_review_is_released_on_approval(
+    harness: Harness,
+) -> None:
+    """A payment flagged for fraud review confirms the order (the stock and the money are
+    held), but its parcel waits: OrderConfirmed says so, and only an approval releases it."""
+    order, user = await harness.placed_order()
+    reserved = await harness.reserve(order)
+    payment_id = new_id()
+    authorized = await harness.authorize(
+        order, reserved, payment_id=payment_id, flagged_for_review=True
+    )
+    await harness.wait_status(order["id"], user, "CONFIRMED")
+    [confirmed] = await harness.watcher.wait_for(order["id"], OrderConfirmed)
+    assert confirmed.data.payment_review_pending is True
+
+    rejected_elsewhere = await harness.follow(
+        authorized,
+        PaymentReviewResolved(
+            order_id=new_id(), payment_id=new_id(), decision="rejected", resolved_at=_now()
+        ),
+    )
+    approved = await harness.follow(
+        authorized,
+        PaymentReviewResolved(
+            order_id=order["id"], payment_id=payment_id, decision="approved", resolved_at=_now()
+        ),
+    )
+
+    [released] = await harness.watcher.wait_for(order["id"], OrderFulfilmentReleased)
+    assert released.causation_id == approved.id
+    assert harness.watcher.of_type(rejected_elsewhere.data.order_id, OrderFulfilmentReleased) == []
+    assert (await harness.order(order["id"], user))["status"] == "CONFIRMED"
 
 
 async def test_customer_cancels_before_dispatch(harness: Harness) -> None:

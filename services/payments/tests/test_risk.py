@@ -6,6 +6,7 @@ from contracts.events.payments import (
     PaymentAuthorized,
     PaymentFailed,
     PaymentRefunded,
+    PaymentReviewResolved,
     PaymentVoided,
 )
 from payments_service.config import PaymentsSettings
@@ -62,6 +63,9 @@ async def test_medium_risk_is_authorized_flagged_and_reviewed(stack: Stack) -> N
     )
     assert approved.status_code == 200
     assert approved.json()["review_status"] == "approved"
+    # Orders releases the parcel it holds on this word (shipping gave it no label before).
+    resolved = await stack.events.wait_for(placed.order_id, PaymentReviewResolved)
+    assert (resolved.payment_id, resolved.decision) == (authorized.payment_id, "approved")
     again = await stack.client.post(url, json={"decision": "reject"}, headers=admin(stack))
     assert again.status_code == 409
     assert again.headers["content-type"] == "application/problem+json"
@@ -84,6 +88,8 @@ async def test_rejecting_a_flagged_payment_voids_it(stack: Stack) -> None:
 
     assert rejected.status_code == 200
     assert rejected.json()["status"] == "voided"
+    resolved = await stack.events.wait_for(placed.order_id, PaymentReviewResolved)
+    assert resolved.decision == "rejected"
     voided = await stack.events.wait_for(placed.order_id, PaymentVoided)
     assert voided.reason == "risk_review_rejected"
     intent = await stack.stripe.intent(authorized.provider_payment_id)

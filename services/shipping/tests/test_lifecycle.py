@@ -7,7 +7,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from contracts.events.orders import OrderCancellationRequested, OrderCancelled
+from contracts.events.orders import (
+    OrderCancellationRequested,
+    OrderCancelled,
+    OrderFulfilmentReleased,
+)
 from contracts.events.shipping import (
     ShipmentCancelled,
     ShipmentCreated,
@@ -432,6 +436,95 @@ async def test_cancelled_order_voids_a_shipment_held_before_pickup(shipping: Run
     )
     assert held.json() == {"outcome": "applied", "shipment_status": "exception"}
     await _cancel_and_see_it_voided(shipping, user_id, order_id, shipment)
+
+
+async def test_a_parcel_under_payment_review_waits_for_the_approval(shipping: Running) -> None:
+    """An order confirmed on a payment flagged for fraud review got its label at once and
+    could be picked up while the review was open; a rejection then came too late and the goods
+    left unpaid. The parcel is held, without a label, until the approval releases it."""
+    ns = shipping.settings.kafka_namespace
+    item = factories.product()
+    user_id = new_id()
+    order = factories.order_confirmed(user_id=user_id, lines=[(item.sku, 1)]).model_copy(
+        update={"payment_review_pending": True}
+    )
+    await publish(ns, item, order)
+    headers = shipping.tokens.headers(user_id)
+
+    async def held() -> Any:
+        response = await shipping.client.get(
+            f"/api/shipping/orders/{order.order_id}", headers=headers
+        )
+        return response.json() if response.status_code == 200 else None
+
+    shipment = await eventually(held, timeout=30, interval=0.3)
+    assert shipment["status"] == "on_hold"
+    label = await shipping.client.get(
+        f"/api/shipping/shipments/{shipment['shipment_id']}/label", headers=headers
+    )
+    assert label.status_code == 409
+    assert label.headers["content-type"] == "application/problem+json"
+    assert label.json()["type"].endswith("/shipment-on-hold")
+    pickup = await _carrier(shipping).send(
+        carrier="correios", tracking_number=shipment["tracking_number"], status="posted"
+    )
+    assert pickup.json() == {"outcome": "held", "shipment_status": "on_hold"}
+
+    await publish(
+        ns,
+        OrderFulfilmentReleased(
+            order_id=order.order_id, user_id=user_id, released_at=datetime.now(UTC)
+        ),
+    )
+
+    async def released() -> bool:
+        state = (
+            await shipping.client.get(f"/api/shipping/track/{shipment['tracking_number']}")
+        ).json()
+        return bool(state["status"] == "created")
+
+    await eventually(released, timeout=30, interval=0.3)
+    label = await shipping.client.get(
+        f"/api/shipping/shipments/{shipment['shipment_id']}/label", headers=headers
+    )
+    assert label.status_code == 200
+    picked_up = await _carrier(shipping).send(
+        carrier="correios",
+        tracking_number=shipment["tracking_number"],
+        status="posted",
+        event_id=new_id(),  # the carrier's new scan, not a resend of the refused one
+    )
+    assert picked_up.json() == {"outcome": "applied", "shipment_status": "posted"}
+    [dispatched] = await wait_for_events(
+        ns, ShipmentDispatched, where=lambda e: e.order_id == order.order_id
+    )
+    assert dispatched.shipment_id == shipment["shipment_id"]
+
+
+async def test_a_held_parcel_whose_payment_is_rejected_is_voided(shipping: Running) -> None:
+    """The rejection cancels the order (payments voids, orders cancels): the held parcel is
+    voided like any that has not left, and inventory gets its units back."""
+    ns = shipping.settings.kafka_namespace
+    item = factories.product()
+    user_id = new_id()
+    order = factories.order_confirmed(user_id=user_id, lines=[(item.sku, 1)]).model_copy(
+        update={"payment_review_pending": True}
+    )
+    await publish(ns, item, order)
+
+    async def held() -> Any:
+        response = await shipping.client.get(
+            f"/api/shipping/orders/{order.order_id}", headers=shipping.tokens.headers(user_id)
+        )
+        return response.json() if response.status_code == 200 else None
+
+    shipment = await eventually(held, timeout=30, interval=0.3)
+    assert shipment["status"] == "on_hold"
+    await _cancel_and_see_it_voided(shipping, user_id, order.order_id, shipment)
+    [voided] = await wait_for_events(
+        ns, ShipmentCancelled, where=lambda e: e.order_id == order.order_id
+    )
+    assert voided.shipment_id == shipment["shipment_id"]
 
 
 async def test_a_cancellation_request_stops_a_parcel_that_has_not_left(

@@ -100,6 +100,9 @@ class OrderConfirmed(Event):
     discount: MinorUnits | None = None
     shipping: MinorUnits | None = None
     coupon_code: str | None = None
+    payment_review_pending: bool = False
+    """The payment is flagged for a fraud review: the parcel is prepared but not handed to the
+    carrier before `OrderFulfilmentReleased` (a rejection cancels the order instead)."""
 
 
 class OrderCancelled(Event):
@@ -114,6 +117,18 @@ class OrderCancelled(Event):
     reason: CancelReason
     previous_status: OrderStatus
     cancelled_at: UtcDatetime
+
+
+class OrderFulfilmentReleased(Event):
+    """The payment of an order confirmed under review was approved: its parcel may go."""
+
+    ce_type: ClassVar[str] = "shop.orders.order_fulfilment_released.v1"
+    topic: ClassVar[str] = topics.ORDERS
+    key_field: ClassVar[str] = "order_id"
+
+    order_id: Id
+    user_id: Id
+    released_at: UtcDatetime
 
 
 class OrderCancellationRequested(Event):

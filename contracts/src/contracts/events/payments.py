@@ -38,6 +38,21 @@ class PaymentAuthorized(Event):
     authorized_at: UtcDatetime
 
 
+class PaymentReviewResolved(Event):
+    """An admin decided on a payment flagged for review. `approved`: the order's parcel may be
+    handed to the carrier (orders releases it); `rejected`: the payment is voided or refunded
+    (its own event follows) and the order cancelled."""
+
+    ce_type: ClassVar[str] = "shop.payments.payment_review_resolved.v1"
+    topic: ClassVar[str] = topics.PAYMENTS
+    key_field: ClassVar[str] = "order_id"
+
+    order_id: Id
+    payment_id: Id
+    decision: Literal["approved", "rejected"]
+    resolved_at: UtcDatetime
+
+
 class PaymentActionRequired(Event):
     ce_type: ClassVar[str] = "shop.payments.payment_action_required.v1"
     topic: ClassVar[str] = topics.PAYMENTS

@@ -52,6 +52,13 @@ async def on_payment_action_required(
     await saga.on_payment_action_required(session=ctx.session, emit=ctx.emit, envelope=envelope)
 
 
+@saga_handlers.on(payments.PaymentReviewResolved)
+async def on_payment_review_resolved(
+    envelope: Envelope[payments.PaymentReviewResolved], ctx: EventContext
+) -> None:
+    await saga.on_payment_review_resolved(session=ctx.session, emit=ctx.emit, envelope=envelope)
+
+
 @saga_handlers.on(payments.PaymentFailed)
 async def on_payment_failed(envelope: Envelope[payments.PaymentFailed], ctx: EventContext) -> None:
     await saga.on_payment_failed(session=ctx.session, emit=ctx.emit, envelope=envelope)

@@ -4,7 +4,12 @@ cancel them), account deletion."""
 from __future__ import annotations
 
 from contracts.events.catalog import ProductCreated, ProductDeactivated, ProductUpdated
-from contracts.events.orders import OrderCancellationRequested, OrderCancelled, OrderConfirmed
+from contracts.events.orders import (
+    OrderCancellationRequested,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderFulfilmentReleased,
+)
 from contracts.events.users import UserDeletionRequested
 from shopkit.handlers import EventHandlers
 from shopkit.inbox import EventContext
@@ -62,6 +67,13 @@ async def on_order_cancelled(envelope: Envelope[OrderCancelled], ctx: EventConte
     )
     if cancelled is not None:
         await ctx.emit(cancelled)
+
+
+@handlers.on(OrderFulfilmentReleased)
+async def on_order_fulfilment_released(
+    envelope: Envelope[OrderFulfilmentReleased], ctx: EventContext
+) -> None:
+    await shipments.release_for_order(session=ctx.session, order_id=envelope.data.order_id)
 
 
 @handlers.on(OrderCancellationRequested)

@@ -10,6 +10,7 @@ twice, and items too heavy for parcels; no checkout could use such a quote.
 from __future__ import annotations
 
 from shopkit.problems import (
+    ConflictError,
     DomainError,
     NotFoundError,
     UnauthorizedError,
@@ -76,3 +77,10 @@ class UnsupportedLabelFormatError(DomainError):
     status = 406
     slug = "unsupported-label-format"
     title = "Label format not supported"
+
+
+class ShipmentOnHoldError(ConflictError):
+    """The order's payment is under a fraud review: no label, so the parcel cannot go."""
+
+    slug = "shipment-on-hold"
+    title = "Shipment held for payment review"

@@ -20,6 +20,7 @@ from shipping_service.errors import (
     InvalidWebhookSignatureError,
     QuoteTooHeavyError,
     ShipmentNotFoundError,
+    ShipmentOnHoldError,
     UnknownCarrierError,
     UnknownSkuError,
 )
@@ -162,7 +163,7 @@ async def get_shipment(
     "/shipments/{shipment_id}/label",
     response_class=Response,
     responses={
-        **responses(ShipmentNotFoundError, UnauthorizedError),
+        **responses(ShipmentNotFoundError, UnauthorizedError, ShipmentOnHoldError),
         200: {"content": {"application/pdf": {}, "application/zpl": {}}},
     },
 )
@@ -173,7 +174,8 @@ async def get_label(
     request: Request,
     format: LabelFormat = "pdf",
 ) -> Response:
-    """The printable label: an A6 PDF, or ZPL II with `?format=zpl`."""
+    """The printable label: an A6 PDF, or ZPL II with `?format=zpl`. None while the shipment
+    is held for the review of its order's payment (409)."""
     body, media_type = await shipments.label(
         session=session,
         settings=_settings(request),

@@ -8,8 +8,16 @@ from shopkit.params import Cep, JsonInteger, Sku
 
 CarrierStatus = Literal["posted", "in_transit", "out_for_delivery", "delivered", "exception"]
 ShipmentStatus = Literal[
-    "created", "posted", "in_transit", "out_for_delivery", "delivered", "exception", "cancelled"
+    "on_hold",
+    "created",
+    "posted",
+    "in_transit",
+    "out_for_delivery",
+    "delivered",
+    "exception",
+    "cancelled",
 ]
+"""`on_hold`: prepared, but its order's payment is under review: no label, no pickup."""
 
 
 # A quote is only ever used to check out a cart, and it covers exactly the lines it was signed
@@ -124,7 +132,7 @@ class CarrierUpdate(BaseModel):
     location: Annotated[str, StringConstraints(max_length=120)] | None = None
 
 
-WebhookOutcome = Literal["applied", "duplicate", "stale", "unknown_shipment"]
+WebhookOutcome = Literal["applied", "duplicate", "stale", "held", "unknown_shipment"]
 
 
 class WebhookAck(BaseModel):

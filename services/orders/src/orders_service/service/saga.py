@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from contracts.events import inventory, payments, shipping
-from contracts.events.orders import CancelReason, OrderStatus
+from contracts.events.orders import CancelReason, OrderFulfilmentReleased, OrderStatus
 from contracts.types import utc_now
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -91,7 +91,28 @@ async def on_payment_authorized(
         reason="payment_authorized",
         cause=cause,
         payment_id=event.payment_id,
+        review_pending=event.flagged_for_review,
         fields={**payment_fields, "payment_id": event.payment_id},
+    )
+
+
+async def on_payment_review_resolved(
+    *, session: AsyncSession, emit: Emit, envelope: Envelope[payments.PaymentReviewResolved]
+) -> None:
+    """An approved review lets the parcel of a confirmed order go. A rejection needs nothing
+    here: payments voids (or refunds) next, and that cancels the order."""
+    event, cause = envelope.data, cause_of(envelope)
+    if event.decision != "approved":
+        return
+    order = await orders.lock(session, event.order_id)
+    if order is None:
+        await ignore(session, None, event.order_id, cause, "unknown order")
+        return
+    if order.status != "CONFIRMED":
+        await ignore(session, order, order.id, cause, f"order is {order.status}, nothing held")
+        return
+    await emit(
+        OrderFulfilmentReleased(order_id=order.id, user_id=order.user_id, released_at=utc_now())
     )
 
 

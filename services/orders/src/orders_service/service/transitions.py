@@ -75,9 +75,12 @@ async def transition(
     cause: Cause,
     cancel_reason: CancelReason | None = None,
     payment_id: str | None = None,
+    review_pending: bool = False,
     fields: dict[str, Any] | None = None,
 ) -> None:
-    """Apply one allowed transition (the caller checked it fits) with all its consequences."""
+    """Apply one allowed transition (the caller checked it fits) with all its consequences.
+
+    `review_pending`: confirmed on a payment flagged for review (shipping holds the parcel)."""
     now = utc_now()
     current = as_status(order.status)
     values: dict[str, Any] = dict(fields or {})
@@ -115,6 +118,7 @@ async def transition(
                 discount=order.discount,
                 shipping=order.shipping,
                 coupon_code=order.coupon_code,
+                payment_review_pending=review_pending,
             )
         )
     elif target == "CANCELLED":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from contracts.events.payments import PaymentReviewResolved
 from contracts.types import utc_now
 from shopkit.security import Principal
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -104,8 +105,17 @@ async def resolve_review(
     attempt.reviewed_by = admin.user_id
     attempt.reviewed_at = utc_now()
     attempt.review_note = body.note
+    work = _work(session, payments, order)
+    # An order confirmed under review keeps its parcel until this says it may go.
+    await work.emit(
+        PaymentReviewResolved(
+            order_id=attempt.order_id,
+            payment_id=attempt.id,
+            decision="approved" if approve else "rejected",
+            resolved_at=attempt.reviewed_at,
+        )
+    )
     if not approve:
-        work = _work(session, payments, order)
         async with _provider_errors():
             if attempt.status in VOIDABLE and attempt.status != AttemptStatus.PENDING:
                 await void(work, order, attempt, reason=REJECTED_REASON)

@@ -15,7 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts import Envelope, new_id
 from shipping_service import repository
 from shipping_service.config import ShippingSettings
-from shipping_service.errors import ShipmentNotFoundError, UnsupportedLabelFormatError
+from shipping_service.errors import (
+    ShipmentNotFoundError,
+    ShipmentOnHoldError,
+    UnsupportedLabelFormatError,
+)
 from shipping_service.labels import LabelData, address_lines, render_pdf, render_zpl
 from shipping_service.models import Shipment, TrackingEvent
 from shipping_service.schemas import (
@@ -71,7 +75,7 @@ async def create_for_order(
         carrier=choice.carrier,
         service=choice.service,
         tracking_number=new_tracking_number(choice.carrier, choice.service),
-        status="created",
+        status="on_hold" if order.payment_review_pending else "created",
         progress=0,
         quote_id=choice.quote_id,
         price=choice.price,
@@ -89,10 +93,12 @@ async def create_for_order(
         shipment,
         TrackingEvent(
             shipment_id=shipment.id,
-            status="created",
+            status=shipment.status,
             occurred_at=now,
             applied=True,
-            description="Label issued, awaiting pickup",
+            description="Held until the payment review"
+            if order.payment_review_pending
+            else "Label issued, awaiting pickup",
         ),
     )
     return ShipmentCreated(
@@ -103,6 +109,25 @@ async def create_for_order(
         service=shipment.service,
         tracking_number=shipment.tracking_number,
         created_at=now,
+    )
+
+
+async def release_for_order(*, session: AsyncSession, order_id: str) -> None:
+    """The payment review approved the order: its held shipment gets its label and may be
+    picked up. Anything else (not held, already cancelled) is left as it is."""
+    shipment = await repository.shipment_for_order(session, order_id, for_update=True)
+    if shipment is None or shipment.status != "on_hold":
+        return
+    now = datetime.now(UTC)
+    shipment.status = "created"
+    shipment.updated_at = now
+    repository.add_tracking_event(
+        session,
+        shipment_id=shipment.id,
+        status="created",
+        occurred_at=now,
+        applied=True,
+        description="Payment approved: label issued, awaiting pickup",
     )
 
 
@@ -232,6 +257,10 @@ async def label(
 ) -> tuple[bytes, str]:
     """The label document and its media type."""
     shipment = _check_access(await repository.get_shipment(session, shipment_id), principal)
+    if shipment.status == "on_hold":
+        raise ShipmentOnHoldError(
+            f"shipment {shipment_id} waits for the review of its order's payment"
+        )
     data = LabelData(
         carrier=shipment.carrier,
         service=shipment.service,

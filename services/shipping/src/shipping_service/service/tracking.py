@@ -122,6 +122,22 @@ async def receive(
             session, carrier=carrier, event_id=update.event_id, outcome="unknown_shipment"
         )
         return WebhookAck(outcome="unknown_shipment")
+    if shipment.status == "on_hold":
+        # No label was issued, so no carrier can have this parcel: kept for the record only.
+        repository.add_tracking_event(
+            session,
+            shipment_id=shipment.id,
+            status=update.status,
+            occurred_at=update.occurred_at,
+            applied=False,
+            description=update.description,
+            location=update.location,
+            carrier_event_id=update.event_id,
+        )
+        await repository.set_webhook_outcome(
+            session, carrier=carrier, event_id=update.event_id, outcome="held"
+        )
+        return WebhookAck(outcome="held", shipment_status="on_hold")
     events = apply_update(session, shipment, update)
     outcome = "applied" if events else "stale"
     await repository.set_webhook_outcome(
@@ -217,8 +233,9 @@ def apply_update(session: AsyncSession, shipment: Shipment, update: CarrierUpdat
 
 
 def next_status(status: str, progress: int) -> str | None:
-    """The next step of the happy path (the sandbox carrier's script)."""
-    if status in TERMINAL:
+    """The next step of the happy path (the sandbox carrier's script); none for a parcel
+    held for a payment review, which has no label to pick up."""
+    if status in TERMINAL or status == "on_hold":
         return None
     following = [s for s in FORWARD_PATH if RANK[s] > progress]
     return following[0] if following else None
