@@ -26,14 +26,30 @@ async def _enrol(auth_stack: AuthStack, account: Account) -> tuple[str, list[str
     assert account.email.replace("@", "%40") in setup.json()["otpauth_uri"]
 
     wrong = await auth_stack.gateway.post(
-        "/api/auth/mfa/enable", json={"code": "000000"}, headers=auth_stack.headers(token=token)
+        "/api/auth/mfa/enable",
+        json={"password": account.password, "code": "000000"},
+        headers=auth_stack.headers(token=token),
     )
     assert wrong.status_code == 403
     assert wrong.json()["type"].endswith("/mfa-code-rejected")
     ENROLMENT_CODES[secret] = pyotp.TOTP(secret).now()
-    enabled = await auth_stack.gateway.post(
+    # The token alone (a stolen one) cannot bind an authenticator: the password is asked too.
+    tokenless = await auth_stack.gateway.post(
         "/api/auth/mfa/enable",
         json={"code": ENROLMENT_CODES[secret]},
+        headers=auth_stack.headers(token=token),
+    )
+    assert tokenless.status_code == 422
+    guessed = await auth_stack.gateway.post(
+        "/api/auth/mfa/enable",
+        json={"password": account.password + "x", "code": ENROLMENT_CODES[secret]},
+        headers=auth_stack.headers(token=token),
+    )
+    assert guessed.status_code == 403, guessed.text
+    assert guessed.json()["type"].endswith("/reauthentication-failed")
+    enabled = await auth_stack.gateway.post(
+        "/api/auth/mfa/enable",
+        json={"password": account.password, "code": ENROLMENT_CODES[secret]},
         headers=auth_stack.headers(token=token),
     )
     assert enabled.status_code == 200, enabled.text
@@ -136,7 +152,9 @@ async def test_mfa_setup_twice_and_enable_without_setup_are_conflicts(
 ) -> None:
     token = (await auth_stack.tokens(account))["access_token"]
     early = await auth_stack.gateway.post(
-        "/api/auth/mfa/enable", json={"code": "123456"}, headers=auth_stack.headers(token=token)
+        "/api/auth/mfa/enable",
+        json={"password": account.password, "code": "123456"},
+        headers=auth_stack.headers(token=token),
     )
     assert early.status_code == 409
     _, _, token = await _enrol(auth_stack, account)

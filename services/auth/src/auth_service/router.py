@@ -106,19 +106,28 @@ async def mfa_setup(principal: CurrentUser, session: SessionDep, rt: RuntimeDep)
 @router.post(
     "/mfa/enable",
     responses=responses(
-        UnauthorizedError, errors.MfaSetupMissingError, errors.MfaCodeRejectedError
+        UnauthorizedError,
+        errors.MfaSetupMissingError,
+        errors.MfaCodeRejectedError,
+        errors.ReauthenticationFailedError,
+        errors.TooManyAttemptsError,
     ),
 )
 async def mfa_enable(
+    *,
     body: MfaEnableRequest,
     principal: CurrentUser,
     session: SessionDep,
     rt: RuntimeDep,
+    client: ClientDep,
     response: Response,
 ) -> RecoveryCodes:
-    """Confirm enrolment with a current code; returns 10 single-use recovery codes, once."""
+    """Confirm enrolment with the password and a current code; returns 10 single-use
+    recovery codes, once."""
     response.headers.update(NO_STORE)
-    return await mfa.enable(session, rt=rt, principal=principal, code=body.code)
+    return await mfa.enable(
+        session, rt=rt, principal=principal, password=body.password, code=body.code, client=client
+    )
 
 
 @router.post(

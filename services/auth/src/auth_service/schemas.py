@@ -184,6 +184,10 @@ class MfaSetup(BaseModel):
 
 
 class MfaEnableRequest(Request):
+    password: Password = Field(
+        description="The account's password: a stolen access token alone cannot bind an "
+        "authenticator (and lock the owner out)."
+    )
     code: Code
 
 

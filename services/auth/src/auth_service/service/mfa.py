@@ -98,13 +98,26 @@ async def setup(session: AsyncSession, *, rt: Runtime, principal: Principal) -> 
 
 
 async def enable(
-    session: AsyncSession, *, rt: Runtime, principal: Principal, code: str
+    session: AsyncSession,
+    *,
+    rt: Runtime,
+    principal: Principal,
+    password: str,
+    code: str,
+    client: ClientInfo,
 ) -> RecoveryCodes:
+    """Needs the password as well as a code from the new authenticator: with a bearer token
+    alone, whoever stole one could enrol their own device and lock the owner out. Failures
+    count towards the lockout, as a login's do."""
     user = await _user(session, principal)
     if user.mfa_enabled:
         raise MfaAlreadyEnabledError()
     if user.mfa_secret is None:
         raise MfaSetupMissingError("call /api/auth/mfa/setup first")
+    await rt.throttle.check(email=user.email, ip=client.ip)
+    if not await rt.passwords.verify(user.password_hash, password):
+        await rt.throttle.record_failure(email=user.email, ip=client.ip)
+        raise ReauthenticationFailedError("the password is wrong")
     if not accept_totp(rt=rt, user=user, code=code, now=utc_now()):
         raise MfaCodeRejectedError("the code does not match the authenticator being enrolled")
     user.mfa_enabled = True
