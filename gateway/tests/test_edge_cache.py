@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import secrets
+import tracemalloc
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
+import pytest
 from gateway.edge_cache import EdgeCache
 from gateway.testing import free_port
 from redis.asyncio import Redis
@@ -16,6 +20,7 @@ from shopkit.testing import eventually
 from starlette.responses import Response
 
 from contracts import new_id
+from gateway import edge_cache
 
 from .conftest import Stack, random_ip
 
@@ -203,7 +208,7 @@ def test_an_answer_fetched_across_a_purge_is_not_kept() -> None:
     hit = cache.lookup("catalog", "/p")
     assert hit is not None
     assert hit.body == str({"price": "new"}).encode()
-    assert cache.size_bytes == len(hit.body)
+    assert cache.size_bytes > len(hit.body)  # its target, headers and keeping count too
 
     cache.purge(tag="other")
     assert len(cache) == 1
@@ -211,9 +216,17 @@ def test_an_answer_fetched_across_a_purge_is_not_kept() -> None:
     assert (len(cache), cache.size_bytes) == (0, 0)
 
 
+def _size_of(target: str, body: dict[str, Any]) -> int:
+    """What keeping this answer costs, as the cache counts it."""
+    probe = EdgeCache(max_bytes=1024 * 1024, max_body_bytes=1024)
+    probe.live = True
+    _keep(probe, target, body)
+    return probe.size_bytes
+
+
 async def test_entries_expire_and_the_least_recently_used_leave_first() -> None:
-    body_size = len(_answer({"target": "/a"}).body)
-    cache = EdgeCache(max_bytes=2 * body_size, max_body_bytes=1024)
+    entry_size = _size_of("/a", {"target": "/a"})
+    cache = EdgeCache(max_bytes=2 * entry_size, max_body_bytes=1024)
     cache.live = True
 
     def keep(target: str, control: str = "max-age=60") -> None:
@@ -226,7 +239,7 @@ async def test_entries_expire_and_the_least_recently_used_leave_first() -> None:
     assert cache.lookup("catalog", "/b") is None
     assert cache.lookup("catalog", "/a") is not None
     assert len(cache) == 2
-    assert cache.size_bytes == 2 * body_size
+    assert cache.size_bytes == 2 * entry_size
 
     keep("/never", control="no-store")
     keep("/zero", control="max-age=0")
@@ -240,3 +253,52 @@ async def test_entries_expire_and_the_least_recently_used_leave_first() -> None:
 
     cache.live = False  # purge channel lost: nothing is served
     assert cache.lookup("catalog", "/a") is None
+
+
+def test_the_budget_holds_what_entries_really_cost() -> None:
+    """A tiny answer costs far more to keep than its body (target, headers, bookkeeping):
+    however many targets are offered, the cache holds about the memory it was given."""
+    budget = 1024 * 1024
+    cache = EdgeCache(max_bytes=budget, max_body_bytes=1024)
+    cache.live = True
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(20_000):
+            target = f"/api/products?q={secrets.token_hex(8)}"
+            _keep(cache, target, {"id": 1})
+            assert cache.size_bytes <= budget
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert 0 < len(cache) < 20_000
+    assert held <= budget * 1.25
+    assert cache.lookup("catalog", target) is not None  # the newest answer is kept
+
+
+class _Clock:
+    """Stands in for the `time` module of `gateway.edge_cache`."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_expired_entries_leave_without_being_asked_for_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = _Clock(1000.0)
+    monkeypatch.setattr(edge_cache, "time", clock)
+    cache = EdgeCache(max_bytes=64 * 1024 * 1024, max_body_bytes=1024)
+    cache.live = True
+    for i in range(1000):
+        _keep(cache, f"/old/{i}", {"i": i}, control="max-age=60")
+    clock.now += 61
+    for i in range(1000):
+        _keep(cache, f"/new/{i}", {"i": i}, control="max-age=60")
+    assert len(cache) == 1000  # every expired answer is gone, none of the fresh ones
+    assert all(cache.lookup("catalog", f"/new/{i}") is not None for i in range(1000))

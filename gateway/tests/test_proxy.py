@@ -191,6 +191,16 @@ async def test_client_address_comes_from_trusted_proxies_only(
     assert header_values(body, "x-forwarded-for") == ["127.0.0.1"]
 
 
+async def test_every_x_forwarded_for_line_is_read_as_one_list(stack: Stack) -> None:
+    """A load balancer may append a line of its own instead of extending the client's: the
+    lines are one list (RFC 9110 section 5.3), so the first one alone is whatever the client
+    wrote."""
+    client_ip = random_ip()
+    lines = [("X-Forwarded-For", random_ip()), ("X-Forwarded-For", client_ip)]
+    body = echoed(await stack.client.get("/api/products", headers=lines))
+    assert header_values(body, "x-forwarded-for") == [f"{client_ip}, 127.0.0.1"]
+
+
 async def test_request_id_and_trace_context_are_forwarded(stack: Stack) -> None:
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     traceparent = f"00-{trace_id}-00f067aa0ba902b7-01"

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import secrets
 import time
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from urllib.parse import urlsplit
 
 import httpx
+import pytest
 from gateway.config import BudgetLimits
 from gateway.ratelimit import Identity, RateLimiter
 from gateway.testing import free_port
@@ -16,6 +20,7 @@ from shopkit.settings import ServiceSettings
 from shopkit.testing import eventually, unique_suffix
 
 from contracts import new_id
+from gateway import ratelimit
 
 from .conftest import TEST_LIMITS, Stack, random_ip
 
@@ -85,6 +90,75 @@ async def test_a_client_cannot_escape_its_limit_by_writing_x_forwarded_for(
             "/api/auth/login", json={}, headers={"X-Forwarded-For": random_ip()}
         )
         assert_rate_limited(refused)
+
+
+async def test_a_client_cannot_choose_its_address_in_a_header_line_of_its_own(
+    make_gateway: Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]],
+) -> None:
+    """Behind a load balancer that appends its own X-Forwarded-For line, the client's line
+    comes first: every request naming a fresh address there still spends one budget."""
+    async with make_gateway() as gateway:
+        limit = TEST_LIMITS["auth"].per_ip
+        statuses = [
+            (
+                await gateway.post(
+                    "/api/auth/login",
+                    json={},
+                    headers=[("X-Forwarded-For", random_ip()), ("X-Forwarded-For", "203.0.113.9")],
+                )
+            ).status_code
+            for _ in range(limit + 1)
+        ]
+    assert statuses == [200] * limit + [429]
+
+
+PER_IP_FIVE = {**TEST_LIMITS, "read": BudgetLimits(per_ip=5, per_user=5)}
+
+
+def _random_slash_64() -> ipaddress.IPv6Network:
+    return ipaddress.IPv6Network((0x2001_0DB8 << 96 | secrets.randbits(32) << 64, 64))
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/api/auth/login"), ("GET", "/api/products")],  # counted in Redis; in memory
+)
+async def test_an_ipv6_client_is_counted_by_its_slash_64(
+    make_gateway: Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]],
+    method: str,
+    path: str,
+) -> None:
+    """One host is given a whole /64: walking through its addresses is still one client."""
+    network = _random_slash_64()
+    async with make_gateway(rate_limits=PER_IP_FIVE) as gateway:
+
+        async def status(address: ipaddress.IPv6Address) -> int:
+            headers = {"X-Forwarded-For": str(address)}
+            return (await gateway.request(method, path, headers=headers)).status_code
+
+        statuses = [await status(network[i + 1]) for i in range(6)]
+        assert statuses == [200] * 5 + [429]
+        next_network = ipaddress.IPv6Network((int(network.network_address) + 2**64, 64))
+        assert await status(next_network[1]) == 200  # the neighbouring /64 is someone else
+
+
+async def test_an_ipv4_mapped_address_is_the_same_client_as_the_ipv4_one(
+    make_gateway: Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]],
+) -> None:
+    ip = random_ip()
+    limit = TEST_LIMITS["auth"].per_ip
+    async with make_gateway() as gateway:
+        statuses = [
+            (
+                await gateway.post(
+                    "/api/auth/login",
+                    json={},
+                    headers={"X-Forwarded-For": f"::ffff:{ip}" if i % 2 else ip},
+                )
+            ).status_code
+            for i in range(limit + 1)
+        ]
+    assert statuses == [200] * limit + [429]
 
 
 async def test_limits_scale_with_one_setting(
@@ -245,3 +319,106 @@ async def test_counts_made_in_memory_land_in_the_window_they_were_made_in() -> N
         assert stored == windows
     finally:
         await redis.aclose()
+
+
+class _Clock:
+    """Stands in for the `time` module of `gateway.ratelimit`: windows pass when the test says."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@asynccontextmanager
+async def _redis_reachable_at(port: int) -> AsyncIterator[None]:
+    """The real Redis answers on `port` (through a byte relay) until the block ends."""
+    real = urlsplit(ServiceSettings().redis_url)
+    writers: list[asyncio.StreamWriter] = []
+
+    async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        finally:
+            sink.close()
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(
+            real.hostname, real.port or 6379
+        )
+        writers.extend((writer, upstream_writer))
+        await asyncio.gather(
+            pump(reader, upstream_writer), pump(upstream_reader, writer), return_exceptions=True
+        )
+
+    server = await asyncio.start_server(relay, "127.0.0.1", port)
+    try:
+        yield
+    finally:
+        server.close()
+        for writer in writers:
+            writer.close()
+        await server.wait_closed()
+
+
+async def _stored_by_window(namespace: str) -> dict[int, int]:
+    """The shared read counts of every client in `namespace`, summed by window."""
+    redis = Redis.from_url(ServiceSettings().redis_url)
+    try:
+        keys = [key async for key in redis.scan_iter(match=f"{namespace}gw:rl:read:*", count=1000)]
+        values = await redis.mget(keys) if keys else []
+    finally:
+        await redis.aclose()
+    stored: dict[int, int] = {}
+    for key, value in zip(keys, values, strict=True):
+        index = int(key.rsplit(b":", 1)[1])
+        stored[index] = stored.get(index, 0) + int(value or 0)
+    return stored
+
+
+async def test_counts_kept_through_a_redis_outage_stay_bounded_and_only_live_windows_are_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While Redis is down, the counts of windows that can no longer weigh in any decision are
+    dropped instead of piling up (and being re-queued every sync); when it is back, what this
+    replica admitted in the current and previous windows reaches Redis exactly, nothing older."""
+    window, per_window, windows = 60, 2000, 30
+    clock = _Clock(time.time() // window * window)
+    monkeypatch.setattr(ratelimit, "time", clock)
+    start = int(clock.now) // window
+    namespace = f"test-{unique_suffix()}:"
+    port = free_port()  # nothing listens there until Redis "comes back"
+    real = urlsplit(ServiceSettings().redis_url)
+    redis = Redis.from_url(f"{real.scheme}://127.0.0.1:{port}{real.path}")
+    limiter = RateLimiter(
+        redis, window_seconds=window, namespace=namespace, local_budgets=frozenset({"read"})
+    )
+
+    def clients_of(w: int) -> list[Identity]:
+        return [Identity("ip", f"10.{w}.{i // 250}.{i % 250 + 1}", 100) for i in range(per_window)]
+
+    try:
+        for w in range(windows):
+            clock.now = (start + w) * window + 1
+            # The previous window's clients come back (their counts roll) and new ones arrive.
+            for identity in [*(clients_of(w - 1) if w else []), *clients_of(w)]:
+                admission = await limiter.admit("read", [identity], token_id=None)
+                assert admission.decision is not None and admission.decision.allowed
+            await limiter.sync()
+            clock.now += window * 2 / 3
+            await limiter.sync()
+            assert limiter.clients <= 3 * per_window
+            assert limiter.backlog <= limiter.clients
+        async with _redis_reachable_at(port):
+            await limiter.sync()
+            await redis.aclose()
+    finally:
+        await redis.aclose()
+    last = start + windows - 1
+    assert await _stored_by_window(namespace) == {last - 1: 2 * per_window, last: 2 * per_window}

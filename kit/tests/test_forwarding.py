@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from shopkit.forwarding import client_ip, forwarded_chain, parse_networks
+from shopkit.forwarding import (
+    client_block,
+    client_ip,
+    forwarded_chain,
+    forwarded_for,
+    parse_networks,
+)
+from starlette.datastructures import Headers
 
 TRUSTED = parse_networks(["127.0.0.1/32", "10.0.0.0/8"])
 
@@ -27,3 +34,24 @@ def test_addresses_are_kept_in_one_short_spelling_without_an_ipv6_zone() -> None
     ]
     longest = "0000:0000:0000:0000:0000:ffff:255.255.255.255"
     assert len(client_ip("127.0.0.1", longest, TRUSTED)) <= 64
+
+
+def test_every_forwarded_for_line_is_one_list() -> None:
+    """A load balancer that appends its own line left the client's line first, and reading only
+    the first line believed whatever the client wrote."""
+    headers = Headers(raw=[(b"x-forwarded-for", b"6.6.6.6"), (b"x-forwarded-for", b"203.0.113.9")])
+    assert forwarded_for(headers) == "6.6.6.6, 203.0.113.9"
+    assert client_ip("127.0.0.1", forwarded_for(headers), TRUSTED) == "203.0.113.9"
+    assert forwarded_for(Headers(raw=[])) is None
+
+
+def test_a_client_is_counted_by_its_ipv4_address_or_its_ipv6_64() -> None:
+    assert client_block("203.0.113.9") == "203.0.113.9"
+    assert client_block("2001:db8:1:2::1") == client_block("2001:db8:1:2:ffff::9")
+    assert client_block("2001:db8:1:2::1") == "2001:db8:1:2::/64"
+    assert client_block("2001:db8:1:3::1") != client_block("2001:db8:1:2::1")
+    # An IPv4-mapped address is its IPv4 client: as a /64 every such client was `::/64`, one
+    # shared lockout that a single attacker could trip for all of them.
+    assert client_block("::ffff:203.0.113.9") == "203.0.113.9"
+    assert client_block("::ffff:198.51.100.7") != client_block("::ffff:203.0.113.9")
+    assert client_block("unknown") == "unknown"

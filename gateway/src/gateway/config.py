@@ -88,7 +88,8 @@ class GatewaySettings(ServiceSettings):
     edge_cache_enabled: bool = True
     """Keep the answers services mark shareable (`Surrogate-Control`) in memory."""
     edge_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
-    """Memory for kept answers' bodies; the least recently used leave first beyond it."""
+    """Memory for kept answers (bodies, headers and bookkeeping); the least recently used leave
+    first beyond it."""
     edge_cache_max_body_bytes: int = Field(default=256 * 1024, ge=1)
     edge_purge_channel: str = DEFAULT_PURGE_CHANNEL
     """Redis channel on which services announce writes that invalidate shared answers."""

@@ -12,9 +12,23 @@ import secrets
 from collections.abc import Iterable
 
 from shopkit.edge import SURROGATE_CONTROL, SURROGATE_KEY
-from shopkit.forwarding import Networks, chain_client, forwarded_chain, parse_networks
+from shopkit.forwarding import (
+    Networks,
+    chain_client,
+    client_block,
+    forwarded_chain,
+    forwarded_for,
+    parse_networks,
+)
 
-__all__ = ["Networks", "chain_client", "forwarded_chain", "parse_networks"]
+__all__ = [
+    "Networks",
+    "chain_client",
+    "client_block",
+    "forwarded_chain",
+    "forwarded_for",
+    "parse_networks",
+]
 
 HOP_BY_HOP = frozenset(
     {
@@ -74,6 +88,7 @@ SPOOFABLE_PREFIXES = ("x-internal-", "x-auth-request-", "x-shop-")
 
 NOT_FORWARDED = frozenset({"host", "content-length", "x-request-id"}) | HOP_BY_HOP | SPOOFABLE
 """`host` is the upstream's; content length and request id are set by the gateway itself."""
+
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")

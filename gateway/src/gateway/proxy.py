@@ -80,7 +80,7 @@ class Gateway:
 
         peer = request.client.host if request.client else "unknown"
         chain = forwarding.forwarded_chain(
-            peer, request.headers.get("x-forwarded-for"), self.trusted
+            peer, forwarding.forwarded_for(request.headers), self.trusted
         )
         client_ip = forwarding.chain_client(chain, self.trusted)
 
@@ -182,7 +182,7 @@ class Gateway:
         identities: list[Identity] = []
         if self.settings.rate_limit_enabled:
             limits = self.settings.limits_for(route.budget)
-            identities.append(Identity("ip", client_ip, limits.per_ip))
+            identities.append(Identity("ip", forwarding.client_block(client_ip), limits.per_ip))
             if principal is not None:
                 identities.append(Identity("user", principal.user_id, limits.per_user))
         if not identities and principal is None:

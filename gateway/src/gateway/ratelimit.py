@@ -188,9 +188,20 @@ class RateLimiter:
         self._touched: set[str] = set()
         """Clients counted here since the last sync: only they are sent and refreshed."""
         self._last_forget = time.monotonic()
-        self._ended: dict[str, int] = {}
-        """Counts of windows that ended before they were sent, by key."""
+        self._ended: dict[int, dict[str, int]] = {}
+        """Counts of windows that ended before they were sent, by window and then by client.
+        Only the previous window's can still weigh in a decision (see `_set_aside`)."""
         self._sync_failing = False
+
+    @property
+    def clients(self) -> int:
+        """Clients whose counts this replica keeps in memory."""
+        return len(self._local)
+
+    @property
+    def backlog(self) -> int:
+        """Counts of ended windows waiting for a sync to send them."""
+        return sum(len(counts) for counts in self._ended.values())
 
     async def admit(
         self, budget: str, identities: list[Identity], *, token_id: str | None
@@ -285,48 +296,77 @@ class RateLimiter:
 
     def _roll(self, base: str, count: _LocalCount, index: int) -> None:
         """The window ended: what it counted here still goes to its key at the next sync."""
-        self._set_aside(f"{base}:{count.index}", count.unsent)
+        self._set_aside(base, count.index, count.unsent, now=index)
         count.previous = count.current if count.index == index - 1 else 0
         count.index, count.current, count.unsent = index, 0, 0
 
-    def _set_aside(self, key: str, count: int) -> None:
-        if count > 0:
-            self._ended[key] = self._ended.get(key, 0) + count
+    def _set_aside(self, base: str, index: int, count: int, *, now: int) -> None:
+        """Keep what window `index` counted here for the next sync, if it can still matter.
 
-    def _forget_idle(self) -> None:
-        """Drop clients not seen for two windows (what they counted is still sent)."""
-        index = int(time.time() * 1000) // self._window_ms
-        for base in [b for b, c in self._local.items() if c.index < index - 1]:
-            idle = self._local.pop(base)
-            self._set_aside(f"{base}:{idle.index}", idle.unsent)
+        A decision weighs only the current and the previous window, so an older count would
+        change nothing; kept, it would pile up while Redis is down, be re-queued every failed
+        sync and reach Redis in one huge call. Past `max_local_counts` set-aside counts the rest
+        are dropped too: the shared counts miss them, and only while they would still weigh.
+        """
+        if count <= 0 or index < now - 1:
+            return
+        counts = self._ended.setdefault(index, {})
+        if base not in counts and self.backlog >= self._max_local_counts:
+            return
+        counts[base] = counts.get(base, 0) + count
+
+    def _window_index(self) -> int:
+        return int(time.time() * 1000) // self._window_ms
+
+    def _forget_idle(self, now: int) -> None:
+        """Drop clients not seen for two windows: their counts can no longer weigh in any
+        decision, nor the set-aside counts of windows before the previous one."""
+        for base in [b for b, c in self._local.items() if c.index < now - 1]:
+            del self._local[base]
+        for index in [i for i in self._ended if i < now - 1]:
+            del self._ended[index]
         self._last_forget = time.monotonic()
 
     async def sync(self) -> None:
         """Send what was counted here for the clients seen since the last round, and learn what
         the other replicas counted for them. Redis being down only delays this to a later round.
         """
+        now = self._window_index()
         if time.monotonic() - self._last_forget > self._window / 2:
-            self._forget_idle()
+            self._forget_idle(now)
         touched, self._touched = self._touched, set()
         live = [
             (base, count, count.index, count.unsent)
             for base in touched
             if (count := self._local.get(base)) is not None
         ]
-        ended, self._ended = self._ended, {}
+        ended = [
+            (base, index, unsent)
+            for index, counts in self._ended.items()
+            if index >= now - 1
+            for base, unsent in counts.items()
+        ]
+        self._ended = {}
         if not live and not ended:
             return
         keys: list[str] = []
         for base, _, window_index, _ in live:
             keys += [f"{base}:{window_index}", f"{base}:{window_index - 1}"]
-        keys += ended
-        args = [self._window_ms, len(live), *(sent for *_, sent in live), *ended.values()]
+        keys += [f"{base}:{index}" for base, index, _ in ended]
+        args = [
+            self._window_ms,
+            len(live),
+            *(sent for *_, sent in live),
+            *(unsent for *_, unsent in ended),
+        ]
         try:
             result = await self._sync_script(keys=keys, args=args)
         except RedisError as exc:
-            for key, unsent in ended.items():
-                self._set_aside(key, unsent)
-            self._touched |= touched
+            now = self._window_index()  # the wait may have crossed into the next window
+            for base, index, unsent in ended:
+                self._set_aside(base, index, unsent, now=now)
+            # Only clients still kept: a forgotten one would otherwise be re-queued forever.
+            self._touched |= {base for base, *_ in live}
             if not self._sync_failing:
                 log.warning("rate limit counts not synchronised", extra={"error": repr(exc)})
             self._sync_failing = True
@@ -335,9 +375,10 @@ class RateLimiter:
         for i, (base, count, window_index, sent) in enumerate(live):
             if count.index != window_index:
                 # It rolled while in flight: what was sent is not part of the ended window's
-                # remainder set aside by `_roll`.
-                key = f"{base}:{window_index}"
-                self._ended[key] = self._ended.get(key, 0) - sent
+                # remainder set aside by `_roll` (unless that was dropped: nothing to correct).
+                counts = self._ended.get(window_index, {})
+                if base in counts:
+                    counts[base] -= sent
                 continue
             count.unsent -= sent
             count.current = int(result[2 * i]) + count.unsent

@@ -11,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
+from starlette.datastructures import Headers
+
 Networks = list[ipaddress.IPv4Network | ipaddress.IPv6Network]
 
 
@@ -57,3 +59,28 @@ def chain_client(chain: list[str], trusted: Networks) -> str:
 def client_ip(peer: str | None, forwarded_for: str | None, trusted: Networks) -> str:
     """The client's address as far as trusted proxies vouch for it."""
     return chain_client(forwarded_chain(peer or "unknown", forwarded_for, trusted), trusted)
+
+
+def forwarded_for(headers: Headers) -> str | None:
+    """Every X-Forwarded-For line, in order, as the one list they are (RFC 9110 section 5.3).
+
+    A load balancer may append a line of its own rather than extend the client's: the first
+    line alone is then whatever the client wrote, and the client could pick its address.
+    """
+    lines = headers.getlist("x-forwarded-for")
+    return ", ".join(lines) if lines else None
+
+
+def client_block(address: str) -> str:
+    """What a client is counted as by rate limits and lockouts: its IPv4 address, or its IPv6
+    /64. A provider gives one host a whole /64, so walking through its addresses must not buy
+    a fresh budget; an IPv4-mapped address is the IPv4 client it maps."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # not an address (an unknown peer): counted as it is
+    if ip.version == 4:
+        return str(ip)
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((int(ip), 64), strict=False))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from shopkit.forwarding import client_ip, parse_networks
+from shopkit.forwarding import client_ip, forwarded_for, parse_networks
 
 from auth_service.runtime import Runtime
 
@@ -29,7 +29,7 @@ async def client_info(request: Request, runtime: RuntimeDep) -> ClientInfo:
     settings = runtime.settings
     peer = request.client.host if request.client else None
     trusted = parse_networks(settings.trusted_proxies)
-    ip = client_ip(peer, request.headers.get("x-forwarded-for"), trusted)
+    ip = client_ip(peer, forwarded_for(request.headers), trusted)
     return ClientInfo(ip=ip, user_agent=request.headers.get("user-agent", "")[:512])
 
 

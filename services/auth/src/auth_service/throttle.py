@@ -9,10 +9,10 @@ attempts are refused before the password is even checked, so a lockout reveals n
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from shopkit.forwarding import client_block
 
 from auth_service.errors import TooManyAttemptsError
 
@@ -49,15 +49,9 @@ class LoginThrottle:
 
     @staticmethod
     def _source(ip: str) -> str:
-        """The address failures are counted against. An IPv6 client is given a whole /64
-        (one host's worth to a provider), so walking through its addresses is one source."""
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
-            return ip
-        if address.version == 6:
-            return str(ipaddress.ip_network(f"{address}/64", strict=False))
-        return str(address)
+        """The address failures are counted against (`shopkit.forwarding.client_block`): an
+        IPv6 client's /64, so walking through its addresses is one source."""
+        return client_block(ip)
 
     def _account(self, email: str) -> str:
         # Hashed: the keyspace should not be a list of email addresses.

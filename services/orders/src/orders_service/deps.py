@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request, Response
 from pydantic import WithJsonSchema
-from shopkit.forwarding import client_ip, parse_networks
+from shopkit.forwarding import client_ip, forwarded_for, parse_networks
 from shopkit.security import OptionalUser
 
 from orders_service.cache import CartCache, CartOwner
@@ -100,7 +100,7 @@ async def customer_ip(request: Request, settings: SettingsDep) -> str | None:
     if peer is None:
         return None
     trusted = parse_networks(settings.trusted_proxies)
-    return client_ip(peer, request.headers.get("x-forwarded-for"), trusted)
+    return client_ip(peer, forwarded_for(request.headers), trusted)
 
 
 ClientIpDep = Annotated[str | None, Depends(customer_ip)]
