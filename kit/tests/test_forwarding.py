@@ -55,3 +55,8 @@ def test_a_client_is_counted_by_its_ipv4_address_or_its_ipv6_64() -> None:
     assert client_block("::ffff:203.0.113.9") == "203.0.113.9"
     assert client_block("::ffff:198.51.100.7") != client_block("::ffff:203.0.113.9")
     assert client_block("unknown") == "unknown"
+
+
+def test_an_ipv4_proxy_seen_through_a_dual_stack_socket_is_still_trusted() -> None:
+    assert client_ip("::ffff:10.0.0.5", "203.0.113.9", TRUSTED) == "203.0.113.9"
+    assert client_ip("::ffff:198.51.100.7", "203.0.113.9", TRUSTED) == "::ffff:198.51.100.7"

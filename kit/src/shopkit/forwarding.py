@@ -26,7 +26,9 @@ def is_trusted(address: str, trusted: Networks) -> bool:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(ip in network for network in trusted)
+    # A dual-stack listener sees an IPv4 proxy as `::ffff:10.0.0.5`: still that proxy.
+    mapped = ip.ipv4_mapped if ip.version == 6 else None
+    return any(ip in network or (mapped is not None and mapped in network) for network in trusted)
 
 
 def forwarded_chain(peer: str, forwarded_for: str | None, trusted: Networks) -> list[str]:
