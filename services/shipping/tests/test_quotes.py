@@ -163,12 +163,12 @@ async def test_malformed_quote_requests_are_422(shipping: Running, body: dict[st
     assert response.headers["content-type"] == PROBLEM
 
 
-def _assert_problem(response: Any, slug: str) -> Any:
-    assert response.status_code == 422
+def _assert_problem(response: Any, slug: str, *, status: int = 422) -> Any:
+    assert response.status_code == status, response.text
     assert response.headers["content-type"] == PROBLEM
     body = response.json()
     assert body["type"].endswith(f"/{slug}")
-    assert body["status"] == 422
+    assert body["status"] == status
     return body
 
 
@@ -203,22 +203,29 @@ async def test_get_form_refuses_what_a_cart_could_not_hold(shipping: Running) ->
         _assert_problem(response, "validation-error")
 
 
-async def test_a_sku_given_twice_is_a_422_problem(shipping: Running) -> None:
+async def test_a_sku_given_twice_is_quoted_once_with_its_quantities_added(
+    shipping: Running,
+) -> None:
+    """Allowed by the request schema, so accepted: the quote is signed for one line per sku,
+    as the cart it will be checked out with holds them."""
     item, other = factories.product(weight_grams=300), factories.product(weight_grams=300)
     await publish(shipping.settings.kafka_namespace, item, other)
     await _projected(shipping, item.sku, 300)
     await _projected(shipping, other.sku, 300)
+    secret = shipping.settings.quote_signing_secret.get_secret_value()
 
     posted = await _quote(shipping, "01310100", [(item.sku, 1), (other.sku, 2), (item.sku, 3)])
-    body = _assert_problem(posted, "duplicate-sku")
-    assert body["skus"] == [item.sku]
-    assert item.sku in body["detail"]
+    assert posted.status_code == 200, posted.text
+    assert posted.json()["weight_grams"] == 6 * 300
+    signed = verify_quote(posted.json()["options"][0]["quote_id"], secret)
+    assert signed.covers([(item.sku, 4), (other.sku, 2)])
 
     got = await shipping.client.get(
         "/api/shipping/quotes",
         params={"destination_cep": "01310100", "items": [f"{other.sku}:1", f"{other.sku}:1"]},
     )
-    assert _assert_problem(got, "duplicate-sku")["skus"] == [other.sku]
+    assert got.status_code == 200, got.text
+    assert verify_quote(got.json()["options"][0]["quote_id"], secret).covers([(other.sku, 2)])
 
 
 async def test_the_heaviest_allowed_quote_is_priced_and_one_gram_more_is_refused(
@@ -248,7 +255,7 @@ async def test_the_heaviest_allowed_quote_is_priced_and_one_gram_more_is_refused
     )
 
     too_heavy = await _quote(shipping, "20040-002", [(heavy.sku, MAX_LINE_QUANTITY), (gram.sku, 1)])
-    refused = _assert_problem(too_heavy, "quote-too-heavy")
+    refused = _assert_problem(too_heavy, "quote-too-heavy", status=409)
     assert refused["weight_grams"] == rates.MAX_WEIGHT_GRAMS + 1
     assert refused["max_weight_grams"] == rates.MAX_WEIGHT_GRAMS
 
@@ -266,9 +273,8 @@ def test_openapi_declares_the_limits_that_are_enforced(shipping: Running) -> Non
         admitted = pattern.fullmatch(f"SKU-1:{quantity}") is not None
         assert admitted == (1 <= quantity <= MAX_LINE_QUANTITY), quantity
     for method in ("post", "get"):
-        described = path[method]["responses"]["422"]["description"]
-        assert all(slug in described for slug in ("duplicate-sku", "quote-too-heavy")), method
-        assert PROBLEM in path[method]["responses"]["422"]["content"]
+        assert PROBLEM in path[method]["responses"]["409"]["content"], method
+        assert PROBLEM in path[method]["responses"]["404"]["content"], method
 
 
 async def test_cep_lookup_works_offline(shipping: Running) -> None:

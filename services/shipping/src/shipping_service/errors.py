@@ -1,10 +1,9 @@
 """Domain errors of the shipping service, each one problem+json status and slug.
 
 As everywhere on the platform: 422 for what the request schema already refuses, 404 when
-something named does not exist (a sku, a shipment, a carrier), 401 for a webhook whose
-signature (its declared security scheme) proves nothing. Two 422s go past what JSON Schema can
-say, and are declared on the quote routes and in the items' description instead: a sku given
-twice, and items too heavy for parcels; no checkout could use such a quote.
+something named does not exist (a sku, a shipment, a carrier), 409 when the data refuses it
+(items the catalog says are too heavy for parcels, a shipment held for a payment review), 401
+for a webhook whose signature (its declared security scheme) proves nothing.
 """
 
 from __future__ import annotations
@@ -38,12 +37,9 @@ class InvalidQuoteItemsError(UnprocessableError):
     title = "Invalid quote items"
 
 
-class DuplicateSkuError(UnprocessableError):
-    slug = "duplicate-sku"
-    title = "Sku given more than once"
+class QuoteTooHeavyError(ConflictError):
+    """Refused on the catalog's weights (data, as an unknown sku is): 409, not 422."""
 
-
-class QuoteTooHeavyError(UnprocessableError):
     slug = "quote-too-heavy"
     title = "Too heavy to ship as parcels"
 

@@ -15,7 +15,6 @@ from shopkit.security import CurrentUser
 from shipping_service.config import ShippingSettings
 from shipping_service.errors import (
     CepNotFoundError,
-    DuplicateSkuError,
     InvalidWebhookPayloadError,
     InvalidWebhookSignatureError,
     QuoteTooHeavyError,
@@ -46,21 +45,7 @@ router = APIRouter(prefix="/api/shipping", tags=["shipping"])
 Uuid = Uuid7
 QUOTE_ITEM_PATTERN = f"^{SKU_PATTERN[1:-1]}(?::(?:[1-9]|[1-4][0-9]|50))?$"
 """`SKU:QUANTITY` (quantity 1 to `MAX_LINE_QUANTITY`, 1 when left out)."""
-QUOTE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **responses(UnknownSkuError),
-    # One entry per status: every 422 a quote may answer, request validation included.
-    422: {
-        **DuplicateSkuError.response_doc(),
-        "description": "; ".join(
-            f"{title} (`{slug}`)"
-            for title, slug in (
-                ("Request validation failed", "validation-error"),
-                (DuplicateSkuError.title, DuplicateSkuError.slug),
-                (QuoteTooHeavyError.title, QuoteTooHeavyError.slug),
-            )
-        ),
-    },
-}
+QUOTE_RESPONSES: dict[int | str, dict[str, Any]] = responses(UnknownSkuError, QuoteTooHeavyError)
 CARRIER_PATTERN = "^(?:" + "|".join(sorted(CARRIERS)) + ")$"
 TrackingNumber = Annotated[str, Path(pattern=r"^[A-Za-z0-9]{1,40}$")]
 LabelFormat = Literal["pdf", "zpl"]

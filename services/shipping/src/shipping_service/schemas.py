@@ -44,9 +44,9 @@ class QuoteRequest(BaseModel):
     items: list[QuoteItem] = Field(
         min_length=1,
         max_length=MAX_QUOTE_ITEMS,
-        description="One item per sku, as a cart holds them: a sku given twice is a 422 "
-        "`duplicate-sku`. Skus the catalog does not sell are a 404; items heavier in total "
-        "than parcels can carry are a 422 `quote-too-heavy`.",
+        description="A sku given twice is quoted once with the quantities added (the quote "
+        "is signed for one line per sku, as a cart holds them). Skus the catalog does not sell "
+        "are a 404; items heavier in total than parcels can carry are a 409 `quote-too-heavy`.",
     )
 
 

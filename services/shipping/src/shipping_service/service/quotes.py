@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shipping_service import rates, repository
 from shipping_service.config import ShippingSettings
 from shipping_service.errors import (
-    DuplicateSkuError,
     InvalidCepError,
     InvalidQuoteItemsError,
     QuoteTooHeavyError,
@@ -42,7 +40,7 @@ async def quote(
 ) -> QuoteResponse:
     """Every service that delivers `items` to the CEP, each as a signed, expiring quote."""
     destination = normalize(destination_cep)
-    _refuse_duplicates(items)
+    items = _merged(items)
     products = await repository.products_by_sku(session, [item.sku for item in items])
     unknown = sorted(
         {i.sku for i in items if i.sku not in products or not products[i.sku].is_active}
@@ -92,17 +90,15 @@ async def quote(
     return QuoteResponse(destination_cep=destination, weight_grams=weight, options=options)
 
 
-def _refuse_duplicates(items: Sequence[QuoteItem]) -> None:
-    """A quote covers exactly the lines it is signed for, and a cart holds one line per sku.
-
-    Refused rather than merged: merging would sign items the caller did not send.
-    """
-    counts = Counter(item.sku for item in items)
-    repeated = sorted(sku for sku, count in counts.items() if count > 1)
-    if repeated:
-        raise DuplicateSkuError(
-            f"give each sku once, with its total quantity: {', '.join(repeated)}", skus=repeated
-        )
+def _merged(items: Sequence[QuoteItem]) -> list[QuoteItem]:
+    """One item per sku, quantities added, in the order first given: the quote is signed for
+    what a cart would hold (one line per sku), which is what checkout compares it with."""
+    quantities: dict[str, int] = {}
+    for item in items:
+        quantities[item.sku] = quantities.get(item.sku, 0) + item.quantity
+    if len(quantities) == len(items):
+        return list(items)
+    return [QuoteItem(sku=sku, quantity=quantity) for sku, quantity in quantities.items()]
 
 
 def parse_item_params(values: Sequence[str]) -> list[QuoteItem]:
