@@ -226,6 +226,13 @@ async def test_a_sku_given_twice_is_quoted_once_with_its_quantities_added(
     )
     assert got.status_code == 200, got.text
     assert verify_quote(got.json()["options"][0]["quote_id"], secret).covers([(other.sku, 2)])
+    # Added up past one line's limit (each part within it): still a quote, not a 500.
+    full = await shipping.client.get(
+        "/api/shipping/quotes",
+        params={"destination_cep": "01310100", "items": [f"{item.sku}:50", f"{item.sku}:50"]},
+    )
+    assert full.status_code == 200, full.text
+    assert full.json()["weight_grams"] == 100 * 300
 
 
 async def test_the_heaviest_allowed_quote_is_priced_and_one_gram_more_is_refused(

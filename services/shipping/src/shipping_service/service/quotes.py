@@ -98,7 +98,12 @@ def _merged(items: Sequence[QuoteItem]) -> list[QuoteItem]:
         quantities[item.sku] = quantities.get(item.sku, 0) + item.quantity
     if len(quantities) == len(items):
         return list(items)
-    return [QuoteItem(sku=sku, quantity=quantity) for sku, quantity in quantities.items()]
+    # Not validated again: a line's limit applies to what was sent, and added up a sku may pass
+    # it (the weight limit still holds the whole quote).
+    return [
+        QuoteItem.model_construct(sku=sku, quantity=quantity)
+        for sku, quantity in quantities.items()
+    ]
 
 
 def parse_item_params(values: Sequence[str]) -> list[QuoteItem]:
