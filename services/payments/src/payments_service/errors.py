@@ -7,7 +7,6 @@ from shopkit.problems import (
     NotFoundError,
     ServiceUnavailableError,
     UnauthorizedError,
-    UnprocessableError,
 )
 
 
@@ -35,7 +34,10 @@ class IdempotencyKeyRequiredError(BadRequestError):
     title = "An Idempotency-Key header is required"
 
 
-class IdempotencyKeyReusedError(UnprocessableError):
+class IdempotencyKeyReusedError(ConflictError):
+    """The key already names a refund of other parameters: a conflict with that refund (the
+    data), as Stripe treats it, not a malformed request."""
+
     slug = "idempotency-key-reused"
     title = "Idempotency-Key already used with other parameters"
 
