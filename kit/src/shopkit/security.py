@@ -58,6 +58,8 @@ class Principal:
     roles: frozenset[str]
     token_id: str
     expires_at: int
+    session_id: str | None = None
+    """The login session (refresh family) the token was issued in, when it names one."""
 
     @property
     def is_admin(self) -> bool:
@@ -191,6 +193,7 @@ class TokenVerifier:
             roles=frozenset(roles),
             token_id=str(claims["jti"]),
             expires_at=int(claims["exp"]),
+            session_id=sid if isinstance(sid := claims.get("sid"), str) else None,
         )
         if keys is self._keys:  # not across a key refresh that happened meanwhile
             if len(self._verified) >= VERIFIED_CACHE_SIZE:

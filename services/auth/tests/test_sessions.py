@@ -45,6 +45,29 @@ async def test_wrong_password_and_unknown_account_look_the_same(
     assert wrong.json()["detail"] == unknown.json()["detail"]
 
 
+async def test_a_wrong_password_is_answered_without_waiting_for_the_account_row(
+    auth_stack: AuthStack, account: Account
+) -> None:
+    """The login locked the account's row before checking the password, so concurrent logins
+    to one account queued behind each other while those to an unknown address did not: how
+    long the last one took told whether the account exists. Here another transaction holds
+    the row as an update would (a login in its TOTP step, a profile change) the whole time; a
+    wrong password must still be answered meanwhile."""
+    async with auth_stack.db.acquire() as holder, holder.transaction():
+        await holder.execute("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE", account.id)
+        wrong = await asyncio.wait_for(
+            auth_stack.gateway.post(
+                "/api/auth/login",
+                json={"email": account.email, "password": "not the password"},
+                headers=auth_stack.headers(),
+            ),
+            timeout=20,
+        )
+        assert wrong.status_code == 401, wrong.text
+    # Once the row is free, the right password logs in (it takes the lock then).
+    assert (await auth_stack.login(account)).status_code == 200
+
+
 async def test_an_email_that_lengthens_when_lowered_is_a_plain_401(auth_stack: AuthStack) -> None:
     """320 characters pass the schema, but "İ" lowers to two: recording the failed attempt
     overflowed its column and the login answered 500."""
@@ -175,6 +198,31 @@ async def test_logout_revokes_the_session_and_denies_the_access_token(
         "auth:denied-jti:" + _claims(pair["access_token"])["jti"]
     )
     assert 0 < ttl <= 900 + 10
+
+
+async def test_logout_without_the_refresh_token_still_ends_the_session(
+    auth_stack: AuthStack, account: Account
+) -> None:
+    """Logging out with only the access token denied that token and left its session alive:
+    its refresh token kept refreshing for up to 30 days."""
+    pair = await auth_stack.tokens(account)
+    other_session = await auth_stack.tokens(account)
+    response = await auth_stack.gateway.post(
+        "/api/auth/logout", json={}, headers=auth_stack.headers(token=pair["access_token"])
+    )
+    assert response.status_code == 204
+    refresh = await auth_stack.gateway.post(
+        "/api/auth/refresh",
+        json={"refresh_token": pair["refresh_token"]},
+        headers=auth_stack.headers(),
+    )
+    assert refresh.status_code == 401, refresh.text
+    kept = await auth_stack.gateway.post(
+        "/api/auth/refresh",
+        json={"refresh_token": other_session["refresh_token"]},
+        headers=auth_stack.headers(),
+    )
+    assert kept.status_code == 200  # only the token's own session ended
 
 
 async def test_logout_cannot_revoke_someone_elses_session(auth_stack: AuthStack) -> None:

@@ -42,7 +42,8 @@ async def add_user(session: AsyncSession, user: User) -> None:
 async def get_user(session: AsyncSession, user_id: str, *, for_update: bool = False) -> User | None:
     query = select(User).where(User.id == user_id)
     if for_update:
-        query = query.with_for_update()
+        # Locked now, read now: an object the session loaded earlier is refreshed, not kept.
+        query = query.with_for_update().execution_options(populate_existing=True)
     return (await session.execute(query)).scalar_one_or_none()
 
 
@@ -81,6 +82,14 @@ async def lock_refresh_token(
     )
     row = (await session.execute(query)).one_or_none()
     return None if row is None else (row[0], row[1])
+
+
+async def lock_family(session: AsyncSession, family_id: str) -> RefreshFamily | None:
+    return (
+        await session.execute(
+            select(RefreshFamily).where(RefreshFamily.id == family_id).with_for_update()
+        )
+    ).scalar_one_or_none()
 
 
 async def revoke_user_families(

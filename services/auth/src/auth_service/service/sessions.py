@@ -137,7 +137,10 @@ async def login(*, rt: Runtime, request: LoginRequest, client: ClientInfo) -> To
     now = utc_now()
     async with UnitOfWork(rt.sessions) as uow:
         session = uow.session
-        user = await repository.get_user_by_email(session, email, for_update=True)
+        # Not locked yet: a lock held across the password check made concurrent logins to one
+        # account wait for each other (N checks in a row) while those to an unknown address ran
+        # side by side, and the difference told whether the account exists.
+        user = await repository.get_user_by_email(session, email)
 
         async def refuse(outcome: str, error: Exception, *, count_failure: bool = True) -> NoReturn:
             if count_failure:
@@ -156,7 +159,13 @@ async def login(*, rt: Runtime, request: LoginRequest, client: ClientInfo) -> To
         if user is None:
             await rt.passwords.verify_nothing(request.password)
             await refuse("unknown_account", InvalidCredentialsError())
-        if not await rt.passwords.verify(user.password_hash, request.password):
+        checked_hash = user.password_hash
+        if not await rt.passwords.verify(checked_hash, request.password):
+            await refuse("invalid_password", InvalidCredentialsError())
+        # The row lock the TOTP step (replay protection), a rehash and the new session need.
+        user = await repository.get_user(session, user.id, for_update=True)
+        if user is None or user.deleted_at is not None or user.password_hash != checked_hash:
+            # Deleted or given a new password while this login checked the old one.
             await refuse("invalid_password", InvalidCredentialsError())
 
         outcome = "success"
@@ -218,19 +227,21 @@ async def refresh(*, rt: Runtime, refresh_token: str) -> TokenPair:
 async def logout(
     session: AsyncSession, *, rt: Runtime, principal: Principal, refresh_token: str | None
 ) -> None:
-    """Deny the caller's access token and revoke the session of its refresh token."""
+    """Deny the caller's access token and revoke its session: the one its refresh token
+    names, or else the one the access token was issued in (a client that sends no refresh
+    token must not leave a session that refreshes for another 30 days)."""
     now = utc_now()
     await deny_access_token(
         rt.redis, jti=principal.token_id, expires_at=principal.expires_at, now=now
     )
-    if refresh_token is None:
-        return
-    found = await repository.lock_refresh_token(session, rt.hasher.hash(refresh_token))
-    if found is None:
-        return  # logout is idempotent: an unknown or foreign token changes nothing
-    _, family = found
-    if family.user_id != principal.user_id or family.revoked_at is not None:
-        return
+    family: RefreshFamily | None = None
+    if refresh_token is not None:
+        found = await repository.lock_refresh_token(session, rt.hasher.hash(refresh_token))
+        family = found[1] if found is not None else None
+    elif principal.session_id is not None:
+        family = await repository.lock_family(session, principal.session_id)
+    if family is None or family.user_id != principal.user_id or family.revoked_at is not None:
+        return  # logout is idempotent: an unknown or foreign session changes nothing
     family.revoked_at = now
     family.revoked_reason = "logout"
     await deny_family_tokens(session, rt=rt, family_ids=[family.id], now=now)
