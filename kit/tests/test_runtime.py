@@ -20,7 +20,13 @@ from redis.asyncio import Redis
 from shopkit.app import ServiceParts, create_service
 from shopkit.problems import ConflictError, responses
 from shopkit.quotes import InvalidQuoteError, QuoteItem, SignedQuote, sign_quote, verify_quote
-from shopkit.security import DENIED_JTI_PREFIX, CurrentUser, InvalidTokenError, TokenVerifier
+from shopkit.security import (
+    DENIED_JTI_PREFIX,
+    JWKS_MAX_AGE,
+    CurrentUser,
+    InvalidTokenError,
+    TokenVerifier,
+)
 from shopkit.settings import ServiceSettings, settings_config
 from shopkit.testing import TestTokens, app_client
 
@@ -249,6 +255,34 @@ async def test_unknown_kid_refetches_jwks_at_most_once_per_cooldown() -> None:
             with pytest.raises(InvalidTokenError, match="unknown key"):
                 await verifier.verify(TestTokens(issuer="i", audience="a").mint())
     assert fetches == 1
+
+
+async def test_a_key_no_longer_published_stops_verifying_without_an_unknown_kid(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The key set was fetched again only for a kid it did not know: a key auth withdrew (a
+    leaked one) kept verifying its tokens in every other service until they restarted."""
+    old, new = TestTokens(issuer="i", audience="a"), TestTokens(issuer="i", audience="a")
+    published = {"keys": [*old.jwks()["keys"], *new.jwks()["keys"]]}
+
+    def jwks(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=published)
+
+    clock = [1_000.0]
+    monkeypatch.setattr("shopkit.security.time.monotonic", lambda: clock[0])
+    async with httpx.AsyncClient(transport=httpx.MockTransport(jwks)) as http:
+        verifier = TokenVerifier(
+            jwks_url="http://auth.test/jwks", issuer="i", audience="a", http=http
+        )
+        leaked = old.mint(new_id())
+        assert (await verifier.verify(leaked)).token_id
+        published = new.jwks()  # auth withdrew the old key
+        clock[0] += JWKS_MAX_AGE / 2
+        assert (await verifier.verify(leaked)).token_id  # within the set's trusted age
+        clock[0] += JWKS_MAX_AGE
+        with pytest.raises(InvalidTokenError, match="unknown key"):
+            await verifier.verify(leaked)
+        assert (await verifier.verify(new.mint(new_id()))).token_id
 
 
 def _b64(data: dict[str, object]) -> str:

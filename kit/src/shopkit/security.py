@@ -44,6 +44,9 @@ ALGORITHM = "RS256"
 MIN_RSA_BITS = 2048
 DENIED_JTI_PREFIX = "auth:denied-jti:"
 JWKS_REFRESH_COOLDOWN = 10.0
+JWKS_MAX_AGE = 300.0
+"""Seconds a fetched JWKS is trusted: a key auth stopped publishing (retired and purged, or
+withdrawn after a leak) stops verifying here within this time, not at the next restart."""
 LEEWAY_SECONDS = 5
 VERIFIED_CACHE_SIZE = 50_000
 
@@ -164,6 +167,8 @@ class TokenVerifier:
         return claims
 
     async def verify(self, token: str) -> Principal:
+        if self._fetched_at and time.monotonic() - self._fetched_at > JWKS_MAX_AGE:
+            await self._refresh()  # a key gone from the set forgets what it verified
         principal = self._verified.get(token)
         if principal is not None:
             if time.time() >= principal.expires_at + LEEWAY_SECONDS:
