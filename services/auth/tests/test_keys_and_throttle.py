@@ -68,20 +68,53 @@ async def test_key_lifecycle_create_rotate_by_age_publish_then_purge(
     assert first.kids == [first.kid]
     assert not await _maintain(sessions)  # young key: nothing to do
 
+    # An aged key's successor is published first and signs only once every replica has
+    # reloaded its ring: signing at once, its tokens met JWKS copies that did not know it yet.
     aged = utc_now() + MAX_AGE
     assert await _maintain(sessions, now=aged)
-    second = await _ring(sessions, now=aged)
-    assert second.kid != first.kid
-    assert second.kids == [second.kid, first.kid]  # the retired key is still published
+    announced = await _ring(sessions, now=aged)
+    assert announced.kid == first.kid  # the aged key still signs
+    (successor,) = set(announced.kids) - {first.kid}  # ...and its successor is published
+    assert not await _maintain(sessions, now=aged + REFRESH)  # one successor, not one a round
+    assert (await _ring(sessions, now=aged + REFRESH)).kid == first.kid
+
+    activated = aged + keys.activation_delay(refresh_interval=REFRESH)
+    second = await _ring(sessions, now=activated)
+    assert second.kid == successor
+    assert not await _maintain(sessions, now=activated)  # retires the key it replaced
+    assert second.kids == [second.kid, first.kid]
+    async with UnitOfWork(sessions) as uow:
+        retired = {k.kid: k.retired_at for k in await repository.all_signing_keys(uow.session)}
+    assert retired == {successor: None, first.kid: activated}
 
     window = keys.publish_window(access_token_ttl=TTL, refresh_interval=REFRESH)
-    still = aged + window - timedelta(seconds=1)
+    still = activated + window - timedelta(seconds=1)
     assert not await _maintain(sessions, now=still)
     assert (await _ring(sessions, now=still)).kids == [second.kid, first.kid]
 
-    gone = aged + window + timedelta(seconds=1)
+    gone = activated + window + timedelta(seconds=1)
     await _maintain(sessions, now=gone)
     assert (await _ring(sessions, now=gone)).kids == [second.kid]
+
+
+async def test_an_emergency_rotation_signs_at_once_and_retires_a_pending_key(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await _maintain(sessions)
+    before = await _ring(sessions)
+    async with UnitOfWork(sessions) as uow:
+        pending = await keys.schedule_rotation(uow.session, box=BOX, refresh_interval=REFRESH)
+        await uow.commit()
+    async with UnitOfWork(sessions) as uow:
+        leaked_fix = await keys.rotate(
+            uow.session, box=BOX, access_token_ttl=TTL, refresh_interval=REFRESH
+        )
+        await uow.commit()
+    after = await _ring(sessions)
+    assert after.kid == leaked_fix.kid
+    assert before.kid in after.kids and pending.kid in after.kids  # retired, still published
+    later = utc_now() + keys.activation_delay(refresh_interval=REFRESH) + timedelta(seconds=1)
+    assert (await _ring(sessions, now=later)).kid == leaked_fix.kid  # the pending one never signs
 
 
 async def test_private_keys_are_encrypted_at_rest(
@@ -91,7 +124,7 @@ async def test_private_keys_are_encrypted_at_rest(
     ring = await _ring(sessions)
     raw = ring.private_key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
     async with UnitOfWork(sessions) as uow:
-        stored = await repository.active_signing_key(uow.session)
+        stored = await repository.active_signing_key(uow.session, utc_now())
         assert stored is not None and stored.private_key is not None
         sealed = stored.private_key
         stored_kid = stored.kid

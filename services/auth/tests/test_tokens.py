@@ -10,11 +10,13 @@ import hmac
 import json
 import os
 import time
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import jwt
 import pytest
+from auth_service import keys
 from auth_service.cli import app as cli
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -145,9 +147,9 @@ async def test_access_token_claims_follow_the_contract(
     assert claims["jti"]
 
 
-def _rotate(database_url: str) -> str:
+def _rotate(database_url: str, *options: str) -> str:
     result = CliRunner().invoke(
-        cli, ["rotate-keys"], env={**os.environ, "AUTH_DATABASE_URL": database_url}
+        cli, ["rotate-keys", *options], env={**os.environ, "AUTH_DATABASE_URL": database_url}
     )
     assert result.exit_code == 0, result.output
     return result.output
@@ -163,7 +165,7 @@ async def test_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_k
 ) -> None:
     old_kid = auth_stack.ring.kid
     old = await auth_stack.tokens(account)
-    await asyncio.to_thread(_rotate, auth_stack.database_url)
+    await asyncio.to_thread(_rotate, auth_stack.database_url, "--now")  # a leaked key
 
     # Replicas pick the new key up on their next key-ring refresh.
     await eventually(lambda: _true(auth_stack.ring.kid != old_kid), timeout=15)
@@ -191,6 +193,36 @@ async def test_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_k
     )
     assert retired["private_key"] is None  # nothing can sign with it any more
     assert retired["published"].total_seconds() >= auth_stack.settings.access_token_ttl_seconds
+
+
+async def test_a_routine_rotation_publishes_the_new_key_before_it_signs(
+    auth_stack: AuthStack, account: Account
+) -> None:
+    """The replica that rotated signed with the new key at once, while other replicas served a
+    JWKS without it: verifiers asking them refused fresh tokens for up to a refresh interval.
+    Now the key is in every JWKS first, and signs only after every replica has reloaded."""
+    signing_kid = auth_stack.ring.kid
+    output = await asyncio.to_thread(_rotate, auth_stack.database_url)
+    assert "published now, signs from" in output
+    new_kid = output.split("new signing key ", 1)[1].split(":", 1)[0]
+
+    async def published() -> bool:
+        return new_kid in await _jwks_kids(auth_stack.direct, auth_stack)
+
+    await eventually(published, timeout=15)
+    fresh = await auth_stack.tokens(account)
+    assert jwt.get_unverified_header(fresh["access_token"])["kid"] == signing_kid
+    assert auth_stack.ring.kid == signing_kid
+    row = await auth_stack.db.fetchrow(
+        "SELECT activates_at - created_at AS delay, retired_at FROM signing_keys WHERE kid = $1",
+        new_kid,
+    )
+    assert row["retired_at"] is None
+    # Longer than any replica takes to reload its ring (the command's own settings may differ
+    # from this test stack's one-second refresh; either way past it).
+    assert row["delay"] >= keys.activation_delay(
+        refresh_interval=timedelta(seconds=auth_stack.settings.key_refresh_seconds)
+    )
 
 
 async def _true(value: bool) -> bool:

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Annotated, TypeVar
 
 import typer
+from contracts.types import utc_now
 from shopkit.db import UnitOfWork, create_engine, create_sessionmaker
 from shopkit.problems import DomainError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -68,23 +69,36 @@ def create(
 
 
 @app.command("rotate-keys")
-def rotate_keys() -> None:
-    """Start signing with a new key now; the old key stays published until its tokens expire."""
+def rotate_keys(
+    now: Annotated[
+        bool,
+        typer.Option(
+            "--now",
+            help="Sign with the new key at once and retire the current one (a leaked key). "
+            "Verifiers whose JWKS is older refuse its tokens until they reload it.",
+        ),
+    ] = False,
+) -> None:
+    """Rotate the signing key: by default the new key is published first and signs once every
+    replica serves it; the old key stays published until its tokens expire."""
 
-    async def work(session: AsyncSession, settings: AuthSettings) -> str:
-        key = await keys.rotate(
-            session,
-            box=SecretBox(settings.secret_key.get_secret_value()),
-            access_token_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
-            refresh_interval=timedelta(seconds=settings.key_refresh_seconds),
-        )
-        return key.kid
+    async def work(session: AsyncSession, settings: AuthSettings) -> tuple[str, str]:
+        box = SecretBox(settings.secret_key.get_secret_value())
+        refresh_interval = timedelta(seconds=settings.key_refresh_seconds)
+        if now:
+            key = await keys.rotate(
+                session,
+                box=box,
+                access_token_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
+                refresh_interval=refresh_interval,
+            )
+            return key.kid, f"signs now; running replicas switch to it within {refresh_interval}"
+        key = await keys.schedule_rotation(session, box=box, refresh_interval=refresh_interval)
+        assert key.activates_at is not None
+        return key.kid, f"published now, signs from {key.activates_at:%Y-%m-%d %H:%M:%S} UTC"
 
-    kid = _in_transaction(work)
-    typer.echo(
-        f"new signing key {kid}; running replicas switch to it within "
-        f"{AuthSettings().key_refresh_seconds:g}s"
-    )
+    kid, when = _in_transaction(work)
+    typer.echo(f"new signing key {kid}: {when}")
 
 
 @app.command("keys")
@@ -93,8 +107,11 @@ def list_keys() -> None:
 
     async def work(session: AsyncSession, _: AuthSettings) -> list[str]:
         lines = []
+        moment = utc_now()
         for key in await repository.all_signing_keys(session):
-            if key.retired_at is None:
+            if key.retired_at is None and key.activates_at and key.activates_at > moment:
+                state = f"pending, signs from {key.activates_at:%Y-%m-%d %H:%M:%S}"
+            elif key.retired_at is None:
                 state = "active"
             else:
                 state = (

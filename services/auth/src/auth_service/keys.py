@@ -1,10 +1,16 @@
 """Signing keys: RSA-2048 pairs in the database, the in-memory key ring, rotation.
 
-The newest unretired key signs. Rotation creates a new key and retires the others; a retired
-key stays in the JWKS until every token it can have signed has expired, which includes tokens
-signed by replicas that had not yet reloaded the ring. Private keys are encrypted at rest and
-wiped on retirement. An active key of another algorithm (from an older release) is rotated
-like an aged one, and only keys of the accepted algorithm are published.
+The newest unretired, activated key signs. A routine rotation (the active key aged) publishes
+the new key first and lets it sign only `activation_delay` later, once every replica has
+reloaded its ring and so serves a JWKS that holds it: a token it signs always finds its key,
+whichever replica a verifier asks. (Signing at once, the replica that rotated handed out
+tokens other replicas' JWKS did not know yet: 401s for up to a refresh interval.) An
+emergency rotation (a leaked key, a key nobody can use) signs at once. The keys a newer one
+replaced are retired, and a retired key stays in the JWKS until every token it can have signed
+has expired, which includes tokens signed by replicas that had not yet reloaded the ring.
+Private keys are encrypted at rest and wiped on retirement. An active key of another algorithm
+(from an older release) is replaced at once, and only keys of the accepted algorithm are
+published.
 """
 
 from __future__ import annotations
@@ -54,7 +60,9 @@ def _new_kid(now: datetime) -> str:
     return f"{now:%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
 
 
-async def _create_key(session: AsyncSession, box: SecretBox, now: datetime) -> SigningKey:
+async def _create_key(
+    session: AsyncSession, box: SecretBox, now: datetime, *, activates_at: datetime | None = None
+) -> SigningKey:
     private_key = new_signing_key()
     kid = _new_kid(now)
     raw = private_key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
@@ -63,6 +71,7 @@ async def _create_key(session: AsyncSession, box: SecretBox, now: datetime) -> S
         public_jwk=public_jwk(private_key, kid),
         private_key=box.seal(raw, context=kid),
         created_at=now,
+        activates_at=activates_at,
     )
     await repository.add_signing_key(session, key)
     return key
@@ -73,6 +82,31 @@ def publish_window(*, access_token_ttl: timedelta, refresh_interval: timedelta) 
     return access_token_ttl + refresh_interval + PUBLISH_LEEWAY
 
 
+def activation_delay(*, refresh_interval: timedelta) -> timedelta:
+    """How long a routinely rotated key is published before it signs: every replica reloads
+    its ring (and so its JWKS) within `refresh_interval`; the leeway covers a slow reload."""
+    return refresh_interval + PUBLISH_LEEWAY
+
+
+async def schedule_rotation(
+    session: AsyncSession,
+    *,
+    box: SecretBox,
+    refresh_interval: timedelta,
+    now: datetime | None = None,
+) -> SigningKey:
+    """A new key, published now and signing from `activation_delay` on (the one already
+    pending, if a rotation is under way). The key it replaces retires when it activates."""
+    now = now or utc_now()
+    await repository.lock_key_rotation(session)
+    pending = await repository.pending_signing_key(session, now)
+    if pending is not None:
+        return pending
+    return await _create_key(
+        session, box, now, activates_at=now + activation_delay(refresh_interval=refresh_interval)
+    )
+
+
 async def rotate(
     session: AsyncSession,
     *,
@@ -81,7 +115,9 @@ async def rotate(
     refresh_interval: timedelta,
     now: datetime | None = None,
 ) -> SigningKey:
-    """Make a new signing key active and retire the previous one (still published)."""
+    """Make a new signing key sign at once and retire every other one (still published):
+    for a key that must stop signing now. Replicas that have not reloaded their ring yet serve
+    a JWKS without it for up to `refresh_interval`; a routine rotation is `schedule_rotation`."""
     now = now or utc_now()
     await repository.lock_key_rotation(session)
     key = await _create_key(session, box, now)
@@ -104,21 +140,21 @@ async def maintain(
     refresh_interval: timedelta,
     now: datetime | None = None,
 ) -> bool:
-    """Create the first key, rotate an aged one, drop keys nothing can still verify.
+    """Create the first key, replace an unusable one at once, schedule the rotation of an aged
+    one, retire the keys an activated successor replaced, drop keys nothing can still verify.
 
     Returns True when a new key was made. Safe on several replicas at once (advisory lock).
     """
     now = now or utc_now()
     await repository.lock_key_rotation(session)
-    active = await repository.active_signing_key(session)
-    rotated = False
+    active = await repository.active_signing_key(session, now)
     if (
         active is None
         or active.private_key is None
-        or now - active.created_at >= max_age
         or not _accepted(active)
         or not _readable(box, active)
     ):
+        # Nothing can sign: no time to publish first.
         await rotate(
             session,
             box=box,
@@ -126,9 +162,25 @@ async def maintain(
             refresh_interval=refresh_interval,
             now=now,
         )
-        rotated = True
+        await repository.purge_signing_keys(session, now)
+        return True
+    made = False
+    if now - (active.activates_at or active.created_at) >= max_age:
+        pending = await repository.pending_signing_key(session, now)
+        if pending is None:
+            await schedule_rotation(session, box=box, refresh_interval=refresh_interval, now=now)
+            made = True
+    # The keys the active one replaced stop signing (replicas reload within the window).
+    await repository.retire_signing_keys(
+        session,
+        except_kid=active.kid,
+        now=now,
+        publish_until=now
+        + publish_window(access_token_ttl=access_token_ttl, refresh_interval=refresh_interval),
+        keep_pending=True,
+    )
     await repository.purge_signing_keys(session, now)
-    return rotated
+    return made
 
 
 def _accepted(key: SigningKey) -> bool:
@@ -153,7 +205,7 @@ def _readable(box: SecretBox, key: SigningKey) -> bool:
 async def load(session: AsyncSession, *, box: SecretBox, now: datetime | None = None) -> KeyRing:
     """The active private key and the JWKS of every key still published."""
     now = now or utc_now()
-    active = await repository.active_signing_key(session)
+    active = await repository.active_signing_key(session, now)
     if active is None or active.private_key is None:
         raise RuntimeError("no active signing key; key maintenance has not run")
     private_key = load_der_private_key(box.open(active.private_key, context=active.kid), None)

@@ -128,8 +128,8 @@ class LoginAttempt(Base):
 
 
 class SigningKey(Base):
-    """An RSA key pair (private half sealed, PKCS#8); the newest unretired one signs, retired
-    ones stay published."""
+    """An RSA key pair (private half sealed, PKCS#8); the newest unretired, activated one signs;
+    pending and retired ones are published."""
 
     __tablename__ = "signing_keys"
 
@@ -138,6 +138,9 @@ class SigningKey(Base):
     private_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     """Encrypted (AES-GCM) raw private key; wiped once the key is retired."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    activates_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """When the key starts signing (None: at creation). A routine rotation publishes the new
+    key first, so every replica's JWKS holds it before any token it signed exists."""
     retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     publish_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     """After this instant no token signed by the key can still be valid."""

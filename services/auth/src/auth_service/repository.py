@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, text, update
+from sqlalchemy import ColumnElement, delete, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -237,10 +237,26 @@ async def lock_key_rotation(session: AsyncSession) -> None:
     await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": KEY_ROTATION_LOCK})
 
 
-async def active_signing_key(session: AsyncSession) -> SigningKey | None:
+def _activated(now: datetime) -> ColumnElement[bool]:
+    return or_(SigningKey.activates_at.is_(None), SigningKey.activates_at <= now)
+
+
+async def active_signing_key(session: AsyncSession, now: datetime) -> SigningKey | None:
+    """The key that signs at `now`: the newest unretired one already activated."""
     query = (
         select(SigningKey)
-        .where(SigningKey.retired_at.is_(None))
+        .where(SigningKey.retired_at.is_(None), _activated(now))
+        .order_by(SigningKey.created_at.desc())
+        .limit(1)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def pending_signing_key(session: AsyncSession, now: datetime) -> SigningKey | None:
+    """A key published but not signing yet (a routine rotation under way)."""
+    query = (
+        select(SigningKey)
+        .where(SigningKey.retired_at.is_(None), SigningKey.activates_at > now)
         .order_by(SigningKey.created_at.desc())
         .limit(1)
     )
@@ -262,13 +278,22 @@ async def add_signing_key(session: AsyncSession, key: SigningKey) -> None:
 
 
 async def retire_signing_keys(
-    session: AsyncSession, *, except_kid: str, now: datetime, publish_until: datetime
+    session: AsyncSession,
+    *,
+    except_kid: str,
+    now: datetime,
+    publish_until: datetime,
+    keep_pending: bool = False,
 ) -> list[str]:
+    """Retire every unretired key but `except_kid` (with `keep_pending`, keys not activated
+    yet stay as they are)."""
+    query = update(SigningKey).where(SigningKey.retired_at.is_(None), SigningKey.kid != except_kid)
+    if keep_pending:
+        query = query.where(_activated(now))
     result = await session.execute(
-        update(SigningKey)
-        .where(SigningKey.retired_at.is_(None), SigningKey.kid != except_kid)
-        .values(retired_at=now, publish_until=publish_until, private_key=None)
-        .returning(SigningKey.kid)
+        query.values(retired_at=now, publish_until=publish_until, private_key=None).returning(
+            SigningKey.kid
+        )
     )
     return [row[0] for row in result.all()]
 
