@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+import pytest
+from catalog_service.repository import reviews as stored_reviews
 from contracts.events.users import UserDeletionRequested
 from contracts.types import utc_now
 from shopkit.testing import eventually, publish
@@ -14,25 +17,13 @@ from contracts import Envelope, Event, new_id
 
 from .conftest import Running
 from .factories import create_product
-from .test_reviews_and_trending import confirmed, delivered, review
+from .test_reviews_and_trending import confirmed, delivered, handled, review
 
 WORDS = "A Maria Silva da Rua Augusta 12 recomenda"
 
 
 def _deletion(user_id: str) -> Envelope[Event]:
     return Envelope(data=UserDeletionRequested(user_id=user_id, requested_at=utc_now()))
-
-
-async def _handled(catalog: Running, envelope: Envelope[Event]) -> None:
-    """Wait until the catalog's consumer recorded the event in its inbox (after its effect)."""
-
-    async def recorded() -> bool:
-        for consumer in catalog.app.state.consumers:
-            if await consumer.store.recorded(consumer.inbox_name, envelope.id):
-                return True
-        return False
-
-    await eventually(recorded, timeout=60)
 
 
 async def _reviews(catalog: Running, product: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -86,7 +77,7 @@ async def test_deletion_detaches_reviews_and_keeps_ratings(catalog: Running) -> 
 
     deletion = _deletion(gone)
     await publish(catalog.namespace, deletion)
-    await _handled(catalog, deletion)
+    await handled(catalog, deletion)
 
     after = {**await _reviews(catalog, first), **await _reviews(catalog, second)}
     assert after.keys() == before.keys()
@@ -119,7 +110,7 @@ async def test_a_second_deletion_changes_nothing(catalog: Running) -> None:
     await _write(catalog, product, new_id(), 1)
     first = _deletion(gone)
     await publish(catalog.namespace, first)
-    await _handled(catalog, first)
+    await handled(catalog, first)
     anonymised = await _reviews(catalog, product)
     ratings = await _ratings(catalog, product)
 
@@ -127,7 +118,7 @@ async def test_a_second_deletion_changes_nothing(catalog: Running) -> None:
     # id (the handler runs: the reviews are not detached a second time, under new ids).
     again = _deletion(gone)
     await publish(catalog.namespace, first, again)
-    await _handled(catalog, again)
+    await handled(catalog, again)
 
     assert await _reviews(catalog, product) == anonymised
     assert await _ratings(catalog, product) == ratings == [({"count": 2, "average": 2.5},) * 2]
@@ -141,7 +132,7 @@ async def test_an_unknown_user_is_a_no_op(catalog: Running) -> None:
 
     stranger = _deletion(new_id())
     await publish(catalog.namespace, stranger)
-    await _handled(catalog, stranger)
+    await handled(catalog, stranger)
 
     assert await _reviews(catalog, product) == before
     assert [r["user_id"] for r in before.values()] == [author]
@@ -157,11 +148,81 @@ async def test_a_purchase_reported_after_the_deletion_is_not_kept(catalog: Runni
     order = confirmed(gone, [(product, 1)])
     deletion = _deletion(gone)
     await publish(catalog.namespace, deletion)
-    await _handled(catalog, deletion)
+    await handled(catalog, deletion)
 
     # Delivered only: the order's confirmation would also count in the shared trending
     # ranking other tests read. Both events record purchases through `record_purchases`.
     late = Envelope(data=delivered(order))
     await publish(catalog.namespace, late)
-    await _handled(catalog, late)
+    await handled(catalog, late)
     assert await _purchases(catalog, gone) == 0
+
+
+async def _left_by(catalog: Running, user_id: str, words: str) -> list[dict[str, Any]]:
+    """Reviews that still name the user or hold their words."""
+    query = {"$or": [{"user_id": user_id}, {"text": words}, {"title": words}]}
+    found: list[dict[str, Any]] = await catalog.db["reviews"].find(query).to_list()
+    return found
+
+
+def _assert_refused(response: httpx.Response) -> None:
+    assert response.status_code == 403, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"].endswith("/account-deleted")
+
+
+async def test_a_review_written_after_the_deletion_is_not_kept(catalog: Running) -> None:
+    """Auth denies the account's tokens in its own consumer: the catalog may handle the
+    deletion first and still accept a token that was valid a moment ago."""
+    product = await create_product(catalog)
+    gone = new_id()
+    deletion = _deletion(gone)
+    await publish(catalog.namespace, deletion)
+    await handled(catalog, deletion)
+
+    words = f"{WORDS} {gone}"
+    late = await catalog.client.post(
+        f"/api/products/{product['id']}/reviews",
+        json={"rating": 1, "title": words, "text": words},
+        headers=catalog.tokens.headers(gone),
+    )
+    assert await _left_by(catalog, gone, words) == []
+    _assert_refused(late)
+    assert await _ratings(catalog, product) == [({"count": 0, "average": None},) * 2]
+
+
+async def test_a_review_landing_while_the_deletion_runs_is_not_kept(
+    catalog: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A review POST in flight lands just after the deletion listed the user's reviews (and
+    is answered before the deletion goes on)."""
+    product = await create_product(catalog)
+    gone = new_id()
+    await _write(catalog, product, gone, 5)
+    words = f"{WORDS} {gone}"
+    listed = stored_reviews.ids_by_author
+    landed: list[httpx.Response] = []
+
+    async def a_review_lands_after_the_listing(db: Any, user_id: str) -> list[str]:
+        found = await listed(db, user_id)
+        if user_id == gone and not landed:
+            landed.append(
+                await catalog.client.post(
+                    f"/api/products/{(await create_product(catalog))['id']}/reviews",
+                    json={"rating": 2, "title": words, "text": words},
+                    headers=catalog.tokens.headers(gone),
+                )
+            )
+        return found
+
+    monkeypatch.setattr(stored_reviews, "ids_by_author", a_review_lands_after_the_listing)
+    deletion = _deletion(gone)
+    await publish(catalog.namespace, deletion)
+    await handled(catalog, deletion)
+
+    assert len(landed) == 1
+    assert await _left_by(catalog, gone, words) == []
+    _assert_refused(landed[0])
+    # The review written before the deletion was detached as usual.
+    [kept] = (await _reviews(catalog, product)).values()
+    assert kept["text"] == "[removed]" and kept["rating"] == 5

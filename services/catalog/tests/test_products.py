@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 
 from contracts.events.catalog import (
     PriceChanged,
@@ -193,3 +194,47 @@ async def test_long_descriptions_and_big_attributes_are_stored(catalog: Running)
         assert page.json()["description"] == description
     found = await catalog.client.get("/api/products", params={"q": "palavra7diferente"})
     assert [p["description"][:20] for p in found.json()["items"]] == [many_words[:20]]
+
+
+def _incompressible(seed: int, count: int = 10, length: int = 100) -> list[str]:
+    """`count` strings of `length` random CJK Extension B characters (4 UTF-8 bytes each)."""
+    chars = random.Random(seed)
+    return [
+        "".join(chr(chars.randint(0x20000, 0x2A6DF)) for _ in range(length)) for _ in range(count)
+    ]
+
+
+async def test_a_long_list_attribute_is_stored_or_refused_never_a_server_error(
+    catalog: Running,
+) -> None:
+    """The schema takes 10 strings of 100 characters for any attribute (about 4 KB here, and
+    hardly compressible); FerretDB 1.x stores an indexed array as one PostgreSQL btree key,
+    whose size is limited."""
+    admin = catalog.admin()
+    for seed, key in enumerate(("brand", "color", "author", "tags")):
+        value = _incompressible(seed)
+        body = product_body(attributes={key: value})
+        created = await catalog.client.post("/api/products", json=body, headers=admin)
+        assert created.status_code in (201, 422), (key, created.text)
+        if created.status_code == 422:
+            assert created.headers["content-type"] == "application/problem+json"
+            continue
+        stored = (await catalog.client.get(created.headers["location"], headers=admin)).json()
+        assert stored["attributes"][key] == value
+        if key != "tags":  # the filterable (indexed) keys still filter on any element
+            found = await catalog.client.get("/api/products", params={f"attr.{key}": value[3]})
+            assert [p["id"] for p in found.json()["items"]] == [stored["id"]]
+        # The same value written by PUT and PATCH onto a product that did not have it.
+        existing = await create_product(catalog)
+        replaced = await catalog.client.put(
+            f"/api/products/{existing['id']}",
+            json={k: v for k, v in body.items() if k != "sku"},
+            headers=admin,
+        )
+        assert replaced.status_code == 200, (key, replaced.text)
+        patched = await catalog.client.patch(
+            f"/api/products/{(await create_product(catalog))['id']}",
+            json={"attributes": {key: value}},
+            headers=admin,
+        )
+        assert patched.status_code == 200, (key, patched.text)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from catalog_service.repository import reviews as stored_reviews
 from contracts.events.orders import OrderConfirmed, OrderLine, ShippingAddress, ShippingChoice
 from contracts.events.shipping import ShipmentDelivered
 from contracts.types import utc_now
 from shopkit.testing import eventually, publish
 
-from contracts import Envelope, new_id
+from contracts import Envelope, Event, new_id
 
 from .conftest import Running
 from .factories import create_product
@@ -62,6 +64,18 @@ def delivered(order: OrderConfirmed) -> ShipmentDelivered:
         tracking_number="BR123456789BR",
         delivered_at=utc_now(),
     )
+
+
+async def handled(catalog: Running, envelope: Envelope[Event]) -> None:
+    """Wait until the catalog's consumer recorded the event in its inbox (after its effect)."""
+
+    async def recorded() -> bool:
+        for consumer in catalog.app.state.consumers:
+            if await consumer.store.recorded(consumer.inbox_name, envelope.id):
+                return True
+        return False
+
+    await eventually(recorded, timeout=60)
 
 
 async def review(
@@ -132,6 +146,34 @@ async def test_verified_purchase_needs_a_delivery_to_that_user(catalog: Running)
     assert not_bought.json()["verified_purchase"] is False
     # Delivered to the buyer, but a different product was not part of the buyer's order.
     assert (await review(catalog, other, buyer, 3)).json()["verified_purchase"] is False
+
+
+async def test_a_delivery_recorded_while_the_review_is_written_verifies_it(
+    catalog: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The review found no delivery, then the delivery was recorded and its reviews verified
+    before this one was stored."""
+    product = await create_product(catalog)
+    buyer = new_id()
+    delivery = Envelope(data=delivered(confirmed(buyer, [(product, 1)])))
+    read = stored_reviews.has_received
+    raced: list[bool] = []
+
+    async def delivered_right_after_the_read(db: Any, *, user_id: str, sku: str) -> bool:
+        found = await read(db, user_id=user_id, sku=sku)
+        if not found and not raced and (user_id, sku) == (buyer, product["sku"]):
+            raced.append(True)
+            await publish(catalog.namespace, delivery)
+            await handled(catalog, delivery)
+        return found
+
+    monkeypatch.setattr(stored_reviews, "has_received", delivered_right_after_the_read)
+    written = await review(catalog, product, buyer, 5)
+    assert raced == [True]
+    assert written.status_code == 201, written.text
+    listed = (await catalog.client.get(f"/api/products/{product['id']}/reviews")).json()
+    assert [r["verified_purchase"] for r in listed["items"]] == [True]
+    assert written.json()["verified_purchase"] is True
 
 
 async def test_a_confirmed_order_alone_does_not_verify(catalog: Running) -> None:

@@ -13,6 +13,7 @@ from shopkit.security import AdminUser, CurrentUser, OptionalUser, Principal
 from starlette.convertors import Convertor, register_url_convertor
 
 from catalog_service.errors import (
+    AccountDeletedError,
     DuplicateReviewError,
     DuplicateSkuError,
     DuplicateSlugError,
@@ -290,7 +291,9 @@ async def list_reviews(
     "/{id_or_slug}/reviews",
     response_model=ReviewPublic,
     status_code=status.HTTP_201_CREATED,
-    responses=responses(ProductNotFoundError, DuplicateReviewError, ProductBusyError),
+    responses=responses(
+        ProductNotFoundError, DuplicateReviewError, ProductBusyError, AccountDeletedError
+    ),
 )
 async def add_review(
     id_or_slug: IdOrSlugPath, catalog: CatalogDep, user: CurrentUser, body: ReviewCreate

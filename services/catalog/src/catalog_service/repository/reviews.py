@@ -77,6 +77,11 @@ async def detach_author(db: Database, review_id: str, *, user_id: str, changes: 
     await db[REVIEWS].update_one({"_id": review_id, "user_id": user_id}, {"$set": changes})
 
 
+async def delete_unless_detached(db: Database, review_id: str, *, user_id: str) -> None:
+    """Delete the review if `user_id` still wrote it (one detached meanwhile stays, anonymous)."""
+    await db[REVIEWS].delete_one({"_id": review_id, "user_id": user_id})
+
+
 async def delete_purchases(db: Database, user_id: str) -> None:
     await db[PURCHASES].delete_many({"user_id": user_id})
 

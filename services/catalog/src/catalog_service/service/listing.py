@@ -51,7 +51,8 @@ FILTERABLE_ATTRIBUTES = (
     "volume_ml",
     "sport",
 )
-"""Attribute keys with an index, so `attr.<key>=value` can filter on them."""
+"""Attribute keys `attr.<key>=value` can filter on: indexed on MongoDB and DocumentDB (on
+FerretDB 1.x, which never uses such an index, migration `m0005` drops them)."""
 
 
 @dataclass(frozen=True)

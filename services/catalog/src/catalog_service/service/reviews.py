@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -13,7 +14,12 @@ from shopkit.mongo_outbox import Database, LockTimeoutError, ensure_held
 from shopkit.privacy import REMOVED
 from shopkit.security import Principal
 
-from catalog_service.errors import DuplicateReviewError, InvalidCursorError, ProductBusyError
+from catalog_service.errors import (
+    AccountDeletedError,
+    DuplicateReviewError,
+    InvalidCursorError,
+    ProductBusyError,
+)
 from catalog_service.repository import products, reviews, stored_now
 from catalog_service.resources import Catalog
 from catalog_service.schemas import (
@@ -46,7 +52,14 @@ def to_public(doc: Document) -> ReviewPublic:
 async def add_review(
     catalog: Catalog, *, id_or_slug: str, author: Principal, data: ReviewCreate
 ) -> ReviewPublic:
+    """Store the author's review of the product; a deleted account's is refused.
+
+    Both checks come after the insert because the consumers run at the same time (no
+    transactions): a delivery recorded between a first read and the insert has verified the
+    user's reviews already, without this one, and a deletion lists the user's reviews once.
+    Written first and checked after, as purchase facts are (`record_purchases`)."""
     product = await resolve_product(catalog, id_or_slug=id_or_slug, viewer=None)
+    received = await reviews.has_received(catalog.db, user_id=author.user_id, sku=product["sku"])
     doc: Document = {
         "_id": new_id(),
         "product_id": product["_id"],
@@ -54,13 +67,30 @@ async def add_review(
         "rating": data.rating,
         "title": data.title or None,
         "text": data.text,
-        "verified_purchase": await reviews.has_received(
-            catalog.db, user_id=author.user_id, sku=product["sku"]
-        ),
+        "verified_purchase": received,
         "created_at": stored_now(),
     }
     if not await reviews.insert(catalog.db, doc):
         raise DuplicateReviewError("you have already reviewed this product")
+    if not received and await reviews.has_received(
+        catalog.db, user_id=author.user_id, sku=product["sku"]
+    ):
+        # The delivery's `mark_verified` ran before this review existed.
+        await reviews.mark_verified(
+            catalog.db, user_id=author.user_id, product_ids=[product["_id"]]
+        )
+        doc["verified_purchase"] = True
+    # Checked after this request's last write to the review: the server does not make an
+    # update atomic against another, so a write of ours racing the deletion's detach could put
+    # the author back. An account not erased yet here is recorded so later, and only then does
+    # the deletion list the user's reviews: after all our writes.
+    if await reviews.is_erased(catalog.db, author.user_id):
+        await reviews.delete_unless_detached(catalog.db, doc["_id"], user_id=author.user_id)
+        # Another review's recount may have counted this one meanwhile; should the product be
+        # busy, the next recount drops it.
+        with contextlib.suppress(ProductBusyError):
+            await refresh_rating(catalog, product_id=product["_id"])
+        raise AccountDeletedError("this account has been deleted; it can no longer write reviews")
     await refresh_rating(catalog, product_id=product["_id"])
     return to_public(doc)
 
@@ -95,6 +125,10 @@ async def forget_author(catalog: Catalog, *, user_id: str) -> int:
     product (a unique index) still holds when several deleted authors reviewed one product.
     Reviews store no display name: the author id is all that identified the writer.
     """
+    # The account is remembered as erased first: a review or a purchase fact written from now
+    # on finds it so and goes (`add_review`, `record_purchases`); one written before is in the
+    # list below or among the purchases deleted after it.
+    await reviews.remember_erased(catalog.db, user_id, stored_now())
     review_ids = await reviews.ids_by_author(catalog.db, user_id)
     for review_id in review_ids:
         await reviews.detach_author(
@@ -109,9 +143,6 @@ async def forget_author(catalog: Catalog, *, user_id: str) -> int:
             },
         )
     # Who bought what only serves the verified badge of that user's future reviews: no more.
-    # The account is remembered as erased first, so a purchase fact still on its way (a
-    # parcel delivered after the deletion) is dropped as it lands (`record_purchases`).
-    await reviews.remember_erased(catalog.db, user_id, stored_now())
     await reviews.delete_purchases(catalog.db, user_id)
     return len(review_ids)
 
