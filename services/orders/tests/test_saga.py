@@ -49,6 +49,17 @@ def _dispatched(order: dict[str, Any], shipment_id: str) -> ShipmentDispatched:
     )
 
 
+def _shipment_cancelled(order: dict[str, Any]) -> ShipmentCancelled:
+    """Shipping's answer when it stopped the parcel of a customer's cancellation."""
+    return ShipmentCancelled(
+        shipment_id=new_id(),
+        order_id=order["id"],
+        user_id=order["user_id"],
+        reason="customer_request",
+        cancelled_at=_now(),
+    )
+
+
 def _delivered(order: dict[str, Any], shipment_id: str) -> ShipmentDelivered:
     return ShipmentDelivered(
         shipment_id=shipment_id,
@@ -444,13 +455,7 @@ async def test_customer_cancels_before_dispatch(harness: Harness) -> None:
 
     stopped = await harness.follow(
         requested,
-        ShipmentCancelled(
-            shipment_id=new_id(),
-            order_id=order["id"],
-            user_id=order["user_id"],
-            reason="customer_request",
-            cancelled_at=_now(),
-        ),
+        _shipment_cancelled(order),
     )
 
     cancelled = await harness.wait_status(order["id"], user, "CANCELLED")
@@ -496,13 +501,7 @@ async def test_a_cancellation_that_loses_the_race_to_the_dispatch_ships_the_orde
     # An echo that cannot be (shipping never voids a parcel that left) changes nothing either.
     stray = await harness.follow(
         requested,
-        ShipmentCancelled(
-            shipment_id=new_id(),
-            order_id=order["id"],
-            user_id=order["user_id"],
-            reason="customer_request",
-            cancelled_at=_now(),
-        ),
+        _shipment_cancelled(order),
     )
     await _until_ignored(harness, order["id"], stray.id)
     assert (await harness.order(order["id"], user))["status"] == "SHIPPED"

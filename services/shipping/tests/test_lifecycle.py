@@ -37,7 +37,11 @@ TOPIC = "shipping.events"
 
 
 async def _confirmed_order(
-    shipping: Running, *, service: str = "SEDEX", carrier: str = "correios"
+    shipping: Running,
+    *,
+    service: str = "SEDEX",
+    carrier: str = "correios",
+    payment_review_pending: bool = False,
 ) -> tuple[str, str, dict[str, Any]]:
     """Publish products and an OrderConfirmed; returns (user id, order id, the shipment)."""
     ns = shipping.settings.kafka_namespace
@@ -45,7 +49,7 @@ async def _confirmed_order(
     user_id = new_id()
     order = factories.order_confirmed(
         user_id=user_id, lines=[(book.sku, 2), (mug.sku, 1)], carrier=carrier, service=service
-    )
+    ).model_copy(update={"payment_review_pending": payment_review_pending})
     await publish(ns, book, mug, order)
     headers = shipping.tokens.headers(user_id)
 
@@ -443,21 +447,8 @@ async def test_a_parcel_under_payment_review_waits_for_the_approval(shipping: Ru
     could be picked up while the review was open; a rejection then came too late and the goods
     left unpaid. The parcel is held, without a label, until the approval releases it."""
     ns = shipping.settings.kafka_namespace
-    item = factories.product()
-    user_id = new_id()
-    order = factories.order_confirmed(user_id=user_id, lines=[(item.sku, 1)]).model_copy(
-        update={"payment_review_pending": True}
-    )
-    await publish(ns, item, order)
+    user_id, order_id, shipment = await _confirmed_order(shipping, payment_review_pending=True)
     headers = shipping.tokens.headers(user_id)
-
-    async def held() -> Any:
-        response = await shipping.client.get(
-            f"/api/shipping/orders/{order.order_id}", headers=headers
-        )
-        return response.json() if response.status_code == 200 else None
-
-    shipment = await eventually(held, timeout=30, interval=0.3)
     assert shipment["status"] == "on_hold"
     label = await shipping.client.get(
         f"/api/shipping/shipments/{shipment['shipment_id']}/label", headers=headers
@@ -472,9 +463,7 @@ async def test_a_parcel_under_payment_review_waits_for_the_approval(shipping: Ru
 
     await publish(
         ns,
-        OrderFulfilmentReleased(
-            order_id=order.order_id, user_id=user_id, released_at=datetime.now(UTC)
-        ),
+        OrderFulfilmentReleased(order_id=order_id, user_id=user_id, released_at=datetime.now(UTC)),
     )
 
     async def released() -> bool:
@@ -496,7 +485,7 @@ async def test_a_parcel_under_payment_review_waits_for_the_approval(shipping: Ru
     )
     assert picked_up.json() == {"outcome": "applied", "shipment_status": "posted"}
     [dispatched] = await wait_for_events(
-        ns, ShipmentDispatched, where=lambda e: e.order_id == order.order_id
+        ns, ShipmentDispatched, where=lambda e: e.order_id == order_id
     )
     assert dispatched.shipment_id == shipment["shipment_id"]
 
@@ -505,25 +494,10 @@ async def test_a_held_parcel_whose_payment_is_rejected_is_voided(shipping: Runni
     """The rejection cancels the order (payments voids, orders cancels): the held parcel is
     voided like any that has not left, and inventory gets its units back."""
     ns = shipping.settings.kafka_namespace
-    item = factories.product()
-    user_id = new_id()
-    order = factories.order_confirmed(user_id=user_id, lines=[(item.sku, 1)]).model_copy(
-        update={"payment_review_pending": True}
-    )
-    await publish(ns, item, order)
-
-    async def held() -> Any:
-        response = await shipping.client.get(
-            f"/api/shipping/orders/{order.order_id}", headers=shipping.tokens.headers(user_id)
-        )
-        return response.json() if response.status_code == 200 else None
-
-    shipment = await eventually(held, timeout=30, interval=0.3)
+    user_id, order_id, shipment = await _confirmed_order(shipping, payment_review_pending=True)
     assert shipment["status"] == "on_hold"
-    await _cancel_and_see_it_voided(shipping, user_id, order.order_id, shipment)
-    [voided] = await wait_for_events(
-        ns, ShipmentCancelled, where=lambda e: e.order_id == order.order_id
-    )
+    await _cancel_and_see_it_voided(shipping, user_id, order_id, shipment)
+    [voided] = await wait_for_events(ns, ShipmentCancelled, where=lambda e: e.order_id == order_id)
     assert voided.shipment_id == shipment["shipment_id"]
 
 

@@ -112,23 +112,31 @@ async def create_for_order(
     )
 
 
+def _set_status(
+    session: AsyncSession, shipment: Shipment, status: str, description: str
+) -> datetime:
+    """A change this service makes itself (not a carrier's scan), with its tracking event."""
+    now = datetime.now(UTC)
+    shipment.status = status
+    shipment.updated_at = now
+    repository.add_tracking_event(
+        session,
+        shipment_id=shipment.id,
+        status=status,
+        occurred_at=now,
+        applied=True,
+        description=description,
+    )
+    return now
+
+
 async def release_for_order(*, session: AsyncSession, order_id: str) -> None:
     """The payment review approved the order: its held shipment gets its label and may be
     picked up. Anything else (not held, already cancelled) is left as it is."""
     shipment = await repository.shipment_for_order(session, order_id, for_update=True)
     if shipment is None or shipment.status != "on_hold":
         return
-    now = datetime.now(UTC)
-    shipment.status = "created"
-    shipment.updated_at = now
-    repository.add_tracking_event(
-        session,
-        shipment_id=shipment.id,
-        status="created",
-        occurred_at=now,
-        applied=True,
-        description="Payment approved: label issued, awaiting pickup",
-    )
+    _set_status(session, shipment, "created", "Payment approved: label issued, awaiting pickup")
 
 
 async def cancel_for_order(
@@ -147,17 +155,7 @@ async def cancel_for_order(
         return None
     if shipment.progress > 0 or shipment.status in TERMINAL:
         return None
-    now = datetime.now(UTC)
-    shipment.status = "cancelled"
-    shipment.updated_at = now
-    repository.add_tracking_event(
-        session,
-        shipment_id=shipment.id,
-        status="cancelled",
-        occurred_at=now,
-        applied=True,
-        description=f"Order cancelled ({reason})",
-    )
+    now = _set_status(session, shipment, "cancelled", f"Order cancelled ({reason})")
     return ShipmentCancelled(
         shipment_id=shipment.id,
         order_id=shipment.order_id,
