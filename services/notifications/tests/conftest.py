@@ -73,6 +73,13 @@ async def mailer() -> AsyncIterator[Running]:
         yield service
 
 
+@pytest.fixture(scope="module")
+async def quiet() -> AsyncIterator[Running]:
+    """A notifications service whose own dispatcher is off: the test drives one by hand."""
+    async for service in running(email_backend="smtp", sms_enabled=False, dispatch_enabled=False):
+        yield service
+
+
 def unique_email(tag: str = "n") -> str:
     return f"{tag}-{secrets.token_hex(6)}@inbox.shoptest.com.br"
 

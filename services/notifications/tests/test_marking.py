@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts import Envelope, new_id
 
-from .conftest import Running, registered, running, unique_email
+from .conftest import Running, registered, unique_email
 
 BATCH = 5
 
@@ -52,13 +52,6 @@ class CountingSessions:
     def __call__(self) -> Any:
         self.opened += 1
         return self.sessionmaker()
-
-
-@pytest.fixture(scope="module")
-async def quiet() -> Any:
-    """A notifications service whose own dispatcher is off: the test drives one by hand."""
-    async for service in running(email_backend="smtp", sms_enabled=False, dispatch_enabled=False):
-        yield service
 
 
 async def _queue(

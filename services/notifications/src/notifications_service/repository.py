@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from shopkit.db import table_of
-from sqlalchemy import DateTime, Integer, String, bindparam, literal, select, update
+from sqlalchemy import DateTime, Integer, String, bindparam, case, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,8 +24,20 @@ async def recipient(
     return await session.get(Recipient, user_id, with_for_update=for_update)
 
 
+async def erased(session: AsyncSession, user_id: str) -> bool:
+    """Whether the user's account was deleted, as committed now (never a copy the session
+    already holds)."""
+    deleted_at = await session.scalar(
+        select(Recipient.deleted_at).where(Recipient.user_id == user_id)
+    )
+    return deleted_at is not None
+
+
 async def ensure_recipient(session: AsyncSession, user_id: str) -> Recipient:
     """The user's row, created empty if this is the first we hear of them; locked."""
+    # Changes to the row not written yet (a handler that already holds it, then queues) would
+    # be lost to the reload below.
+    await session.flush()
     await session.execute(
         insert(Recipient)
         .values(user_id=user_id)
@@ -222,13 +234,38 @@ async def get_delivery(
     return await session.get(Delivery, delivery_id, with_for_update=for_update)
 
 
+ERASED_ERROR = "error text erased with the account"
+"""What a deleted user's log shows instead of a provider's words, which quote the address."""
+
+
 async def forget_user_deliveries(session: AsyncSession, *, user_id: str, now: datetime) -> None:
-    """Drop personal data from a deleted user's log; unsent messages will never go out."""
+    """Drop personal data from a deleted user's log; unsent messages will never go out.
+
+    What happened and when stays (statuses, attempts, outcomes, times): only addresses,
+    contents and error texts go."""
+    of_user = Delivery.user_id == user_id
+    # First, and before the attempts: this waits for an outcome being marked on one of these
+    # rows (the mark holds the row until it commits), so the attempts statement below, which
+    # reads afresh, sees the attempt that outcome added.
     await session.execute(
         update(Delivery)
-        .where(Delivery.user_id == user_id, Delivery.status.in_(("pending", "failed", "uncertain")))
+        .where(of_user)
+        .values(
+            address=None,
+            context={},
+            last_error=case((Delivery.last_error.is_(None), None), else_=ERASED_ERROR),
+        )
+    )
+    await session.execute(
+        update(Delivery)
+        .where(of_user, Delivery.status.in_(("pending", "failed", "uncertain")))
         .values(status="skipped", last_error="account deleted", updated_at=now)
     )
     await session.execute(
-        update(Delivery).where(Delivery.user_id == user_id).values(address=None, context={})
+        update(DeliveryAttempt)
+        .where(
+            DeliveryAttempt.delivery_id.in_(select(Delivery.id).where(of_user)),
+            DeliveryAttempt.error.is_not(None),
+        )
+        .values(error=ERASED_ERROR)
     )

@@ -158,6 +158,11 @@ class Dispatcher:
             await repository.recipient(session, delivery.user_id) if delivery.user_id else None
         )
         if recipient is not None and recipient.deleted_at is not None:
+            # A row the erasure did not reach (its owner known only now, from the order; or
+            # queued alongside the erasure before `queue` locked the recipient): blanked as the
+            # erasure would have, since it is never going to be sent.
+            delivery.address = None
+            delivery.context = {}
             return replace(base, skip_reason="account deleted")
         if delivery.channel == "sms" and self.transports.sms is None:
             return replace(base, skip_reason="sms not enabled")
@@ -311,13 +316,29 @@ class Dispatcher:
                 extra={"delivery_id": prepared.delivery_id},
             )
             return
+        error = result.error
+        if (
+            error is not None
+            and status is None
+            and not outcome.waiting
+            and updated.user_id is not None
+            and await repository.erased(session, updated.user_id)
+        ):
+            # The provider's (or an exception's) words quote the recipient, and the account was
+            # deleted while the message was out: they are not kept. Replaced whole rather than
+            # cut out of the text, since providers quote an address in forms a search would miss
+            # (case changed, punycode, escaped in JSON, a phone number reformatted). Asked only
+            # now that the row is ours: an erasure that reached it first has committed (the
+            # update above waited for it) and is seen; one that comes later waits for this
+            # transaction and erases what it writes.
+            error = updated.last_error = repository.ERASED_ERROR
         if not outcome.waiting:
             await repository.add_attempt(
                 session,
                 delivery_id=updated.id,
                 attempt=prepared.attempt,
                 outcome=values["status"] if status else result.outcome,
-                error=result.error,
+                error=error,
             )
         await self._announce(session, updated)
 

@@ -45,7 +45,10 @@ async def queue(
     order_id: str | None = None,
 ) -> list[str]:
     """Queue the messages an event causes; returns the channels newly queued."""
-    recipient = await repository.recipient(session, user_id) if user_id else None
+    # Locked (and created if we never heard of the user), as `forget` locks it: an erasure
+    # running concurrently (its event comes from another topic) either commits first, and is
+    # seen here, or waits for this transaction and then blanks the rows it queued.
+    recipient = await repository.ensure_recipient(session, user_id) if user_id else None
     if recipient is not None and recipient.deleted_at is not None:
         return []
     now = datetime.now(UTC)
