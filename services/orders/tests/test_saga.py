@@ -478,6 +478,33 @@ async def test_customer_cancels_before_dispatch(harness: Harness) -> None:
     assert (await harness.order(order["id"], user))["status"] == "CANCELLED"
 
 
+async def test_a_requested_cancellation_ends_accepted_whatever_cancels_the_order(
+    harness: Harness,
+) -> None:
+    """The reservation expired while shipping had not answered yet: the order was cancelled by
+    the expiry and its request stayed `requested` for good (a chaos run waited on it)."""
+    order, user = await harness.placed_order()
+    reserved = await harness.reserve(order)
+    await harness.authorize(order, reserved)
+    await harness.wait_status(order["id"], user, "CONFIRMED")
+    response = await harness.client.post(f"/api/orders/{order['id']}/cancel", headers=user)
+    assert response.status_code == 202, response.text
+
+    await harness.follow(
+        reserved,
+        StockReleased(
+            order_id=order["id"],
+            reservation_id=reserved.data.reservation_id,  # type: ignore[attr-defined]
+            lines=[],
+            reason="expired",
+        ),
+    )
+
+    cancelled = await harness.wait_status(order["id"], user, "CANCELLED")
+    assert cancelled["cancel_reason"] == "reservation_expired"
+    assert cancelled["cancellation"]["status"] == "accepted"
+
+
 async def test_a_cancellation_that_loses_the_race_to_the_dispatch_ships_the_order(
     harness: Harness,
 ) -> None:

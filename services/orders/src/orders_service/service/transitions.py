@@ -86,6 +86,10 @@ async def transition(
     values: dict[str, Any] = dict(fields or {})
     if cancel_reason is not None:
         values["cancel_reason"] = cancel_reason
+    if target == "CANCELLED" and order.cancellation_status == "requested":
+        # Cancelled by whatever came first (shipping's answer, an expired reservation, a
+        # withdrawn payment): the request is fulfilled either way, not left open forever.
+        values.setdefault("cancellation_status", "accepted")
     await orders.change_status(
         session,
         order.id,
