@@ -102,3 +102,15 @@ async def mailpit_message(message_id: str) -> dict[str, Any]:
         response.raise_for_status()
         body: dict[str, Any] = response.json()
         return body
+
+
+async def admin_view(service: Running, user_id: str) -> list[dict[str, Any]]:
+    """The user's deliveries as an admin sees them (with each attempt's history)."""
+    response = await service.client.get(
+        "/api/notifications/admin/deliveries",
+        params={"user_id": user_id},
+        headers=service.tokens.headers(new_id(), ("customer", "admin")),
+    )
+    assert response.status_code == 200
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items

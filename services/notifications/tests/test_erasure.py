@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Envelope, new_id
 
-from .conftest import Running, registered, unique_email
+from .conftest import Running, admin_view, registered, unique_email
 
 WAIT = 30
 """Seconds any step may take before the test fails instead of hanging."""
@@ -122,17 +122,6 @@ async def _forget(session: AsyncSession, user_id: str) -> None:
     await session.commit()
 
 
-async def _admin_view(service: Running, user_id: str) -> list[dict[str, Any]]:
-    response = await service.client.get(
-        "/api/notifications/admin/deliveries",
-        params={"user_id": user_id},
-        headers=service.tokens.headers(new_id(), ("customer", "admin")),
-    )
-    assert response.status_code == 200
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
-
-
 async def _stored(service: Running, user_id: str) -> list[Delivery]:
     async with sessionmaker_of(service.app)() as session:
         rows = await session.scalars(select(Delivery).where(Delivery.user_id == user_id))
@@ -171,7 +160,7 @@ async def test_erasure_removes_the_address_quoted_in_error_texts(quiet: Running)
     await _dispatcher(quiet, RefusingMail("permanent")).round()  # welcome: failed
     await _queued(quiet, _reset(user))
     await _dispatcher(quiet, RefusingMail("retry")).round()  # reset: pending, to be retried
-    before = await _admin_view(quiet, user.user_id)
+    before = await admin_view(quiet, user.user_id)
     assert sorted(d["status"] for d in before) == ["failed", "pending"]
     assert all(email in d["last_error"] for d in before)  # what the provider said, as said
     assert all(email in d["history"][0]["error"] for d in before)
@@ -182,7 +171,7 @@ async def test_erasure_removes_the_address_quoted_in_error_texts(quiet: Running)
     )
 
     async def erased() -> list[dict[str, Any]] | None:
-        items = await _admin_view(quiet, user.user_id)
+        items = await admin_view(quiet, user.user_id)
         return items if all(d["address"] is None for d in items) else None
 
     after = await eventually(erased, timeout=WAIT, interval=0.2)
@@ -226,7 +215,7 @@ async def test_an_outcome_marked_after_erasure_keeps_no_address(
     finally:
         sending.cancel()
 
-    [delivery] = await _admin_view(quiet, user.user_id)
+    [delivery] = await admin_view(quiet, user.user_id)
     assert delivery["status"] == "failed"  # the outcome is recorded...
     assert [a["outcome"] for a in delivery["history"]] == ["permanent"]
     assert delivery["last_error"]
@@ -267,7 +256,7 @@ async def test_a_reset_queued_during_erasure_keeps_no_address_or_token(
     assert reset.reset_token not in str(stored.context)
 
     await _dispatcher(quiet, NoMail()).round()
-    [delivery] = await _admin_view(quiet, user.user_id)
+    [delivery] = await admin_view(quiet, user.user_id)
     assert delivery["status"] == "skipped"
     assert email not in str(delivery)
 

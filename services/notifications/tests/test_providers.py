@@ -21,7 +21,7 @@ from shopkit.testing import eventually, publish, serve, wait_for_events
 from contracts import new_id
 
 from . import events
-from .conftest import Running, registered, running, unique_email
+from .conftest import Running, admin_view, registered, running, unique_email
 
 TWILIO_SID = "AC11111111111111111111111111111111"
 
@@ -75,17 +75,6 @@ async def providers() -> AsyncIterator[tuple[Providers, Running]]:
             yield stand_in, service
 
 
-async def _admin_view(service: Running, user_id: str) -> list[dict[str, Any]]:
-    response = await service.client.get(
-        "/api/notifications/admin/deliveries",
-        params={"user_id": user_id},
-        headers=service.tokens.headers(new_id(), ("customer", "admin")),
-    )
-    assert response.status_code == 200
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
-
-
 async def test_provider_errors_are_retried_with_backoff_and_recorded(
     providers: tuple[Providers, Running],
 ) -> None:
@@ -95,7 +84,7 @@ async def test_provider_errors_are_retried_with_backoff_and_recorded(
     [delivery] = await service.settled(user.user_id, count=1)
     assert delivery["status"] == "sent"
     assert delivery["attempts"] == 3
-    [admin] = await _admin_view(service, user.user_id)
+    [admin] = await admin_view(service, user.user_id)
     assert [a["outcome"] for a in admin["history"]] == ["retry", "retry", "sent"]
     assert admin["provider_message_id"].startswith("sg-")
     assert len(stand_in.emails_to(user.email)) == 3  # two refusals, one acceptance
@@ -128,7 +117,7 @@ async def test_a_lost_answer_is_uncertain_and_never_resent_blindly(
     await publish(service.settings.kafka_namespace, user)
     [delivery] = await service.settled(user.user_id, count=1)
     assert delivery["status"] == "uncertain"
-    [admin] = await _admin_view(service, user.user_id)
+    [admin] = await admin_view(service, user.user_id)
     assert "no answer" in admin["last_error"]
     assert len(stand_in.emails_to(user.email)) == 1
 
