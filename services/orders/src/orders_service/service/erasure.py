@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service.cache import CartCache, CartOwner
 from orders_service.repository import erasure, orders
-from orders_service.service.transitions import Cause, Emit, request_cancellation, transition
-from orders_service.state import IN_FLIGHT, as_status
+from orders_service.service.transitions import Cause, Emit, cancel_or_request
+from orders_service.state import CUSTOMER_CANCELLABLE, as_status
 
 ACCOUNT_DELETED: Final = "account_deleted"
 """Why the orders a deleted account still had on their way were cancelled."""
@@ -88,23 +88,13 @@ async def _stop_fulfilment(session: AsyncSession, emit: Emit, order_id: str, cau
     order = await orders.lock(session, order_id)
     if order is None:
         return
-    status = as_status(order.status)
-    if status in IN_FLIGHT:
-        await transition(
-            session,
-            emit,
-            order,
-            "CANCELLED",
-            reason=ACCOUNT_DELETED,
-            cause=cause,
-            cancel_reason="customer_request",
-        )
-    elif status == "CONFIRMED" and order.cancellation_status is None:
-        await request_cancellation(
+    if as_status(order.status) in CUSTOMER_CANCELLABLE:
+        await cancel_or_request(
             session,
             emit,
             order,
             reason="customer_request",
             note=ACCOUNT_DELETED,
+            cause=cause,
             actor=order.user_id,
         )

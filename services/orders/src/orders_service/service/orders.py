@@ -24,12 +24,7 @@ from orders_service.schemas import (
     TimelinePublic,
 )
 from orders_service.service.paging import decode_cursor, decode_cursor_parts, encode_cursor
-from orders_service.service.transitions import (
-    Cause,
-    RequestEmitter,
-    request_cancellation,
-    transition,
-)
+from orders_service.service.transitions import Cause, RequestEmitter, cancel_or_request
 from orders_service.state import CUSTOMER_CANCELLABLE, FULFILMENT, IN_FLIGHT, as_status
 
 
@@ -153,22 +148,15 @@ async def cancel_order(
     cancel_reason: CancelReason = (
         "customer_request" if order.user_id == viewer.user_id else "admin_request"
     )
-    emit = RequestEmitter(session, correlation_id=order_id)
-    if status == "CONFIRMED":
-        if order.cancellation_status is None:  # asked again while shipping decides: no-op
-            await request_cancellation(
-                session, emit, order, reason=cancel_reason, note=note, actor=viewer.user_id
-            )
-    else:
-        await transition(
-            session,
-            emit,
-            order,
-            "CANCELLED",
-            reason=(note or cancel_reason)[:80],
-            cause=Cause(actor=viewer.user_id),
-            cancel_reason=cancel_reason,
-        )
+    await cancel_or_request(
+        session,
+        RequestEmitter(session, correlation_id=order_id),
+        order,
+        reason=cancel_reason,
+        note=note or cancel_reason,
+        cause=Cause(actor=viewer.user_id),
+        actor=viewer.user_id,
+    )
     return await get_order(session=session, order_id=order_id, viewer=viewer)
 
 

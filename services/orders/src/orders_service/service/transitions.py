@@ -152,24 +152,41 @@ async def transition(
     await emit(*events)
 
 
-async def request_cancellation(
+async def cancel_or_request(
     session: AsyncSession,
     emit: Emit,
     order: LockedOrder,
     *,
     reason: CancelReason,
-    note: str | None,
+    note: str,
+    cause: Cause,
     actor: str,
 ) -> None:
-    """Ask shipping to stop a CONFIRMED order's parcel. The order stays CONFIRMED until
-    shipping answers with ShipmentCancelled or ShipmentDispatched (saga.py)."""
+    """Cancel an order its customer may still cancel (the caller checked its status). Not yet
+    confirmed: at once (payments voids, inventory releases). CONFIRMED: its parcel may be
+    leaving at this moment and only shipping knows, so shipping is asked to stop it; the order
+    stays CONFIRMED until it answers with ShipmentCancelled or ShipmentDispatched (saga.py).
+    Asked again while shipping decides: nothing more is sent."""
+    if order.status != "CONFIRMED":
+        await transition(
+            session,
+            emit,
+            order,
+            "CANCELLED",
+            reason=note[:80],
+            cause=cause,
+            cancel_reason=reason,
+        )
+        return
+    if order.cancellation_status is not None:
+        return
     now = utc_now()
     await orders.set_fields(
         session,
         order.id,
         cancellation_status="requested",
         cancellation_reason=reason,
-        cancellation_note=(note or reason)[:80],
+        cancellation_note=note[:80],
         cancellation_actor=actor,
         cancellation_requested_at=now,
         updated_at=now,
