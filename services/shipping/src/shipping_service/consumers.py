@@ -62,11 +62,7 @@ async def on_order_confirmed(envelope: Envelope[OrderConfirmed], ctx: EventConte
 
 @handlers.on(OrderCancelled)
 async def on_order_cancelled(envelope: Envelope[OrderCancelled], ctx: EventContext) -> None:
-    cancelled = await shipments.cancel_for_order(
-        session=ctx.session, order_id=envelope.data.order_id, reason=envelope.data.reason
-    )
-    if cancelled is not None:
-        await ctx.emit(cancelled)
+    await _stop_parcel(envelope.data, ctx)
 
 
 @handlers.on(OrderFulfilmentReleased)
@@ -82,8 +78,14 @@ async def on_order_cancellation_requested(
 ) -> None:
     """A parcel stopped in time answers with ShipmentCancelled; one already gone needs no
     answer, its ShipmentDispatched has told orders."""
+    await _stop_parcel(envelope.data, ctx)
+
+
+async def _stop_parcel(
+    order: OrderCancelled | OrderCancellationRequested, ctx: EventContext
+) -> None:
     cancelled = await shipments.cancel_for_order(
-        session=ctx.session, order_id=envelope.data.order_id, reason=envelope.data.reason
+        session=ctx.session, order_id=order.order_id, reason=order.reason
     )
     if cancelled is not None:
         await ctx.emit(cancelled)
