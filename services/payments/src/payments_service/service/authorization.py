@@ -66,15 +66,23 @@ async def authorize(work: Work, order: PaymentOrder) -> None:
         await send_authorization(work, order, attempt, call=call)
 
 
+async def _adopt_made_intent(work: Work, order: PaymentOrder, attempt: PaymentAttempt) -> bool:
+    """Find the intent the attempt's request made (by its payment id, in the metadata) and
+    bring the attempt up to it; False when the request made none."""
+    made = await work.payments.provider.intent_for_payment(attempt.id)
+    if made is None:
+        return False
+    await apply_intent(work, order, attempt, made)
+    return True
+
+
 async def settle_unanswered(work: Work, order: PaymentOrder, attempt: PaymentAttempt) -> None:
     """End an attempt whose order was cancelled before its request was answered, without
     sending it: a first send now would put a hold on the card for an order that is over. An
     intent the request did make is found and released; otherwise the attempt fails. (Should the
     provider's search lag behind an intent that exists, its authorization notice finds a
     failed attempt and releases the hold then: transitions.apply_intent.)"""
-    made = await work.payments.provider.intent_for_payment(attempt.id)
-    if made is not None:
-        await apply_intent(work, order, attempt, made)
+    if await _adopt_made_intent(work, order, attempt):
         return
     await fail(
         work,
@@ -94,13 +102,12 @@ async def send_authorization(
     assert attempt.idempotency_key is not None
     provider = work.payments.provider
     key = attempt.idempotency_key
-    if utc_now() - attempt.created_at >= IDEMPOTENCY_WINDOW:
-        # The provider has forgotten the key: a resend would be a new request, and would make a
-        # second intent if the first one did act. Look for that intent first.
-        made = await provider.intent_for_payment(attempt.id)
-        if made is not None:
-            await apply_intent(work, order, attempt, made)
-            return
+    # Past the window the provider has forgotten the key: a resend would be a new request, and
+    # would make a second intent if the first one did act. Look for that intent first.
+    if utc_now() - attempt.created_at >= IDEMPOTENCY_WINDOW and await _adopt_made_intent(
+        work, order, attempt
+    ):
+        return
     if call is None:
         call = await repository.get_call(work.session, key)
     if call is None:
