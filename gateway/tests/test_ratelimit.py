@@ -321,6 +321,44 @@ async def test_counts_made_in_memory_land_in_the_window_they_were_made_in() -> N
         await redis.aclose()
 
 
+async def test_requests_admitted_in_memory_while_a_first_answer_is_awaited_are_all_counted() -> (
+    None
+):
+    """A client's first requests go to Redis; the ones arriving after the first answer are
+    counted here. A slower first answer landing afterwards must not replace those counts: the
+    limit holds exactly, and every admitted request reaches the shared count."""
+    namespace = f"test-{unique_suffix()}:"
+    redis = Redis.from_url(ServiceSettings().redis_url)
+    limiter = RateLimiter(
+        redis, window_seconds=60, namespace=namespace, local_budgets=frozenset({"read"})
+    )
+    limit, requests = 40, 80
+    identity = Identity("ip", random_ip(), limit)
+    counted = limiter._script
+
+    async def slow_to_answer(**kwargs: object) -> object:
+        await asyncio.sleep(0.03)  # a busy Redis: answers come back late and out of order
+        return await counted(**kwargs)
+
+    limiter._script = slow_to_answer  # type: ignore[assignment]
+
+    async def one(delay: float) -> bool:
+        await asyncio.sleep(delay)
+        admission = await limiter.admit("read", [identity], token_id=None)
+        assert admission.decision is not None
+        return admission.decision.allowed
+
+    try:
+        await asyncio.sleep(60 - time.time() % 60 if time.time() % 60 > 55 else 0)
+        # Arrivals 1 ms apart: the first few are in flight to Redis while later ones arrive.
+        admitted = await asyncio.gather(*(one(i * 0.001) for i in range(requests)))
+        await limiter.sync()
+        assert sum(admitted) == limit
+        assert await _shared_count(namespace, identity.value) == limit
+    finally:
+        await redis.aclose()
+
+
 class _Clock:
     """Stands in for the `time` module of `gateway.ratelimit`: windows pass when the test says."""
 

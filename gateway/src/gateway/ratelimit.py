@@ -5,11 +5,11 @@ Rate limits are a sliding-window counter per budget, per client IP and per user.
 Anonymous requests of the high-volume budgets (`local_budgets`, reads by default) need no
 answer from Redis of their own, so they are counted here instead: a client's first request (in
 a window, or after a pause longer than two sync intervals) takes the exact path, learning the
-shared counts; the following ones are decided on the local count and added to Redis in batches
-every `sync_seconds`, which also brings back what the other replicas counted. One replica is
-exactly as strict as with a round trip per request; several may together admit what the others
-counted within one sync interval more. Credential, checkout and write budgets, and every request
-with a token, keep the round trip.
+shared counts (its next requests wait for that answer); the following ones are decided on the
+local count and added to Redis in batches every `sync_seconds`, which also brings back what the
+other replicas counted. One replica is exactly as strict as with a round trip per request;
+several may together admit what the others counted within one sync interval more. Credential,
+checkout and write budgets, and every request with a token, keep the round trip.
 
 The estimate for a window is `previous * (1 - elapsed / window) + current`, which smooths the
 burst a fixed window allows at its edges while costing two small keys per identity. One Lua
@@ -185,6 +185,8 @@ class RateLimiter:
         self._sync_seconds = sync_seconds
         self._max_local_counts = max_local_counts
         self._local: dict[str, _LocalCount] = {}
+        self._asking: dict[str, asyncio.Event] = {}
+        """Clients whose first request is in Redis now: their next ones wait for its answer."""
         self._touched: set[str] = set()
         """Clients counted here since the last sync: only they are sent and refreshed."""
         self._last_forget = time.monotonic()
@@ -211,10 +213,14 @@ class RateLimiter:
         Raises `RedisUnavailableError`; the caller decides to fail open (limits) or closed
         (revocation of a token it cannot check).
         """
-        now_ms = int(time.time() * 1000)
-        at = _Moment(*divmod(now_ms, self._window_ms))
+        at = self._moment()
         if token_id is None and len(identities) == 1 and budget in self._local_budgets:
             base = self._base(budget, identities[0])
+            while (asking := self._asking.get(base)) is not None:
+                # Decided here once the shared counts are known: sent to Redis as well, they
+                # would be counted there without the ones admitted here since, and all pass.
+                await asking.wait()
+                at = self._moment()
             count = self._local.get(base)
             if count is not None and (
                 count.unsent or time.monotonic() - count.synced < 2 * self._sync_seconds
@@ -222,6 +228,9 @@ class RateLimiter:
                 return self._admit_locally(base, identities[0], at)
             return await self._admit_first(base, budget, identities[0], at)
         return await self._admit_exactly(budget, identities, token_id, at)
+
+    def _moment(self) -> _Moment:
+        return _Moment(*divmod(int(time.time() * 1000), self._window_ms))
 
     def _base(self, budget: str, identity: Identity) -> str:
         return f"{self._prefix}:{budget}:{identity.kind}:{identity.value}"
@@ -262,17 +271,33 @@ class RateLimiter:
     ) -> Admission:
         """A client's first request here (or after a pause): counted in Redis, which tells its
         shared counts."""
-        known = self._local.get(base)
+        asking = self._asking[base] = asyncio.Event()
         try:
             _, current, previous, allowed = await self._count_in_redis(budget, [identity], None, at)
         except RedisUnavailableError:
             # Counted here alone until Redis is back, rather than not at all.
             current, previous, allowed = 0, 0, -1
+        finally:
+            del self._asking[base]  # nobody else asks for it meanwhile: they wait for this
+            asking.set()
         fresh = _LocalCount(
             index=at.index, current=current, previous=previous, synced=time.monotonic()
         )
-        refreshed = known is not None and allowed != -1 and not known.unsent
-        if refreshed or (known is None and len(self._local) < self._max_local_counts):
+        # Looked up after the wait: the client's other requests may have been admitted here
+        # meanwhile (its `unsent`), or answered with newer shared counts. Replacing that entry
+        # with this answer would drop those requests from every count.
+        known = self._local.get(base)
+        if known is None:
+            if len(self._local) < self._max_local_counts:
+                self._local[base] = fresh
+        elif allowed == -1:
+            pass  # nothing learnt
+        elif known.index == at.index:
+            # Shared counts only grow within a window: the larger of two readings is the newer.
+            known.current = max(known.current - known.unsent, current) + known.unsent
+            known.previous = max(known.previous, previous)
+            known.synced = fresh.synced
+        elif known.index < at.index and not known.unsent:
             self._local[base] = fresh
         if allowed == -1:
             if base not in self._local:
@@ -315,9 +340,6 @@ class RateLimiter:
             return
         counts[base] = counts.get(base, 0) + count
 
-    def _window_index(self) -> int:
-        return int(time.time() * 1000) // self._window_ms
-
     def _forget_idle(self, now: int) -> None:
         """Drop clients not seen for two windows: their counts can no longer weigh in any
         decision, nor the set-aside counts of windows before the previous one."""
@@ -331,7 +353,7 @@ class RateLimiter:
         """Send what was counted here for the clients seen since the last round, and learn what
         the other replicas counted for them. Redis being down only delays this to a later round.
         """
-        now = self._window_index()
+        now = self._moment().index
         if time.monotonic() - self._last_forget > self._window / 2:
             self._forget_idle(now)
         touched, self._touched = self._touched, set()
@@ -362,7 +384,7 @@ class RateLimiter:
         try:
             result = await self._sync_script(keys=keys, args=args)
         except RedisError as exc:
-            now = self._window_index()  # the wait may have crossed into the next window
+            now = self._moment().index  # the wait may have crossed into the next window
             for base, index, unsent in ended:
                 self._set_aside(base, index, unsent, now=now)
             # Only clients still kept: a forgotten one would otherwise be re-queued forever.
