@@ -109,6 +109,7 @@ def signing_rate() -> float:
                 user_id="01900000-0000-7000-8000-000000000001",
                 roles=["customer"],
                 session_id="s",
+                authenticated_at=now,
                 issuer="i",
                 audience="shop",
                 ttl=timedelta(minutes=15),

@@ -63,6 +63,9 @@ class Principal:
     expires_at: int
     session_id: str | None = None
     """The login session (refresh family) the token was issued in, when it names one."""
+    authenticated_at: int | None = None
+    """When the user last proved who they are (`auth_time`, Unix seconds): the sign-in that
+    opened the session. Refreshing a token does not renew it."""
 
     @property
     def is_admin(self) -> bool:
@@ -72,6 +75,32 @@ class Principal:
 class InvalidTokenError(UnauthorizedError):
     slug = "invalid-token"
     title = "Invalid access token"
+
+
+class ReauthenticationRequiredError(UnauthorizedError):
+    """The token is valid, but its sign-in is too old for what is asked (RFC 9470)."""
+
+    slug = "reauthentication-required"
+    title = "A recent sign-in is required"
+
+
+def require_recent_sign_in(principal: Principal, *, max_age_seconds: int) -> None:
+    """Refuse unless the caller signed in (password, and code when enabled) within
+    `max_age_seconds`: a token taken from a device left signed in, or refreshed for weeks,
+    must not be enough for what cannot be undone. The answer tells the client to sign in
+    again, in the form RFC 9470 gives for step-up authentication."""
+    signed_in = principal.authenticated_at
+    if signed_in is not None and time.time() - signed_in <= max_age_seconds:
+        return
+    raise ReauthenticationRequiredError(
+        f"sign in again (at most {max_age_seconds} s before this request) to do this",
+        max_age=max_age_seconds,
+        headers={
+            "WWW-Authenticate": (
+                f'Bearer error="insufficient_user_authentication", max_age="{max_age_seconds}"'
+            )
+        },
+    )
 
 
 JwksLoader = Callable[[], Awaitable[dict[str, Any]]]
@@ -199,6 +228,7 @@ class TokenVerifier:
             token_id=str(claims["jti"]),
             expires_at=int(claims["exp"]),
             session_id=sid if isinstance(sid := claims.get("sid"), str) else None,
+            authenticated_at=at if type(at := claims.get("auth_time")) is int else None,
         )
         if keys is self._keys:  # not across a key refresh that happened meanwhile
             if len(self._verified) >= VERIFIED_CACHE_SIZE:

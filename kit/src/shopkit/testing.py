@@ -129,6 +129,7 @@ class TestTokens:
             "iat": now,
             "exp": now + ttl,
             "jti": new_id(),
+            "auth_time": now,  # a token just signed in for, unless the test says otherwise
             **claims,
         }
         return jwt.encode(payload, self._key, algorithm=ALGORITHM, headers={"kid": self.kid})

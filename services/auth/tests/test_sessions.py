@@ -80,6 +80,28 @@ async def test_an_email_that_lengthens_when_lowered_is_a_plain_401(auth_stack: A
     assert response.headers["content-type"] == PROBLEM
 
 
+async def test_a_token_tells_when_its_sign_in_was_and_a_refresh_does_not_renew_it(
+    auth_stack: AuthStack, account: Account
+) -> None:
+    """`auth_time` is the sign-in that opened the session: what cannot be undone (deleting the
+    account) asks for a recent one, and a session kept alive by refreshes is not one."""
+    first = await auth_stack.tokens(account)
+    opened = await auth_stack.db.fetchval(
+        "SELECT max(created_at) FROM refresh_families WHERE user_id = $1", account.id
+    )
+    signed_in = jwt.decode(first["access_token"], options={"verify_signature": False})
+    assert signed_in["auth_time"] == int(opened.timestamp())
+    await asyncio.sleep(1.1)  # a refresh later on the clock's whole seconds
+    rotated = await auth_stack.gateway.post(
+        "/api/auth/refresh",
+        json={"refresh_token": first["refresh_token"]},
+        headers=auth_stack.headers(),
+    )
+    refreshed = jwt.decode(rotated.json()["access_token"], options={"verify_signature": False})
+    assert refreshed["iat"] > signed_in["auth_time"]
+    assert refreshed["auth_time"] == signed_in["auth_time"]
+
+
 async def test_refresh_rotates_and_reuse_revokes_the_whole_family(
     auth_stack: AuthStack, account: Account
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
@@ -232,6 +233,34 @@ async def test_deletion_anonymises_and_tells_every_service(platform: Running) ->
     assert reuse.status_code == 200
     again = await platform.client.delete("/api/users/me", headers=headers)
     assert again.status_code == 410
+
+
+async def test_deletion_needs_a_recent_sign_in(platform: Running) -> None:
+    """A bearer token alone must not erase an account: one taken from a device left signed
+    in, or kept alive by refreshes for weeks, carries the sign-in it started from."""
+    user_id = await platform.new_user("Denise Rocha")
+    max_age = platform.settings.deletion_sign_in_max_age_seconds
+    signed_in_long_ago = int(time.time()) - max_age - 60
+    stale = {
+        "Authorization": f"Bearer {platform.tokens.mint(user_id, auth_time=signed_in_long_ago)}"
+    }
+    unknown = {"Authorization": f"Bearer {platform.tokens.mint(user_id, auth_time=None)}"}
+
+    for headers in (stale, unknown):
+        refused = await platform.client.delete("/api/users/me", headers=headers)
+        assert refused.status_code == 401
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["type"].endswith("/reauthentication-required")
+        assert refused.json()["max_age"] == max_age
+        assert refused.headers["www-authenticate"] == (
+            f'Bearer error="insufficient_user_authentication", max_age="{max_age}"'
+        )
+    still = await platform.client.get("/api/users/me", headers=stale)  # the token still reads
+    assert (still.status_code, still.json()["name"]) == (200, "Denise Rocha")
+
+    recent = int(time.time()) - max_age + 60
+    fresh = {"Authorization": f"Bearer {platform.tokens.mint(user_id, auth_time=recent)}"}
+    assert (await platform.client.delete("/api/users/me", headers=fresh)).status_code == 202
 
 
 def test_the_export_asks_every_service_holding_personal_data() -> None:

@@ -28,12 +28,14 @@ def issue_access_token(
     user_id: str,
     roles: list[str],
     session_id: str,
+    authenticated_at: datetime,
     issuer: str,
     audience: str,
     ttl: timedelta,
     now: datetime,
 ) -> AccessToken:
-    """A signed access token; `sid` names the refresh family (the login session)."""
+    """A signed access token; `sid` names the refresh family (the login session), `auth_time`
+    the sign-in that opened it."""
     jti = new_id()
     expires_at = now + ttl
     claims = {
@@ -42,6 +44,7 @@ def issue_access_token(
         "sub": user_id,
         "roles": roles,
         "sid": session_id,
+        "auth_time": int(authenticated_at.timestamp()),
         "iat": int(now.timestamp()),
         "exp": int(expires_at.timestamp()),
         "jti": jti,

@@ -29,6 +29,8 @@ class UsersSettings(ServiceSettings):
 
     max_addresses: int = Field(default=20, ge=1)
     max_wishlist_items: int = Field(default=200, ge=1)
+    deletion_sign_in_max_age_seconds: int = Field(default=600, ge=1)
+    """Deleting the account needs a sign-in this recent (password, and code when enabled)."""
     export_sources: dict[str, str] = Field(default_factory=lambda: dict(EXPORT_SOURCES))
     """Other services' "my data" endpoints, called with the caller's own token for the export.
     (Direct service URLs rather than the gateway: an export must not count against a

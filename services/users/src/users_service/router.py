@@ -5,7 +5,7 @@ from fastapi import APIRouter, Request, Response, status
 from shopkit.db import SessionDep
 from shopkit.params import Uuid7
 from shopkit.problems import UnauthorizedError, responses
-from shopkit.security import CurrentUser
+from shopkit.security import CurrentUser, ReauthenticationRequiredError
 
 from users_service.config import UsersSettings
 from users_service.errors import (
@@ -68,12 +68,18 @@ async def update_me(
     "/me",
     response_model=DeletionAccepted,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=responses(*PROFILE_ERRORS),
+    responses=responses(*PROFILE_ERRORS, ReauthenticationRequiredError),
 )
-async def delete_me(session: SessionDep, principal: CurrentUser) -> DeletionAccepted:
+async def delete_me(
+    session: SessionDep, principal: CurrentUser, request: Request
+) -> DeletionAccepted:
     """Delete the account: personal data is anonymised here and, via UserDeletionRequested,
-    in every other service."""
-    return await profiles.request_deletion(session=session, user_id=principal.user_id)
+    in every other service. Needs a sign-in at most `deletion_sign_in_max_age_seconds` old
+    (10 minutes by default); an older one is a 401 `reauthentication-required` whose
+    `WWW-Authenticate` asks for a new sign-in (RFC 9470)."""
+    return await profiles.request_deletion(
+        session=session, settings=_settings(request), principal=principal
+    )
 
 
 @router.get(

@@ -65,6 +65,7 @@ async def _issue_pair(
         user_id=user.id,
         roles=user.roles,
         session_id=family.id,
+        authenticated_at=family.created_at,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         ttl=timedelta(seconds=settings.access_token_ttl_seconds),

@@ -11,10 +11,12 @@ from contracts.events.users import (
     UserProfileUpdated,
 )
 from shopkit.outbox import Outbox
+from shopkit.security import Principal, require_recent_sign_in
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from users_service import cpf, repository
+from users_service.config import UsersSettings
 from users_service.errors import (
     CpfTakenError,
     InvalidCpfError,
@@ -163,9 +165,15 @@ async def update_preferences(
     return preferences
 
 
-async def request_deletion(*, session: AsyncSession, user_id: str) -> DeletionAccepted:
+async def request_deletion(
+    *, session: AsyncSession, settings: UsersSettings, principal: Principal
+) -> DeletionAccepted:
     """Anonymise the profile here and ask every other service to do the same (one event,
-    committed with the local change)."""
+    committed with the local change). It cannot be undone, so a bearer token alone (a device
+    left signed in, a session refreshed for weeks) is not enough: the caller must have signed
+    in recently."""
+    require_recent_sign_in(principal, max_age_seconds=settings.deletion_sign_in_max_age_seconds)
+    user_id = principal.user_id
     profile = await load(session, user_id, for_update=True)
     now = datetime.now(UTC)
     await repository.delete_all_of(session, user_id)
