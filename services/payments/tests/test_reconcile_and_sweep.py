@@ -12,6 +12,7 @@ from contracts.events.payments import (
     PaymentAuthorized,
     PaymentCaptured,
     PaymentFailed,
+    PaymentRefunded,
     PaymentVoided,
 )
 from payments_service.cli import app as cli
@@ -26,12 +27,20 @@ from payments_service.repository import record_call
 from payments_service.runtime import Payments
 from payments_service.service.reconcile import reconcile
 from payments_service.service.sweeper import sweep_once
+from sqlalchemy import func, update
 from typer.testing import CliRunner
 
 from contracts import new_id
 
 from .conftest import Stack
-from .support import LOCAL_KEY, THREE_DS_2, order_placed, shipment_dispatched, stock_reserved
+from .support import (
+    LOCAL_KEY,
+    THREE_DS_2,
+    order_cancelled,
+    order_placed,
+    shipment_dispatched,
+    stock_reserved,
+)
 
 
 async def authorize(stack: Stack, **kwargs: object) -> PaymentAuthorized:
@@ -262,3 +271,49 @@ async def test_shop_payments_authenticate_completes_3ds_locally(stack: Stack) ->
     assert "requires_capture" in result.output
     authorized = await stack.events.wait_for(placed.order_id, PaymentAuthorized)
     assert authorized.payment_id == action.payment_id
+
+
+async def _authorized_seconds_ago(stack: Stack, payment_id: str, seconds: float) -> None:
+    async with stack.payments.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(PaymentAttempt)
+            .where(PaymentAttempt.id == payment_id)
+            .values(authorized_at=func.now() - timedelta(seconds=seconds))
+        )
+
+
+async def test_an_authorization_no_dispatch_captured_is_captured_before_it_lapses(
+    stack: Stack,
+) -> None:
+    """Stripe cancels a hold left uncaptured for 7 days; a dispatch after that found nothing to
+    capture and the parcel left unpaid. The sweeper captures an old enough authorization first;
+    the late dispatch then captures nothing more, and a cancellation refunds it."""
+    aged = order_placed(total=14_321)
+    recent = order_placed()
+    reviewed = order_placed(total=stack.settings.risk_amount_review)
+    for placed in (aged, recent, reviewed):
+        await stack.bus.publish(placed, stock_reserved(placed.order_id))
+    authorized = {
+        placed.order_id: await stack.events.wait_for(placed.order_id, PaymentAuthorized)
+        for placed in (aged, recent, reviewed)
+    }
+    assert authorized[reviewed.order_id].flagged_for_review  # its review is still open
+    old_enough = stack.settings.capture_authorized_after_seconds + 3_600
+    await _authorized_seconds_ago(stack, authorized[aged.order_id].payment_id, old_enough)
+    await _authorized_seconds_ago(stack, authorized[reviewed.order_id].payment_id, old_enough)
+
+    await sweep_once(eager(stack.payments))
+
+    captured = await stack.events.wait_for(aged.order_id, PaymentCaptured)
+    assert (captured.payment_id, captured.amount) == (authorized[aged.order_id].payment_id, 14_321)
+    intent = await stack.stripe.intent(authorized[aged.order_id].provider_payment_id)
+    assert (intent["status"], intent["amount_received"]) == ("succeeded", 14_321)
+    for kept in (recent, reviewed):
+        intent = await stack.stripe.intent(authorized[kept.order_id].provider_payment_id)
+        assert intent["status"] == "requires_capture"
+        assert stack.events.of(kept.order_id, PaymentCaptured) == []
+
+    await stack.bus.publish(shipment_dispatched(aged), order_cancelled(aged, "customer_request"))
+    refunded = await stack.events.wait_for(aged.order_id, PaymentRefunded)
+    assert (refunded.amount, refunded.full) == (14_321, True)
+    assert len(stack.events.of(aged.order_id, PaymentCaptured)) == 1

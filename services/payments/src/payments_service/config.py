@@ -28,6 +28,10 @@ class PaymentsSettings(ServiceSettings):
     """How often intents waiting on the customer (3DS) or on an unknown outcome are re-fetched,
     in case a webhook was lost."""
     sweep_pending_after_seconds: float = Field(default=60.0, ge=0)
+    capture_authorized_after_seconds: float = Field(default=6 * 86_400, ge=0)
+    """An authorization no dispatch has captured yet is captured this long after it was made:
+    the provider lets an uncaptured hold lapse (Stripe: after 7 days), and a lapse racing a late
+    dispatch would let the parcel go unpaid. A later cancellation refunds it instead."""
 
     risk_enabled: bool = True
     risk_key_prefix: str = ""

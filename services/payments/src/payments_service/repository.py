@@ -184,9 +184,22 @@ async def attempts_in_window(
 
 
 async def attempts_to_sweep(
-    session: AsyncSession, *, pending_before: datetime, action_before: datetime, limit: int
+    session: AsyncSession,
+    *,
+    pending_before: datetime,
+    action_before: datetime,
+    authorized_before: datetime,
+    limit: int,
 ) -> list[tuple[str, str]]:
-    """(order id, payment id) of attempts waiting on the provider or the customer."""
+    """(order id, payment id) of attempts waiting on the provider or the customer, and of
+    authorizations old enough to be captured before they lapse (of orders still going ahead,
+    not under review nor rejected by one)."""
+    order_goes_ahead = (
+        select(PaymentOrder.order_id)
+        .where(PaymentOrder.order_id == PaymentAttempt.order_id)
+        .where(PaymentOrder.cancelled_at.is_(None))
+        .exists()
+    )
     rows = await session.execute(
         select(PaymentAttempt.order_id, PaymentAttempt.id)
         .where(
@@ -195,6 +208,10 @@ async def attempts_to_sweep(
                 & (PaymentAttempt.updated_at < pending_before),
                 (PaymentAttempt.status == AttemptStatus.REQUIRES_ACTION)
                 & (PaymentAttempt.updated_at < action_before),
+                (PaymentAttempt.status == AttemptStatus.AUTHORIZED)
+                & (PaymentAttempt.authorized_at < authorized_before)
+                & PaymentAttempt.review_status.in_((ReviewStatus.NONE, ReviewStatus.APPROVED))
+                & order_goes_ahead,
             )
         )
         .order_by(PaymentAttempt.updated_at)

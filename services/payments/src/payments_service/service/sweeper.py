@@ -1,7 +1,9 @@
 """The safety net under webhooks: attempts still waiting on the customer (3-D Secure) are
 re-fetched now and then, and attempts whose authorization answer was lost (a timeout the
 consumer gave up on) resend their recorded request under the same idempotency key (or, once
-the provider has forgotten that key, first look for the intent the request made)."""
+the provider has forgotten that key, first look for the intent the request made).
+Authorizations no dispatch captured within `capture_authorized_after_seconds` are captured here,
+before the provider lets them lapse."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from payments_service import repository
 from payments_service.models import AttemptStatus
 from payments_service.runtime import Payments, outbox_emitter
 from payments_service.service.authorization import send_authorization, settle_unanswered
-from payments_service.service.transitions import apply_intent
+from payments_service.service.transitions import apply_intent, capture
 from payments_service.service.work import Work
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,7 @@ async def sweep_once(payments: Payments) -> int:
             session,
             pending_before=now - timedelta(seconds=settings.sweep_pending_after_seconds),
             action_before=now - timedelta(seconds=settings.sweep_interval_seconds),
+            authorized_before=now - timedelta(seconds=settings.capture_authorized_after_seconds),
             limit=BATCH,
         )
     moved = 0
@@ -69,6 +72,14 @@ async def _sweep_attempt(payments: Payments, order_id: str, payment_id: str) -> 
         elif attempt.status == AttemptStatus.REQUIRES_ACTION and attempt.provider_payment_id:
             intent = await payments.provider.retrieve(attempt.provider_payment_id)
             await apply_intent(work, order, attempt, intent)
+        elif attempt.status == AttemptStatus.AUTHORIZED and not order.is_cancelled:
+            # Chosen for its age (see `capture_authorized_after_seconds`): the dispatch that
+            # would capture it is late, and the hold is about to lapse.
+            log.info(
+                "capturing an authorization before it lapses",
+                extra={"order_id": order_id, "payment_id": payment_id},
+            )
+            await capture(work, order, attempt)
         if attempt.status == before:
             await repository.touch_attempt(session, attempt.id)
             return 0
