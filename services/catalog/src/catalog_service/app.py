@@ -7,12 +7,15 @@ import asyncio
 from fastapi import FastAPI
 from shopkit.app import ServiceParts, create_service
 from shopkit.edge import follow_purges
+from shopkit.loops import every
 from shopkit.mongo_outbox import MongoInbox
 
 from catalog_service.config import CatalogSettings
 from catalog_service.consumers import CatalogContext, account_handlers, handlers
 from catalog_service.resources import Catalog, RelayWakeups, open_catalog
 from catalog_service.router import router
+
+CACHE_SETTLE_SECONDS = 0.5
 
 
 async def outbox_relay(app: FastAPI, stop: asyncio.Event) -> None:
@@ -31,6 +34,12 @@ async def relay_wakeups(app: FastAPI, stop: asyncio.Event) -> None:
     await follow_purges(
         settings.redis_url, settings.edge_purge_channel, RelayWakeups(catalog.relay), stop
     )
+
+
+async def cache_invalidations(app: FastAPI, stop: asyncio.Event) -> None:
+    """Send the cache invalidation owed since startup, or since a write during a Redis outage."""
+    catalog: Catalog = app.state.catalog
+    await every(stop, CACHE_SETTLE_SECONDS, catalog.cache.settle, name="cache-invalidation")
 
 
 def _inbox(app: FastAPI) -> MongoInbox[CatalogContext]:
@@ -56,7 +65,7 @@ def build_app(settings: CatalogSettings | None = None) -> FastAPI:
             startup=[open_catalog],
             consumers=[handlers, account_handlers],
             inbox=_inbox,
-            background=[outbox_relay, relay_wakeups],
+            background=[outbox_relay, relay_wakeups, cache_invalidations],
         ),
     )
 

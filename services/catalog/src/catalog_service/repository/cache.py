@@ -6,7 +6,10 @@ the generation and the entry is one round trip (a small Lua script). The bump an
 of the gateway's edge copies (`shopkit.edge`) are one Redis transaction.
 
 Redis is an accelerator here, not a store: when it cannot be reached, reads go to MongoDB and
-writes still succeed (the bump is retried, then logged; entries expire after their TTL anyway).
+writes still succeed. A bump that fails is owed: until it goes through (`settle`, a background
+job), this replica reads past the cache, whose entries may predate the write; the other
+replicas stop serving them when it does. A replica starts owing one, for a replica that died
+owing it.
 """
 
 from __future__ import annotations
@@ -41,12 +44,16 @@ class Cache:
         self.ttl = ttl_seconds
         self._generation_key = f"{prefix}cache:generation"
         self._get = redis.register_script(_GET)
+        self.owed = True
+        """An invalidation has not gone through yet (see the module's docstring)."""
 
     def _key(self, generation: str, kind: str, key: str) -> str:
         return f"{self.prefix}cache:{generation}:{kind}:{key}"
 
     async def get(self, kind: str, key: str) -> tuple[str, bytes | None]:
         """The current generation and the entry cached under it, if any."""
+        if self.owed:
+            return UNCACHED, None
         try:
             generation, value = await self._get(
                 keys=[self._generation_key], args=[f"{self.prefix}cache:", f":{kind}:{key}"]
@@ -67,19 +74,31 @@ class Cache:
             log.warning("cache write skipped", extra={"error": repr(exc)})
 
     async def invalidate(self) -> None:
+        """Drop every cached entry (and the gateway's copies) after a write."""
         for attempt in range(3):
-            try:
-                async with self.redis.pipeline(transaction=True) as bump:
-                    bump.incr(self._generation_key)
-                    if self.purge_channel:
-                        bump.publish(self.purge_channel, EDGE_KEY)
-                    await bump.execute()
+            if attempt:
+                await asyncio.sleep(0.05 * attempt)
+            if await self._bump():
+                self.owed = False
                 return
-            except RedisError as exc:
-                if attempt == 2:
-                    log.error(
-                        "cache invalidation failed; entries expire within their ttl",
-                        extra={"error": repr(exc), "ttl": self.ttl},
-                    )
-                    return
-                await asyncio.sleep(0.05 * (attempt + 1))
+        if not self.owed:
+            log.error("cache invalidation failed; the cache is read past until it goes through")
+        self.owed = True
+
+    async def settle(self) -> None:
+        """Send an owed invalidation (every round of a background job; cheap when none is)."""
+        if self.owed and await self._bump():
+            self.owed = False
+            log.info("owed cache invalidation went through")
+
+    async def _bump(self) -> bool:
+        try:
+            async with self.redis.pipeline(transaction=True) as bump:
+                bump.incr(self._generation_key)
+                if self.purge_channel:
+                    bump.publish(self.purge_channel, EDGE_KEY)
+                await bump.execute()
+        except RedisError as exc:
+            log.warning("cache invalidation not sent", extra={"error": repr(exc)})
+            return False
+        return True
