@@ -226,3 +226,42 @@ async def test_a_review_landing_while_the_deletion_runs_is_not_kept(
     # The review written before the deletion was detached as usual.
     [kept] = (await _reviews(catalog, product)).values()
     assert kept["text"] == "[removed]" and kept["rating"] == 5
+
+
+async def test_a_delivery_verifying_a_review_while_the_deletion_runs_does_not_bring_it_back(
+    catalog: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server updates a document by replacing it whole: the delivery's verification read
+    the review before the deletion detached it and wrote it after, with the author and the
+    words in it again."""
+    product = await create_product(catalog)
+    gone = new_id()
+    words = f"{WORDS} {gone}"
+    written = await review(catalog, product, gone, 4, text=words)
+    assert written.status_code == 201, written.text
+    review_id = written.json()["id"]
+    mark = stored_reviews.mark_verified
+
+    async def the_deletion_runs_between_the_read_and_the_write(
+        db: Any, *, user_id: str, product_ids: Any
+    ) -> None:
+        if user_id != gone:
+            await mark(db, user_id=user_id, product_ids=product_ids)
+            return
+        read = await db["reviews"].find_one({"_id": review_id})
+        deletion = _deletion(gone)
+        await publish(catalog.namespace, deletion)
+        await handled(catalog, deletion)  # its own consumer group: it runs meanwhile
+        await db["reviews"].replace_one({"_id": review_id}, {**read, "verified_purchase": True})
+
+    monkeypatch.setattr(
+        stored_reviews, "mark_verified", the_deletion_runs_between_the_read_and_the_write
+    )
+    order = confirmed(gone, [(product, 1)])
+    delivery = Envelope(data=delivered(order))
+    await publish(catalog.namespace, delivery)
+    await handled(catalog, delivery)
+
+    assert await _left_by(catalog, gone, words) == []
+    [kept] = (await _reviews(catalog, product)).values()
+    assert (kept["text"], kept["rating"]) == ("[removed]", 4)

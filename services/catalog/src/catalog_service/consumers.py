@@ -14,7 +14,7 @@ from contracts.events.users import UserDeletionRequested
 from shopkit.handlers import EventHandlers
 from shopkit.mongo_outbox import Database, MongoEventContext
 
-from catalog_service.repository import products, reviews
+from catalog_service.repository import products
 from catalog_service.resources import Catalog
 from catalog_service.service import reviews as review_rules
 from catalog_service.service.trending import day_of
@@ -61,7 +61,7 @@ async def on_shipment_delivered(envelope: Envelope[ShipmentDelivered], ctx: Cata
         at=delivery.delivered_at,
     )
     # Reviews written before the parcel arrived become verified now.
-    await reviews.mark_verified(
+    await review_rules.verify_reviews(
         ctx.db,
         user_id=delivery.user_id,
         product_ids=await products.ids_of_skus(ctx.db, delivery.skus),

@@ -129,10 +129,17 @@ async def forget_author(catalog: Catalog, *, user_id: str) -> int:
     # on finds it so and goes (`add_review`, `record_purchases`); one written before is in the
     # list below or among the purchases deleted after it.
     await reviews.remember_erased(catalog.db, user_id, stored_now())
-    review_ids = await reviews.ids_by_author(catalog.db, user_id)
+    detached = await _detach_reviews(catalog.db, user_id)
+    # Who bought what only serves the verified badge of that user's future reviews: no more.
+    await reviews.delete_purchases(catalog.db, user_id)
+    return detached
+
+
+async def _detach_reviews(db: Database, user_id: str) -> int:
+    review_ids = await reviews.ids_by_author(db, user_id)
     for review_id in review_ids:
         await reviews.detach_author(
-            catalog.db,
+            db,
             review_id,
             user_id=user_id,
             changes={
@@ -142,9 +149,19 @@ async def forget_author(catalog: Catalog, *, user_id: str) -> int:
                 "author_removed_at": stored_now(),
             },
         )
-    # Who bought what only serves the verified badge of that user's future reviews: no more.
-    await reviews.delete_purchases(catalog.db, user_id)
     return len(review_ids)
+
+
+async def verify_reviews(db: Database, *, user_id: str, product_ids: Iterable[str]) -> None:
+    """Mark the user's reviews of these products as verified purchases (a delivery).
+
+    Checked after the write, as `add_review` is: the server replaces a whole document to
+    update it, so this write racing a deletion's detach could put the author and their words
+    back. An account not erased yet here is recorded so before the deletion lists the
+    reviews, which then sees this write; one erased already is detached again."""
+    await reviews.mark_verified(db, user_id=user_id, product_ids=product_ids)
+    if await reviews.is_erased(db, user_id):
+        await _detach_reviews(db, user_id)
 
 
 async def record_purchases(
