@@ -17,7 +17,6 @@ from auth_service.deps import ClientInfo
 from auth_service.errors import (
     EmailTakenError,
     InvalidResetTokenError,
-    ReauthenticationFailedError,
     UserNotFoundError,
 )
 from auth_service.models import PasswordReset, User, messaging
@@ -35,6 +34,7 @@ from auth_service.schemas import (
     TokenPair,
     UserPublic,
 )
+from auth_service.service.reauthentication import reauthenticate
 from auth_service.service.sessions import normalise_email, open_session, revoke_all_sessions
 from contracts import new_id
 
@@ -201,10 +201,13 @@ async def change_password(
 ) -> TokenPair:
     """Ends every session (this one included) and opens a fresh one for the caller."""
     user = await _user(session, principal.user_id, for_update=True)
-    await rt.throttle.check(email=user.email, ip=client.ip)
-    if not await rt.passwords.verify(user.password_hash, current_password):
-        await rt.throttle.record_failure(email=user.email, ip=client.ip)
-        raise ReauthenticationFailedError("the current password is wrong")
+    await reauthenticate(
+        rt,
+        user=user,
+        client=client,
+        proof=lambda: rt.passwords.verify(user.password_hash, current_password),
+        failure="the current password is wrong",
+    )
     await _set_password(session, rt=rt, user=user, password=new_password, via_reset=False)
     return await open_session(session, rt=rt, user=user, now=utc_now())
 

@@ -19,12 +19,12 @@ from auth_service.errors import (
     MfaCodeRejectedError,
     MfaNotEnabledError,
     MfaSetupMissingError,
-    ReauthenticationFailedError,
     UserNotFoundError,
 )
 from auth_service.models import RecoveryCode, User
 from auth_service.runtime import Runtime
 from auth_service.schemas import MfaSetup, RecoveryCodes
+from auth_service.service.reauthentication import reauthenticate
 from contracts import new_id
 
 RECOVERY_CODE_COUNT = 10
@@ -114,10 +114,13 @@ async def enable(
         raise MfaAlreadyEnabledError()
     if user.mfa_secret is None:
         raise MfaSetupMissingError("call /api/auth/mfa/setup first")
-    await rt.throttle.check(email=user.email, ip=client.ip)
-    if not await rt.passwords.verify(user.password_hash, password):
-        await rt.throttle.record_failure(email=user.email, ip=client.ip)
-        raise ReauthenticationFailedError("the password is wrong")
+    await reauthenticate(
+        rt,
+        user=user,
+        client=client,
+        proof=lambda: rt.passwords.verify(user.password_hash, password),
+        failure="the password is wrong",
+    )
     if not accept_totp(rt=rt, user=user, code=code, now=utc_now()):
         raise MfaCodeRejectedError("the code does not match the authenticator being enrolled")
     user.mfa_enabled = True
@@ -150,15 +153,17 @@ async def disable(
     user = await _user(session, principal)
     if not user.mfa_enabled:
         raise MfaNotEnabledError()
-    await rt.throttle.check(email=user.email, ip=client.ip)
     now = utc_now()
-    confirmed = await rt.passwords.verify(user.password_hash, password) and (
-        accept_totp(rt=rt, user=user, code=code, now=now)
-        or await spend_recovery_code(session, rt=rt, user=user, code=code, now=now)
+
+    async def password_and_code() -> bool:
+        return await rt.passwords.verify(user.password_hash, password) and (
+            accept_totp(rt=rt, user=user, code=code, now=now)
+            or await spend_recovery_code(session, rt=rt, user=user, code=code, now=now)
+        )
+
+    await reauthenticate(
+        rt, user=user, client=client, proof=password_and_code, failure="password or code is wrong"
     )
-    if not confirmed:
-        await rt.throttle.record_failure(email=user.email, ip=client.ip)
-        raise ReauthenticationFailedError("password or code is wrong")
     user.mfa_enabled = False
     user.mfa_secret = None
     user.mfa_last_step = None

@@ -1,0 +1,27 @@
+"""A signed-in user proving again who they are before a change a stolen token must not make
+(a new password, enrolling or removing an authenticator)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from auth_service.deps import ClientInfo
+from auth_service.errors import ReauthenticationFailedError
+from auth_service.models import User
+from auth_service.runtime import Runtime
+
+
+async def reauthenticate(
+    rt: Runtime,
+    *,
+    user: User,
+    client: ClientInfo,
+    proof: Callable[[], Awaitable[bool]],
+    failure: str,
+) -> None:
+    """Throttled like a login, and a failed `proof` counts towards the account's lockout: the
+    password must not be guessable here at a rate the login refuses."""
+    await rt.throttle.check(email=user.email, ip=client.ip)
+    if not await proof():
+        await rt.throttle.record_failure(email=user.email, ip=client.ip)
+        raise ReauthenticationFailedError(failure)
