@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import time
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
-from shopkit.kafka import committed_offsets
+from shopkit.kafka import committed_offsets, partitions_of
 from shopkit.testing import KAFKA_BOOTSTRAP, eventually, fetchval
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -31,22 +32,27 @@ async def _spawn(*args: str) -> asyncio.subprocess.Process:
 
 
 async def _topic_ids(namespace: str) -> list[str]:
-    """Every event id currently in the probe topic, duplicates included."""
+    """Every event id currently in the probe topic, duplicates included: read until every
+    partition's position reaches the end offset taken first (a fresh consumer's first fetch
+    can take seconds, so an empty fetch does not mean the end)."""
+    partitions = await partitions_of(KAFKA_BOOTSTRAP, namespace + PROBE_TOPIC)
+    assert partitions, "the probe topic does not exist"
     consumer = AIOKafkaConsumer(
-        namespace + PROBE_TOPIC,
-        bootstrap_servers=KAFKA_BOOTSTRAP,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
+        bootstrap_servers=KAFKA_BOOTSTRAP, auto_offset_reset="earliest", enable_auto_commit=False
     )
     await consumer.start()
     ids: list[str] = []
     try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=1500)
-            if not batch:
-                return ids
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        deadline = time.monotonic() + 60  # a cold broker's first fetches, on a loaded machine
+        while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
+            assert time.monotonic() < deadline, "the probe topic was not read to its end"
+            batch = await consumer.getmany(timeout_ms=500)
             for records in batch.values():
                 ids += [decode(list(r.headers), r.value).id for r in records]
+        return ids
     finally:
         await consumer.stop()
 

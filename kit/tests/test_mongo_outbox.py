@@ -7,12 +7,13 @@ import itertools
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from redis.asyncio import Redis
+from shopkit import mongo_outbox
 from shopkit.consumer import ConsumerConfig, EventConsumer
 from shopkit.handlers import EventHandlers
 from shopkit.kafka import create_producer
@@ -170,7 +171,9 @@ async def count_effects(db: Any, expected: int) -> int | None:
 
 
 async def test_concurrent_writers_under_the_document_lock_lose_no_update(db: Any) -> None:
-    locks = DocumentLocks(db)
+    # 25 writers in turn, each a few round trips to FerretDB: on a loaded machine the last one
+    # may wait far longer than the default 10 s, and a timeout here would prove nothing.
+    locks = DocumentLocks(db, timeout=120)
     await db[COLLECTION].insert_one({"_id": "counter", "value": 0, "seen": []})
 
     async def increment(i: int) -> None:
@@ -190,17 +193,29 @@ async def test_concurrent_writers_under_the_document_lock_lose_no_update(db: Any
     assert await db["_leases"].count_documents({"name": name}) <= 2
 
 
-async def test_a_lease_is_exclusive_until_it_expires_and_then_moves_on(db: Any) -> None:
-    leases = Leases(db["_leases"], ttl=timedelta(seconds=1))
+async def test_a_lease_is_exclusive_until_it_expires_and_then_moves_on(
+    db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The leases' clock stands still unless the test moves it: however slow the calls below,
+    # a lease expires exactly when the test says, not when the wall clock happens to.
+    clock = [datetime.now(UTC)]
+    monkeypatch.setattr(mongo_outbox, "utc_now", lambda: clock[0])
+    ttl = timedelta(seconds=1)
+    leases = Leases(db["_leases"], ttl=ttl)
     first = await leases.try_acquire("job")
     assert first is not None
     racers = await asyncio.gather(*(leases.try_acquire("job") for _ in range(10)))
     assert racers == [None] * 10
 
+    clock[0] += ttl / 2
     renewed = await leases.renew(first)
     assert renewed.generation == first.generation + 1
+    clock[0] += ttl * 3 / 4  # past the first expiry, not the renewed one
+    assert await leases.try_acquire("job") is None
 
-    second = await eventually(lambda: leases.try_acquire("job"), timeout=5, interval=0.1)
+    clock[0] += ttl / 2  # past the renewed expiry
+    second = await leases.try_acquire("job")
+    assert second is not None
     assert second.owner != renewed.owner
     with pytest.raises(LeaseLostError):
         await leases.renew(renewed)

@@ -10,7 +10,6 @@ from typing import Any
 
 from shop_cli.client import (
     DECLINED_CARD,
-    GOOD_CARD,
     ROOT,
     THREE_DS_CARD,
     ApiError,
@@ -18,26 +17,7 @@ from shop_cli.client import (
 )
 from shopkit.testing import eventually
 
-from .conftest import Catalog
-
-TIMEOUT = 60
-
-
-async def _buy(
-    customer: Session,
-    lines: list[tuple[str, int]],
-    card: str = GOOD_CARD,
-    coupon: str | None = None,
-) -> dict[str, Any]:
-    """Checkout, retrying while the orders service has not yet projected new products."""
-    for attempt in range(40):
-        try:
-            return await customer.buy(lines, card, coupon)
-        except ApiError as exc:
-            if exc.status not in (404, 409, 422) or attempt == 39:
-                raise
-            await asyncio.sleep(0.5)
-    raise AssertionError("unreachable")
+from .conftest import TIMEOUT, Catalog, buy
 
 
 async def _stock(session: Session, sku: str) -> dict[str, Any]:
@@ -58,7 +38,7 @@ async def test_good_card_with_coupon_is_confirmed_shipped_delivered_and_refunded
     coupon = f"E2E{catalog.skus[0][-8:].replace('-', '')}"
     await admin.create_coupon(coupon, 10)
     before = await _stock(customer, catalog.skus[0])
-    placed = await _buy(customer, [(catalog.skus[0], 2), (catalog.skus[1], 1)], coupon=coupon)
+    placed = await buy(customer, [(catalog.skus[0], 2), (catalog.skus[1], 1)], coupon=coupon)
     assert placed["status"] == "PENDING"
     subtotal = 2 * catalog.prices[catalog.skus[0]] + catalog.prices[catalog.skus[1]]
     assert placed["subtotal"] == subtotal
@@ -69,7 +49,9 @@ async def test_good_card_with_coupon_is_confirmed_shipped_delivered_and_refunded
     payment = await _payments(customer, order["id"])
     assert payment["amount_authorized"] == order["total"]
     assert payment["currency"] == order["currency"]
-    stock = await eventually(lambda: _committed(customer, catalog.skus[0], before["committed"] + 2))
+    stock = await eventually(
+        lambda: _committed(customer, catalog.skus[0], before["committed"] + 2), timeout=TIMEOUT
+    )
     assert stock["on_hand"] == before["on_hand"] - 2
 
     shipment = await eventually(lambda: _shipment(customer, order["id"]), timeout=TIMEOUT)
@@ -117,7 +99,7 @@ async def test_declined_card_cancels_the_order_and_releases_the_stock(
     customer: Session, catalog: Catalog
 ) -> None:
     before = await _stock(customer, catalog.skus[2])
-    placed = await _buy(customer, [(catalog.skus[2], 3)], DECLINED_CARD)
+    placed = await buy(customer, [(catalog.skus[2], 3)], DECLINED_CARD)
     order = await customer.wait_for(placed["id"], {"CANCELLED"}, TIMEOUT)
     assert order["status"] == "CANCELLED"
     payment = await _payments(customer, order["id"])
@@ -131,7 +113,7 @@ async def test_declined_card_cancels_the_order_and_releases_the_stock(
 async def test_3ds_card_waits_for_the_customer_then_confirms(
     customer: Session, catalog: Catalog
 ) -> None:
-    placed = await _buy(customer, [(catalog.skus[3], 1)], THREE_DS_CARD)
+    placed = await buy(customer, [(catalog.skus[3], 1)], THREE_DS_CARD)
     waiting = await customer.wait_for(placed["id"], {"AWAITING_PAYMENT"}, TIMEOUT)
     assert waiting["payment"]["next_action"]["client_secret"]
     await customer.complete_3ds(waiting)
@@ -145,7 +127,7 @@ async def test_3ds_failed_by_the_customer_cancels_and_releases(
     customer: Session, catalog: Catalog
 ) -> None:
     before = await _stock(customer, catalog.skus[3])
-    placed = await _buy(customer, [(catalog.skus[3], 1)], THREE_DS_CARD)
+    placed = await buy(customer, [(catalog.skus[3], 1)], THREE_DS_CARD)
     waiting = await customer.wait_for(placed["id"], {"AWAITING_PAYMENT"}, TIMEOUT)
     await customer.complete_3ds(waiting, success=False)
     order = await customer.wait_for(placed["id"], {"CANCELLED"}, TIMEOUT)
@@ -158,7 +140,7 @@ async def test_3ds_failed_by_the_customer_cancels_and_releases(
 async def test_out_of_stock_cancels_without_touching_payment(
     customer: Session, catalog: Catalog
 ) -> None:
-    placed = await _buy(customer, [(catalog.scarce, 2)])
+    placed = await buy(customer, [(catalog.scarce, 2)])
     order = await customer.wait_for(placed["id"], {"CANCELLED"}, TIMEOUT)
     assert "out_of_stock" in {change.get("reason") for change in order["history"]}
     payment = await _payments(customer, order["id"])
@@ -171,7 +153,7 @@ async def test_customer_cancellation_voids_the_authorization_and_releases_stock(
     customer: Session, catalog: Catalog
 ) -> None:
     before = await _stock(customer, catalog.skus[4])
-    placed = await _buy(customer, [(catalog.skus[4], 2)])
+    placed = await buy(customer, [(catalog.skus[4], 2)])
     await customer.wait_for(placed["id"], {"CONFIRMED"}, TIMEOUT)
     requested = await customer.cancel(placed["id"])
     # Confirmed: shipping is asked first, since the parcel could be leaving.
@@ -206,7 +188,7 @@ async def test_another_customer_cannot_see_my_order(
 ) -> None:
     from shop_cli.client import new_customer
 
-    placed = await _buy(customer, [(catalog.skus[0], 1)])
+    placed = await buy(customer, [(catalog.skus[0], 1)])
     intruder = await new_customer(http)
     for path in (
         f"/api/orders/{placed['id']}",

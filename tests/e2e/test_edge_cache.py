@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 from shop_cli.client import Session
+from shopkit.edge import SURROGATE_CONTROL, parse_max_age
 from shopkit.settings import SERVICE_PORTS
 from shopkit.testing import eventually
 
@@ -17,16 +20,27 @@ async def _product(http: httpx.AsyncClient, sku: str) -> dict[str, object]:
     return product
 
 
-async def _served_from_memory(http: httpx.AsyncClient, page: str) -> httpx.Response:
-    """The page once the gateway answers it from its cache. A purge caused by an earlier test's
-    write may still be on its way over the channel and drop the first copy: ask again."""
+FRESH = 10
+"""Seconds: a copy this young outlives the purge waits below (30 s) within its max-age (60 s)."""
+
+
+async def _served_from_memory(http: httpx.AsyncClient, page: str) -> tuple[httpx.Response, float]:
+    """The page once the gateway answers it from a copy it stored at most FRESH seconds ago,
+    and when (monotonic) that answer was asked for. A purge caused by an earlier test's write
+    may still be on its way over the channel and drop the first copy: ask again. An older copy
+    (cached by an earlier test) could expire on its own while the test waits for a purge."""
+    asked = time.monotonic()
 
     async def hit() -> httpx.Response | None:
+        nonlocal asked
+        asked = time.monotonic()
         response = await http.get(page)
-        return response if response.headers["x-cache"] == "hit" else None
+        fresh = int(response.headers.get("age", "0")) <= FRESH
+        return response if response.headers["x-cache"] == "hit" and fresh else None
 
-    found: httpx.Response = await eventually(hit, timeout=5, interval=0.05)
-    return found
+    # Long enough for an old copy to expire and be stored again on a loaded machine.
+    found: httpx.Response = await eventually(hit, timeout=90, interval=0.05)
+    return found, asked
 
 
 async def test_a_price_change_through_the_gateway_is_seen_at_once(
@@ -35,7 +49,7 @@ async def test_a_price_change_through_the_gateway_is_seen_at_once(
     product = await _product(http, catalog.skus[0])
     page = f"/api/products/{product['slug']}"
     first = await http.get(page)
-    second = await _served_from_memory(http, page)
+    second, _ = await _served_from_memory(http, page)
     assert second.json() == first.json()
     assert "surrogate-control" not in second.headers
 
@@ -56,19 +70,31 @@ async def test_a_change_that_bypasses_the_gateway_purges_it_through_the_channel(
     """What another gateway replica sees: the write does not pass through this one."""
     product = await _product(http, catalog.skus[1])
     page = f"/api/products/{product['slug']}"
-    await _served_from_memory(http, page)
+    cached, asked = await _served_from_memory(http, page)
 
     new_price = int(str(product["price"])) + 700
-    async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{SERVICE_PORTS['catalog']}", headers=admin.headers
-    ) as direct:
-        changed = await direct.patch(f"/api/products/{product['id']}", json={"price": new_price})
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{SERVICE_PORTS['catalog']}") as direct:
+        max_age = parse_max_age((await direct.get(page)).headers.get(SURROGATE_CONTROL))
+        assert max_age is not None
+        # The copy was stored less than age + 1 s before it was asked for: it cannot expire
+        # on its own before this moment.
+        kept_until = asked - int(cached.headers["age"]) - 1 + max_age
+        changed = await direct.patch(
+            f"/api/products/{product['id']}", json={"price": new_price}, headers=admin.headers
+        )
         assert changed.status_code == 200
         try:
 
             async def repriced() -> bool:
                 return bool((await http.get(page)).json()["price"] == new_price)
 
-            await eventually(repriced, timeout=5, interval=0.01)
+            # Generous for a loaded machine's channel delivery; the check below still tells a
+            # purge from the copy's own expiry.
+            await eventually(repriced, timeout=30, interval=0.01)
+            assert time.monotonic() < kept_until, "only the copy's max-age may have dropped it"
         finally:
-            await direct.patch(f"/api/products/{product['id']}", json={"price": product["price"]})
+            await direct.patch(
+                f"/api/products/{product['id']}",
+                json={"price": product["price"]},
+                headers=admin.headers,
+            )

@@ -6,6 +6,7 @@ import asyncio
 import os
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -115,10 +116,14 @@ async def test_down_then_up_keeps_kafka_messages_and_comes_back_healthy() -> Non
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
+    values: list[bytes | None] = []
     await consumer.start()
     try:
-        batch = await asyncio.wait_for(consumer.getmany(timeout_ms=5000), 30)
+        # A broker just back from a cold start may answer its first fetches empty for a while.
+        deadline = time.monotonic() + 60
+        while not values and time.monotonic() < deadline:
+            batch = await asyncio.wait_for(consumer.getmany(timeout_ms=5000), 30)
+            values += [r.value for records in batch.values() for r in records]
     finally:
         await consumer.stop()
-    values = [r.value for records in batch.values() for r in records]
     assert values == [b"written before the restart"]

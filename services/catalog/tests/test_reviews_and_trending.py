@@ -13,7 +13,7 @@ from shopkit.testing import eventually, publish
 
 from contracts import Envelope, Event, new_id
 
-from .conftest import Running
+from .conftest import Running, running_catalog
 from .factories import create_product
 
 ADDRESS = ShippingAddress(
@@ -189,27 +189,33 @@ async def test_a_confirmed_order_alone_does_not_verify(catalog: Running) -> None
     assert (await review(catalog, product, buyer, 4)).json()["verified_purchase"] is False
 
 
-async def test_trending_ranks_units_of_recently_confirmed_orders_once(catalog: Running) -> None:
-    hot, warm, cold = [await create_product(catalog) for _ in range(3)]
-    orders = [
-        confirmed(new_id(), [(hot, 3), (warm, 1)]),
-        confirmed(new_id(), [(hot, 2)]),
-        confirmed(new_id(), [(warm, 2), (cold, 1)]),
-    ]
-    again = Envelope(data=orders[0])
-    await publish(catalog.namespace, *[again, *orders[1:], again])  # the first one twice
-    await publish(catalog.namespace, *[Envelope(data=orders[0])])  # and re-emitted with a new id
-
-    ours = {hot["id"], warm["id"], cold["id"]}
-
-    async def ranked() -> list[tuple[str, int]] | None:
-        body = (await catalog.client.get("/api/products/trending")).json()
-        found = [
-            (i["product"]["id"], i["units"]) for i in body["items"] if i["product"]["id"] in ours
+async def test_trending_ranks_units_of_recently_confirmed_orders_once() -> None:
+    # A catalog of its own: sales that other tests made in the shared one would fill the
+    # top trending_size and push these products out.
+    async with running_catalog() as catalog:
+        hot, warm, cold = [await create_product(catalog) for _ in range(3)]
+        orders = [
+            confirmed(new_id(), [(hot, 3), (warm, 1)]),
+            confirmed(new_id(), [(hot, 2)]),
+            confirmed(new_id(), [(warm, 2), (cold, 1)]),
         ]
-        # Every order counted (events of different partitions may be applied in different
-        # batches); an order counted twice would show as more units.
-        return found if len(found) == 3 and sum(units for _, units in found) >= 9 else None
+        again = Envelope(data=orders[0])
+        await publish(catalog.namespace, *[again, *orders[1:], again])  # the first one twice
+        # ...and re-emitted with a new id
+        await publish(catalog.namespace, *[Envelope(data=orders[0])])
 
-    ranking = await eventually(ranked, timeout=60, interval=0.5)
-    assert ranking == [(hot["id"], 5), (warm["id"], 3), (cold["id"], 1)]
+        ours = {hot["id"], warm["id"], cold["id"]}
+
+        async def ranked() -> list[tuple[str, int]] | None:
+            body = (await catalog.client.get("/api/products/trending")).json()
+            found = [
+                (i["product"]["id"], i["units"])
+                for i in body["items"]
+                if i["product"]["id"] in ours
+            ]
+            # Every order counted (events of different partitions may be applied in different
+            # batches); an order counted twice would show as more units.
+            return found if len(found) == 3 and sum(units for _, units in found) >= 9 else None
+
+        ranking = await eventually(ranked, timeout=60, interval=0.5)
+        assert ranking == [(hot["id"], 5), (warm["id"], 3), (cold["id"], 1)]

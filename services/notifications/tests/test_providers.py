@@ -32,6 +32,8 @@ class Providers:
     def __init__(self) -> None:
         self.emails: list[dict[str, Any]] = []
         self.sms: list[dict[str, str]] = []
+        self.hang_up = asyncio.Event()
+        """Set when the stand-in closes: until then a `slow-` address gets no answer at all."""
         self.app = FastAPI()
         self.app.post("/v3/mail/send")(self.mail_send)
         self.app.post("/2010-04-01/Accounts/{sid}/Messages.json")(self.messages)
@@ -50,7 +52,7 @@ class Providers:
         if to.startswith("bounce-"):
             return Response('{"errors":[{"message":"invalid to"}]}', status_code=400)
         if to.startswith("slow-"):
-            await asyncio.sleep(2)
+            await self.hang_up.wait()  # never within the client's timeout, however long it is
         return Response(status_code=202, headers={"X-Message-Id": f"sg-{len(self.emails)}"})
 
     async def messages(self, sid: str, request: Request) -> dict[str, str]:
@@ -63,16 +65,21 @@ class Providers:
 async def providers() -> AsyncIterator[tuple[Providers, Running]]:
     stand_in = Providers()
     async with serve(stand_in.app) as url:
-        async for service in running(
-            email_backend="sendgrid",
-            sendgrid_base_url=url,
-            sendgrid_api_key="test-sendgrid-key",
-            twilio_base_url=url,
-            twilio_account_sid=TWILIO_SID,
-            http_timeout_seconds=0.5,
-            max_attempts=4,
-        ):
-            yield stand_in, service
+        try:
+            async for service in running(
+                email_backend="sendgrid",
+                sendgrid_base_url=url,
+                sendgrid_api_key="test-sendgrid-key",
+                twilio_base_url=url,
+                twilio_account_sid=TWILIO_SID,
+                # The stand-in shares the test's event loop: on a loaded machine an answer can
+                # take seconds, and a late one would turn a sent/retried message uncertain.
+                http_timeout_seconds=10,
+                max_attempts=4,
+            ):
+                yield stand_in, service
+        finally:
+            stand_in.hang_up.set()  # the server waits for its handlers before it stops
 
 
 async def test_provider_errors_are_retried_with_backoff_and_recorded(

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 from contracts.events.payments import (
     PaymentActionRequired,
     PaymentAuthorized,
@@ -18,6 +19,7 @@ from contracts.events.payments import (
     PaymentVoided,
 )
 from payments_service.models import StripeEvent
+from payments_service.runtime import build_provider
 from shopkit.testing import eventually
 from sqlalchemy import select
 
@@ -249,26 +251,41 @@ async def test_an_event_with_a_stale_snapshot_is_checked_against_the_provider(st
     assert stack.events.of(placed.order_id, PaymentCaptured) == []
 
 
-async def test_webhook_racing_the_synchronous_confirm_authorizes_once(stack: Stack) -> None:
-    placed = order_placed()
-    # The provider acts at once but its answer takes a second to come back.
-    await stack.stripe.delay("/v1/payment_intents", 2.0)
-    await stack.bus.publish(placed, stock_reserved(placed.order_id))
+async def test_webhook_racing_the_synchronous_confirm_authorizes_once(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The answer is held long enough that finding the intent and posting its webhook always
+    # come first, even on a loaded machine; the client waits longer still (the stack's 3 s
+    # timeout would turn the late answer into a lost one, another story).
+    held = 10.0
+    patient = build_provider(stack.settings.model_copy(update={"stripe_timeout_seconds": 3 * held}))
+    monkeypatch.setattr(stack.payments, "provider", patient)
+    try:
+        placed = order_placed()
+        # The provider acts at once but its answer takes a while to come back.
+        await stack.stripe.delay("/v1/payment_intents", held)
+        await stack.bus.publish(placed, stock_reserved(placed.order_id))
 
-    async def created() -> list[dict[str, object]] | None:
-        return await stack.stripe.intents_of(placed.order_id) or None
+        async def created() -> list[dict[str, object]] | None:
+            return await stack.stripe.intents_of(placed.order_id) or None
 
-    intent = (await eventually(created))[0]
-    assert intent["status"] == "requires_capture"
-    receipt = await post(stack, stripe_event("payment_intent.amount_capturable_updated", intent))
-    # The webhook was stored (2xx) while the confirm call was still waiting for its answer.
-    assert stack.events.of(placed.order_id, PaymentAuthorized) == []
+        intent = (await eventually(created))[0]
+        assert intent["status"] == "requires_capture"
+        receipt = await post(
+            stack, stripe_event("payment_intent.amount_capturable_updated", intent)
+        )
+        # The webhook was stored (2xx) while the confirm call was still waiting for its answer.
+        assert stack.events.of(placed.order_id, PaymentAuthorized) == []
 
-    await stack.events.wait_for(placed.order_id, PaymentAuthorized)
-    assert await outcome(stack, str(receipt["event_id"])) in ("applied", "noop")
-    await asyncio.sleep(2.0)  # localstripe's own webhook lands too
-    assert len(stack.events.of(placed.order_id, PaymentAuthorized)) == 1
-    assert len(await stack.stripe.intents_of(placed.order_id)) == 1
+        # The held answer first, then the relay and Kafka.
+        await stack.events.wait_for(placed.order_id, PaymentAuthorized, timeout=held + 50)
+        assert await outcome(stack, str(receipt["event_id"])) in ("applied", "noop")
+        await asyncio.sleep(2.0)  # localstripe's own webhook lands too
+        assert len(stack.events.of(placed.order_id, PaymentAuthorized)) == 1
+        assert len(await stack.stripe.intents_of(placed.order_id)) == 1
+    finally:
+        monkeypatch.undo()  # the stack's own provider again before this one is closed
+        await patient.close()
 
 
 async def test_webhook_racing_the_capture_answer_captures_once(stack: Stack) -> None:
