@@ -105,13 +105,21 @@ class ServiceSettings(BaseSettings):
         if not self.database_url:
             self.database_url = local_database_url(self.service_name)
         if self.environment in ("staging", "production"):
+            unused = self.unused_secrets()
             for name, value in self:
+                if name in unused:
+                    continue
                 if isinstance(value, SecretStr) and _is_placeholder(value.get_secret_value()):
                     raise ValueError(
                         f"{name} still holds a development placeholder; set a real secret "
                         f"for environment={self.environment}"
                     )
         return self
+
+    def unused_secrets(self) -> frozenset[str]:
+        """Secret settings this configuration never reads (another backend's), so a real
+        deployment need not invent values for them; every other one must be set."""
+        return frozenset()
 
     @property
     def is_development(self) -> bool:

@@ -58,3 +58,13 @@ class NotificationsSettings(ServiceSettings):
     Must exceed the longest possible send: both transports time out well before it."""
     recipient_wait_seconds: float = Field(default=3600.0, gt=0)
     """How long a message waits for its recipient's contact details to arrive."""
+
+    def unused_secrets(self) -> frozenset[str]:
+        unused = set()
+        if self.email_backend != "smtp" or not self.smtp_username:
+            unused.add("smtp_password")  # another backend, or a relay that takes no login
+        if self.email_backend != "sendgrid":
+            unused.add("sendgrid_api_key")
+        if not self.sms_enabled:
+            unused.add("twilio_auth_token")
+        return frozenset(unused)
