@@ -9,7 +9,7 @@ from shopkit.app import ServiceParts, create_service
 
 from payments_service import runtime
 from payments_service.config import PaymentsSettings
-from payments_service.consumers import handlers
+from payments_service.consumers import account_handlers, handlers
 from payments_service.models import messaging
 from payments_service.router import router
 from payments_service.service import sweeper, webhooks
@@ -36,7 +36,7 @@ def build_app(settings: PaymentsSettings | None = None) -> FastAPI:
         routers=[router],
         parts=ServiceParts(
             tables=messaging,
-            consumers=[handlers],
+            consumers=[handlers, account_handlers],
             inbox=runtime.inbox_for,
             startup=[runtime.start],
             shutdown=[runtime.stop],

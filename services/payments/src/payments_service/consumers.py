@@ -5,11 +5,12 @@ from __future__ import annotations
 from contracts.events.inventory import StockReserved
 from contracts.events.orders import OrderCancelled, OrderPlaced
 from contracts.events.shipping import ShipmentDispatched
+from contracts.events.users import UserDeletionRequested
 from shopkit.handlers import EventHandlers
 
 from contracts import Envelope
 from payments_service.runtime import PaymentsContext
-from payments_service.service import saga
+from payments_service.service import erasure, saga
 from payments_service.service.work import Work
 
 # An order's OrderPlaced and StockReserved arrive on two topics under the same partition
@@ -47,3 +48,12 @@ async def on_shipment_dispatched(
     envelope: Envelope[ShipmentDispatched], ctx: PaymentsContext
 ) -> None:
     await saga.shipment_dispatched(_work(ctx), event=envelope.data)
+
+
+# Its own consumer group: deletions are rare and never wait behind a burst of checkouts.
+account_handlers: EventHandlers[PaymentsContext] = EventHandlers("accounts")
+
+
+@account_handlers.on(UserDeletionRequested)
+async def on_user_deletion(envelope: Envelope[UserDeletionRequested], ctx: PaymentsContext) -> None:
+    await erasure.forget(_work(ctx), user_id=envelope.data.user_id)

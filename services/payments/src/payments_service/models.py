@@ -74,6 +74,16 @@ def _now_column() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
+class ErasedUser(Base):
+    """An account deleted (UserDeletionRequested): its personal data here was removed, and none
+    may be stored again (an event of its in-flight orders arriving late)."""
+
+    __tablename__ = "erased_users"
+
+    user_id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
 class PaymentOrder(Base):
     """What payments knows about one order, assembled from OrderPlaced, StockReserved,
     OrderCancelled and ShipmentDispatched in whatever order they arrive."""

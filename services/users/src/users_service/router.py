@@ -74,9 +74,10 @@ async def delete_me(
     session: SessionDep, principal: CurrentUser, request: Request
 ) -> DeletionAccepted:
     """Delete the account: personal data is anonymised here and, via UserDeletionRequested,
-    in every other service. Needs a sign-in at most `deletion_sign_in_max_age_seconds` old
-    (10 minutes by default); an older one is a 401 `reauthentication-required` whose
-    `WWW-Authenticate` asks for a new sign-in (RFC 9470)."""
+    in every other service holding some (auth, catalog, orders, payments, shipping,
+    notifications); what accounting must keep (amounts, ids) stays. Needs a sign-in at most
+    `deletion_sign_in_max_age_seconds` old (10 minutes by default); an older one is a 401
+    `reauthentication-required` whose `WWW-Authenticate` asks for a new sign-in (RFC 9470)."""
     return await profiles.request_deletion(
         session=session, settings=_settings(request), principal=principal
     )

@@ -166,6 +166,8 @@ async def _open_attempt(
     assert order.currency
     assert order.payment_method_id
     payments = work.payments
+    # The card's fingerprint and country, and the risk reasons quoting them, are personal data.
+    erased = await repository.hold_user(work.session, order.user_id)
     attempt = PaymentAttempt(
         id=new_id(),
         order_id=order.order_id,
@@ -195,7 +197,7 @@ async def _open_attempt(
             message=exc.message,
         )
         return None
-    _remember_card(attempt, card)
+    _remember_card(attempt, card, identifying=not erased)
 
     risk = await payments.risk.assess(
         RiskSubject(
@@ -209,7 +211,7 @@ async def _open_attempt(
     )
     attempt.risk_score = risk.score
     attempt.risk_level = risk.level.value
-    attempt.risk_reasons = list(risk.reasons)
+    attempt.risk_reasons = [] if erased else list(risk.reasons)
     if risk.level == RiskLevel.HIGH:
         log.info(
             "payment declined by risk checks",
@@ -258,8 +260,9 @@ async def _open_attempt(
     return recorded, call
 
 
-def _remember_card(attempt: PaymentAttempt, card: CardDetails) -> None:
-    attempt.card_fingerprint = card.fingerprint
-    attempt.card_country = card.country
+def _remember_card(attempt: PaymentAttempt, card: CardDetails, *, identifying: bool) -> None:
+    if identifying:
+        attempt.card_fingerprint = card.fingerprint
+        attempt.card_country = card.country
     attempt.card_brand = card.brand
     attempt.card_last4 = card.last4
