@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import httpx
 import pytest
-from shop_cli.client import GOOD_CARD, ApiError, Session, gateway_client, new_admin, new_customer
+from shop_cli.client import GOOD_CARD, Session, gateway_client, new_admin, new_customer
 from shopkit.testing import eventually
+
+from tests.e2e.waiting import not_yet
 
 TIMEOUT = 60
 
@@ -66,17 +68,6 @@ async def catalog(admin: Session) -> Catalog:
 @pytest.fixture
 async def customer(http: httpx.AsyncClient) -> Session:
     return await new_customer(http)
-
-
-async def not_yet(call: Callable[[], Awaitable[Any]]) -> Any:
-    """The call's result, or None while the service asked has not yet projected what a
-    moment-old product needs (404/409)."""
-    try:
-        return await call()
-    except ApiError as exc:
-        if exc.status in (404, 409):
-            return None
-        raise
 
 
 async def buy(

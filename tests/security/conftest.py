@@ -8,14 +8,16 @@ that address only, never against 127.0.0.1, which every other local client share
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from shop_cli.client import GOOD_CARD, ApiError, Session, new_admin, new_customer
+from shop_cli.client import GOOD_CARD, Session, new_admin, new_customer
 from shopkit.testing import eventually
+
+from tests.e2e.waiting import not_yet
 
 from .loopback import LoopbackRelay, fresh_loopback_ip
 
@@ -78,17 +80,6 @@ async def product(admin: Session) -> Product:
     )
     await admin.set_stock(sku, 1000, "security tests")
     return Product(sku=sku, id=created["id"], price=created["price"])
-
-
-async def not_yet(call: Callable[[], Awaitable[Any]]) -> Any:
-    """The call's result, or None while the service asked has not yet projected what a
-    moment-old product or order needs (404/409)."""
-    try:
-        return await call()
-    except ApiError as exc:
-        if exc.status in (404, 409):
-            return None
-        raise
 
 
 async def confirmed_order(
