@@ -245,15 +245,25 @@ async def test_forged_stale_and_malformed_webhooks_are_rejected(shipping: Runnin
     )  # not a carrier the schema lists
     raw_m, headers_m = _signed(shipping, {"event_id": "x", "status": "teleported"})
     malformed = await shipping.client.post(url, content=raw_m, headers=headers_m)
+
     # Signed, valid to the schema, and not storable as received (a 500 before, which the
-    # carrier retries forever): a NUL in the text, a number past what Python reads.
+    # carrier retries forever): a NUL in the text, a number past what Python reads, NaN,
+    # Infinity, a float past what one holds, half of an emoji's UTF-16 pair in a field the
+    # schema ignores, an instant before the first one the database driver writes.
+    def extra(text: str) -> bytes:
+        return json.dumps({**update, "event_id": new_id()}).encode()[:-1] + text.encode() + b"}"
+
     unstorable = []
     for body in (
         json.dumps({**update, "event_id": new_id(), "description": "a\u0000b"}).encode(),
-        json.dumps({**update, "event_id": new_id()}).encode()[:-1]
-        + b', "n": '
-        + b"9" * 5000
-        + b"}",
+        extra(', "n": ' + "9" * 5000),
+        extra(', "n": NaN'),
+        extra(', "n": -Infinity'),
+        extra(', "n": 1e400'),
+        extra(', "receiver": "Ana \\ud83d"'),
+        json.dumps(
+            {**update, "event_id": new_id(), "occurred_at": "0001-01-01T00:00:00+01:00"}
+        ).encode(),
     ):
         stamp = int(datetime.now(UTC).timestamp())
         secret = shipping.settings.correios_webhook_secret.get_secret_value()
@@ -557,6 +567,31 @@ def _cancellation_requested(user_id: str, order_id: str) -> OrderCancellationReq
     )
 
 
+async def test_a_locked_read_sees_what_the_transaction_it_waited_for_committed(
+    shipping: Running,
+) -> None:
+    """A shipment loaded earlier in a transaction (a redelivered OrderConfirmed in the batch)
+    stayed in the session as it was: the cancellation that then waited for the pickup's lock
+    read that old copy, saw no scan, and cancelled a parcel that had left."""
+    _, order_id, shipment = await _confirmed_order(shipping)
+    sessions = sessionmaker_of(shipping.app)
+    async with sessions() as batch, batch.begin():
+        seen = await repository.shipment_for_order(batch, order_id)
+        assert seen is not None and seen.progress == 0
+        picked_up = await _carrier(shipping).send(
+            carrier="correios", tracking_number=shipment["tracking_number"], status="posted"
+        )
+        assert picked_up.json()["outcome"] == "applied"
+        for locked in (
+            await repository.shipment_for_order(batch, order_id, for_update=True),
+            await repository.shipment_by_tracking(
+                batch, shipment["tracking_number"], for_update=True
+            ),
+        ):
+            assert locked is not None
+            assert (locked.status, locked.progress) == ("posted", 1)
+
+
 async def _scalar(shipping: Running, sql: str, **params: Any) -> Any:
     async with sessionmaker_of(shipping.app)() as session:
         return (await session.execute(text(sql), params)).scalar_one()
@@ -590,10 +625,18 @@ async def _cancel_and_see_it_voided(
         return bool(state["status"] == "cancelled")
 
     await eventually(cancelled, timeout=30, interval=0.3)
+    label = await shipping.client.get(
+        f"/api/shipping/shipments/{shipment['shipment_id']}/label",
+        headers=shipping.tokens.headers(user_id),
+    )
+    assert label.status_code == 409  # a label printed now could still send the goods
+    assert label.json()["type"].endswith("/shipment-cancelled")
+    # A carrier scan now means the parcel went after all: not applied (the order is over), and
+    # told apart from a stale resend so that someone gets the parcel back.
     late = await _carrier(shipping).send(
         carrier="correios", tracking_number=shipment["tracking_number"], status="posted"
     )
-    assert late.json()["outcome"] == "stale"
+    assert late.json() == {"outcome": "after_cancellation", "shipment_status": "cancelled"}
 
 
 async def test_webhook_for_an_unknown_parcel_is_acknowledged_and_ignored(shipping: Running) -> None:

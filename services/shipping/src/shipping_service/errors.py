@@ -75,6 +75,13 @@ class UnsupportedLabelFormatError(DomainError):
     title = "Label format not supported"
 
 
+class ShipmentCancelledError(ConflictError):
+    """Its order was cancelled: a label printed now could still send the goods."""
+
+    slug = "shipment-cancelled"
+    title = "Shipment cancelled"
+
+
 class ShipmentOnHoldError(ConflictError):
     """The order's payment is under a fraud review: no label, so the parcel cannot go."""
 

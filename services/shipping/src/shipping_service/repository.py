@@ -69,7 +69,12 @@ async def products_by_sku(session: AsyncSession, skus: Sequence[str]) -> dict[st
 
 
 _SHIPMENT_FOR_ORDER = select(Shipment).where(Shipment.order_id == bindparam("order_id"))
-_LOCK_SHIPMENT_FOR_ORDER = _SHIPMENT_FOR_ORDER.with_for_update()
+# Locked reads refresh a copy the session already holds: loaded earlier in the transaction
+# (a redelivered OrderConfirmed in the same batch), it would hide what the transaction the lock
+# waited for committed, such as a pickup.
+_LOCK_SHIPMENT_FOR_ORDER = _SHIPMENT_FOR_ORDER.with_for_update().execution_options(
+    populate_existing=True
+)
 
 
 async def shipment_for_order(
@@ -88,7 +93,7 @@ async def shipment_by_tracking(
 ) -> Shipment | None:
     statement = select(Shipment).where(Shipment.tracking_number == tracking_number)
     if for_update:
-        statement = statement.with_for_update()
+        statement = statement.with_for_update().execution_options(populate_existing=True)
     return (await session.scalars(statement)).one_or_none()
 
 

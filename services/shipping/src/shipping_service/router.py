@@ -18,6 +18,7 @@ from shipping_service.errors import (
     InvalidWebhookPayloadError,
     InvalidWebhookSignatureError,
     QuoteTooHeavyError,
+    ShipmentCancelledError,
     ShipmentNotFoundError,
     ShipmentOnHoldError,
     UnknownCarrierError,
@@ -148,7 +149,9 @@ async def get_shipment(
     "/shipments/{shipment_id}/label",
     response_class=Response,
     responses={
-        **responses(ShipmentNotFoundError, UnauthorizedError, ShipmentOnHoldError),
+        **responses(
+            ShipmentNotFoundError, UnauthorizedError, ShipmentOnHoldError, ShipmentCancelledError
+        ),
         200: {"content": {"application/pdf": {}, "application/zpl": {}}},
     },
 )

@@ -3,8 +3,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
-from shopkit.params import Cep, JsonInteger, Sku
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from shopkit.params import Cep, DateTime, JsonInteger, Sku
 
 CarrierStatus = Literal["posted", "in_transit", "out_for_delivery", "delivered", "exception"]
 ShipmentStatus = Literal[
@@ -127,12 +127,14 @@ class CarrierUpdate(BaseModel):
     event_id: Annotated[str, StringConstraints(min_length=1, max_length=120)]
     tracking_number: Annotated[str, StringConstraints(min_length=1, max_length=40)]
     status: CarrierStatus
-    occurred_at: AwareDatetime
+    occurred_at: DateTime
     description: Annotated[str, StringConstraints(max_length=500)] | None = None
     location: Annotated[str, StringConstraints(max_length=120)] | None = None
 
 
-WebhookOutcome = Literal["applied", "duplicate", "stale", "held", "unknown_shipment"]
+WebhookOutcome = Literal[
+    "applied", "duplicate", "stale", "held", "unknown_shipment", "after_cancellation"
+]
 
 
 class WebhookAck(BaseModel):

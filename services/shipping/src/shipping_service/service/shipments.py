@@ -16,6 +16,7 @@ from contracts import Envelope, new_id
 from shipping_service import repository
 from shipping_service.config import ShippingSettings
 from shipping_service.errors import (
+    ShipmentCancelledError,
     ShipmentNotFoundError,
     ShipmentOnHoldError,
     UnsupportedLabelFormatError,
@@ -259,6 +260,8 @@ async def label(
         raise ShipmentOnHoldError(
             f"shipment {shipment_id} waits for the review of its order's payment"
         )
+    if shipment.status == "cancelled":
+        raise ShipmentCancelledError(f"shipment {shipment_id} was cancelled with its order")
     data = LabelData(
         carrier=shipment.carrier,
         service=shipment.service,

@@ -13,6 +13,8 @@ comes.
 from __future__ import annotations
 
 import json
+import logging
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +40,8 @@ from shipping_service.errors import (
 from shipping_service.models import Shipment, messaging
 from shipping_service.schemas import CarrierUpdate, WebhookAck
 from shipping_service.webhooks import SignatureError, StaleSignatureError, verify_signature
+
+log = logging.getLogger(__name__)
 
 RANK = {"created": 0, "posted": 1, "in_transit": 2, "out_for_delivery": 3, "delivered": 4}
 FORWARD_PATH = ("posted", "in_transit", "out_for_delivery", "delivered")
@@ -68,8 +72,8 @@ def parse_update(
         raise InvalidWebhookSignatureError(str(exc)) from exc
     # Parsed once: the same document is validated and kept.
     try:
-        payload = json.loads(raw_body)
-    except ValueError as exc:  # not JSON, or a number longer than Python reads
+        payload = json.loads(raw_body, parse_constant=_no_constant, parse_float=_finite)
+    except ValueError as exc:  # not JSON, a number past what Python reads, NaN or Infinity
         raise InvalidWebhookPayloadError("the body is not JSON that can be read") from exc
     try:
         update = CarrierUpdate.model_validate(payload)
@@ -77,18 +81,37 @@ def parse_update(
         raise InvalidWebhookPayloadError(
             exc.errors()[0]["msg"] if exc.errors() else "invalid"
         ) from exc
-    if _holds_nul(payload):
-        raise InvalidWebhookPayloadError("the body holds a NUL character")
+    if _unstorable(payload):
+        raise InvalidWebhookPayloadError("the body holds a NUL character or a lone surrogate")
     return update, payload
 
 
-def _holds_nul(value: object) -> bool:
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        raise ValueError(f"{text} is past what a float holds")
+    return number
+
+
+def _unstorable(value: object) -> bool:
+    """A string PostgreSQL's JSONB refuses: a NUL character, or half of a UTF-16 pair (what a
+    sender cutting an emoji in two leaves, written as an escape such as \\ud83d)."""
     if isinstance(value, str):
-        return "\x00" in value
+        if "\x00" in value:
+            return True
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
     if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+        return any(_unstorable(k) or _unstorable(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_holds_nul(item) for item in value)
+        return any(_unstorable(item) for item in value)
     return False
 
 
@@ -138,6 +161,32 @@ async def receive(
             session, carrier=carrier, event_id=update.event_id, outcome="held"
         )
         return WebhookAck(outcome="held", shipment_status="on_hold")
+    if shipment.status == "cancelled":
+        # The order was cancelled (payment voided, stock put back) because the parcel had not
+        # been scanned; a scan now means the carrier has it after all. Not applied (the order
+        # is over), but never filed as a stale resend: someone must get the parcel back.
+        repository.add_tracking_event(
+            session,
+            shipment_id=shipment.id,
+            status=update.status,
+            occurred_at=update.occurred_at,
+            applied=False,
+            description=update.description,
+            location=update.location,
+            carrier_event_id=update.event_id,
+        )
+        await repository.set_webhook_outcome(
+            session, carrier=carrier, event_id=update.event_id, outcome="after_cancellation"
+        )
+        log.error(
+            "the carrier scanned the parcel of a cancelled shipment; recover it",
+            extra={
+                "order_id": shipment.order_id,
+                "tracking_number": shipment.tracking_number,
+                "carrier_status": update.status,
+            },
+        )
+        return WebhookAck(outcome="after_cancellation", shipment_status="cancelled")
     events = apply_update(session, shipment, update)
     outcome = "applied" if events else "stale"
     await repository.set_webhook_outcome(
