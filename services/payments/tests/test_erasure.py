@@ -119,11 +119,11 @@ async def test_an_order_being_stored_when_the_deletion_arrives_is_scrubbed_after
     stack: Stack,
 ) -> None:
     """The erasure cannot see a row a transaction has not committed yet: it waits for every
-    transaction that holds the user (`repository.hold_user`), and then scrubs what they wrote."""
+    transaction that holds the user (`repository.ERASURES`), and then scrubs what they wrote."""
     gone = new_id()
     order_id = new_id()
     async with stack.payments.sessionmaker() as session, session.begin():
-        assert not await repository.hold_user(session, gone)
+        assert not await repository.ERASURES.hold(session, gone)
         session.add(
             PaymentOrder(
                 order_id=order_id, user_id=gone, customer_ip="198.51.100.7", shipping_country="BR"

@@ -13,7 +13,8 @@ from functools import cache
 from typing import Any
 
 from shopkit.db import insert_new, table_of
-from sqlalchemy import DateTime, Update, bindparam, case, func, literal, or_, select, text, update
+from shopkit.erasure import ErasureGuard
+from sqlalchemy import DateTime, Update, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
@@ -89,46 +90,9 @@ async def lock_order(session: AsyncSession, order_id: str) -> PaymentOrder:
 
 # ----------------------------------------------------------------------------- erased accounts
 
-ERASURE_LOCK_SPACE = 0x504159  # "PAY": the first key of the per-user two-key advisory locks
-_HOLD_USER = text("SELECT pg_advisory_xact_lock_shared(:space, hashtext(:user_id))").bindparams(
-    space=ERASURE_LOCK_SPACE
-)
-_ERASE_USER = text("SELECT pg_advisory_xact_lock(:space, hashtext(:user_id))").bindparams(
-    space=ERASURE_LOCK_SPACE
-)
-_IS_ERASED = select(literal(True)).where(ErasedUser.user_id == bindparam("user_id"))
-_HELD_USERS = "payments.held_users"
-"""session.info key: (the transaction, {user id: erased}) of the users it holds."""
-
-
-async def hold_user(session: AsyncSession, user_id: str) -> bool:
-    """Before storing a user's personal data: keep their erasure waiting until this transaction
-    ends, and tell whether it already happened (then store none).
-
-    An erasure records the account first (`remember_erased`, under this lock taken exclusively,
-    committed), then scrubs: a transaction holding the lock either sees the record, or commits
-    before it is written and so before the scrub reads. Asked again in the same transaction
-    (an order's OrderPlaced and StockReserved are often handled together), the answer cannot
-    have changed: the lock is still held."""
-    held: tuple[object, dict[str, bool]] | None = session.info.get(_HELD_USERS)
-    if held is not None and held[0] is session.get_transaction() and user_id in held[1]:
-        return held[1][user_id]
-    await session.execute(_HOLD_USER, {"user_id": user_id})
-    erased = bool(await session.scalar(_IS_ERASED, {"user_id": user_id}))
-    transaction = session.get_transaction()  # begun by now, if it was not
-    if held is None or held[0] is not transaction:
-        held = session.info[_HELD_USERS] = (transaction, {})
-    held[1][user_id] = erased
-    return erased
-
-
-async def remember_erased(session: AsyncSession, user_id: str, now: datetime) -> None:
-    await session.execute(_ERASE_USER, {"user_id": user_id})
-    await session.execute(
-        insert(ErasedUser)
-        .values(user_id=user_id, erased_at=now)
-        .on_conflict_do_nothing(index_elements=[ErasedUser.user_id])
-    )
+ERASURES = ErasureGuard(ErasedUser, lock_space=0x504159)  # "PAY"
+"""`ERASURES.hold(session, user_id)` before storing a user's personal data (see
+`shopkit.erasure`); `ERASURES.remember` when the account is deleted."""
 
 
 async def scrub_user(session: AsyncSession, user_id: str, *, removed: str) -> None:

@@ -167,7 +167,7 @@ async def _open_attempt(
     assert order.payment_method_id
     payments = work.payments
     # The card's fingerprint and country, and the risk reasons quoting them, are personal data.
-    erased = await repository.hold_user(work.session, order.user_id)
+    erased = await repository.ERASURES.hold(work.session, order.user_id)
     attempt = PaymentAttempt(
         id=new_id(),
         order_id=order.order_id,

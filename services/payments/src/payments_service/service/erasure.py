@@ -5,7 +5,7 @@ accounting and any refund or dispute need them; so do the card's brand and last 
 which a customer's bank statement is matched against. The address the order came from, the
 card's fingerprint and country, the risk reasons that quote them, an admin's review note and the
 provider's copies of the intents go. The account is recorded as erased first: an event of one of
-its orders arriving later stores none of these (`repository.hold_user`).
+its orders arriving later stores none of these (`repository.ERASURES`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from payments_service.service.work import Work, detached
 
 
 async def forget(work: Work, *, user_id: str) -> None:
-    # Committed on its own before the scrub reads anything: see `repository.hold_user`.
+    # Committed on its own before the scrub reads anything: see `repository.ERASURES`.
     async with detached(work.payments) as session:
-        await repository.remember_erased(session, user_id, utc_now())
+        await repository.ERASURES.remember(session, user_id, utc_now())
     await repository.scrub_user(work.session, user_id, removed=REMOVED)

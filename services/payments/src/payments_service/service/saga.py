@@ -28,7 +28,7 @@ async def order_placed(work: Work, *, event: OrderPlaced, correlation_id: str) -
     order.amount = event.total
     order.currency = event.currency
     order.payment_method_id = event.payment_method_id
-    if not await repository.hold_user(work.session, event.user_id):
+    if not await repository.ERASURES.hold(work.session, event.user_id):
         # Not for an account erased meanwhile (its order is being cancelled).
         order.customer_ip = event.customer_ip
         order.shipping_country = event.shipping_address.country

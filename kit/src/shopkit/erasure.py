@@ -1,0 +1,64 @@
+"""Account erasure against writes racing it, in a service's PostgreSQL database.
+
+A deleted account's personal data is scrubbed by the service's `UserDeletionRequested`
+handler, but an event of one of its orders may be handled at the same moment or later (it comes
+on another topic): what that write stores must not outlive the erasure. Each service keeps a
+table of erased accounts (a model with `user_id` and `erased_at`) and an `ErasureGuard` on it:
+
+- a transaction about to store a user's personal data calls `hold(session, user_id)` first: it
+  takes the user's advisory lock shared, until the transaction ends, and answers whether the
+  account is erased (then the data is not stored);
+- the erasure calls `remember(session, user_id, now)` in a transaction of its own, committed
+  before it scrubs: the lock taken exclusively there waits for every holder.
+
+A holder either sees the record, or commits before it is written and so before the scrub reads.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, literal, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+class ErasureGuard:
+    def __init__(self, model: Any, *, lock_space: int) -> None:
+        """`model`: the service's erased-accounts model (`user_id` primary key, `erased_at`);
+        `lock_space`: the first key of the two-key advisory locks, unique to the service."""
+        self._model = model
+        self._hold = text(
+            "SELECT pg_advisory_xact_lock_shared(:space, hashtext(:user_id))"
+        ).bindparams(space=lock_space)
+        self._take = text("SELECT pg_advisory_xact_lock(:space, hashtext(:user_id))").bindparams(
+            space=lock_space
+        )
+        self._is_erased = select(literal(True)).where(model.user_id == bindparam("user_id"))
+        self._info_key = f"erasure-guard:{model.__tablename__}"
+        """session.info key: (the transaction, {user id: erased}) of the users it holds."""
+
+    async def hold(self, session: AsyncSession, user_id: str) -> bool:
+        """Keep the user's erasure waiting until this transaction ends; True if the account is
+        erased already. Asked again in the same transaction, the answer cannot have changed
+        (the lock is still held), so it is not asked of the database again."""
+        held: tuple[object, dict[str, bool]] | None = session.info.get(self._info_key)
+        if held is not None and held[0] is session.get_transaction() and user_id in held[1]:
+            return held[1][user_id]
+        await session.execute(self._hold, {"user_id": user_id})
+        erased = bool(await session.scalar(self._is_erased, {"user_id": user_id}))
+        transaction = session.get_transaction()  # begun by now, if it was not
+        if held is None or held[0] is not transaction:
+            held = session.info[self._info_key] = (transaction, {})
+        held[1][user_id] = erased
+        return erased
+
+    async def remember(self, session: AsyncSession, user_id: str, now: datetime) -> None:
+        """Record the account as erased; commit this before scrubbing anything."""
+        await session.execute(self._take, {"user_id": user_id})
+        await session.execute(
+            insert(self._model)
+            .values(user_id=user_id, erased_at=now)
+            .on_conflict_do_nothing(index_elements=[self._model.user_id])
+        )
