@@ -8,10 +8,13 @@ table of erased accounts (a model with `user_id` and `erased_at`) and an `Erasur
 - a transaction about to store a user's personal data calls `hold(session, user_id)` first: it
   takes the user's advisory lock shared, until the transaction ends, and answers whether the
   account is erased (then the data is not stored);
-- the erasure calls `remember(session, user_id, now)` in a transaction of its own, committed
-  before it scrubs: the lock taken exclusively there waits for every holder.
+- the erasure calls `remember(session, user_id, now)`, which records the account in a
+  transaction of its own, committed before the erasure scrubs in `session`: the lock taken
+  exclusively there waits for every holder.
 
 A holder either sees the record, or commits before it is written and so before the scrub reads.
+The erasure must not run in a transaction that holds the user (it would wait for itself): its
+handler belongs to a consumer group of its own.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, literal, select, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 
 class ErasureGuard:
@@ -55,10 +58,14 @@ class ErasureGuard:
         return erased
 
     async def remember(self, session: AsyncSession, user_id: str, now: datetime) -> None:
-        """Record the account as erased; commit this before scrubbing anything."""
-        await session.execute(self._take, {"user_id": user_id})
-        await session.execute(
-            insert(self._model)
-            .values(user_id=user_id, erased_at=now)
-            .on_conflict_do_nothing(index_elements=[self._model.user_id])
-        )
+        """Record the account as erased, in a transaction of its own on `session`'s engine,
+        committed when this returns: the caller scrubs after it, in `session`."""
+        engine = session.bind
+        assert isinstance(engine, AsyncEngine), "an engine-bound session can open another"
+        async with engine.begin() as connection:
+            await connection.execute(self._take, {"user_id": user_id})
+            await connection.execute(
+                insert(self._model)
+                .values(user_id=user_id, erased_at=now)
+                .on_conflict_do_nothing(index_elements=[self._model.user_id])
+            )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from contracts.events.users import UserDeletionRequested
+from shipping_service import repository
 from shipping_service.app import build_app
 from shipping_service.config import ShippingSettings
+from shipping_service.models import ErasedUser
 from shipping_service.service import shipments
 from shopkit.app import sessionmaker_of
 from shopkit.testing import app_client, eventually, kafka_namespace, migrated_database, publish
@@ -94,3 +97,63 @@ async def test_export_and_deletion(shipping: Running) -> None:
         await shipping.client.get(f"/api/shipping/track/{shipment['tracking_number']}")
     ).json()
     assert tracking["destination_city"] is None
+
+
+async def _deleted(shipping: Running, user_id: str) -> None:
+    await publish(
+        shipping.settings.kafka_namespace,
+        UserDeletionRequested(user_id=user_id, requested_at=datetime.now(UTC)),
+    )
+
+    async def recorded() -> bool:
+        async with sessionmaker_of(shipping.app)() as session:
+            return await session.get(ErasedUser, user_id) is not None
+
+    await eventually(recorded, timeout=30, interval=0.2)
+
+
+async def _address_of(shipping: Running, order_id: str) -> dict[str, object]:
+    async with sessionmaker_of(shipping.app)() as session:
+        shipment = await repository.shipment_for_order(session, order_id)
+    assert shipment is not None
+    return dict(shipment.address)
+
+
+async def test_a_shipment_created_after_the_deletion_keeps_no_address(shipping: Running) -> None:
+    """The deletion (users.events) and the order's confirmation (orders.events) come on two
+    topics: the erasure found no shipment, and the one created next kept the address for good."""
+    user_id = new_id()
+    await _deleted(shipping, user_id)
+    order = factories.order_confirmed(user_id=user_id, lines=[("SKU-GONE", 1)])
+    async with sessionmaker_of(shipping.app)() as session, session.begin():
+        created = await shipments.create_for_order(session=session, envelope=Envelope(data=order))
+    assert created is not None
+    address = await _address_of(shipping, order.order_id)
+    assert (address["recipient"], address["street"], address["cep"]) == (
+        "[removed]",
+        "[removed]",
+        "01304000",
+    )
+
+
+async def test_a_shipment_being_created_when_the_deletion_arrives_is_anonymised_once_stored(
+    shipping: Running,
+) -> None:
+    """The erasure cannot see a row not committed yet: it waits for the transaction creating
+    it, then finds and anonymises it."""
+    user_id = new_id()
+    order = factories.order_confirmed(user_id=user_id, lines=[("SKU-RACE", 1)])
+    async with sessionmaker_of(shipping.app)() as session, session.begin():
+        await shipments.create_for_order(session=session, envelope=Envelope(data=order))
+        await publish(
+            shipping.settings.kafka_namespace,
+            UserDeletionRequested(user_id=user_id, requested_at=datetime.now(UTC)),
+        )
+        await asyncio.sleep(2)  # the deletion is handled meanwhile, as far as it can go
+        async with sessionmaker_of(shipping.app)() as other:
+            assert await other.get(ErasedUser, user_id) is None  # it waits for this one
+
+    async def anonymised() -> bool:
+        return (await _address_of(shipping, order.order_id))["recipient"] == "[removed]"
+
+    await eventually(anonymised, timeout=30, interval=0.2)

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from shopkit.app import ServiceParts, create_service
 
 from shipping_service.config import ShippingSettings
-from shipping_service.consumers import handlers
+from shipping_service.consumers import account_handlers, handlers
 from shipping_service.models import messaging
 from shipping_service.router import router
 from shipping_service.sandbox import sandbox_job
@@ -20,7 +20,9 @@ def build_app(settings: ShippingSettings | None = None) -> FastAPI:
         title="Shipping service",
         description="Carriers, rate tables, quotes, shipments, labels and carrier webhooks.",
         routers=[router],
-        parts=ServiceParts(tables=messaging, consumers=[handlers], background=[sandbox_job]),
+        parts=ServiceParts(
+            tables=messaging, consumers=[handlers, account_handlers], background=[sandbox_job]
+        ),
     )
 
 

@@ -91,6 +91,11 @@ async def _stop_parcel(
         await ctx.emit(cancelled)
 
 
-@handlers.on(UserDeletionRequested)
+# Its own consumer group: deletions never wait behind a burst of orders, and an erasure's
+# transaction never holds the user's lock an order's transaction takes (`repository.ERASURES`).
+account_handlers: EventHandlers[EventContext] = EventHandlers("accounts")
+
+
+@account_handlers.on(UserDeletionRequested)
 async def on_user_deletion(envelope: Envelope[UserDeletionRequested], ctx: EventContext) -> None:
     await shipments.anonymise_user(session=ctx.session, user_id=envelope.data.user_id)

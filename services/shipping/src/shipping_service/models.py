@@ -43,6 +43,16 @@ class CatalogProduct(Base):
     )
 
 
+class ErasedUser(Base):
+    """An account deleted (UserDeletionRequested): a shipment of its orders created later keeps
+    no address (`repository.ERASURES`)."""
+
+    __tablename__ = "erased_users"
+
+    user_id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
 class Shipment(Base):
     __tablename__ = "shipments"
 

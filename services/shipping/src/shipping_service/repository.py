@@ -7,11 +7,18 @@ from datetime import datetime
 from typing import Any
 
 from shopkit.db import equals_any, insert_new
+from shopkit.erasure import ErasureGuard
 from sqlalchemy import String, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shipping_service.models import CarrierWebhook, CatalogProduct, Shipment, TrackingEvent
+from shipping_service.models import (
+    CarrierWebhook,
+    CatalogProduct,
+    ErasedUser,
+    Shipment,
+    TrackingEvent,
+)
 
 OPEN_STATUSES = ("created", "posted", "in_transit", "out_for_delivery")
 
@@ -67,6 +74,10 @@ async def products_by_sku(session: AsyncSession, skus: Sequence[str]) -> dict[st
     rows = await session.scalars(_PRODUCTS_BY_SKU, {"skus": sorted(set(skus))})
     return {row.sku: row for row in rows}
 
+
+ERASURES = ErasureGuard(ErasedUser, lock_space=0x534850)  # "SHP"
+"""`ERASURES.hold(session, user_id)` before storing a user's address (see `shopkit.erasure`);
+`ERASURES.remember` when the account is deleted."""
 
 _SHIPMENT_FOR_ORDER = select(Shipment).where(Shipment.order_id == bindparam("order_id"))
 # Locked reads refresh a copy the session already holds: loaded earlier in the transaction

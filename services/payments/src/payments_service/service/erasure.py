@@ -14,11 +14,9 @@ from contracts.types import utc_now
 from shopkit.privacy import REMOVED
 
 from payments_service import repository
-from payments_service.service.work import Work, detached
+from payments_service.service.work import Work
 
 
 async def forget(work: Work, *, user_id: str) -> None:
-    # Committed on its own before the scrub reads anything: see `repository.ERASURES`.
-    async with detached(work.payments) as session:
-        await repository.ERASURES.remember(session, user_id, utc_now())
+    await repository.ERASURES.remember(work.session, user_id, utc_now())
     await repository.scrub_user(work.session, user_id, removed=REMOVED)

@@ -69,6 +69,10 @@ async def create_for_order(
     )
     choice = order.shipping_choice
     now = datetime.now(UTC)
+    # An account deleted before its order's confirmation got here: its parcel (the order asks
+    # shipping to stop it) never holds the address.
+    erased = await repository.ERASURES.hold(session, order.user_id)
+    address = order.shipping_address.model_dump(mode="json")
     shipment = Shipment(
         id=new_id(),
         order_id=order.order_id,
@@ -82,7 +86,8 @@ async def create_for_order(
         price=choice.price,
         estimated_days=choice.estimated_days,
         weight_grams=weight,
-        address=order.shipping_address.model_dump(mode="json"),
+        address=anonymised_address(address) if erased else address,
+        anonymised_at=now if erased else None,
         items=[{"sku": line.sku, "quantity": line.quantity} for line in order.lines],
         skus=sorted({line.sku for line in order.lines}),
         created_at=now,
@@ -290,8 +295,11 @@ async def export(*, session: AsyncSession, principal: Principal) -> ShippingExpo
 
 async def anonymise_user(*, session: AsyncSession, user_id: str) -> int:
     """Strip personal data from the user's shipments; what the carrier needs (state, CEP
-    prefix for statistics, tracking) stays so the delivery record still makes sense."""
+    prefix for statistics, tracking) stays so the delivery record still makes sense. The
+    account is recorded as erased first (committed), so a shipment being created for it now is
+    anonymised here once created, and one created later never holds the address."""
     now = datetime.now(UTC)
+    await repository.ERASURES.remember(session, user_id, now)
     shipments = await repository.shipments_to_anonymise(session, user_id)
     for shipment in shipments:
         shipment.address = anonymised_address(shipment.address)
