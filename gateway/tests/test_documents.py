@@ -97,3 +97,16 @@ async def test_cors_allows_configured_origins_only(stack: Stack) -> None:
     )
     assert simple.headers["access-control-allow-origin"] == CORS_ORIGIN
     assert "RateLimit-Remaining" in simple.headers["access-control-expose-headers"]
+    # A storefront on another origin keeps an anonymous cart: it sends X-Cart-Id and reads the
+    # one orders gives a new cart.
+    cart = await stack.client.options(
+        "/api/cart/items",
+        headers={
+            "Origin": CORS_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-cart-id",
+        },
+    )
+    assert cart.status_code == 200, cart.text
+    assert "x-cart-id" in cart.headers["access-control-allow-headers"].lower()
+    assert "X-Cart-Id" in simple.headers["access-control-expose-headers"]

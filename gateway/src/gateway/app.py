@@ -136,6 +136,7 @@ def _cors(settings: GatewaySettings) -> dict[str, Any]:
             "Authorization",
             "Content-Type",
             "Idempotency-Key",
+            "X-Cart-Id",  # an anonymous cart, named by the id orders gave it
             "X-Request-ID",
             "traceparent",
             "tracestate",
@@ -143,6 +144,7 @@ def _cors(settings: GatewaySettings) -> dict[str, Any]:
         "expose_headers": [
             "Location",
             "Retry-After",
+            "X-Cart-Id",  # the browser must read it to send it back
             "X-Request-ID",
             "RateLimit-Limit",
             "RateLimit-Remaining",
