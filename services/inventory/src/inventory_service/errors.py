@@ -18,3 +18,15 @@ class ReservationNotFoundError(NotFoundError):
 class BelowReservedError(ConflictError):
     slug = "stock-below-reserved"
     title = "On-hand stock cannot go below the units reserved for open orders"
+
+
+class StockChangedError(ConflictError):
+    """The stored on_hand is not the `expected_on_hand` the admin's change was based on."""
+
+    slug = "stock-changed"
+    title = "On-hand stock changed since it was read"
+
+
+class AboveMaximumError(ConflictError):
+    slug = "stock-above-maximum"
+    title = "On-hand stock cannot go above the maximum a stock level may hold"

@@ -23,6 +23,7 @@ from inventory_service.config import InventorySettings
 from inventory_service.errors import (
     BelowReservedError,
     ReservationNotFoundError,
+    StockChangedError,
     StockNotFoundError,
 )
 from inventory_service.models import messaging
@@ -30,6 +31,7 @@ from inventory_service.schemas import (
     AdjustmentList,
     AdjustmentPublic,
     ReservationPublic,
+    StockAdjust,
     StockList,
     StockPublic,
     StockSet,
@@ -53,6 +55,21 @@ async def _policy(request: Request) -> StockPolicy:
 
 PolicyDep = Annotated[StockPolicy, Depends(_policy)]
 
+# `responses=` holds one entry per status: the 409s of a route share it, the slug tells them apart.
+SET_CONFLICTS = {
+    **StockChangedError.response_doc(),
+    "description": "Nothing was changed: `stock-changed` when `expected_on_hand` is not the "
+    "stored `on_hand` (the problem carries `on_hand`, the current value), or "
+    "`stock-below-reserved` when `on_hand` is below the units reserved for open orders (it "
+    "carries `reserved` and `on_hand`).",
+}
+ADJUST_CONFLICTS = {
+    **BelowReservedError.response_doc(),
+    "description": "Nothing was changed: `stock-below-reserved` when on_hand would go below the "
+    "units reserved for open orders (the problem carries `reserved` and `on_hand`), or "
+    "`stock-above-maximum` when it would go above `maximum`.",
+}
+
 
 @router.get("", response_model=StockList)
 async def list_stock(
@@ -68,24 +85,20 @@ async def list_stock(
     return StockList(items=[StockPublic.of(s, policy) for s in page], next_cursor=next_cursor)
 
 
-@router.get(
-    "/reservations/{order_id}",
-    response_model=ReservationPublic,
-    responses=responses(ReservationNotFoundError),
-)
-async def get_reservation(session: SessionDep, _: AdminUser, order_id: Uuid7) -> ReservationPublic:
-    return ReservationPublic.of(await service.get_reservation(session, order_id=order_id))
-
-
 @router.get("/{sku}", response_model=StockPublic, responses=responses(StockNotFoundError))
 async def get_stock(session: SessionDep, policy: PolicyDep, sku: Sku) -> StockPublic:
     return StockPublic.of(await service.get_stock(session, sku=sku), policy)
 
 
-@router.put("/{sku}", response_model=StockPublic, responses=responses(BelowReservedError))
+@router.put("/{sku}", response_model=StockPublic, responses={409: SET_CONFLICTS})
 async def set_stock(
     session: SessionDep, policy: PolicyDep, admin: AdminUser, sku: Sku, body: StockSet
 ) -> StockPublic:
+    """Set the counted units on hand (creating the sku's row if the catalog has not announced
+    it yet); the change goes to the audit trail. Send `expected_on_hand` (the `on_hand` the
+    new value was based on) so that a change made in between is answered with 409
+    `stock-changed` instead of being overwritten; to add or remove units whatever the level,
+    POST an adjustment instead."""
     threshold: dict[str, int | None] = (
         {"threshold": body.low_stock_threshold}
         if "low_stock_threshold" in body.model_fields_set
@@ -99,7 +112,32 @@ async def set_stock(
         actor_id=admin.user_id,
         policy=policy,
         now=utc_now(),
+        expected_on_hand=body.expected_on_hand,
         **threshold,
+    )
+    await Outbox(session, messaging.outbox).publish(*events)
+    return StockPublic.of(stock, policy)
+
+
+@router.post(
+    "/{sku}/adjustments",
+    response_model=StockPublic,
+    responses={**responses(StockNotFoundError), 409: ADJUST_CONFLICTS},
+)
+async def adjust_stock(
+    session: SessionDep, policy: PolicyDep, admin: AdminUser, sku: Sku, body: StockAdjust
+) -> StockPublic:
+    """Add `delta` units on hand (negative: remove them) to the level as it is when applied, so
+    no concurrent change is lost; answers the new level. The change goes to the audit trail
+    and is announced like a set. 404 for a sku without a stock row (PUT creates it)."""
+    stock, events = await service.adjust_stock(
+        session,
+        sku=sku,
+        delta=body.delta,
+        reason=body.reason,
+        actor_id=admin.user_id,
+        policy=policy,
+        now=utc_now(),
     )
     await Outbox(session, messaging.outbox).publish(*events)
     return StockPublic.of(stock, policy)
@@ -125,3 +163,15 @@ async def list_adjustments(
         items=[AdjustmentPublic.model_validate(a) for a in page],
         next_cursor=page[-1].id if len(items) > limit else None,
     )
+
+
+# Registered after every `/{sku}/...` route: Starlette takes the first route that matches, and
+# `reservations` is a valid sku whose `/reservations/adjustments` must reach its audit trail.
+# No order id is ever a route name (they are UUIDv7s), so nothing is lost the other way round.
+@router.get(
+    "/reservations/{order_id}",
+    response_model=ReservationPublic,
+    responses=responses(ReservationNotFoundError),
+)
+async def get_reservation(session: SessionDep, _: AdminUser, order_id: Uuid7) -> ReservationPublic:
+    return ReservationPublic.of(await service.get_reservation(session, order_id=order_id))

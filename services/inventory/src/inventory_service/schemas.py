@@ -8,9 +8,17 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from shopkit.params import SINGLE_LINE, JsonInteger, Stripped
 
 from inventory_service.book import ReservationState, StockLevel
-from inventory_service.service import StockPolicy
+from inventory_service.service import MAX_ON_HAND, StockPolicy
 
 Reason = Annotated[str, StringConstraints(max_length=200, pattern=SINGLE_LINE), Stripped]
+Units = Annotated[int, Field(ge=0, le=MAX_ON_HAND), JsonInteger]
+
+EXPECTED_ON_HAND_DOC = (
+    "The `on_hand` the new value was worked out from (as last read). When the stored `on_hand` "
+    "is no longer that (an order was committed, stock restocked or set by someone else in "
+    "between) nothing is changed: 409 `stock-changed`, with the current `on_hand` in the "
+    "problem. Left out, `on_hand` is set whatever it is now."
+)
 
 
 class StockSet(BaseModel):
@@ -18,10 +26,29 @@ class StockSet(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    on_hand: Annotated[int, Field(ge=0, le=10_000_000), JsonInteger]
+    on_hand: Units
     reason: Reason
-    low_stock_threshold: Annotated[int, Field(ge=0, le=10_000_000), JsonInteger] | None = None
+    low_stock_threshold: Units | None = None
     """`null` goes back to the default threshold."""
+    expected_on_hand: Annotated[Units | None, Field(description=EXPECTED_ON_HAND_DOC)] = None
+
+
+class StockAdjust(BaseModel):
+    """Add units on hand (negative: remove them), relative to the level when it is applied."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    delta: Annotated[
+        int,
+        Field(
+            ge=-MAX_ON_HAND,
+            le=MAX_ON_HAND,
+            description="Units to add (a delivery) or, negative, to remove (breakage, loss); "
+            "0 changes nothing.",
+        ),
+        JsonInteger,
+    ]
+    reason: Reason
 
 
 class StockPublic(BaseModel):

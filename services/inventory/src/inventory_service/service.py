@@ -35,13 +35,19 @@ from inventory_service import repository
 from inventory_service.book import Adjustment, ReservationState, StockBook, StockLevel
 from inventory_service.config import InventorySettings
 from inventory_service.errors import (
+    AboveMaximumError,
     BelowReservedError,
     ReservationNotFoundError,
+    StockChangedError,
     StockNotFoundError,
 )
 from inventory_service.models import StockAdjustment
 
 HELD, COMMITTED, RELEASED, FAILED = "held", "committed", "released", "failed"
+
+MAX_ON_HAND = 10_000_000
+"""The most units a stock level may hold: what a PUT accepts, so an adjustment cannot reach a
+level that a PUT (or its `expected_on_hand`) could not name, nor overflow the counters."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,14 +271,28 @@ def set_level(
     policy: StockPolicy,
     now: datetime,
     threshold: int | object | None = _UNCHANGED,
+    expected_on_hand: int | None = None,
 ) -> list[Event]:
-    """Set the units on hand (counted stock); the change goes to the audit trail."""
+    """Set the units on hand (counted stock); the change goes to the audit trail.
+
+    `expected_on_hand` is the level the admin's new value was worked out from. An absolute set
+    would silently overwrite whatever changed on_hand since it was read (an order committed,
+    a restock, another admin), so with it the set only applies if nothing did. The row is locked
+    by now, so nothing can change it between this comparison and the write."""
     before = book.stock[sku]
+    if expected_on_hand is not None and expected_on_hand != before.on_hand:
+        raise StockChangedError(
+            f"{sku} has {before.on_hand} units on hand, not the {expected_on_hand} expected; "
+            "nothing was changed",
+            expected_on_hand=expected_on_hand,
+            on_hand=before.on_hand,
+        )
     if on_hand < before.reserved:
         raise BelowReservedError(
             f"{sku} has {before.reserved} units reserved for open orders; "
-            f"on_hand cannot be set to {on_hand}",
+            f"on_hand cannot go to {on_hand}",
             reserved=before.reserved,
+            on_hand=before.on_hand,
         )
     new_threshold = before.low_stock_threshold if threshold is _UNCHANGED else threshold
     assert new_threshold is None or isinstance(new_threshold, int)
@@ -305,6 +325,37 @@ def set_level(
     return events
 
 
+def adjust_level(
+    book: StockBook,
+    *,
+    sku: str,
+    delta: int,
+    reason: str,
+    actor_id: str,
+    policy: StockPolicy,
+    now: datetime,
+) -> list[Event]:
+    """Add `delta` units on hand (a delivery, breakage), counted from the locked row, so a
+    change that landed since the admin looked is kept; the change goes to the audit trail."""
+    current = book.stock[sku].on_hand
+    on_hand = current + delta
+    if on_hand > MAX_ON_HAND:
+        raise AboveMaximumError(
+            f"{sku} has {current} units on hand; adding {delta} would exceed {MAX_ON_HAND}",
+            maximum=MAX_ON_HAND,
+            on_hand=current,
+        )
+    return set_level(
+        book,
+        sku=sku,
+        on_hand=on_hand,
+        reason=reason,
+        actor_id=actor_id,
+        policy=policy,
+        now=now,
+    )
+
+
 # --- transactions of the HTTP routes and the sweeper ---------------------------------------
 
 
@@ -318,7 +369,10 @@ async def set_stock(
     policy: StockPolicy,
     now: datetime,
     threshold: int | object | None = _UNCHANGED,
+    expected_on_hand: int | None = None,
 ) -> tuple[StockLevel, list[Event]]:
+    # A refused set (stale expectation, below reserved) raises: the request's transaction rolls
+    # back, the row this created for a new sku included.
     await repository.ensure_stock_rows(session, [sku])
     book = await repository.load_book(session, skus=[sku])
     events = set_level(
@@ -330,6 +384,29 @@ async def set_stock(
         policy=policy,
         now=now,
         threshold=threshold,
+        expected_on_hand=expected_on_hand,
+    )
+    await repository.save_book(session, book)
+    return book.stock[sku], events
+
+
+async def adjust_stock(
+    session: AsyncSession,
+    *,
+    sku: str,
+    delta: int,
+    reason: str,
+    actor_id: str,
+    policy: StockPolicy,
+    now: datetime,
+) -> tuple[StockLevel, list[Event]]:
+    # Unlike a set, an adjustment never creates the row: a delta needs a level to count from,
+    # and a mistyped sku should be a 404, not a new stock row.
+    book = await repository.load_book(session, skus=[sku])
+    if book.level(sku) is None:
+        raise StockNotFoundError(f"no stock record for sku {sku!r}")
+    events = adjust_level(
+        book, sku=sku, delta=delta, reason=reason, actor_id=actor_id, policy=policy, now=now
     )
     await repository.save_book(session, book)
     return book.stock[sku], events
