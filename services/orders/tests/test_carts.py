@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from contracts.events.catalog import PriceChanged
 from orders_service.schemas import MAX_LINE_QUANTITY
 
@@ -388,3 +389,38 @@ def _owner(harness: Harness, headers: dict[str, str]):  # type: ignore[no-untype
     from orders_service.cache import CartOwner
 
     return CartOwner.of_user(harness.user_id(headers))
+
+
+async def test_a_configured_limit_above_the_default_is_the_one_applied(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(harness.app.state.settings, "max_line_quantity", 100)
+    user = harness.user()
+    product, other = await harness.product(), await harness.product()
+    # 60 in one addition is as acceptable as two additions of 40 (the default limit is 50).
+    added = await harness.client.post(
+        "/api/cart/items", headers=user, json={"sku": product.sku, "quantity": 60}
+    )
+    assert added.status_code == 200, added.text
+    for _ in range(2):
+        response = await harness.client.post(
+            "/api/cart/items", headers=user, json={"sku": other.sku, "quantity": 40}
+        )
+        assert response.status_code == 200, response.text
+    updated = await harness.client.patch(
+        f"/api/cart/items/{other.sku}", headers=user, json={"quantity": 100}
+    )
+    assert updated.status_code == 200, updated.text
+    # Above the configured limit: the service's 409, in one step or by adding up.
+    for method, path, body in (
+        ("POST", "/api/cart/items", {"sku": product.sku, "quantity": 41}),
+        ("POST", "/api/cart/items", {"sku": other.sku, "quantity": 101}),
+        ("PATCH", f"/api/cart/items/{product.sku}", {"quantity": 101}),
+    ):
+        response = await harness.client.request(method, path, headers=user, json=body)
+        assert_problem(response, 409, "quantity-limit")
+    cart = (await harness.client.get("/api/cart", headers=user)).json()
+    assert {(i["sku"], i["quantity"]) for i in cart["items"]} == {
+        (product.sku, 60),
+        (other.sku, 100),
+    }

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
 
+import pytest
 from contracts.events.orders import OrderPlaced
+from orders_service.repository import checkout as checkout_repository
+from orders_service.service import checkout as checkout_service
 
 from contracts import new_id
 
@@ -393,3 +397,37 @@ async def test_the_expected_total_is_a_non_negative_integer(harness: Harness) ->
             "validation-error",
         )
     assert await _orders_of(harness, user) == 0
+
+
+async def test_a_quote_that_expires_while_checkout_waits_for_the_cart_is_refused(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Waiting for the cart lock (another checkout of the same user) is simulated without
+    sleeping: the checkout's clock jumps ten minutes while `begin` runs."""
+    user = harness.user()
+    product = await harness.product(price=1000)
+    await harness.fill_cart(user, (product, 1))
+    body = harness.checkout_body([(product.sku, 1)], expires_in=timedelta(minutes=5))
+
+    class Clock(datetime):
+        offset = timedelta()
+
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> Clock:
+            moved = datetime.now(tz) + cls.offset
+            return cls.fromtimestamp(moved.timestamp(), tz)
+
+    real_begin = checkout_repository.begin
+
+    async def slow_begin(*args: Any, **kwargs: Any) -> checkout_repository.CheckoutStart:
+        start = await real_begin(*args, **kwargs)
+        Clock.offset = timedelta(minutes=10)  # the lock was held that long
+        return start
+
+    monkeypatch.setattr(checkout_service, "datetime", Clock)
+    monkeypatch.setattr(checkout_repository, "begin", slow_begin)
+    response = await harness.checkout(user, body)
+    assert_problem(response, 409, "expired-shipping-quote")
+    monkeypatch.undo()
+    cart = (await harness.client.get("/api/cart", headers=user)).json()
+    assert cart["item_count"] == 1  # nothing was placed

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from contracts.events.auth import PasswordResetRequested, UserRegistered
 from contracts.events.orders import OrderConfirmed, OrderPlaced
+from contracts.events.payments import NextAction, PaymentActionRequired
 from orders_service.service.paging import encode_cursor
 from shopkit.params import DATE_TIME_PATTERN
 from shopkit.testing import eventually
@@ -194,6 +198,71 @@ async def test_timeline_shows_the_saga_across_services(harness: Harness) -> None
     assert admin_view["events"][0]["data"]["total"] == order["total"]
 
 
+async def test_timeline_keeps_no_secrets_or_contact_data(harness: Harness) -> None:
+    order, user = await harness.placed_order()
+    reserved = await harness.reserve(order)
+    secret, token, email = f"pi_3DS_secret_{new_id()}", f"reset-{new_id()}", "maria@example.com"
+    action = await harness.follow(
+        reserved,
+        PaymentActionRequired(
+            order_id=order["id"],
+            payment_id=new_id(),
+            provider_payment_id=f"pi_{new_id()[-12:]}",
+            next_action=NextAction(
+                type="redirect_to_url",
+                redirect_url=f"https://hooks.example.com/3ds/{secret}",
+                client_secret=secret,
+            ),
+            amount=order["total"],
+            currency=order["currency"],
+        ),
+    )
+    # Other contexts' events in the same flow: found by the timeline by correlation id.
+    user_id = harness.user_id(user)
+    registered = await harness.follow(
+        action,
+        UserRegistered(
+            user_id=user_id, email=email, name="Joana Registrada", registered_at=datetime.now(UTC)
+        ),
+    )
+    reset = await harness.follow(
+        action,
+        PasswordResetRequested(
+            user_id=user_id,
+            email=email,
+            reset_token=token,
+            expires_at=datetime.now(UTC) + timedelta(hours=1),
+        ),
+    )
+    admin = harness.admin()
+
+    async def recorded() -> list[dict[str, Any]] | None:
+        response = await harness.client.get(f"/api/orders/{order['id']}/timeline", headers=admin)
+        assert response.status_code == 200
+        events: list[dict[str, Any]] = response.json()["events"]
+        return events if {registered.id, reset.id} <= {e["id"] for e in events} else None
+
+    events = await harness.until(recorded)
+    stored = await harness.scalar(
+        "SELECT coalesce(jsonb_agg(data), '[]') FROM timeline_events WHERE correlation_id = :id",
+        id=order["id"],
+    )
+    for text in (json.dumps(events), stored if isinstance(stored, str) else json.dumps(stored)):
+        assert not any(value in text for value in (secret, token, email, "Joana Registrada")), text
+        assert "client_secret" not in text and "reset_token" not in text
+    by_id = {e["id"]: e for e in events}
+    # The saga is still there with its payloads and causation; the others keep their envelope.
+    assert by_id[action.id]["data"]["next_action"] == {"type": "redirect_to_url"}
+    assert by_id[action.id]["data"]["amount"] == order["total"]
+    assert by_id[action.id]["causation_id"] == reserved.id
+    assert by_id[reserved.id]["data"]["order_id"] == order["id"]
+    assert by_id[events[0]["id"]]["data"]["total"] == order["total"]
+    assert by_id[reset.id]["type"] == "shop.auth.password_reset_requested.v1"
+    assert by_id[reset.id]["subject"] == user_id
+    assert by_id[reset.id]["causation_id"] == action.id
+    assert by_id[reset.id]["data"] == {} and by_id[registered.id]["data"] == {}
+
+
 async def test_a_waiting_read_answers_when_the_saga_moves(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -314,3 +383,23 @@ async def test_forged_stuck_cursors_are_refused(harness: Harness) -> None:
         "/api/orders/admin/stuck", headers=admin, params={"cursor": issued}
     )
     assert page.status_code == 200, page.text
+
+
+async def test_a_cancellation_note_longer_than_stored_is_refused(harness: Harness) -> None:
+    order, user = await harness.placed_order()
+    before = await harness.order(order["id"], user)
+    too_long = await harness.client.post(
+        f"/api/orders/{order['id']}/cancel", headers=user, json={"reason": "x" * 81}
+    )
+    assert_problem(too_long, 422, "validation-error")
+    assert await harness.order(order["id"], user) == before  # nothing changed
+
+    note = "Comprei por engano; por favor cancelem antes do envio. Obrigado pela atenção!!!!"
+    assert len(note) == 80
+    response = await harness.client.post(
+        f"/api/orders/{order['id']}/cancel", headers=user, json={"reason": note}
+    )
+    assert response.status_code == 200, response.text
+    cancelled = await harness.order(order["id"], user)
+    assert cancelled["status"] == "CANCELLED"
+    assert cancelled["history"][-1]["reason"] == note  # kept whole

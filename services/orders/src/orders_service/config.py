@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from pydantic import Field, SecretStr
 from shopkit.settings import ServiceSettings, settings_config
+
+LINE_QUANTITY_CEILING: Final = 10_000
+"""The highest per-line limit a shop may configure: the request schemas refuse more (422); the
+configured `max_line_quantity` itself is enforced by the cart and checkout rules (409)."""
 
 
 class OrdersSettings(ServiceSettings):
@@ -20,7 +26,7 @@ class OrdersSettings(ServiceSettings):
 
     cart_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
     """An untouched cart is forgotten after this long (Redis TTL and PostgreSQL expiry alike)."""
-    max_line_quantity: int = Field(default=50, ge=1, le=10_000)
+    max_line_quantity: int = Field(default=50, ge=1, le=LINE_QUANTITY_CEILING)
     max_cart_lines: int = Field(default=50, ge=1)
 
     idempotency_retention_seconds: int = Field(default=24 * 3600, ge=60)

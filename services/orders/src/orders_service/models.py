@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from shopkit.db import service_metadata
 from shopkit.messaging import messaging_tables
@@ -24,6 +24,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 Uuid = UUID(as_uuid=False)
 Timestamp = DateTime(timezone=True)
+
+
+STATUS_NOTE_LENGTH: Final = 80
+"""Characters of a status change's reason and of a cancellation's note: the API refuses a
+longer cancellation note rather than cutting what the customer wrote."""
 
 
 class Base(DeclarativeBase):
@@ -165,7 +170,7 @@ class Order(Base):
     """A cancellation asked of a CONFIRMED order: `requested` until shipping answers, then
     `accepted` (the order is CANCELLED) or `refused` (its parcel had left: SHIPPED)."""
     cancellation_reason: Mapped[str | None] = mapped_column(String(40))
-    cancellation_note: Mapped[str | None] = mapped_column(String(80))
+    cancellation_note: Mapped[str | None] = mapped_column(String(STATUS_NOTE_LENGTH))
     cancellation_actor: Mapped[str | None] = mapped_column(Uuid)
     cancellation_requested_at: Mapped[datetime | None] = mapped_column(Timestamp)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
@@ -214,7 +219,7 @@ class OrderStatusChange(Base):
     )
     from_status: Mapped[str | None] = mapped_column(String(20))
     to_status: Mapped[str] = mapped_column(String(20))
-    reason: Mapped[str] = mapped_column(String(80))
+    reason: Mapped[str] = mapped_column(String(STATUS_NOTE_LENGTH))
     event_id: Mapped[str | None] = mapped_column(Uuid)
     event_type: Mapped[str | None] = mapped_column(String(200))
     actor: Mapped[str | None] = mapped_column(Uuid)

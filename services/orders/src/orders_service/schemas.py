@@ -37,7 +37,8 @@ from shopkit.params import (
     Uf,
 )
 
-from orders_service.config import OrdersSettings
+from orders_service.config import LINE_QUANTITY_CEILING
+from orders_service.models import STATUS_NOTE_LENGTH
 
 
 class Request(BaseModel):
@@ -62,14 +63,17 @@ class Public(BaseModel):
     model_config = ConfigDict(from_attributes=True, validate_by_name=True, serialize_by_alias=True)
 
 
-MAX_LINE_QUANTITY: int = OrdersSettings.model_fields["max_line_quantity"].default
+# The schema is built once for every configuration, so it can only bound the quantity by the
+# highest limit a shop may configure; the configured limit is the service's 409 (carts.py), the
+# same check that refuses an addition or a merge passing it.
+MAX_LINE_QUANTITY: int = LINE_QUANTITY_CEILING
 Quantity = Annotated[
     int,
     Field(
         gt=0,
         le=MAX_LINE_QUANTITY,
-        description="Units of one item. A shop configured with a lower per-line limit answers "
-        "409 `quantity-limit` above it, as it does when an addition would pass it.",
+        description="Units of one item. Above the shop's configured per-line limit (50 unless "
+        "configured) the answer is 409 `quantity-limit`, as it is when an addition would pass it.",
     ),
     JsonInteger,
 ]
@@ -379,8 +383,10 @@ class OrderList(Public):
 
 
 class OrderCancel(Request):
-    reason: Annotated[str, StringConstraints(max_length=200, pattern=NO_CONTROL)] | None = None
-    """Free text kept in the status history."""
+    reason: (
+        Annotated[str, StringConstraints(max_length=STATUS_NOTE_LENGTH, pattern=NO_CONTROL)] | None
+    ) = None
+    """Free text kept whole in the status history: a longer one is refused (422), not cut."""
 
 
 class StuckOrder(Public):

@@ -146,7 +146,7 @@ async def place_order(
     customer_ip: str | None,
     rules: CheckoutRules,
 ) -> OrderPublic:
-    session, now = tx.session, datetime.now(UTC)
+    session = tx.session
     fingerprint = request_hash(body)
     while True:
         start = await checkout.begin(
@@ -154,7 +154,7 @@ async def place_order(
             user_id=user_id,
             idempotency_key=idempotency_key,
             request_hash=fingerprint,
-            now=now,
+            now=datetime.now(UTC),
         )
         if start.claimed:
             break
@@ -167,6 +167,9 @@ async def place_order(
             return OrderPublic.model_validate(earlier.response)
         # the earlier request's key expired between the two statements: claim it again
 
+    # Taken after `begin` waited for the cart lock and the Idempotency-Key: a quote or coupon
+    # that expired during that wait must be refused, not judged by the time the request came in.
+    now = datetime.now(UTC)
     if start.cart is None:
         raise errors.EmptyCartError("add items to the cart before checking out")
     cart = start.cart

@@ -39,7 +39,9 @@ PERSONAL_EVENT_FIELDS: Final = (
     "phone",  # UserProfileUpdated, UserPreferencesChanged
     "reset_token",  # PasswordResetRequested
 )
-"""Top-level fields of the timeline's recorded events that identify the user."""
+"""Top-level fields of the timeline's recorded events that identify the user. The timeline no
+longer keeps the payloads of auth and users events (name, email, phone, reset_token), but rows
+recorded before that stay for `timeline_retention_days`: the keys stay here until then."""
 
 TOMBSTONE_SECONDS: Final = 300
 """How long the empty copy of a deleted cart stays in Redis: longer than any read in flight."""

@@ -14,6 +14,7 @@ from contracts.types import utc_now
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Envelope
+from orders_service.models import STATUS_NOTE_LENGTH
 from orders_service.repository import orders
 from orders_service.service.transitions import (
     Cause,
@@ -293,7 +294,7 @@ async def on_payment_refunded(
         emit,
         order,
         "REFUNDED",
-        reason=event.reason[:80] or "payment_refunded",
+        reason=event.reason[:STATUS_NOTE_LENGTH] or "payment_refunded",
         cause=cause,
     )
 

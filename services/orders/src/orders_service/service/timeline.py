@@ -1,5 +1,11 @@
 """The timeline projection: every event of every topic, stored by correlation id and subject.
 
+Only what the saga needs is kept of a payload: admins read it for 90 days, so a secret or the
+contact data of another context's event has no place in it. The saga's own topics keep their
+payload without its secrets (a 3-D Secure client secret or redirect completes someone's payment);
+the other topics' events (auth, users, catalog, notifications: reset tokens, emails, names,
+phones) keep only their envelope: type, source, time, subject, correlation and causation.
+
 It sees every event of the platform, so it is built for volume: instead of the inbox table
 plus one insert per event, each consumed batch becomes a single multi-row insert whose primary
 key (the event id) drops redeliveries. The effect is the same exactly-once projection.
@@ -9,13 +15,38 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Final
 
 from shopkit.handlers import EventHandlers
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts import REGISTRY, Envelope, Event, topics
 from orders_service.repository import timeline
+
+SAGA_TOPICS: Final = frozenset({topics.ORDERS, topics.INVENTORY, topics.PAYMENTS, topics.SHIPPING})
+"""Topics whose payloads the timeline keeps: the steps of the order's saga."""
+
+SECRET_FIELDS: Final = frozenset({"client_secret", "redirect_url", "reset_token"})
+"""Fields removed at any depth of a kept payload: each lets its holder act for someone
+(`NextAction` of PaymentActionRequired; `reset_token` should a saga event ever carry one)."""
+
+
+def recorded_data(event: Event) -> dict[str, Any]:
+    """What the timeline keeps of an event's payload."""
+    if event.topic not in SAGA_TOPICS:
+        return {}
+    kept: dict[str, Any] = _without_secrets(event.model_dump(mode="json"))
+    return kept
+
+
+def _without_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: _without_secrets(item) for key, item in value.items() if key not in SECRET_FIELDS
+        }
+    if isinstance(value, list):
+        return [_without_secrets(item) for item in value]
+    return value
 
 
 class TimelineBatch:
@@ -42,7 +73,7 @@ class TimelineBatch:
                 "source": envelope.source,
                 "topic": envelope.topic,
                 "time": envelope.time,
-                "data": envelope.data.model_dump(mode="json"),
+                "data": recorded_data(envelope.data),
             }
         )
 

@@ -173,7 +173,7 @@ async def cancel_or_request(
             emit,
             order,
             "CANCELLED",
-            reason=note[:80],
+            reason=note,
             cause=cause,
             cancel_reason=reason,
         )
@@ -186,7 +186,7 @@ async def cancel_or_request(
         order.id,
         cancellation_status="requested",
         cancellation_reason=reason,
-        cancellation_note=note[:80],
+        cancellation_note=note,
         cancellation_actor=actor,
         cancellation_requested_at=now,
         updated_at=now,
