@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 from contracts.events.auth import PasswordResetRequested, UserRegistered
-from contracts.events.orders import OrderConfirmed, OrderPlaced
+from contracts.events.orders import OrderCancellationRequested, OrderConfirmed, OrderPlaced
 from contracts.events.payments import NextAction, PaymentActionRequired
+from orders_service.service import transitions
 from orders_service.service.paging import encode_cursor
 from shopkit.params import DATE_TIME_PATTERN
 from shopkit.testing import eventually
@@ -313,24 +314,60 @@ async def test_waiting_reads_keep_orders_private(harness: Harness) -> None:
     )
 
 
+async def test_a_cancellation_request_shipping_never_answers_is_stuck_and_asked_again(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A confirmed order waits for shipping to stop its parcel (or to report it gone). Left
+    unanswered (shipping had no shipment yet: its OrderConfirmed parked), the request waited
+    unseen until the two-week fulfilment threshold, and asking again sent nothing."""
+    order, user = await harness.placed_order()
+    reserved = await harness.reserve(order)
+    await harness.authorize(order, reserved)
+    await harness.wait_status(order["id"], user, "CONFIRMED")
+    asked = await harness.client.post(f"/api/orders/{order['id']}/cancel", headers=user)
+    assert asked.status_code == 202, asked.text
+
+    async def listed() -> dict[str, Any] | None:
+        found: dict[str, Any] | None = (await _stuck(harness)).get(order["id"])
+        return found
+
+    entry = await harness.until(listed)
+    assert entry["status"] == "CONFIRMED"
+    again = await harness.client.post(f"/api/orders/{order['id']}/cancel", headers=user)
+    assert again.status_code == 202  # soon after: shipping may still be answering
+    assert len(harness.watcher.of_type(order["id"], OrderCancellationRequested)) == 1
+    monkeypatch.setattr(transitions, "REASK_AFTER", timedelta(0))  # ... and now it is late
+    late = await harness.client.post(f"/api/orders/{order['id']}/cancel", headers=user)
+    assert late.json()["cancellation"]["status"] == "requested"
+    asked_twice = await harness.watcher.wait_for(order["id"], OrderCancellationRequested, 2)
+    assert asked_twice[1].data.requested_at == asked_twice[0].data.requested_at
+
+
+async def _stuck(harness: Harness) -> dict[str, Any]:
+    """Every order the admin listing calls stuck now, by id (all pages)."""
+    found: dict[str, Any] = {}
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 50, **({"cursor": cursor} if cursor else {})}
+        page = (
+            await harness.client.get(
+                "/api/orders/admin/stuck", headers=harness.admin(), params=params
+            )
+        ).json()
+        found.update({o["id"]: o for o in page["items"]})
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found
+
+
 async def test_stuck_sagas_are_listed_and_exported(harness: Harness) -> None:
     order, user = await harness.placed_order()
     moving, moving_user = await harness.placed_order()
     await harness.client.post(f"/api/orders/{moving['id']}/cancel", headers=moving_user)
-    admin = harness.admin()
 
     async def listed() -> dict[str, Any] | None:
-        found: dict[str, Any] = {}
-        cursor: str | None = None
-        while True:
-            params: dict[str, Any] = {"limit": 50, **({"cursor": cursor} if cursor else {})}
-            page = (
-                await harness.client.get("/api/orders/admin/stuck", headers=admin, params=params)
-            ).json()
-            found.update({o["id"]: o for o in page["items"]})
-            cursor = page["next_cursor"]
-            if cursor is None:
-                return found.get(order["id"]) and found
+        found = await _stuck(harness)
+        return found if order["id"] in found else None
 
     stuck = await harness.until(listed)
 

@@ -59,12 +59,16 @@ class LockedOrder:
     cancellation_reason: str | None = None
     cancellation_note: str | None = None
     cancellation_actor: str | None = None
+    cancellation_requested_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class StuckRule:
     statuses: tuple[str, ...]
     changed_before: datetime
+    """In these statuses since before this; or, for a cancellation rule, asked since before."""
+    cancellation: bool = False
+    """Orders whose cancellation request shipping has not answered (status unchanged)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +131,7 @@ _LOCK = (
         _orders.c.cancellation_reason,
         _orders.c.cancellation_note,
         _orders.c.cancellation_actor,
+        _orders.c.cancellation_requested_at,
     )
     .where(_orders.c.id == bindparam("order_id"))
     .with_for_update(of=_orders)
@@ -369,12 +374,18 @@ async def page(
 
 
 def _stuck_condition(rules: Sequence[StuckRule]) -> ColumnElement[bool]:
-    return or_(
-        *(
-            and_(Order.status.in_(rule.statuses), Order.status_changed_at < rule.changed_before)
-            for rule in rules
+    return or_(*(_stuck_under(rule) for rule in rules))
+
+
+def _stuck_under(rule: StuckRule) -> ColumnElement[bool]:
+    if rule.cancellation:
+        # Served by the partial index ix_orders_cancellation_requested.
+        return and_(
+            Order.cancellation_status == "requested",
+            Order.cancellation_requested_at < rule.changed_before,
+            Order.status.in_(rule.statuses),
         )
-    )
+    return and_(Order.status.in_(rule.statuses), Order.status_changed_at < rule.changed_before)
 
 
 async def stuck_page(

@@ -37,6 +37,11 @@ class StuckThresholds:
         return [
             StuckRule(tuple(sorted(IN_FLIGHT)), now - timedelta(seconds=self.in_flight_seconds)),
             StuckRule(tuple(sorted(FULFILMENT)), now - timedelta(seconds=self.fulfilment_seconds)),
+            # A cancellation request is a step of the saga: shipping answers within seconds, and
+            # one it never answered (its OrderConfirmed parked, say) must not wait two weeks.
+            StuckRule(
+                ("CONFIRMED",), now - timedelta(seconds=self.in_flight_seconds), cancellation=True
+            ),
         ]
 
     def by_status(self) -> dict[str, float]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
 from contracts.events.orders import (
@@ -35,6 +36,10 @@ from orders_service.repository.orders import LockedOrder, StatusChange
 from orders_service.state import as_status, can_transition, payment_status_after
 
 log = logging.getLogger(__name__)
+
+REASK_AFTER = timedelta(minutes=5)
+"""How long shipping may leave a cancellation request unanswered before asking it again is
+worth it: it answers within seconds when it has the shipment."""
 
 
 class Emit(Protocol):
@@ -166,7 +171,9 @@ async def cancel_or_request(
     confirmed: at once (payments voids, inventory releases). CONFIRMED: its parcel may be
     leaving at this moment and only shipping knows, so shipping is asked to stop it; the order
     stays CONFIRMED until it answers with ShipmentCancelled or ShipmentDispatched (saga.py).
-    Asked again while shipping decides: nothing more is sent."""
+    Asked again while shipping decides: nothing more is sent, unless shipping has stayed silent
+    for `REASK_AFTER` (it had no shipment to stop yet: its OrderConfirmed was parked), when the
+    request is sent again; shipping answers a repeated request once."""
     if order.status != "CONFIRMED":
         await transition(
             session,
@@ -178,9 +185,20 @@ async def cancel_or_request(
             cancel_reason=reason,
         )
         return
-    if order.cancellation_status is not None:
-        return
     now = utc_now()
+    if order.cancellation_status is not None:
+        asked = order.cancellation_requested_at
+        if order.cancellation_status == "requested" and asked and now - asked > REASK_AFTER:
+            log.warning(
+                "cancellation request unanswered; asking shipping again",
+                extra={"order_id": order.id},
+            )
+            await emit(
+                OrderCancellationRequested(
+                    order_id=order.id, user_id=order.user_id, reason=reason, requested_at=asked
+                )
+            )
+        return
     await orders.set_fields(
         session,
         order.id,
