@@ -22,9 +22,32 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, literal, select, text
-from sqlalchemy.dialects.postgresql import insert
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy import DateTime, bindparam, literal, select, text
+from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+
+class ErasedUserColumns:
+    """The erased-accounts table, mixed into a service's model:
+    `class ErasedUser(ErasedUserColumns, Base)`; its migration is `create_erased_users_table`."""
+
+    __tablename__ = "erased_users"
+
+    user_id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+def create_erased_users_table() -> None:
+    """In a service's migration: the table `ErasedUserColumns` maps."""
+    op.create_table(
+        "erased_users",
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("erased_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("user_id", name="pk_erased_users"),
+    )
 
 
 class ErasureGuard:

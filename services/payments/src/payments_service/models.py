@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from shopkit.db import service_metadata
+from shopkit.erasure import ErasedUserColumns
 from shopkit.messaging import messaging_tables
 from sqlalchemy import (
     BigInteger,
@@ -74,14 +75,9 @@ def _now_column() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
-class ErasedUser(Base):
+class ErasedUser(ErasedUserColumns, Base):
     """An account deleted (UserDeletionRequested): its personal data here was removed, and none
     may be stored again (an event of its in-flight orders arriving late)."""
-
-    __tablename__ = "erased_users"
-
-    user_id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True)
-    erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
 class PaymentOrder(Base):

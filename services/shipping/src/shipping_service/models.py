@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from shopkit.db import service_metadata
+from shopkit.erasure import ErasedUserColumns
 from shopkit.messaging import messaging_tables
 from sqlalchemy import (
     BigInteger,
@@ -43,14 +44,9 @@ class CatalogProduct(Base):
     )
 
 
-class ErasedUser(Base):
+class ErasedUser(ErasedUserColumns, Base):
     """An account deleted (UserDeletionRequested): a shipment of its orders created later keeps
     no address (`repository.ERASURES`)."""
-
-    __tablename__ = "erased_users"
-
-    user_id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True)
-    erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
 class Shipment(Base):

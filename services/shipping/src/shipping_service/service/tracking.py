@@ -38,7 +38,7 @@ from shipping_service.errors import (
     UnknownCarrierError,
 )
 from shipping_service.models import Shipment, messaging
-from shipping_service.schemas import CarrierUpdate, WebhookAck
+from shipping_service.schemas import CarrierUpdate, WebhookAck, WebhookOutcome
 from shipping_service.webhooks import SignatureError, StaleSignatureError, verify_signature
 
 log = logging.getLogger(__name__)
@@ -147,37 +147,13 @@ async def receive(
         return WebhookAck(outcome="unknown_shipment")
     if shipment.status == "on_hold":
         # No label was issued, so no carrier can have this parcel: kept for the record only.
-        repository.add_tracking_event(
-            session,
-            shipment_id=shipment.id,
-            status=update.status,
-            occurred_at=update.occurred_at,
-            applied=False,
-            description=update.description,
-            location=update.location,
-            carrier_event_id=update.event_id,
-        )
-        await repository.set_webhook_outcome(
-            session, carrier=carrier, event_id=update.event_id, outcome="held"
-        )
+        await _keep_unapplied(session, carrier, shipment, update, outcome="held")
         return WebhookAck(outcome="held", shipment_status="on_hold")
     if shipment.status == "cancelled":
         # The order was cancelled (payment voided, stock put back) because the parcel had not
         # been scanned; a scan now means the carrier has it after all. Not applied (the order
         # is over), but never filed as a stale resend: someone must get the parcel back.
-        repository.add_tracking_event(
-            session,
-            shipment_id=shipment.id,
-            status=update.status,
-            occurred_at=update.occurred_at,
-            applied=False,
-            description=update.description,
-            location=update.location,
-            carrier_event_id=update.event_id,
-        )
-        await repository.set_webhook_outcome(
-            session, carrier=carrier, event_id=update.event_id, outcome="after_cancellation"
-        )
+        await _keep_unapplied(session, carrier, shipment, update, outcome="after_cancellation")
         log.error(
             "the carrier scanned the parcel of a cancelled shipment; recover it",
             extra={
@@ -197,6 +173,30 @@ async def receive(
             *(Envelope(data=event, correlation_id=shipment.correlation_id) for event in events)
         )
     return WebhookAck(outcome=outcome, shipment_status=shipment.status)  # type: ignore[arg-type]
+
+
+async def _keep_unapplied(
+    session: AsyncSession,
+    carrier: str,
+    shipment: Shipment,
+    update: CarrierUpdate,
+    *,
+    outcome: WebhookOutcome,
+) -> None:
+    """Record the scan in the parcel's history without applying it, and the webhook's outcome."""
+    repository.add_tracking_event(
+        session,
+        shipment_id=shipment.id,
+        status=update.status,
+        occurred_at=update.occurred_at,
+        applied=False,
+        description=update.description,
+        location=update.location,
+        carrier_event_id=update.event_id,
+    )
+    await repository.set_webhook_outcome(
+        session, carrier=carrier, event_id=update.event_id, outcome=outcome
+    )
 
 
 def is_stale(shipment: Shipment, update: CarrierUpdate) -> bool:
