@@ -259,7 +259,9 @@ class Harness:
         return {
             "recipient": "Maria Silva",
             "street": "Avenida Paulista",
-            "number": "1578",
+            # Not digits alone: the erasure tests look for each personal value in a stored
+            # order, whose ids and timestamps are full of digit runs ("16.191578").
+            "number": "1578 fundos",
             "complement": "apto 12",
             "district": "Bela Vista",
             "city": "São Paulo",

@@ -15,7 +15,14 @@ from contracts import Envelope, Event, new_id
 
 from .support import Harness
 
-PERSONAL = ("Maria Silva", "Avenida Paulista", "1578", "apto 12", "Bela Vista", "São Paulo")
+PERSONAL = (
+    "Maria Silva",
+    "Avenida Paulista",
+    "1578 fundos",
+    "apto 12",
+    "Bela Vista",
+    "São Paulo",
+)
 NOTE = "Liguem para 11 98765-4321 antes de entregar"
 IP = "203.0.113.9"
 
