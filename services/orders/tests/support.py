@@ -324,6 +324,17 @@ class Harness:
 
     # ------------------------------------------------------------ the other contexts' saga steps
 
+    async def confirmed_order(
+        self,
+    ) -> tuple[dict[str, Any], dict[str, str], Envelope[Event]]:
+        """A CONFIRMED order of a new user (its stock reserved, its payment authorized): the
+        order, the user's headers, and the StockReserved envelope that caused the rest."""
+        order, user = await self.placed_order()
+        reserved = await self.reserve(order)
+        await self.authorize(order, reserved)
+        await self.wait_status(order["id"], user, "CONFIRMED")
+        return order, user, reserved
+
     async def reserve(self, order: dict[str, Any]) -> Envelope[Event]:
         placed = (await self.watcher.wait_for(order["id"], OrderPlaced))[0]
         return await self.bus.send(

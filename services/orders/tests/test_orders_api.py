@@ -320,10 +320,7 @@ async def test_a_cancellation_request_shipping_never_answers_is_stuck_and_asked_
     """A confirmed order waits for shipping to stop its parcel (or to report it gone). Left
     unanswered (shipping had no shipment yet: its OrderConfirmed parked), the request waited
     unseen until the two-week fulfilment threshold, and asking again sent nothing."""
-    order, user = await harness.placed_order()
-    reserved = await harness.reserve(order)
-    await harness.authorize(order, reserved)
-    await harness.wait_status(order["id"], user, "CONFIRMED")
+    order, user, _ = await harness.confirmed_order()
     asked = await harness.client.post(f"/api/orders/{order['id']}/cancel", headers=user)
     assert asked.status_code == 202, asked.text
 

@@ -432,10 +432,7 @@ async def test_an_order_confirmed_under_payment_review_is_released_on_approval(
 
 
 async def test_customer_cancels_before_dispatch(harness: Harness) -> None:
-    order, user = await harness.placed_order()
-    reserved = await harness.reserve(order)
-    await harness.authorize(order, reserved)
-    await harness.wait_status(order["id"], user, "CONFIRMED")
+    order, user, _ = await harness.confirmed_order()
 
     response = await harness.client.post(
         f"/api/orders/{order['id']}/cancel", headers=user, json={"reason": "changed my mind"}
@@ -483,10 +480,7 @@ async def test_a_requested_cancellation_ends_accepted_whatever_cancels_the_order
 ) -> None:
     """The reservation expired while shipping had not answered yet: the order was cancelled by
     the expiry and its request stayed `requested` for good (a chaos run waited on it)."""
-    order, user = await harness.placed_order()
-    reserved = await harness.reserve(order)
-    await harness.authorize(order, reserved)
-    await harness.wait_status(order["id"], user, "CONFIRMED")
+    order, user, reserved = await harness.confirmed_order()
     response = await harness.client.post(f"/api/orders/{order['id']}/cancel", headers=user)
     assert response.status_code == 202, response.text
 
@@ -511,10 +505,7 @@ async def test_a_cancellation_that_loses_the_race_to_the_dispatch_ships_the_orde
     """The carrier took the parcel while the cancellation was on its way to shipping. The order
     used to be CANCELLED at once, so payments voided or refunded a customer whose parcel was
     travelling; now the dispatch wins, the payment is captured, and the request is refused."""
-    order, user = await harness.placed_order()
-    reserved = await harness.reserve(order)
-    await harness.authorize(order, reserved)
-    await harness.wait_status(order["id"], user, "CONFIRMED")
+    order, user, _ = await harness.confirmed_order()
     response = await harness.client.post(f"/api/orders/{order['id']}/cancel", headers=user)
     assert response.status_code == 202, response.text
     requested = (await harness.watcher.wait_for(order["id"], OrderCancellationRequested))[0]
