@@ -330,6 +330,18 @@ async def test_a_cancellation_request_shipping_never_answers_is_stuck_and_asked_
 
     entry = await harness.until(listed)
     assert entry["status"] == "CONFIRMED"
+    # Listed for the request, not for the two-week fulfilment threshold, and stuck since it.
+    requested_at = datetime.fromisoformat(asked.json()["cancellation"]["requested_at"])
+    assert entry["reason"] == "cancellation_unanswered"
+    assert datetime.fromisoformat(entry["stuck_since"]) == requested_at
+    confirmed_at = datetime.fromisoformat(entry["status_changed_at"])
+    assert confirmed_at < requested_at
+    page = (await harness.client.get("/api/orders/admin/stuck", headers=harness.admin())).json()
+    assert page["thresholds"]["CONFIRMED"] == harness.settings.fulfilment_stuck_after_seconds
+    assert (
+        page["thresholds_by_reason"]["cancellation_unanswered"]
+        == harness.settings.saga_stuck_after_seconds
+    )
     again = await harness.client.post(f"/api/orders/{order['id']}/cancel", headers=user)
     assert again.status_code == 202  # soon after: shipping may still be answering
     assert len(harness.watcher.of_type(order["id"], OrderCancellationRequested)) == 1
@@ -370,6 +382,8 @@ async def test_stuck_sagas_are_listed_and_exported(harness: Harness) -> None:
 
     entry = stuck[order["id"]]
     assert entry["status"] == "PENDING"
+    assert entry["reason"] == "in_flight"
+    assert entry["stuck_since"] == entry["status_changed_at"]
     assert entry["stuck_for_seconds"] >= harness.settings.saga_stuck_after_seconds
     assert moving["id"] not in stuck  # terminal orders are never stuck
 
@@ -385,7 +399,7 @@ async def test_stuck_sagas_are_listed_and_exported(harness: Harness) -> None:
 
 
 async def test_forged_stuck_cursors_are_refused(harness: Harness) -> None:
-    """The stuck listing's cursor is (status changed at, order id) in base64; a forged one at
+    """The stuck listing's cursor is (stuck since, order id) in base64; a forged one at
     the edge of the calendar overflowed on its way to UTC and answered 500."""
     admin = harness.admin()
     order_id = new_id()

@@ -39,6 +39,7 @@ from shopkit.params import (
 
 from orders_service.config import LINE_QUANTITY_CEILING
 from orders_service.models import STATUS_NOTE_LENGTH
+from orders_service.state import StuckReason
 
 
 class Request(BaseModel):
@@ -394,6 +395,11 @@ class StuckOrder(Public):
     user_id: str
     status: OrderStatus
     status_changed_at: datetime
+    reason: StuckReason
+    """`cancellation_unanswered`: shipping never answered the order's cancellation request
+    (ask again with POST /api/orders/{id}/cancel); otherwise the status's own threshold."""
+    stuck_since: datetime
+    """When the wait began: the cancellation request, or the last status change."""
     stuck_for_seconds: float
     created_at: datetime
     total: int
@@ -405,6 +411,9 @@ class StuckOrderList(Public):
     next_cursor: str | None
     thresholds: dict[str, float]
     """Seconds without a status change after which each status counts as stuck."""
+    thresholds_by_reason: dict[StuckReason, float]
+    """Seconds of waiting after which each reason counts as stuck (an unanswered cancellation
+    request is stuck long before its CONFIRMED order's fulfilment threshold)."""
 
 
 class TimelineEventPublic(Public):

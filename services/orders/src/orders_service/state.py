@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Final, get_args
+from typing import Final, Literal, get_args
 
 from contracts.events.orders import OrderStatus
 
@@ -30,6 +30,10 @@ IN_FLIGHT: Final[frozenset[OrderStatus]] = frozenset({"PENDING", "AWAITING_PAYME
 
 FULFILMENT: Final[frozenset[OrderStatus]] = frozenset({"CONFIRMED", "SHIPPED"})
 """Waiting for the physical world (dispatch, delivery): stuck after days."""
+
+StuckReason = Literal["in_flight", "fulfilment", "cancellation_unanswered"]
+"""Why an order counts as stuck: its saga's events (IN_FLIGHT) or the physical world
+(FULFILMENT) are late, or shipping never answered its cancellation request."""
 
 CUSTOMER_CANCELLABLE: Final[frozenset[OrderStatus]] = frozenset(
     {"PENDING", "AWAITING_PAYMENT", "CONFIRMED"}

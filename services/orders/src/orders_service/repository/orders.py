@@ -16,8 +16,10 @@ from sqlalchemy import (
     Update,
     and_,
     bindparam,
+    case,
     cast,
     func,
+    literal,
     or_,
     select,
     text,
@@ -30,6 +32,7 @@ from contracts import new_id
 from orders_service.changes import CHANNEL as CHANGES_CHANNEL
 from orders_service.models import IgnoredEvent, Order, OrderLine, OrderStatusChange
 from orders_service.schemas import IgnoredEventPublic, OrderPublic, OrderSummary, StuckOrder
+from orders_service.state import StuckReason
 
 _orders = table_of(Order)
 _lines = table_of(OrderLine)
@@ -67,6 +70,7 @@ class StuckRule:
     statuses: tuple[str, ...]
     changed_before: datetime
     """In these statuses since before this; or, for a cancellation rule, asked since before."""
+    reason: StuckReason
     cancellation: bool = False
     """Orders whose cancellation request shipping has not answered (status unchanged)."""
 
@@ -388,6 +392,26 @@ def _stuck_under(rule: StuckRule) -> ColumnElement[bool]:
     return and_(Order.status.in_(rule.statuses), Order.status_changed_at < rule.changed_before)
 
 
+def _stuck_reason_and_since(
+    rules: Sequence[StuckRule],
+) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """Which rule holds an order (the first that matches: cancellation rules come first, being
+    the one an admin can act on) and since when it waits: the request for an unanswered
+    cancellation, the last status change otherwise."""
+    matching = [(_stuck_under(rule), rule) for rule in rules]
+    reason = case(*((when, literal(rule.reason)) for when, rule in matching))
+    since = case(
+        *(
+            (
+                when,
+                Order.cancellation_requested_at if rule.cancellation else Order.status_changed_at,
+            )
+            for when, rule in matching
+        )
+    )
+    return reason, since
+
+
 async def stuck_page(
     session: AsyncSession,
     *,
@@ -397,30 +421,35 @@ async def stuck_page(
     after: tuple[datetime, str] | None = None,
 ) -> list[StuckOrder]:
     """Orders stuck under `rules`, longest stuck first."""
-    query = select(
-        Order.id,
-        Order.user_id,
-        Order.status,
-        Order.status_changed_at,
-        Order.created_at,
-        Order.total,
-        Order.currency,
-    ).where(_stuck_condition(rules))
+    reason, since = _stuck_reason_and_since(rules)
+    stuck = (
+        select(
+            Order.id,
+            Order.user_id,
+            Order.status,
+            Order.status_changed_at,
+            Order.created_at,
+            Order.total,
+            Order.currency,
+            reason.label("reason"),
+            since.label("stuck_since"),
+        )
+        .where(_stuck_condition(rules))
+        .subquery()
+    )
+    query = select(stuck)
     if after is not None:
-        changed_at, order_id = after
+        since_at, order_id = after
         query = query.where(
             or_(
-                Order.status_changed_at > changed_at,
-                and_(Order.status_changed_at == changed_at, Order.id > order_id),
+                stuck.c.stuck_since > since_at,
+                and_(stuck.c.stuck_since == since_at, stuck.c.id > order_id),
             )
         )
-    rows = await session.execute(query.order_by(Order.status_changed_at, Order.id).limit(limit))
+    rows = await session.execute(query.order_by(stuck.c.stuck_since, stuck.c.id).limit(limit))
     return [
         StuckOrder.model_validate(
-            {
-                **row._mapping,
-                "stuck_for_seconds": (now - row.status_changed_at).total_seconds(),
-            }
+            {**row._mapping, "stuck_for_seconds": (now - row.stuck_since).total_seconds()}
         )
         for row in rows
     ]

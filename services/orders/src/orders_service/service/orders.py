@@ -25,7 +25,7 @@ from orders_service.schemas import (
 )
 from orders_service.service.paging import decode_cursor, decode_cursor_parts, encode_cursor
 from orders_service.service.transitions import Cause, RequestEmitter, cancel_or_request
-from orders_service.state import CUSTOMER_CANCELLABLE, FULFILMENT, IN_FLIGHT, as_status
+from orders_service.state import CUSTOMER_CANCELLABLE, FULFILMENT, IN_FLIGHT, StuckReason, as_status
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +34,19 @@ class StuckThresholds:
     fulfilment_seconds: float
 
     def rules(self, now: datetime) -> list[StuckRule]:
+        in_flight_before = now - timedelta(seconds=self.in_flight_seconds)
         return [
-            StuckRule(tuple(sorted(IN_FLIGHT)), now - timedelta(seconds=self.in_flight_seconds)),
-            StuckRule(tuple(sorted(FULFILMENT)), now - timedelta(seconds=self.fulfilment_seconds)),
             # A cancellation request is a step of the saga: shipping answers within seconds, and
             # one it never answered (its OrderConfirmed parked, say) must not wait two weeks.
+            # First: an order it holds is listed for it, the reason an admin can act on.
             StuckRule(
-                ("CONFIRMED",), now - timedelta(seconds=self.in_flight_seconds), cancellation=True
+                ("CONFIRMED",), in_flight_before, "cancellation_unanswered", cancellation=True
+            ),
+            StuckRule(tuple(sorted(IN_FLIGHT)), in_flight_before, "in_flight"),
+            StuckRule(
+                tuple(sorted(FULFILMENT)),
+                now - timedelta(seconds=self.fulfilment_seconds),
+                "fulfilment",
             ),
         ]
 
@@ -48,6 +54,13 @@ class StuckThresholds:
         return {
             **dict.fromkeys(sorted(IN_FLIGHT), self.in_flight_seconds),
             **dict.fromkeys(sorted(FULFILMENT), self.fulfilment_seconds),
+        }
+
+    def by_reason(self) -> dict[StuckReason, float]:
+        return {
+            "in_flight": self.in_flight_seconds,
+            "fulfilment": self.fulfilment_seconds,
+            "cancellation_unanswered": self.in_flight_seconds,
         }
 
 
@@ -195,8 +208,9 @@ async def stuck_orders(
     last = page[limit - 1] if len(page) > limit else None
     return StuckOrderList(
         items=page[:limit],
-        next_cursor=encode_cursor(last.status_changed_at.isoformat(), last.id) if last else None,
+        next_cursor=encode_cursor(last.stuck_since.isoformat(), last.id) if last else None,
         thresholds=thresholds.by_status(),
+        thresholds_by_reason=thresholds.by_reason(),
     )
 
 
