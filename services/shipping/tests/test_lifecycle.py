@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from contracts.events.orders import (
     OrderCancellationRequested,
     OrderCancelled,
@@ -22,13 +23,14 @@ from contracts.events.shipping import (
 )
 from shipping_service import cli, repository
 from shipping_service.sandbox import SandboxCarrier
+from shipping_service.service import shipments
 from shipping_service.webhooks import SIGNATURE_HEADER, signature_header
 from shopkit.app import sessionmaker_of
 from shopkit.testing import eventually, publish, serve, wait_for_events
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from contracts import new_id
+from contracts import Envelope, Event, new_id
 
 from . import factories
 from .conftest import Running
@@ -645,3 +647,202 @@ async def test_webhook_for_an_unknown_parcel_is_acknowledged_and_ignored(shippin
     )
     assert reply.status_code == 200
     assert reply.json()["outcome"] == "unknown_shipment"
+
+
+# An OrderConfirmed that could not be applied is parked, and an operator replays it later: the
+# cancellation (or release) that followed it on the partition is handled first, and the
+# replayed OrderConfirmed arrives after it. Published in that order here.
+
+
+def _order_cancelled(user_id: str, order_id: str) -> OrderCancelled:
+    return OrderCancelled.model_validate(
+        {
+            "order_id": order_id,
+            "user_id": user_id,
+            "reason": "customer_request",
+            "previous_status": "CONFIRMED",
+            "cancelled_at": datetime.now(UTC),
+        }
+    )
+
+
+async def _handled(shipping: Running, *envelopes: Envelope[Event]) -> None:
+    """Wait until the consumer has applied (or skipped as a duplicate) every envelope."""
+    ids = sorted({e.id for e in envelopes})
+
+    async def done() -> bool:
+        seen = await _scalar(
+            shipping,
+            "SELECT count(DISTINCT event_id) FROM inbox WHERE event_id::text = ANY(:ids)",
+            ids=ids,
+        )
+        return bool(seen == len(ids))
+
+    await eventually(done, timeout=30, interval=0.3)
+
+
+async def _emitted(shipping: Running, order_id: str, event_type: type[Event]) -> int:
+    """How many events of a type the handlers wrote to the outbox for the order."""
+    count: int = await _scalar(
+        shipping,
+        "SELECT count(*) FROM outbox WHERE key = :order_id AND ce_type = :type",
+        order_id=order_id,
+        type=event_type.ce_type,
+    )
+    return count
+
+
+async def _assert_cancelled_from_the_start(
+    shipping: Running, user_id: str, order_id: str
+) -> dict[str, Any]:
+    """The order's shipment exists, cancelled, never was live, and no label can be had."""
+    headers = shipping.tokens.headers(user_id)
+    shipment = (
+        await shipping.client.get(f"/api/shipping/orders/{order_id}", headers=headers)
+    ).json()
+    assert shipment["status"] == "cancelled"
+    assert [e["status"] for e in shipment["events"]] == ["cancelled"]
+    label = await shipping.client.get(
+        f"/api/shipping/shipments/{shipment['shipment_id']}/label", headers=headers
+    )
+    assert label.status_code == 409
+    assert label.json()["type"].endswith("/shipment-cancelled")
+    assert await _emitted(shipping, order_id, ShipmentCreated) == 0
+    return dict(shipment)
+
+
+@pytest.mark.parametrize("kind", ["request", "order_cancelled"])
+async def test_a_cancellation_before_the_parked_confirmation_is_remembered(
+    shipping: Running, kind: str
+) -> None:
+    """The cancellation found no shipment and was forgotten; the replayed OrderConfirmed then
+    created a live shipment for a cancelled order, which could be labelled and sent. Now the
+    shipment is created cancelled, and the cancellation was answered once, as one that
+    stopped a parcel in time (orders finishes the order, inventory restocks), naming the
+    shipment's id."""
+    ns = shipping.settings.kafka_namespace
+    user_id = new_id()
+    order = factories.order_confirmed(user_id=user_id, lines=[(factories.sku(), 1)])
+    cancellation = (
+        _cancellation_requested(user_id, order.order_id)
+        if kind == "request"
+        else _order_cancelled(user_id, order.order_id)
+    )
+    await _handled(shipping, *await publish(ns, cancellation, order))
+
+    shipment = await _assert_cancelled_from_the_start(shipping, user_id, order.order_id)
+    assert await _emitted(shipping, order.order_id, ShipmentCancelled) == 1
+    [answer] = await wait_for_events(
+        ns, ShipmentCancelled, where=lambda e: e.order_id == order.order_id
+    )
+    assert (answer.shipment_id, answer.user_id, answer.reason) == (
+        shipment["shipment_id"],
+        user_id,
+        "customer_request",
+    )
+    late = await _carrier(shipping).send(
+        carrier="correios", tracking_number=shipment["tracking_number"], status="posted"
+    )
+    assert late.json() == {"outcome": "after_cancellation", "shipment_status": "cancelled"}
+
+
+async def test_cancellation_and_parked_confirmation_delivered_twice_change_nothing_more(
+    shipping: Running,
+) -> None:
+    """Each redelivered as is (the inbox), the OrderConfirmed replayed once more by the
+    operator, the request asked again by orders and its OrderCancelled echo: one cancelled
+    shipment, one answer."""
+    ns = shipping.settings.kafka_namespace
+    user_id = new_id()
+    order = factories.order_confirmed(user_id=user_id, lines=[(factories.sku(), 1)])
+    request, confirmed = await publish(ns, _cancellation_requested(user_id, order.order_id), order)
+    again = await publish(
+        ns,
+        request,
+        confirmed,
+        order,  # a new event id: the inbox cannot tell it is the same order
+        _cancellation_requested(user_id, order.order_id),
+        _order_cancelled(user_id, order.order_id),
+    )
+    await _handled(shipping, request, confirmed, *again)
+
+    shipment = await _assert_cancelled_from_the_start(shipping, user_id, order.order_id)
+    assert await _emitted(shipping, order.order_id, ShipmentCancelled) == 1
+    [answer] = await wait_for_events(
+        ns, ShipmentCancelled, where=lambda e: e.order_id == order.order_id
+    )
+    assert answer.shipment_id == shipment["shipment_id"]
+
+
+async def test_a_confirmed_order_then_cancelled_is_answered_once_as_before(
+    shipping: Running,
+) -> None:
+    """The usual order of events: the live shipment is voided, the request answered once, and
+    the OrderCancelled that follows the answer changes nothing."""
+    ns = shipping.settings.kafka_namespace
+    user_id, order_id, shipment = await _confirmed_order(shipping)
+    await _handled(
+        shipping,
+        *await publish(
+            ns, _cancellation_requested(user_id, order_id), _order_cancelled(user_id, order_id)
+        ),
+    )
+
+    state = (
+        await shipping.client.get(
+            f"/api/shipping/orders/{order_id}", headers=shipping.tokens.headers(user_id)
+        )
+    ).json()
+    assert state["shipment_id"] == shipment["shipment_id"]
+    assert [e["status"] for e in state["events"]] == ["created", "cancelled"]
+    assert await _emitted(shipping, order_id, ShipmentCreated) == 1
+    assert await _emitted(shipping, order_id, ShipmentCancelled) == 1
+    [answer] = await wait_for_events(ns, ShipmentCancelled, where=lambda e: e.order_id == order_id)
+    assert answer.shipment_id == shipment["shipment_id"]
+
+
+async def test_two_cancellations_in_one_batch_answer_once(shipping: Running) -> None:
+    """The consumer applies a batch in one transaction, and its session does not autoflush:
+    the second cancellation's locked reload threw away the first one's unflushed change, found
+    the shipment still `created`, and cancelled and announced it again."""
+    user_id, order_id, _ = await _confirmed_order(shipping)
+    async with sessionmaker_of(shipping.app)() as batch, batch.begin():
+        first = await shipments.cancel_for_order(
+            session=batch, cancellation=_cancellation_requested(user_id, order_id)
+        )
+        second = await shipments.cancel_for_order(
+            session=batch, cancellation=_order_cancelled(user_id, order_id)
+        )
+    assert first is not None
+    assert second is None
+    events = await _scalar(
+        shipping,
+        "SELECT count(*) FROM tracking_events t JOIN shipments s ON s.id = t.shipment_id"
+        " WHERE s.order_id = :order_id AND t.status = 'cancelled'",
+        order_id=order_id,
+    )
+    assert events == 1
+
+
+async def test_a_release_before_the_parked_confirmation_is_remembered(shipping: Running) -> None:
+    """The approval of the payment review found no shipment and was forgotten; the replayed
+    OrderConfirmed then made a shipment held for a release that had already come, forever."""
+    user_id = new_id()
+    order = factories.order_confirmed(user_id=user_id, lines=[(factories.sku(), 1)]).model_copy(
+        update={"payment_review_pending": True}
+    )
+    release = OrderFulfilmentReleased(
+        order_id=order.order_id, user_id=user_id, released_at=datetime.now(UTC)
+    )
+    await _handled(shipping, *await publish(shipping.settings.kafka_namespace, release, order))
+
+    headers = shipping.tokens.headers(user_id)
+    shipment = (
+        await shipping.client.get(f"/api/shipping/orders/{order.order_id}", headers=headers)
+    ).json()
+    assert shipment["status"] == "created"
+    label = await shipping.client.get(
+        f"/api/shipping/shipments/{shipment['shipment_id']}/label", headers=headers
+    )
+    assert label.status_code == 200
+    assert await _emitted(shipping, order.order_id, ShipmentCreated) == 1

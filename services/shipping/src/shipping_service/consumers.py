@@ -69,24 +69,28 @@ async def on_order_cancelled(envelope: Envelope[OrderCancelled], ctx: EventConte
 async def on_order_fulfilment_released(
     envelope: Envelope[OrderFulfilmentReleased], ctx: EventContext
 ) -> None:
-    await shipments.release_for_order(session=ctx.session, order_id=envelope.data.order_id)
+    release = envelope.data
+    await shipments.release_for_order(
+        session=ctx.session,
+        order_id=release.order_id,
+        user_id=release.user_id,
+        released_at=release.released_at,
+    )
 
 
 @handlers.on(OrderCancellationRequested)
 async def on_order_cancellation_requested(
     envelope: Envelope[OrderCancellationRequested], ctx: EventContext
 ) -> None:
-    """A parcel stopped in time answers with ShipmentCancelled; one already gone needs no
-    answer, its ShipmentDispatched has told orders."""
+    """A parcel stopped in time (or not made yet) answers with ShipmentCancelled; one already
+    gone needs no answer, its ShipmentDispatched has told orders."""
     await _stop_parcel(envelope.data, ctx)
 
 
 async def _stop_parcel(
     order: OrderCancelled | OrderCancellationRequested, ctx: EventContext
 ) -> None:
-    cancelled = await shipments.cancel_for_order(
-        session=ctx.session, order_id=order.order_id, reason=order.reason
-    )
+    cancelled = await shipments.cancel_for_order(session=ctx.session, cancellation=order)
     if cancelled is not None:
         await ctx.emit(cancelled)
 

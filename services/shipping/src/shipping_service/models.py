@@ -49,6 +49,28 @@ class ErasedUser(ErasedUserColumns, Base):
     no address (`repository.ERASURES`)."""
 
 
+class OrderDecision(Base):
+    """What orders decided about an order whose shipment did not exist yet: its OrderConfirmed
+    was parked (dead-lettered) and comes back only when an operator replays it, after the
+    cancellation or the release that followed it. The shipment created then obeys this row."""
+
+    __tablename__ = "order_decisions"
+
+    order_id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True)
+    user_id: Mapped[str] = mapped_column(UUID(as_uuid=False))
+    cancel_reason: Mapped[str | None] = mapped_column(String(40))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """The first cancellation (or request to cancel): the shipment is created cancelled."""
+    shipment_id: Mapped[str | None] = mapped_column(UUID(as_uuid=False))
+    """Set once ShipmentCancelled answered the cancellation: the id it named, which the
+    shipment created later takes (and then announces nothing more)."""
+    released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """The payment review approved the order: its shipment is not created on hold."""
+    recorded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
 class Shipment(Base):
     __tablename__ = "shipments"
 

@@ -16,6 +16,7 @@ from shipping_service.models import (
     CarrierWebhook,
     CatalogProduct,
     ErasedUser,
+    OrderDecision,
     Shipment,
     TrackingEvent,
 )
@@ -91,8 +92,73 @@ _LOCK_SHIPMENT_FOR_ORDER = _SHIPMENT_FOR_ORDER.with_for_update().execution_optio
 async def shipment_for_order(
     session: AsyncSession, order_id: str, *, for_update: bool = False
 ) -> Shipment | None:
+    if for_update:
+        # The reload would also discard a change made earlier in the batch and not flushed
+        # yet (the session does not autoflush): a second cancellation of the order in the same
+        # batch saw it still `created` and cancelled it, and announced it, again.
+        await session.flush()
     statement = _LOCK_SHIPMENT_FOR_ORDER if for_update else _SHIPMENT_FOR_ORDER
     return (await session.scalars(statement, {"order_id": order_id})).one_or_none()
+
+
+_DECISION_FOR_ORDER = (
+    select(OrderDecision)
+    .where(OrderDecision.order_id == bindparam("order_id"))
+    # Written by Core statements: a copy loaded earlier in the batch would be out of date.
+    .execution_options(populate_existing=True)
+)
+
+
+async def decision_for_order(session: AsyncSession, order_id: str) -> OrderDecision | None:
+    return (await session.scalars(_DECISION_FOR_ORDER, {"order_id": order_id})).one_or_none()
+
+
+async def remember_cancellation(
+    session: AsyncSession, *, order_id: str, user_id: str, reason: str, cancelled_at: datetime
+) -> None:
+    """Record that the order is cancelled (the first cancellation's reason stays)."""
+    statement = insert(OrderDecision).values(
+        order_id=order_id, user_id=user_id, cancel_reason=reason, cancelled_at=cancelled_at
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[OrderDecision.order_id],
+            set_={
+                "cancel_reason": statement.excluded.cancel_reason,
+                "cancelled_at": statement.excluded.cancelled_at,
+            },
+            where=OrderDecision.cancelled_at.is_(None),
+        )
+    )
+
+
+async def claim_cancellation_answer(
+    session: AsyncSession, *, order_id: str, shipment_id: str
+) -> bool:
+    """Give the remembered cancellation the id its answer names; False when it was answered
+    before. The row lock makes a concurrent claim wait and then find it taken."""
+    statement = (
+        update(OrderDecision)
+        .where(OrderDecision.order_id == order_id, OrderDecision.shipment_id.is_(None))
+        .values(shipment_id=shipment_id)
+        .returning(OrderDecision.order_id)
+    )
+    return (await session.execute(statement)).scalar_one_or_none() is not None
+
+
+async def remember_release(
+    session: AsyncSession, *, order_id: str, user_id: str, released_at: datetime
+) -> None:
+    statement = insert(OrderDecision).values(
+        order_id=order_id, user_id=user_id, released_at=released_at
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[OrderDecision.order_id],
+            set_={"released_at": statement.excluded.released_at},
+            where=OrderDecision.released_at.is_(None),
+        )
+    )
 
 
 async def get_shipment(session: AsyncSession, shipment_id: str) -> Shipment | None:
@@ -104,6 +170,7 @@ async def shipment_by_tracking(
 ) -> Shipment | None:
     statement = select(Shipment).where(Shipment.tracking_number == tracking_number)
     if for_update:
+        await session.flush()  # as in shipment_for_order
         statement = statement.with_for_update().execution_options(populate_existing=True)
     return (await session.scalars(statement)).one_or_none()
 

@@ -6,7 +6,7 @@ import logging
 import secrets
 from datetime import UTC, datetime
 
-from contracts.events.orders import OrderConfirmed
+from contracts.events.orders import OrderCancellationRequested, OrderCancelled, OrderConfirmed
 from contracts.events.shipping import ShipmentCancelled, ShipmentCreated
 from shopkit.privacy import anonymised_address
 from shopkit.security import Principal
@@ -22,7 +22,7 @@ from shipping_service.errors import (
     UnsupportedLabelFormatError,
 )
 from shipping_service.labels import LabelData, address_lines, render_pdf, render_zpl
-from shipping_service.models import Shipment, TrackingEvent
+from shipping_service.models import OrderDecision, Shipment, TrackingEvent
 from shipping_service.schemas import (
     ShipmentList,
     ShipmentPublic,
@@ -55,10 +55,18 @@ def new_tracking_number(carrier: str, service: str) -> str:
 async def create_for_order(
     *, session: AsyncSession, envelope: Envelope[OrderConfirmed]
 ) -> ShipmentCreated | None:
-    """The order's shipment and its `ShipmentCreated`; None if the order already has one."""
+    """The order's shipment and its `ShipmentCreated`; None if the order already has one, or if
+    it was cancelled before (its OrderConfirmed parked, replayed after the cancellation): its
+    shipment is then created cancelled, and nothing is announced, since the cancellation was
+    answered when it came, if it needed an answer (`cancel_for_order`)."""
     order = envelope.data
     if await repository.shipment_for_order(session, order.order_id) is not None:
         return None
+    # One order's events come in order on one partition, and the inbox makes a redelivered
+    # batch wait for the one it repeats: a cancellation or release is remembered before this
+    # reads it, never at the same time.
+    decision = await repository.decision_for_order(session, order.order_id)
+    status, description = _first_status(order, decision)
     products = await repository.products_by_sku(session, [line.sku for line in order.lines])
     # A sku missing from the projection weighs nothing here: the quote already priced the
     # parcel, and refusing to ship a paid order would be worse than a light label.
@@ -74,13 +82,14 @@ async def create_for_order(
     erased = await repository.ERASURES.hold(session, order.user_id)
     address = order.shipping_address.model_dump(mode="json")
     shipment = Shipment(
-        id=new_id(),
+        # The id a ShipmentCancelled already named, if the cancellation was answered.
+        id=decision.shipment_id if decision is not None and decision.shipment_id else new_id(),
         order_id=order.order_id,
         user_id=order.user_id,
         carrier=choice.carrier,
         service=choice.service,
         tracking_number=new_tracking_number(choice.carrier, choice.service),
-        status="on_hold" if order.payment_review_pending else "created",
+        status=status,
         progress=0,
         quote_id=choice.quote_id,
         price=choice.price,
@@ -102,11 +111,11 @@ async def create_for_order(
             status=shipment.status,
             occurred_at=now,
             applied=True,
-            description="Held until the payment review"
-            if order.payment_review_pending
-            else "Label issued, awaiting pickup",
+            description=description,
         ),
     )
+    if status == "cancelled":
+        return None
     return ShipmentCreated(
         shipment_id=shipment.id,
         order_id=shipment.order_id,
@@ -116,6 +125,17 @@ async def create_for_order(
         tracking_number=shipment.tracking_number,
         created_at=now,
     )
+
+
+def _first_status(order: OrderConfirmed, decision: OrderDecision | None) -> tuple[str, str]:
+    """The status a new shipment starts in, and its first tracking event's description."""
+    if decision is not None and decision.cancelled_at is not None:
+        return "cancelled", f"Order cancelled before the shipment ({decision.cancel_reason})"
+    if not order.payment_review_pending:
+        return "created", "Label issued, awaiting pickup"
+    if decision is not None and decision.released_at is not None:
+        return "created", "Payment approved: label issued, awaiting pickup"
+    return "on_hold", "Held until the payment review"
 
 
 def _set_status(
@@ -136,29 +156,36 @@ def _set_status(
     return now
 
 
-async def release_for_order(*, session: AsyncSession, order_id: str) -> None:
+async def release_for_order(
+    *, session: AsyncSession, order_id: str, user_id: str, released_at: datetime
+) -> None:
     """The payment review approved the order: its held shipment gets its label and may be
-    picked up. Anything else (not held, already cancelled) is left as it is."""
+    picked up. Anything else (not held, already cancelled) is left as it is. No shipment yet
+    (its OrderConfirmed parked): the release is remembered, and the shipment created later is
+    not held, since no second release would come for it."""
     shipment = await repository.shipment_for_order(session, order_id, for_update=True)
-    if shipment is None or shipment.status != "on_hold":
+    if shipment is None:
+        await repository.remember_release(
+            session, order_id=order_id, user_id=user_id, released_at=released_at
+        )
+        return
+    if shipment.status != "on_hold":
         return
     _set_status(session, shipment, "created", "Payment approved: label issued, awaiting pickup")
 
 
 async def cancel_for_order(
-    *, session: AsyncSession, order_id: str, reason: str
+    *, session: AsyncSession, cancellation: OrderCancelled | OrderCancellationRequested
 ) -> ShipmentCancelled | None:
     """Void a shipment whose parcel has not left yet (still created, or held by an exception
     before pickup); a dispatched one is past cancelling. The event says nothing will ship.
 
     The shipment's row lock orders this against the carrier's pickup webhook: whichever commits
     first decides, and orders learns which from ShipmentCancelled or ShipmentDispatched."""
+    order_id, reason = cancellation.order_id, cancellation.reason
     shipment = await repository.shipment_for_order(session, order_id, for_update=True)
     if shipment is None:
-        # Orders asks only of a confirmed order, whose OrderConfirmed precedes the request on
-        # the same partition; no shipment means that event was parked, for an operator.
-        log.warning("cancellation of an order without a shipment", extra={"order_id": order_id})
-        return None
+        return await _cancel_before_shipment(session, cancellation)
     if shipment.progress > 0 or shipment.status in TERMINAL:
         return None
     now = _set_status(session, shipment, "cancelled", f"Order cancelled ({reason})")
@@ -167,6 +194,53 @@ async def cancel_for_order(
         order_id=shipment.order_id,
         user_id=shipment.user_id,
         reason=reason,
+        cancelled_at=now,
+    )
+
+
+async def _cancel_before_shipment(
+    session: AsyncSession, cancellation: OrderCancelled | OrderCancellationRequested
+) -> ShipmentCancelled | None:
+    """No shipment: the cancellation is remembered, so that the one created when the order's
+    OrderConfirmed comes (parked, replayed later) is created cancelled and never gets a label.
+
+    A confirmed order (orders asks only of those; or cancelled CONFIRMED) is answered now as a
+    parcel stopped in time would be, naming the id its shipment will get: nothing can ship
+    any more, orders is waiting for the answer to finish the order, and inventory to restock
+    the units it committed, and the OrderConfirmed may never be replayed. An order cancelled
+    before its confirmation (most cancellations) is not remembered: it never had, and never
+    will have, an OrderConfirmed (CANCELLED is final), and nobody waits for an answer."""
+    confirmed = (
+        isinstance(cancellation, OrderCancellationRequested)
+        or cancellation.previous_status == "CONFIRMED"
+    )
+    if not confirmed:
+        return None
+    order_id = cancellation.order_id
+    now = datetime.now(UTC)
+    await repository.remember_cancellation(
+        session,
+        order_id=order_id,
+        user_id=cancellation.user_id,
+        reason=cancellation.reason,
+        cancelled_at=now,
+    )
+    shipment_id = new_id()
+    # A repeated request, or the OrderCancelled that follows the answer, finds it answered.
+    if not await repository.claim_cancellation_answer(
+        session, order_id=order_id, shipment_id=shipment_id
+    ):
+        return None
+    # Its OrderConfirmed, which came before on the same partition, was parked for an operator.
+    log.warning(
+        "cancellation of a confirmed order without a shipment; remembered",
+        extra={"order_id": order_id},
+    )
+    return ShipmentCancelled(
+        shipment_id=shipment_id,
+        order_id=order_id,
+        user_id=cancellation.user_id,
+        reason=cancellation.reason,
         cancelled_at=now,
     )
 
