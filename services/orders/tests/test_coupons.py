@@ -1,12 +1,24 @@
-"""Coupons: administration, discounts, limits under concurrency, release on cancellation."""
+"""Coupons: administration, discounts, limits under concurrency, release on cancellation,
+and the anonymous cart's coupon at sign-in."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from contracts import new_id
+from contracts.events.payments import PaymentFailed
+from orders_service.consumers import saga_handlers
+from orders_service.models import messaging
+from orders_service.service import coupons as coupon_service
+from shopkit.app import sessionmaker_of
+from shopkit.inbox import PostgresInbox
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts import Envelope, Event, new_id
 
 from .support import Harness, assert_problem
 
@@ -235,6 +247,192 @@ async def test_cancelling_an_order_gives_the_coupon_use_back(harness: Harness) -
     again = await harness.checkout(second, body)
     assert again.status_code == 202 and again.json()["discount"] == 500
     assert await harness.scalar("SELECT uses FROM coupons WHERE code = :c", c=coupon["code"]) == 1
+
+
+async def _uses(harness: Harness, coupon: dict[str, Any]) -> int:
+    return int(await harness.scalar("SELECT uses FROM coupons WHERE code = :c", c=coupon["code"]))
+
+
+def _payment_failed(order: dict[str, Any]) -> Envelope[Event]:
+    return Envelope(
+        data=PaymentFailed(
+            order_id=order["id"],
+            payment_id=new_id(),
+            reason="declined",
+            failed_at=datetime.now(UTC),
+        ),
+        correlation_id=order["id"],
+    )
+
+
+@asynccontextmanager
+async def _saga_transaction(
+    harness: Harness, envelope: Envelope[Event]
+) -> AsyncIterator[AsyncSession]:
+    """`envelope` applied by the saga consumer's handler in a unit of work of the inbox, left
+    open: rolled back at the end unless the caller commits the session, which then runs nothing
+    of what should follow the commit (as if the process stopped right after it)."""
+    async with PostgresInbox(sessionmaker_of(harness.app), messaging).transaction() as tx:
+        handler = saga_handlers.handler_for(envelope.type)
+        assert handler is not None
+        await handler(envelope, tx.context(envelope))
+        yield tx.session
+
+
+async def _order_with_a_limited_coupon(
+    harness: Harness,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, str], dict[str, Any]]:
+    """A PENDING order that took the only use of its coupon; another user's checkout with the
+    same coupon is refused. Returns the coupon, the order, that other user and their body."""
+    coupon = await _coupon(harness, max_uses=1)
+    product = await harness.product(price=5000)
+    first, second = harness.user(), harness.user()
+    for user in (first, second):
+        await harness.fill_cart(user, (product, 1))
+        await harness.client.post("/api/cart/coupon", headers=user, json={"code": coupon["code"]})
+    body = harness.checkout_body([(product.sku, 1)])
+    placed = await harness.checkout(first, body)
+    assert placed.status_code == 202, placed.text
+    assert_problem(await harness.checkout(second, body), 409, "coupon-invalid")
+    return coupon, placed.json(), second, body
+
+
+async def test_a_saga_cancellation_gives_the_coupon_use_back(harness: Harness) -> None:
+    coupon, order, second, body = await _order_with_a_limited_coupon(harness)
+
+    await harness.bus.send(_payment_failed(order))
+
+    await harness.wait_status(order["id"], harness.tokens.headers(order["user_id"]), "CANCELLED")
+
+    async def given_back() -> bool:
+        return await _uses(harness, coupon) == 0
+
+    await harness.until(given_back)
+    again = await harness.checkout(second, body)
+    assert again.status_code == 202 and again.json()["discount"] == 500
+    assert await _uses(harness, coupon) == 1
+
+
+async def test_a_use_left_due_goes_back_once_however_many_give_backs_run(
+    harness: Harness,
+) -> None:
+    """The process stopped between the cancellation's commit and the give-back that follows
+    it: the use is still due. Give-backs running at once (another batch's, housekeeping on
+    every replica) return it exactly once."""
+    coupon, order, second, body = await _order_with_a_limited_coupon(harness)
+    async with _saga_transaction(harness, _payment_failed(order)) as session:
+        await session.commit()
+
+    async def give_back() -> int:
+        async with sessionmaker_of(harness.app)() as session:
+            return await coupon_service.give_back_uses(session=session)
+
+    for _ in range(2):
+        returned = await asyncio.gather(*(give_back() for _ in range(8)))
+        # Housekeeping may have given it back already; nobody gives it back twice.
+        assert sum(returned) <= 1, returned
+        assert await _uses(harness, coupon) == 0
+
+    # The limit of one use is free again, and holds again once taken.
+    again = await harness.checkout(second, body)
+    assert again.status_code == 202 and again.json()["discount"] == 500
+    third = harness.user()
+    await harness.fill_cart(third, (await harness.product(price=5000), 1))
+    assert_problem(
+        await harness.client.post("/api/cart/coupon", headers=third, json={"code": coupon["code"]}),
+        409,
+        "coupon-invalid",
+    )
+    assert await _uses(harness, coupon) == 1
+    assert (
+        await harness.scalar(
+            "SELECT count(*) FROM coupon_redemptions r JOIN coupons c ON c.id = r.coupon_id"
+            " WHERE c.code = :c AND r.released_at IS NOT NULL",
+            c=coupon["code"],
+        )
+        == 1
+    )
+
+
+async def test_a_saga_cancellation_does_not_hold_the_coupon_row(harness: Harness) -> None:
+    """The saga applies a whole batch of events in one transaction. The cancellation in it
+    used to give its coupon use back there, holding the coupon row until the batch committed:
+    every checkout with that coupon waited for the batch, and a customer's cancel (order,
+    then coupon) could deadlock with it (coupon, then the batch's next orders)."""
+    coupon, order, _, _ = await _order_with_a_limited_coupon(harness)
+
+    async with _saga_transaction(harness, _payment_failed(order)) as session:
+        status = await session.scalar(
+            text("SELECT status FROM orders WHERE id = :id"), {"id": order["id"]}
+        )
+        assert status == "CANCELLED"
+        async with harness.engine.connect() as other:
+            # Raises "could not obtain lock on row" while another transaction holds it.
+            uses = await other.scalar(
+                text("SELECT uses FROM coupons WHERE code = :c FOR UPDATE NOWAIT"),
+                {"c": coupon["code"]},
+            )
+            await other.rollback()
+        assert uses == 1  # not given back before the cancellation commits
+
+    # Rolled back: the order still holds its use.
+    assert await _uses(harness, coupon) == 1
+    assert (await harness.order(order["id"], harness.tokens.headers(order["user_id"])))[
+        "status"
+    ] == "PENDING"
+
+
+async def test_a_merge_drops_an_anonymous_coupon_the_user_may_not_use(harness: Harness) -> None:
+    """The anonymous cart's coupon was applied for nobody in particular. At sign-in the user
+    gets it only if they could apply it now: shown as applied, a coupon they have used up (or
+    one withdrawn since) would only make checkout fail."""
+    once = await _coupon(harness, max_uses_per_user=1)
+    withdrawn = await _coupon(harness)
+    product = await harness.product(price=3000)
+    user = harness.user()
+    await harness.fill_cart(user, (product, 1))
+    await harness.client.post("/api/cart/coupon", headers=user, json={"code": once["code"]})
+    used = await harness.checkout(user, harness.checkout_body([(product.sku, 1)]))
+    assert used.status_code == 202 and used.json()["discount"] == 300
+
+    async def anonymous_cart_with(coupon: dict[str, Any]) -> dict[str, str]:
+        added = await harness.client.post(
+            "/api/cart/items", json={"sku": product.sku, "quantity": 1}
+        )
+        anonymous = {"X-Cart-Id": added.headers["X-Cart-Id"]}
+        applied = await harness.client.post(
+            "/api/cart/coupon", headers=anonymous, json={"code": coupon["code"]}
+        )
+        assert applied.status_code == 200 and applied.json()["coupon_code"] == coupon["code"]
+        return anonymous
+
+    for coupon in (once, withdrawn):
+        anonymous = await anonymous_cart_with(coupon)
+        if coupon is withdrawn:
+            await harness.client.delete(f"/api/coupons/{coupon['code']}", headers=harness.admin())
+        merged = await harness.client.post("/api/cart/merge", headers={**user, **anonymous})
+        assert merged.status_code == 200, merged.text
+        assert (merged.json()["coupon_code"], merged.json()["discount"]) == (None, 0)
+        assert (await harness.client.get("/api/cart", headers=user)).json()["coupon_code"] is None
+
+    response = await harness.checkout(user, harness.checkout_body([(product.sku, 2)]))
+    assert response.status_code == 202, response.text
+    assert (response.json()["coupon_code"], response.json()["discount"]) == (None, 0)
+
+
+async def test_a_merge_brings_an_anonymous_coupon_the_user_may_use(harness: Harness) -> None:
+    coupon = await _coupon(harness, max_uses_per_user=1)
+    product = await harness.product(price=3000)
+    added = await harness.client.post("/api/cart/items", json={"sku": product.sku, "quantity": 1})
+    anonymous = {"X-Cart-Id": added.headers["X-Cart-Id"]}
+    await harness.client.post("/api/cart/coupon", headers=anonymous, json={"code": coupon["code"]})
+    user = harness.user()
+    await harness.fill_cart(user, (product, 1))
+
+    merged = await harness.client.post("/api/cart/merge", headers={**user, **anonymous})
+
+    assert merged.status_code == 200, merged.text
+    assert (merged.json()["coupon_code"], merged.json()["discount"]) == (coupon["code"], 600)
 
 
 async def test_coupon_list_is_paginated(harness: Harness) -> None:

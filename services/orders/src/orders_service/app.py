@@ -12,6 +12,7 @@ from orders_service.consumers import (
     account_handlers,
     account_inbox,
     catalog_handlers,
+    orders_inbox,
     saga_handlers,
 )
 from orders_service.jobs import (
@@ -47,6 +48,7 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
         parts=ServiceParts(
             tables=messaging,
             consumers=[saga_handlers, catalog_handlers, account_handlers],
+            inbox=orders_inbox,
             inboxes={account_handlers.name: account_inbox},
             startup=[_cart_cache_and_changes],
             background=[

@@ -21,6 +21,25 @@ from orders_service.models import messaging
 from orders_service.service import catalog as catalog_service
 from orders_service.service import erasure, saga
 from orders_service.service.transitions import cause_of
+from orders_service.session import run_after_commit
+
+
+class OrdersInboxTransaction(PostgresInboxTransaction):
+    """A consumer batch's unit of work that, once committed, runs what its handlers asked to
+    follow the commit (`after_commit`, session.py): a cancelled order's coupon use is given back
+    in a short transaction of its own, not in the batch's, which holds its locks longer."""
+
+    async def commit(self) -> None:
+        await super().commit()
+        await run_after_commit(self.session)
+
+
+def orders_inbox(app: FastAPI) -> PostgresInbox:
+    """The PostgreSQL inbox, with the after-commit actions of `OrdersInboxTransaction`."""
+    inbox = PostgresInbox(sessionmaker_of(app), messaging)
+    inbox.transaction_class = OrdersInboxTransaction
+    return inbox
+
 
 # One transaction for what all partitions brought: the handlers only touch the database.
 saga_handlers: EventHandlers[EventContext] = EventHandlers("saga", across_partitions=True)
@@ -148,7 +167,7 @@ def account_inbox(app: FastAPI) -> PostgresInbox:
     """The PostgreSQL inbox, handing `account_handlers` an `AccountContext`."""
     cache: CartCache = app.state.cart_cache
 
-    class AccountInboxTransaction(PostgresInboxTransaction):
+    class AccountInboxTransaction(OrdersInboxTransaction):
         def context(self, envelope: Envelope[Event]) -> AccountContext:
             return AccountContext(self.session, self.outbox, envelope, cache)
 

@@ -1,5 +1,5 @@
 """Background work of the orders service: the timeline consumer, stuck-saga detection and
-housekeeping (expired carts, old idempotency keys)."""
+housekeeping (coupon uses still to give back, expired carts, old idempotency keys)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from orders_service.changes import OrderChanges
 from orders_service.config import OrdersSettings
 from orders_service.metrics import STUCK_ORDERS
 from orders_service.repository import carts, idempotency, timeline
+from orders_service.service import coupons as coupon_service
 from orders_service.service.orders import StuckThresholds, count_stuck
 from orders_service.service.timeline import TimelineStore, timeline_handlers
 from orders_service.state import FULFILMENT, IN_FLIGHT
@@ -77,6 +78,11 @@ async def housekeeping(app: FastAPI, stop: asyncio.Event) -> None:
     settings = settings_of(app)
 
     async def purge() -> None:
+        async with sessionmaker_of(app)() as session:
+            # Uses go back right after the cancellation's commit; these are the ones a failure
+            # or a stop in between left due. Apart from the purge, whose transaction would hold
+            # the coupon rows while it deletes.
+            coupon_uses = await coupon_service.give_back_uses(session=session)
         now = datetime.now(UTC)
         async with UnitOfWork(sessionmaker_of(app)) as uow:
             expired_carts = await carts.purge_expired(uow.session, now=now)
@@ -88,10 +94,11 @@ async def housekeeping(app: FastAPI, stop: asyncio.Event) -> None:
                 uow.session, recorded_before=now - timedelta(days=settings.timeline_retention_days)
             )
             await uow.commit()
-        if expired_carts or old_keys or old_events:
+        if coupon_uses or expired_carts or old_keys or old_events:
             log.info(
                 "housekeeping",
                 extra={
+                    "coupon_uses_given_back": coupon_uses,
                     "expired_carts": expired_carts,
                     "idempotency_keys": old_keys,
                     "timeline_events": old_events,

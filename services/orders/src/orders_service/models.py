@@ -104,7 +104,8 @@ class Coupon(Base):
     max_uses: Mapped[int | None] = mapped_column(Integer)
     max_uses_per_user: Mapped[int | None] = mapped_column(Integer)
     uses: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    """Redemptions held by orders that were not cancelled."""
+    """Redemptions held by orders that were not cancelled, plus those of cancelled orders whose
+    use is not given back yet (`CouponRedemption.return_due_at`)."""
     active: Mapped[bool] = mapped_column(server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
 
@@ -133,6 +134,15 @@ class CouponRedemption(Base):
     discount: Mapped[int] = mapped_column(BigInteger)
     redeemed_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
     released_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    """When the order was cancelled: from then on the redemption no longer counts for the
+    user's limit."""
+    return_due_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    """Set with `released_at` while the use still counts in `coupons.uses`, cleared in the
+    statement that gives it back (`repository.coupons.give_back_uses`). The cancellation's
+    own transaction never touches the coupon row, which checkouts of a popular coupon queue
+    on. A positive mark rather than a `returned_at` left empty: a cancellation by a release
+    from before this column (which gave the use back at once) leaves it empty, and must not
+    be given back twice."""
 
     __table_args__ = (
         Index(
@@ -140,6 +150,11 @@ class CouponRedemption(Base):
             "coupon_id",
             "user_id",
             postgresql_where=text("released_at IS NULL"),
+        ),
+        Index(
+            "ix_coupon_redemptions_return_due",
+            "coupon_id",
+            postgresql_where=text("return_due_at IS NOT NULL"),
         ),
     )
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, null, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service.models import Coupon, CouponRedemption
 from orders_service.pricing import CouponTerms
 from orders_service.schemas import CouponRedemptionPublic
+
+GIVE_BACK_TURN: Final = zlib.crc32(b"shop-orders/coupon-give-back") & 0x7FFFFFFF
+"""Advisory lock key on which runs of `give_back_uses` take turns."""
 
 _TERMS = (
     Coupon.id,
@@ -126,23 +130,52 @@ async def add_redemption(
 
 
 async def release(session: AsyncSession, *, order_id: str, now: datetime) -> bool:
-    """Give the order's coupon use back (once); True if there was one to give back."""
-    released = (
+    """Mark the order's redemption released (once); True if there was one to release.
+
+    Only the redemption's own row: its use goes back to the coupon afterwards, in a
+    transaction of its own (`give_back_uses`). This one may be a saga batch that goes on to
+    lock other orders, and must not hold the coupon row that checkouts queue on meanwhile."""
+    result = await session.execute(
         update(CouponRedemption)
         .where(CouponRedemption.order_id == order_id, CouponRedemption.released_at.is_(None))
-        .values(released_at=now)
+        .values(released_at=now, return_due_at=now)
         .returning(CouponRedemption.coupon_id)
-        .cte("released")
+    )
+    return result.first() is not None
+
+
+async def give_back_uses(session: AsyncSession) -> int:
+    """Give the coupons back the uses of every released redemption still due; how many.
+
+    One statement clears the redemptions' mark and subtracts their count from each coupon, so
+    a use goes back exactly when its mark goes: another run, concurrent or after a crash,
+    finds nothing left (one waiting for a row re-checks `return_due_at` on the committed
+    version and skips it). Runs take turns, on a lock taken by a statement of its own so the
+    give-back's snapshot sees what the run before it did: two runs subtracting from the same
+    coupons in different orders could deadlock. Run it in a short transaction of its own: it
+    holds the coupon rows until the commit."""
+    await session.execute(select(func.pg_advisory_xact_lock(GIVE_BACK_TURN)))
+    due = (
+        update(CouponRedemption)
+        .where(CouponRedemption.return_due_at.is_not(None))
+        .values(return_due_at=null())
+        .returning(CouponRedemption.coupon_id)
+        .cte("due")
+    )
+    per_coupon = (
+        select(due.c.coupon_id, func.count().label("uses"))
+        .group_by(due.c.coupon_id)
+        .cte("per_coupon")
     )
     result = await session.execute(
         update(Coupon)
-        .where(Coupon.id.in_(select(released.c.coupon_id)))
-        .values(uses=Coupon.uses - 1)
-        .returning(Coupon.id)
+        .where(Coupon.id == per_coupon.c.coupon_id)
+        .values(uses=Coupon.uses - per_coupon.c.uses)
+        .returning(per_coupon.c.uses)
         # The ORM's session synchronisation does not understand the data-modifying CTE.
         .execution_options(synchronize_session=False)
     )
-    return result.first() is not None
+    return sum(result.scalars())
 
 
 async def redemptions_of_user(session: AsyncSession, user_id: str) -> list[CouponRedemptionPublic]:

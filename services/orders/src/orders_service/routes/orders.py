@@ -7,7 +7,7 @@ from typing import Annotated, get_args
 from contracts.events.orders import OrderStatus
 from fastapi import APIRouter, Body, Header, Query, Response
 from pydantic import WithJsonSchema
-from shopkit.db import ReadSessionDep, SessionDep
+from shopkit.db import ReadSessionDep
 from shopkit.params import OptionalDateTime, OptionalUuid7, Uuid7
 from shopkit.problems import ForbiddenError, responses
 from shopkit.security import AdminUser, CurrentUser, InvalidTokenError
@@ -215,7 +215,7 @@ async def get_order(
 async def cancel_order(
     *,
     order_id: Uuid7,
-    session: SessionDep,
+    tx: TransactionDep,
     user: CurrentUser,
     response: Response,
     body: Annotated[OrderCancel | None, Body()] = None,
@@ -224,7 +224,7 @@ async def cancel_order(
     payment is voided and the stock released. A confirmed order's parcel may be leaving right
     now, so its cancellation is a request (202) that shipping answers."""
     order = await orders.cancel_order(
-        session=session, order_id=order_id, viewer=user, note=body.reason if body else None
+        session=tx.session, order_id=order_id, viewer=user, note=body.reason if body else None
     )
     if order.status == "CONFIRMED":
         response.status_code = 202

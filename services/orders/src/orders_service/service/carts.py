@@ -14,9 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service import errors
 from orders_service.cache import EMPTY, CartCache, CartOwner, CartSnapshot
-from orders_service.pricing import PricedCart, PricedProduct, coupon_problem, price_cart
+from orders_service.pricing import (
+    CouponTerms,
+    PricedCart,
+    PricedProduct,
+    coupon_problem,
+    price_cart,
+)
 from orders_service.repository import carts, coupons, products
-from orders_service.repository.carts import CartHead
+from orders_service.repository.carts import CartHead, PricedItems
 from orders_service.schemas import CartItemPublic, CartPublic
 from orders_service.session import Transaction
 
@@ -202,16 +208,32 @@ async def apply_coupon(
         raise errors.CouponInvalidError(f"no coupon {code}")
     head = await carts.touch(session, owner, now=now, expires_at=_expiry(rules, now))
     current = await carts.priced_items(session, head.id)
-    priced = price_cart(current.items, current.products, coupon_code=None, coupon=None, now=now)
-    problem = coupon_problem(terms, subtotal=priced.subtotal, currency=priced.currency, now=now)
+    problem = await _coupon_refusal(session, terms, current, user_id=owner.user_id, now=now)
     if problem is not None:
         raise errors.CouponInvalidError(problem)
-    if owner.user_id is not None and terms.max_uses_per_user is not None:
-        held = await coupons.held_by_user(session, coupon_id=terms.id, user_id=owner.user_id)
-        if held >= terms.max_uses_per_user:
-            raise errors.CouponInvalidError("you have used this coupon as often as it allows")
     await carts.set_coupon(session, cart_id=head.id, code=code)
     return present(await _finish(tx, cache, owner, head, now, coupon_code=code, keep_coupon=False))
+
+
+async def _coupon_refusal(
+    session: AsyncSession,
+    terms: CouponTerms,
+    cart: PricedItems,
+    *,
+    user_id: str | None,
+    now: datetime,
+) -> str | None:
+    """Why the coupon cannot be put on this cart now, for this user if one is known; None if
+    it can."""
+    priced = price_cart(cart.items, cart.products, coupon_code=None, coupon=None, now=now)
+    problem = coupon_problem(terms, subtotal=priced.subtotal, currency=priced.currency, now=now)
+    if problem is not None:
+        return problem
+    if user_id is not None and terms.max_uses_per_user is not None:
+        held = await coupons.held_by_user(session, coupon_id=terms.id, user_id=user_id)
+        if held >= terms.max_uses_per_user:
+            return "you have used this coupon as often as it allows"
+    return None
 
 
 async def remove_coupon(
@@ -230,7 +252,8 @@ async def merge(
 
     Quantities of the same item add up to the per-line limit; a merge that would hold more
     different items than a cart may, or items in two currencies (as an addition would), is
-    refused (409), and both carts stay as they were."""
+    refused (409), and both carts stay as they were. The user's coupon wins; the anonymous
+    cart's comes along only if the user could apply it to the merged cart now."""
     now, session = _now(), tx.session
     anonymous = CartOwner.of_token(token)
     assert anonymous.anonymous_key is not None
@@ -244,7 +267,16 @@ async def merge(
     moved = await carts.merge_items(
         session, source_id=source.id, target_id=head.id, max_quantity=rules.max_line_quantity
     )
-    coupon_code = head.coupon_code or source.coupon_code
+    coupon_code = head.coupon_code
+    if coupon_code is None and source.coupon_code is not None:
+        # It was checked for nobody in particular, maybe long ago: shown as applied, a coupon
+        # the user has used up, or one expired or withdrawn since, would only fail checkout.
+        terms = await coupons.terms(session, source.coupon_code)
+        if terms is not None:
+            merged_items = await carts.priced_items(session, head.id)
+            refusal = await _coupon_refusal(session, terms, merged_items, user_id=user_id, now=now)
+            if refusal is None:
+                coupon_code = source.coupon_code
     if coupon_code != head.coupon_code:
         await carts.set_coupon(session, cart_id=head.id, code=coupon_code)
     await carts.delete_cart(session, source.id)

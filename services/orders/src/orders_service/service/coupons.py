@@ -1,7 +1,9 @@
-"""Coupons, as an admin defines them. Their redemption is part of checkout (checkout.py)."""
+"""Coupons, as an admin defines them, and the uses cancelled orders give back. Their
+redemption is part of checkout (checkout.py)."""
 
 from __future__ import annotations
 
+import logging
 import re
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,6 +13,9 @@ from orders_service import errors
 from orders_service.repository import coupons
 from orders_service.schemas import COUPON_CODE_PATTERN, CouponCreate, CouponList, CouponPublic
 from orders_service.service.paging import decode_cursor, encode_cursor
+from orders_service.session import after_commit
+
+log = logging.getLogger(__name__)
 
 
 async def create_coupon(*, session: AsyncSession, data: CouponCreate) -> CouponPublic:
@@ -46,3 +51,27 @@ async def deactivate_coupon(*, session: AsyncSession, code: str) -> CouponPublic
     if coupon is None:
         raise errors.CouponNotFoundError(f"no coupon {code.upper()}")
     return CouponPublic.model_validate(coupon)
+
+
+async def give_back_uses(*, session: AsyncSession) -> int:
+    """Give the coupons back the uses of cancelled orders, in a short transaction of its own
+    (`session` must not be in one); returns how many went back."""
+    async with session.begin():
+        return await coupons.give_back_uses(session)
+
+
+def give_back_uses_after_commit(session: AsyncSession) -> None:
+    """Once this transaction commits, give back the coupon uses it released (once per
+    transaction: one give-back returns every use due). Should that fail, or the process stop
+    first, housekeeping gives them back (jobs.py); until then the coupon counts them as taken,
+    which can refuse a checkout for a while but never lets one over the limit."""
+
+    async def give_back() -> None:
+        try:
+            await give_back_uses(session=session)
+        except Exception:
+            # The cancellation is committed: failing its request or batch now would only
+            # mislead. The uses stay due, and housekeeping gives them back.
+            log.warning("coupon uses not given back yet", exc_info=True)
+
+    after_commit(session, give_back, key="coupon-give-back")

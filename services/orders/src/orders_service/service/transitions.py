@@ -33,6 +33,7 @@ from contracts import Envelope, Event
 from orders_service.models import messaging
 from orders_service.repository import coupons, orders
 from orders_service.repository.orders import LockedOrder, StatusChange
+from orders_service.service import coupons as coupon_service
 from orders_service.state import as_status, can_transition, payment_status_after
 
 log = logging.getLogger(__name__)
@@ -132,9 +133,12 @@ async def transition(
         )
     elif target == "CANCELLED":
         assert cancel_reason is not None
-        if order.coupon_code is not None:
-            # The coupon use goes back exactly once: this transition happens once per order.
-            await coupons.release(session, order_id=order.id, now=now)
+        if order.coupon_code is not None and await coupons.release(
+            session, order_id=order.id, now=now
+        ):
+            # Released once (this transition happens once per order); the use goes back to
+            # the coupon after the commit, so this transaction never locks the coupon row.
+            coupon_service.give_back_uses_after_commit(session)
         events.append(
             OrderCancelled(
                 order_id=order.id,
