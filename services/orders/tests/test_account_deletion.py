@@ -1,15 +1,27 @@
 """A deleted account (`UserDeletionRequested` on users.events): the user's orders keep what
 accounting needs and lose what identifies the person; their cart is gone, in PostgreSQL and in
-the Redis copy; a redelivery or a re-emission changes nothing; other users are untouched."""
+the Redis copy; a redelivery or a re-emission changes nothing; other users are untouched. The
+timeline, a consumer group of its own that may lag, never keeps their personal fields either."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from contracts.events.orders import OrderCancellationRequested, OrderCancelled
+from contracts.events.orders import (
+    OrderCancellationRequested,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderPlaced,
+)
 from contracts.events.users import UserDeletionRequested, UserProfileUpdated
+from orders_service.service.timeline import TimelineStore
+from shopkit.app import sessionmaker_of
+from sqlalchemy import text
 
 from contracts import Envelope, Event, new_id
 
@@ -295,3 +307,171 @@ async def test_an_unknown_user_is_a_no_op(harness: Harness) -> None:
     assert (await harness.client.get("/api/cart", headers=kept["headers"])).json()[
         "item_count"
     ] == 3
+
+
+# ----------------------------------------------------------------- the timeline's backlog
+
+
+async def _ordered_with_ip(harness: Harness, headers: dict[str, str]) -> list[Envelope[Event]]:
+    """A CONFIRMED order placed from `IP`: its OrderPlaced and OrderConfirmed."""
+    product = await harness.product(price=3100)
+    await harness.fill_cart(headers, (product, 1))
+    response = await harness.checkout(
+        {**headers, "X-Forwarded-For": IP}, harness.checkout_body([(product.sku, 1)])
+    )
+    assert response.status_code == 202, response.text
+    order = response.json()
+    await harness.authorize(order, await harness.reserve(order))
+    await harness.wait_status(order["id"], headers, "CONFIRMED")
+    placed = await harness.watcher.wait_for(order["id"], OrderPlaced)
+    confirmed = await harness.watcher.wait_for(order["id"], OrderConfirmed)
+    events: list[Envelope[Event]] = [placed[0], confirmed[0]]
+    assert placed[0].data.customer_ip == IP
+    return events
+
+
+def _still_in_backlog(envelope: Envelope[Event]) -> Envelope[Event]:
+    """`envelope` as the timeline consumer would meet it later, lagging behind: the running
+    consumer recorded the original already, so the copy carries an id of its own."""
+    return replace(envelope, id=new_id())
+
+
+def _without(envelope: Envelope[Event], *fields: str) -> dict[str, Any]:
+    data: dict[str, Any] = envelope.data.model_dump(mode="json")
+    return {key: value for key, value in data.items() if key not in fields}
+
+
+async def _recorded(harness: Harness, envelope: Envelope[Event]) -> dict[str, Any] | None:
+    value = await harness.scalar(
+        "SELECT data FROM timeline_events WHERE event_id = :id", id=envelope.id
+    )
+    if value is None:
+        return None
+    found: dict[str, Any] = value if isinstance(value, dict) else json.loads(value)
+    return found
+
+
+async def _record_batch(harness: Harness, envelopes: Sequence[Envelope[Event]]) -> None:
+    """Record `envelopes` as one consumed batch of the timeline consumer: its store's unit of
+    work, committed once."""
+    async with TimelineStore(sessionmaker_of(harness.app)).transaction() as batch:
+        for envelope in envelopes:
+            batch.record(envelope)
+        await batch.commit()
+
+
+async def test_the_timeline_records_an_erased_accounts_late_events_without_its_data(
+    harness: Harness,
+) -> None:
+    """The erasure ran while the order's OrderPlaced and OrderConfirmed still waited in the
+    timeline consumer's backlog: they arrive afterwards, and are stored without the address
+    and the IP (everything else of them stays)."""
+    headers = harness.user()
+    events = await _ordered_with_ip(harness, headers)
+    deletion = _deletion(harness.user_id(headers))
+    await harness.bus.send(deletion)
+    await _handled(harness, deletion)
+
+    late = [await harness.bus.send(_still_in_backlog(event)) for event in events]
+
+    async def stored() -> list[dict[str, Any]] | None:
+        rows = [await _recorded(harness, envelope) for envelope in late]
+        return None if None in rows else [row for row in rows if row is not None]
+
+    rows = await harness.until(stored)
+    for envelope, data in zip(late, rows, strict=True):
+        assert data == _without(envelope, "shipping_address", "customer_ip"), envelope.type
+        assert not any(value in json.dumps(data, ensure_ascii=False) for value in (*PERSONAL, IP))
+
+
+async def test_other_users_in_the_same_timeline_batch_keep_their_data(harness: Harness) -> None:
+    """One batch of the timeline with an erased account's events and another user's: only the
+    erased account's rows lose their personal fields."""
+    gone, kept = harness.user(), harness.user()
+    gone_events = await _ordered_with_ip(harness, gone)
+    kept_events = await _ordered_with_ip(harness, kept)
+    deletion = _deletion(harness.user_id(gone))
+    await harness.bus.send(deletion)
+    await _handled(harness, deletion)
+
+    gone_late = [_still_in_backlog(event) for event in gone_events]
+    kept_late = [_still_in_backlog(event) for event in kept_events]
+    await _record_batch(harness, [gone_late[0], kept_late[0], gone_late[1], kept_late[1]])
+
+    for envelope in gone_late:
+        data = await _recorded(harness, envelope)
+        assert data == _without(envelope, "shipping_address", "customer_ip"), envelope.type
+    for envelope in kept_late:
+        data = await _recorded(harness, envelope)
+        assert data == _without(envelope), envelope.type
+        assert data["shipping_address"]["recipient"] == "Maria Silva"
+    assert (await _recorded(harness, kept_late[0]) or {})["customer_ip"] == IP
+
+
+async def test_an_erasure_waits_for_a_timeline_batch_holding_the_user(harness: Harness) -> None:
+    """A timeline batch with the user's OrderPlaced is still open (its insert waits for another
+    transaction writing the same event, as a second consumer in a rebalance would) when the
+    erasure runs: the erasure waits for the batch to commit, then scrubs what it stored."""
+    headers = harness.user()
+    placed, _ = await _ordered_with_ip(harness, headers)
+    late = _still_in_backlog(placed)
+    redelivered = Envelope(
+        data=UserProfileUpdated(user_id=new_id(), name="Ana", updated_at=datetime.now(UTC))
+    )
+    async with harness.engine.connect() as other:
+        await other.execute(
+            text(
+                "INSERT INTO timeline_events"
+                " (event_id, correlation_id, subject, type, source, topic, time, data)"
+                " VALUES (:id, :correlation_id, :subject, :type, :source, :topic, now(), '{}')"
+            ),
+            {
+                "id": redelivered.id,
+                "correlation_id": redelivered.correlation_id,
+                "subject": redelivered.subject,
+                "type": redelivered.type,
+                "source": redelivered.source,
+                "topic": redelivered.topic,
+            },
+        )
+        batch = asyncio.create_task(_record_batch(harness, [late, redelivered]))
+
+        async def batch_waits() -> bool:
+            waiting = await harness.scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO timeline_events%'"
+            )
+            return bool(waiting)
+
+        await harness.until(batch_waits)
+        deletion = _deletion(harness.user_id(headers))
+        await harness.bus.send(deletion)
+
+        async def erasure_handled() -> bool:
+            count = await harness.scalar(
+                "SELECT count(*) FROM inbox WHERE event_id = :id", id=deletion.id
+            )
+            return bool(count)
+
+        async def erasure_waits() -> bool:
+            # Queued on a user's lock (the two-key kind: the coupons' turn is a one-key lock).
+            waiting = await harness.scalar(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND objsubid = 2"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+            return bool(waiting)
+
+        async def erasure_done_or_waiting() -> bool:
+            return await erasure_handled() or await erasure_waits()
+
+        await harness.until(erasure_done_or_waiting)
+        assert not await erasure_handled(), "the erasure ran while the batch was open"
+        assert not batch.done()
+        # Let the batch go: the other transaction gives up its copy of the event.
+        await other.rollback()
+        await asyncio.wait_for(batch, timeout=30)
+
+    await _handled(harness, deletion)
+    data = await _recorded(harness, late)
+    assert data == _without(late, "shipping_address", "customer_ip")

@@ -1,4 +1,5 @@
-"""Tables of the orders database: the catalog projection, carts, coupons, orders and timeline."""
+"""Tables of the orders database: the catalog projection, carts, coupons, orders, timeline and
+erased accounts."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from shopkit.db import service_metadata
+from shopkit.erasure import ErasedUserColumns
 from shopkit.messaging import messaging_tables
 from sqlalchemy import (
     BigInteger,
@@ -283,3 +285,8 @@ class TimelineEvent(Base):
     time: Mapped[datetime] = mapped_column(Timestamp)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB)
     recorded_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now(), index=True)
+
+
+class ErasedUser(ErasedUserColumns, Base):
+    """An account deleted (UserDeletionRequested): the timeline records its events arriving
+    later without their personal fields (`repository.erasure.ERASURES`)."""

@@ -8,12 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from shopkit.db import table_of
+from shopkit.erasure import ErasureGuard
 from sqlalchemy import Text, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB, array
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service.models import (
     Cart,
+    ErasedUser,
     IdempotencyKey,
     Order,
     OrderStatusChange,
@@ -25,6 +27,10 @@ _carts = table_of(Cart)
 _history = table_of(OrderStatusChange)
 _idempotency = table_of(IdempotencyKey)
 _timeline = table_of(TimelineEvent)
+
+ERASURES = ErasureGuard(ErasedUser, lock_space=0x4F5244)  # "ORD"
+"""`ERASURES.hold_many(session, user_ids)` before the timeline stores a batch's personal fields
+(see `shopkit.erasure`); `ERASURES.remember` when the account is deleted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +107,9 @@ async def scrub_timeline(
     session: AsyncSession, *, user_id: str, order_ids: Sequence[str], keys: Sequence[str]
 ) -> None:
     """Drop `keys` from the recorded data of the user's events: those keyed by the user
-    (users, auth, notifications) or by one of their orders (the order events)."""
+    (users, auth, notifications) or by one of their orders (the order events). The timeline
+    stores the events it records after the erasure the same way
+    (`service.timeline.without_personal_fields`)."""
     subjects = [user_id, *order_ids]
     await session.execute(
         update(_timeline)

@@ -4,7 +4,9 @@ Orders are accounting records: ids, lines, amounts, coupon, statuses, history an
 references stay (tax and refunds need them, and `user_id` is an opaque id). What identifies the
 person goes: the recipient and street of the address snapshot, the IP the order came from, the
 notes they typed when cancelling, the cart, the checkout responses kept for Idempotency-Key
-retries, and the same fields in the timeline's copies of their events.
+retries, and the same fields in the timeline's copies of their events. The account is
+recorded as erased first: its events the timeline records later keep none of these fields
+(`repository.erasure.ERASURES`).
 
 Every step is a no-op the second time (orders carry `anonymised_at`, the rest is deleted or
 replaced by constants), so a redelivered or re-emitted deletion changes nothing, and a user
@@ -21,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service.cache import CartCache, CartOwner
 from orders_service.repository import erasure, orders
+from orders_service.service.timeline import PERSONAL_EVENT_FIELDS
 from orders_service.service.transitions import Cause, Emit, cancel_or_request
 from orders_service.state import CUSTOMER_CANCELLABLE, as_status
 
@@ -29,19 +32,6 @@ ACCOUNT_DELETED: Final = "account_deleted"
 
 CANCEL_NOTE: Final = "customer_request"
 """What a customer's own cancellation note becomes: the reason recorded when there is none."""
-
-PERSONAL_EVENT_FIELDS: Final = (
-    "shipping_address",  # OrderPlaced, OrderConfirmed
-    "customer_ip",  # OrderPlaced
-    "reason",  # OrderStatusChanged: may be the customer's cancellation note
-    "name",  # UserRegistered, UserProfileUpdated
-    "email",  # UserRegistered, PasswordResetRequested
-    "phone",  # UserProfileUpdated, UserPreferencesChanged
-    "reset_token",  # PasswordResetRequested
-)
-"""Top-level fields of the timeline's recorded events that identify the user. The timeline no
-longer keeps the payloads of auth and users events (name, email, phone, reset_token), but rows
-recorded before that stay for `timeline_retention_days`: the keys stay here until then."""
 
 TOMBSTONE_SECONDS: Final = 300
 """How long the empty copy of a deleted cart stays in Redis: longer than any read in flight."""
@@ -53,6 +43,9 @@ async def forget_user(
     """Cancel what the user can no longer receive, anonymise their orders and delete their
     cart; returns how many orders were anonymised."""
     now = datetime.now(UTC)
+    # First, committed on its own: a timeline batch holding the user is waited for (and is
+    # scrubbed below), one after it stores the user's events without their personal fields.
+    await erasure.ERASURES.remember(session, user_id, now)
     to_anonymise = await erasure.orders_to_anonymise(session, user_id)
     for order in to_anonymise:
         await _stop_fulfilment(session, emit, order.id, cause)

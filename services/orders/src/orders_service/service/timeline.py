@@ -9,6 +9,11 @@ phones) keep only their envelope: type, source, time, subject, correlation and c
 It sees every event of the platform, so it is built for volume: instead of the inbox table
 plus one insert per event, each consumed batch becomes a single multi-row insert whose primary
 key (the event id) drops redeliveries. The effect is the same exactly-once projection.
+
+A deleted account's events may still be in this consumer's backlog when its erasure runs (that
+is another consumer group): a batch holds the users whose personal fields it carries until it
+commits (`repository.erasure.ERASURES`), so an erasure waits for it and then scrubs what it
+stored, and a batch after the erasure stores them without those fields.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts import REGISTRY, Envelope, Event, topics
 from orders_service.repository import timeline
+from orders_service.repository.erasure import ERASURES
 
 SAGA_TOPICS: Final = frozenset({topics.ORDERS, topics.INVENTORY, topics.PAYMENTS, topics.SHIPPING})
 """Topics whose payloads the timeline keeps: the steps of the order's saga."""
@@ -29,6 +35,21 @@ SAGA_TOPICS: Final = frozenset({topics.ORDERS, topics.INVENTORY, topics.PAYMENTS
 SECRET_FIELDS: Final = frozenset({"client_secret", "redirect_url", "reset_token"})
 """Fields removed at any depth of a kept payload: each lets its holder act for someone
 (`NextAction` of PaymentActionRequired; `reset_token` should a saga event ever carry one)."""
+
+PERSONAL_EVENT_FIELDS: Final = (
+    "shipping_address",  # OrderPlaced, OrderConfirmed
+    "customer_ip",  # OrderPlaced
+    "reason",  # OrderStatusChanged: may be the customer's cancellation note
+    "name",  # UserRegistered, UserProfileUpdated
+    "email",  # UserRegistered, PasswordResetRequested
+    "phone",  # UserProfileUpdated, UserPreferencesChanged
+    "reset_token",  # PasswordResetRequested
+)
+"""Top-level fields of the timeline's recorded events that identify the user: a deleted
+account's rows lose them (`service.erasure`), and its events recorded later never store them.
+The timeline no longer keeps the payloads of auth and users events (name, email, phone,
+reset_token), but rows recorded before that stay for `timeline_retention_days`: the keys stay
+here until then."""
 
 
 def recorded_data(event: Event) -> dict[str, Any]:
@@ -47,6 +68,22 @@ def _without_secrets(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_secrets(item) for item in value]
     return value
+
+
+def without_personal_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` as an erased account's row keeps it: what `repository.erasure.scrub_timeline`
+    leaves of a stored row (`data - PERSONAL_EVENT_FIELDS`, top-level keys only)."""
+    return {key: value for key, value in data.items() if key not in PERSONAL_EVENT_FIELDS}
+
+
+def _personal_data_owner(data: dict[str, Any]) -> str | None:
+    """The user whose personal fields `data` carries, if any. The saga's events name their user;
+    a row without one is never scrubbed (`scrub_timeline` matches `user_id`), so it needs no
+    hold either."""
+    if not any(key in data for key in PERSONAL_EVENT_FIELDS):
+        return None
+    user_id = data.get("user_id")
+    return user_id if isinstance(user_id, str) else None
 
 
 class TimelineBatch:
@@ -78,7 +115,21 @@ class TimelineBatch:
         )
 
     async def commit(self) -> None:
-        await timeline.add(self.session, self.rows)
+        rows = self.rows
+        owners = {owner for row in rows if (owner := _personal_data_owner(row["data"]))}
+        if owners:
+            # Once per batch, on the hot path of every checkout (each OrderPlaced carries an
+            # address): the locks last until the commit below, so an erasure of one of these
+            # users waits for it and then scrubs these rows; one that ran before shows here.
+            erased = await ERASURES.hold_many(self.session, owners)
+            if erased:
+                rows = [
+                    {**row, "data": without_personal_fields(row["data"])}
+                    if _personal_data_owner(row["data"]) in erased
+                    else row
+                    for row in rows
+                ]
+        await timeline.add(self.session, rows)
         await self.session.commit()
 
 
