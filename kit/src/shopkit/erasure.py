@@ -14,7 +14,11 @@ table of erased accounts (a model with `user_id` and `erased_at`) and an `Erasur
 
 A holder either sees the record, or commits before it is written and so before the scrub reads.
 The erasure must not run in a transaction that holds the user (it would wait for itself): its
-handler belongs to a consumer group of its own.
+handler belongs to a consumer group of its own. Nor can it wait without end: its own transaction
+may hold rows (the scrub of an earlier account of its batch) that a holder waits for, a cycle
+PostgreSQL cannot see (one side waits in Python, on another connection). `remember` gives up
+after `wait_seconds` with a transient error; the consumer then applies the batch one message at
+a time, and alone the erasure holds nothing before it records the account.
 """
 
 from __future__ import annotations
@@ -52,10 +56,13 @@ def create_erased_users_table() -> None:
 
 
 class ErasureGuard:
-    def __init__(self, model: Any, *, lock_space: int) -> None:
+    def __init__(self, model: Any, *, lock_space: int, wait_seconds: float = 10.0) -> None:
         """`model`: the service's erased-accounts model (`user_id` primary key, `erased_at`);
-        `lock_space`: the first key of the two-key advisory locks, unique to the service."""
+        `lock_space`: the first key of the two-key advisory locks, unique to the service;
+        `wait_seconds`: how long `remember` waits for the transactions holding the user."""
         self._model = model
+        # SET cannot take a bound parameter; the value is a number formatted here.
+        self._wait = text(f"SET LOCAL lock_timeout = '{int(wait_seconds * 1000)}ms'")
         self._hold = text(
             "SELECT pg_advisory_xact_lock_shared(:space, hashtext(:user_id))"
         ).bindparams(space=lock_space)
@@ -102,10 +109,12 @@ class ErasureGuard:
 
     async def remember(self, session: AsyncSession, user_id: str, now: datetime) -> None:
         """Record the account as erased, in a transaction of its own on `session`'s engine,
-        committed when this returns: the caller scrubs after it, in `session`."""
+        committed when this returns: the caller scrubs after it, in `session`. Raises a
+        transient error (lock not available) when the holders keep it waiting too long."""
         engine = session.bind
         assert isinstance(engine, AsyncEngine), "an engine-bound session can open another"
         async with engine.begin() as connection:
+            await connection.execute(self._wait)
             await connection.execute(self._take, {"user_id": user_id})
             await connection.execute(
                 insert(self._model)

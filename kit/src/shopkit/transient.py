@@ -13,6 +13,7 @@ _TRANSIENT_NAMES = frozenset(
         "ConnectionDoesNotExistError",
         "InterfaceError",
         "DeadlockDetectedError",
+        "LockNotAvailableError",  # lock_timeout: a wait given up, as a deadlock victim
         "SerializationError",
         "AdminShutdownError",
         "QueryCanceledError",
