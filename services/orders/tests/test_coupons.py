@@ -9,7 +9,9 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from contracts.events.payments import PaymentFailed
+from orders_service import jobs
 from orders_service.consumers import saga_handlers
 from orders_service.models import messaging
 from orders_service.service import coupons as coupon_service
@@ -460,3 +462,39 @@ async def test_coupon_list_is_paginated(harness: Harness) -> None:
             404,
             "invalid-cursor",
         )
+
+
+async def test_a_failing_give_back_does_not_cost_housekeeping_its_purge(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Housekeeping gives back the uses left due before it purges expired carts, old
+    idempotency keys and timeline rows; a give-back that fails must not skip the purge."""
+
+    async def failing_give_back(*, session: AsyncSession) -> int:
+        raise RuntimeError("the coupons cannot take a use back now")
+
+    monkeypatch.setattr(jobs.coupon_service, "give_back_uses", failing_give_back)
+    cart_id, long_ago = new_id(), datetime.now(UTC) - timedelta(days=2)
+    async with sessionmaker_of(harness.app)() as session, session.begin():
+        await session.execute(
+            text(
+                "INSERT INTO carts (id, anonymous_key, version, created_at, updated_at,"
+                " expires_at) VALUES (:id, :key, 1, :at, :at, :at)"
+            ),
+            {"id": cart_id, "key": f"expired-{cart_id}", "at": long_ago},
+        )
+
+    async def purged() -> bool:
+        async with sessionmaker_of(harness.app)() as session:
+            found = await session.scalar(
+                text("SELECT 1 FROM carts WHERE id = :id"), {"id": cart_id}
+            )
+        return found is None
+
+    stop = asyncio.Event()
+    rounds = asyncio.create_task(jobs.housekeeping(harness.app, stop))
+    try:
+        assert await harness.until(purged)
+    finally:
+        stop.set()
+        await rounds
