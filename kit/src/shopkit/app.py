@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -34,6 +34,7 @@ from shopkit.metrics import metrics_endpoint
 from shopkit.mongo import MongoClient, create_client
 from shopkit.openapi import install_problem_openapi
 from shopkit.problems import install_problem_handlers
+from shopkit.query_strings import refuse_repeated_query_values
 from shopkit.relay import OutboxRelay, RelayConfig, asyncpg_dsn
 from shopkit.security import TokenVerifier
 from shopkit.settings import ServiceSettings
@@ -126,6 +127,7 @@ def create_service(
         # sees, which behind the gateway is the service's own address: clients were sent to
         # an internal URL. The paths are the documented ones; anything else is a 404 problem.
         redirect_slashes=False,
+        dependencies=[Depends(refuse_repeated_query_values)],
     )
     install_problem_handlers(app)
     install_problem_openapi(app)
