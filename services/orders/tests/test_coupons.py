@@ -232,23 +232,16 @@ async def test_per_user_limit_holds_under_concurrent_checkouts(harness: Harness)
 
 
 async def test_cancelling_an_order_gives_the_coupon_use_back(harness: Harness) -> None:
-    coupon = await _coupon(harness, max_uses=1)
-    product = await harness.product(price=5000)
-    first, second = harness.user(), harness.user()
-    for user in (first, second):
-        await harness.fill_cart(user, (product, 1))
-        await harness.client.post("/api/cart/coupon", headers=user, json={"code": coupon["code"]})
-    body = harness.checkout_body([(product.sku, 1)])
-    order = (await harness.checkout(first, body)).json()
-    assert_problem(await harness.checkout(second, body), 409, "coupon-invalid")
+    coupon, order, second, body = await _order_with_a_limited_coupon(harness)
+    first = harness.tokens.headers(order["user_id"])
 
     cancelled = await harness.client.post(f"/api/orders/{order['id']}/cancel", headers=first)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELLED"
-    assert await harness.scalar("SELECT uses FROM coupons WHERE code = :c", c=coupon["code"]) == 0
+    assert await _uses(harness, coupon) == 0
 
     again = await harness.checkout(second, body)
     assert again.status_code == 202 and again.json()["discount"] == 500
-    assert await harness.scalar("SELECT uses FROM coupons WHERE code = :c", c=coupon["code"]) == 1
+    assert await _uses(harness, coupon) == 1
 
 
 async def _uses(harness: Harness, coupon: dict[str, Any]) -> int:
