@@ -22,8 +22,9 @@ from fastapi.routing import APIRoute
 
 _MANY = (list, tuple, set, frozenset, Sequence, AbstractSet)
 
-_SINGLE_VALUED: dict[int, frozenset[str]] = {}
-"""Per route (by identity): the query parameters that take one value."""
+_SINGLE_VALUED = "_shop_single_valued_query"
+"""Attribute of a route: the query parameters that take one value, worked out on its first
+request (kept on the route itself: routes compare by value and cannot key a cache)."""
 
 
 def _takes_many(annotation: Any) -> bool:
@@ -44,14 +45,14 @@ def _query_fields(dependant: Dependant) -> Iterator[Any]:
 
 
 def _single_valued(route: APIRoute) -> frozenset[str]:
-    names = _SINGLE_VALUED.get(id(route))
+    names: frozenset[str] | None = getattr(route, _SINGLE_VALUED, None)
     if names is None:
         names = frozenset(
             field.alias
             for field in _query_fields(route.dependant)
             if not _takes_many(field.field_info.annotation)
         )
-        _SINGLE_VALUED[id(route)] = names
+        setattr(route, _SINGLE_VALUED, names)
     return names
 
 
