@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 
+from catalog_service.schemas import RESERVED_SLUGS, SLUG_PATTERN
 from contracts.events.catalog import (
     PriceChanged,
     ProductCreated,
@@ -238,3 +240,58 @@ async def test_a_long_list_attribute_is_stored_or_refused_never_a_server_error(
             headers=admin,
         )
         assert patched.status_code == 200, (key, patched.text)
+
+
+async def _reachable_by_slug(catalog: Running, product: dict[str, object]) -> None:
+    slug = str(product["slug"])
+    assert re.fullmatch(SLUG_PATTERN, slug), slug
+    assert len(slug) <= 120
+    response = await catalog.client.get(f"/api/products/{slug}")
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == product["id"]
+
+
+async def test_a_taken_name_slug_near_the_length_limit_gets_a_valid_one(catalog: Running) -> None:
+    # The name's slug is 119 characters: with a hyphen and the sku appended and then cut to
+    # 120, it used to end in a hyphen, be stored anyway, and be unreachable by slug.
+    name = new_id()[-8:] + "a" * 111 + " b"
+    first = await create_product(catalog, name=name)
+    assert len(first["slug"]) == 119
+    second = await create_product(catalog, name=name)
+    assert second["slug"] != first["slug"]
+    for product in (first, second):
+        await _reachable_by_slug(catalog, product)
+
+
+async def test_a_taken_name_slug_at_the_length_limit_is_no_conflict(catalog: Running) -> None:
+    # The name's slug is cut to 120 characters: the fallback used to be cut back to the very
+    # slug that was taken, a 409 the client (who sent no slug) could do nothing about.
+    name = new_id()[-8:] + "b" * 140
+    created = [await create_product(catalog, name=name) for _ in range(3)]
+    assert len({product["slug"] for product in created}) == 3
+    for product in created:
+        await _reachable_by_slug(catalog, product)
+
+
+async def test_a_name_whose_slug_is_taken_with_the_same_sku_slug_still_gets_one(
+    catalog: Running,
+) -> None:
+    # Two skus with the same slug ("X.1" and "x-1") leave the second product's name-and-sku
+    # slug taken too: it gets another unique tail rather than a 409.
+    tag = new_id()[-8:]
+    name = f"Chaleira {tag}"
+    first = await create_product(catalog, name=name, sku=f"K-{tag}.1")
+    second = await create_product(catalog, name=name, sku=f"k-{tag}-1")
+    third = await create_product(catalog, name=name, sku=f"K.{tag}.1")
+    assert second["slug"] == f"{first['slug']}-k-{tag}-1"
+    assert len({first["slug"], second["slug"], third["slug"]}) == 3
+    for product in (first, second, third):
+        await _reachable_by_slug(catalog, product)
+
+
+async def test_a_name_that_spells_a_route_gets_a_reachable_slug(catalog: Running) -> None:
+    # "trending" names a route under /api/products: as a slug, the product was unreachable.
+    for name in ("Trending", "Search"):
+        created = await create_product(catalog, name=name)
+        assert created["slug"] not in RESERVED_SLUGS
+        await _reachable_by_slug(catalog, created)

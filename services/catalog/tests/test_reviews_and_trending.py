@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from catalog_service.repository import reviews as stored_reviews
+from catalog_service.repository.products import PRODUCTS
 from contracts.events.orders import OrderConfirmed, OrderLine, ShippingAddress, ShippingChoice
 from contracts.events.shipping import ShipmentDelivered
 from contracts.types import utc_now
@@ -119,6 +120,30 @@ async def test_one_review_per_user_and_the_product_keeps_the_average(catalog: Ru
     assert anonymous.status_code == 401
     missing = await review(catalog, {"id": new_id()}, ana, 4)
     assert missing.status_code == 404
+
+
+async def test_a_review_of_a_busy_product_is_stored_and_counted_once_the_product_is_free() -> None:
+    # A catalog of its own, waiting only briefly for a product's lock, so that the review's
+    # recount gives up while this test holds it (as an admin's edit or the relay would).
+    async with running_catalog(lock_wait_seconds=0.3) as catalog:
+        product = await create_product(catalog)
+        ana = new_id()
+        locks = catalog.app.state.catalog.locks
+        async with locks.leases.hold(locks.name(PRODUCTS, product["id"]), wait=10):
+            response = await review(catalog, product, ana, 4)
+            assert response.status_code == 201, response.text
+            stored = await stored_reviews.by_author(catalog.db, ana)
+            assert [doc["_id"] for doc in stored] == [response.json()["id"]]
+            again = await review(catalog, product, ana, 4)
+            assert again.status_code == 409  # a retry finds it stored
+
+        async def rated() -> bool:
+            page = (await catalog.client.get(f"/api/products/{product['id']}")).json()
+            listed = (await catalog.client.get(f"/api/products/{product['id']}/reviews")).json()
+            counted = {"count": 1, "average": 4.0}
+            return bool(page["rating"] == counted and listed["rating"] == counted)
+
+        await eventually(rated, timeout=20, interval=0.2)
 
 
 async def test_verified_purchase_needs_a_delivery_to_that_user(catalog: Running) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 from fastapi import FastAPI
 from shopkit.app import ServiceParts, create_service
@@ -14,8 +15,10 @@ from catalog_service.config import CatalogSettings
 from catalog_service.consumers import CatalogContext, account_handlers, handlers
 from catalog_service.resources import Catalog, RelayWakeups, open_catalog
 from catalog_service.router import router
+from catalog_service.service.reviews import settle_ratings
 
 CACHE_SETTLE_SECONDS = 0.5
+RATING_SETTLE_SECONDS = 1.0
 
 
 async def outbox_relay(app: FastAPI, stop: asyncio.Event) -> None:
@@ -42,6 +45,14 @@ async def cache_invalidations(app: FastAPI, stop: asyncio.Event) -> None:
     await every(stop, CACHE_SETTLE_SECONDS, catalog.cache.settle, name="cache-invalidation")
 
 
+async def rating_recounts(app: FastAPI, stop: asyncio.Event) -> None:
+    """Recount the ratings a review left owed because its product was busy."""
+    catalog: Catalog = app.state.catalog
+    await every(
+        stop, RATING_SETTLE_SECONDS, partial(settle_ratings, catalog), name="rating-recount"
+    )
+
+
 def _inbox(app: FastAPI) -> MongoInbox[CatalogContext]:
     catalog: Catalog = app.state.catalog
     return MongoInbox(
@@ -65,7 +76,7 @@ def build_app(settings: CatalogSettings | None = None) -> FastAPI:
             startup=[open_catalog],
             consumers=[handlers, account_handlers],
             inbox=_inbox,
-            background=[outbox_relay, relay_wakeups, cache_invalidations],
+            background=[outbox_relay, relay_wakeups, cache_invalidations, rating_recounts],
         ),
     )
 

@@ -291,9 +291,7 @@ async def list_reviews(
     "/{id_or_slug}/reviews",
     response_model=ReviewPublic,
     status_code=status.HTTP_201_CREATED,
-    responses=responses(
-        ProductNotFoundError, DuplicateReviewError, ProductBusyError, AccountDeletedError
-    ),
+    responses=responses(ProductNotFoundError, DuplicateReviewError, AccountDeletedError),
 )
 async def add_review(
     id_or_slug: IdOrSlugPath, catalog: CatalogDep, user: CurrentUser, body: ReviewCreate

@@ -24,6 +24,7 @@ MIN_PREFIX = 3
 MAX_PREFIX = 15
 MAX_WORD = 30
 MAX_TERMS = 8
+MAX_SLUG = 120
 
 STOPWORDS = frozenset(
     [
@@ -70,7 +71,7 @@ def words(text: str) -> list[str]:
 
 def slug(text: str) -> str:
     """URL slug of a text: its normalised words (stopwords kept) joined by hyphens."""
-    return "-".join(_WORD.findall(normalise(text)))[:120].strip("-")
+    return "-".join(_WORD.findall(normalise(text)))[:MAX_SLUG].strip("-")
 
 
 def terms(texts: Iterable[str]) -> list[str]:

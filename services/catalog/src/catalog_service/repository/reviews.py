@@ -18,6 +18,9 @@ REVIEWS = "reviews"
 PURCHASES = "purchases"
 ERASED = "erased_accounts"
 """The ids of deleted accounts: a purchase fact arriving after the deletion is not kept."""
+RATINGS_OWED = "ratings_owed"
+"""Products whose rating was not recounted after a review (the product was busy): one mark
+per missed recount, inserted (never updated) so concurrent writers cannot lose one."""
 
 
 async def insert(db: Database, document: Document) -> bool:
@@ -46,6 +49,21 @@ async def rating_of(db: Database, product_id: str) -> tuple[int, int]:
         async for doc in db[REVIEWS].find({"product_id": product_id}, {"rating": 1})
     ]
     return len(ratings), sum(ratings)
+
+
+async def owe_rating(db: Database, *, mark_id: str, product_id: str, at: datetime) -> None:
+    await db[RATINGS_OWED].insert_one({"_id": mark_id, "product_id": product_id, "at": at})
+
+
+async def owed_ratings(db: Database, *, limit: int) -> list[Document]:
+    """The oldest marks of ratings still owed."""
+    return await db[RATINGS_OWED].find().sort("_id", ASCENDING).limit(limit).to_list()
+
+
+async def ratings_settled(db: Database, mark_ids: Iterable[str]) -> None:
+    ids = list(mark_ids)
+    if ids:
+        await db[RATINGS_OWED].delete_many({"_id": {"$in": ids}})
 
 
 async def mark_verified(db: Database, *, user_id: str, product_ids: Iterable[str]) -> None:

@@ -8,6 +8,7 @@ snapshot first, so a projection that applies "newer versions only" misses nothin
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +33,7 @@ from catalog_service.errors import (
 )
 from catalog_service.repository import categories, products, stored_now
 from catalog_service.resources import Catalog
-from catalog_service.schemas import ProductCreate, ProductPublic, Rating
+from catalog_service.schemas import RESERVED_SLUGS, ProductCreate, ProductPublic, Rating
 from contracts import Envelope, Event, new_id
 
 Document = dict[str, Any]
@@ -143,17 +144,43 @@ def new_document(fields: Document, *, derived: Document, now: datetime) -> Docum
     return with_outbox(doc, Envelope(data=ProductCreated(**_snapshot(doc, now))))
 
 
+SLUG_ATTEMPTS = 5
+"""Random tails tried for a name-derived slug whose name-and-sku form is taken too."""
+
+
+def suffixed_slug(base: str, suffix: str) -> str:
+    """`base-suffix` within `MAX_SLUG` characters. The base is cut before the suffix is added,
+    not the whole after: cut after, a long base lost the suffix (the taken slug again) or kept
+    only its hyphen (a slug no route accepts)."""
+    suffix = suffix[: search.MAX_SLUG].strip("-")
+    head = base[: max(search.MAX_SLUG - len(suffix) - 1, 0)].rstrip("-")
+    return f"{head}-{suffix}" if head else suffix
+
+
 async def _free_slug(
     catalog: Catalog, slug: str, *, explicit: bool, sku: str, own_id: str | None
 ) -> str:
-    holder = await products.id_of_slug(catalog.db, slug)
-    if holder is None or holder == own_id:
+    """`slug` if no other product has it. Only a slug the client chose is refused when taken: a
+    slug derived from the name gets the sku's slug appended instead, then a random tail (two
+    skus may share a slug, "X.1" and "x-1"), since a 409 would leave the client nothing to
+    change."""
+    if await _slug_free(catalog, slug, own_id=own_id):
         return slug
     if explicit:
         raise DuplicateSlugError(f"slug {slug!r} is taken by another product")
-    return await _free_slug(
-        catalog, f"{slug}-{slugify(sku)}"[:120], explicit=True, sku=sku, own_id=own_id
-    )
+    for suffix in [slugify(sku), *(secrets.token_hex(4) for _ in range(SLUG_ATTEMPTS))]:
+        candidate = suffixed_slug(slug, suffix)
+        if await _slug_free(catalog, candidate, own_id=own_id):
+            return candidate
+    raise DuplicateSlugError(f"no free slug found for {slug!r}")
+
+
+async def _slug_free(catalog: Catalog, slug: str, *, own_id: str | None) -> bool:
+    # A reserved word names a route: a product holding it could not be reached by slug.
+    if slug in RESERVED_SLUGS:
+        return False
+    holder = await products.id_of_slug(catalog.db, slug)
+    return holder is None or holder == own_id
 
 
 async def create_product(catalog: Catalog, *, data: ProductCreate) -> ProductPublic:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
+import logging
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -34,6 +34,8 @@ from catalog_service.service.products import resolve_product
 from contracts import new_id
 
 Document = dict[str, Any]
+
+log = logging.getLogger(__name__)
 
 
 def to_public(doc: Document) -> ReviewPublic:
@@ -86,13 +88,25 @@ async def add_review(
     # the deletion list the user's reviews: after all our writes.
     if await reviews.is_erased(catalog.db, author.user_id):
         await reviews.delete_unless_detached(catalog.db, doc["_id"], user_id=author.user_id)
-        # Another review's recount may have counted this one meanwhile; should the product be
-        # busy, the next recount drops it.
-        with contextlib.suppress(ProductBusyError):
-            await refresh_rating(catalog, product_id=product["_id"])
+        # Another review's recount may have counted this one meanwhile.
+        await _refresh_or_owe(catalog, product_id=product["_id"])
         raise AccountDeletedError("this account has been deleted; it can no longer write reviews")
-    await refresh_rating(catalog, product_id=product["_id"])
+    await _refresh_or_owe(catalog, product_id=product["_id"])
     return to_public(doc)
+
+
+async def _refresh_or_owe(catalog: Catalog, *, product_id: str) -> None:
+    """Recount the product's rating now or, should the product be busy (an admin's edit, the
+    relay), leave the recount owed to `settle_ratings`. The review is stored by then: a 503
+    would make the client retry into "already reviewed", and the rating would wait for the
+    next review."""
+    try:
+        await refresh_rating(catalog, product_id=product_id)
+    except ProductBusyError:
+        await reviews.owe_rating(
+            catalog.db, mark_id=new_id(), product_id=product_id, at=stored_now()
+        )
+        log.info("product busy; its rating recount is owed", extra={"product_id": product_id})
 
 
 async def refresh_rating(catalog: Catalog, *, product_id: str) -> None:
@@ -110,6 +124,25 @@ async def refresh_rating(catalog: Catalog, *, product_id: str) -> None:
     except LockTimeoutError as exc:
         raise ProductBusyError("the product is being changed; its rating will follow") from exc
     await catalog.changed()
+
+
+async def settle_ratings(catalog: Catalog, *, batch: int = 100) -> bool:
+    """Recount the ratings owed (every round of a background job; one query when none is).
+    True when more than one batch was owed.
+
+    A mark goes only after a recount that started after it was read, so that recount counted
+    the review behind it; a mark written meanwhile waits for the next round."""
+    owed = await reviews.owed_ratings(catalog.db, limit=batch + 1)
+    marks: dict[str, list[str]] = {}
+    for mark in owed[:batch]:
+        marks.setdefault(mark["product_id"], []).append(mark["_id"])
+    for product_id, mark_ids in marks.items():
+        try:
+            await refresh_rating(catalog, product_id=product_id)
+        except ProductBusyError:
+            continue  # still busy: its marks stay for the next round
+        await reviews.ratings_settled(catalog.db, mark_ids)
+    return len(owed) > batch
 
 
 async def forget_author(catalog: Catalog, *, user_id: str) -> int:
