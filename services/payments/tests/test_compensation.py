@@ -4,7 +4,10 @@ partial refunds."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from contracts.events.orders import OrderPlaced
 from contracts.events.payments import (
     PaymentAuthorized,
@@ -339,3 +342,163 @@ async def test_a_refund_whose_call_never_left_is_settled_before_the_rest_is_coun
     await asyncio.sleep(1.0)  # a second refund (a bug) would be refused by the provider anyway
     intent = await stack.stripe.intent(captured.provider_payment_id)
     assert intent["latest_charge"]["amount_refunded"] == 10_000
+
+
+async def _our_refund_row(
+    stack: Stack,
+    captured: PaymentCaptured,
+    *,
+    amount: int,
+    status: RefundStatus,
+    request_key: str,
+    reason: str = "damaged item",
+    age: timedelta = timedelta(0),
+) -> Refund:
+    """A refund row of ours as an earlier request left it (its answer lost or misread)."""
+    async with stack.payments.sessionmaker() as session, session.begin():
+        attempt = await repository.get_attempt(session, captured.payment_id)
+        assert attempt is not None
+        row = Refund(
+            id=new_id(),
+            order_id=attempt.order_id,
+            payment_id=attempt.id,
+            amount=amount,
+            currency=attempt.currency,
+            reason=reason,
+            status=status,
+            full=False,
+            request_key=request_key,
+            requested_by=new_id(),
+        )
+        row.idempotency_key = attempt_key(attempt, f"refund:{row.id}")
+        if status == RefundStatus.FAILED:
+            row.failure_message = "There is currently another in-progress request using this key."
+            row.completed_at = datetime.now(UTC)
+        if age:
+            row.created_at = datetime.now(UTC) - age
+        await repository.insert_refund(session, row)
+        return row
+
+
+async def _made_by_provider(stack: Stack, captured: PaymentCaptured, row: Refund) -> str:
+    """The provider makes the refund `row` asked for, under the row's key and metadata (what
+    our request did while its answer was lost or misread); returns the provider's id."""
+    assert row.idempotency_key is not None
+    response = await stack.stripe.http.post(
+        "/v1/refunds",
+        data={
+            "payment_intent": captured.provider_payment_id,
+            "amount": str(row.amount),
+            "metadata[refund_id]": row.id,
+            "metadata[order_id]": row.order_id,
+            "metadata[payment_id]": row.payment_id,
+        },
+        headers={"Idempotency-Key": row.idempotency_key},
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["id"])
+
+
+async def _order_view(stack: Stack, order_id: str) -> dict[str, Any]:
+    response = await stack.client.get(
+        f"/api/payments/orders/{order_id}", headers=admin_headers(stack)
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_a_refund_recorded_as_refused_but_made_by_the_provider_is_counted_once(
+    stack: Stack,
+) -> None:
+    """Stripe answered 409 (the key's first request still running) and the refund was recorded
+    failed while Stripe made it; the provider's refund naming that row was then skipped by
+    every sync, so the money was back with the customer and never counted here."""
+    placed, captured = await captured_order(stack, total=10_000)
+    row = await _our_refund_row(
+        stack, captured, amount=4_000, status=RefundStatus.FAILED, request_key="admin:409"
+    )
+
+    provider_id = await _made_by_provider(stack, captured, row)  # its webhook syncs it
+
+    async def counted() -> dict[str, Any] | None:
+        body = await _order_view(stack, placed.order_id)
+        return body if body["amount_refunded"] == 4_000 else None
+
+    body = await eventually(counted)
+    [refund] = body["refunds"]
+    assert (refund["refund_id"], refund["amount"], refund["status"]) == (row.id, 4_000, "succeeded")
+    assert body["attempts"][0]["status"] == "partially_refunded"
+    async with stack.payments.sessionmaker() as session:
+        stored = await session.get(Refund, row.id)
+        assert stored is not None
+        assert (stored.provider_refund_id, stored.failure_message) == (provider_id, None)
+    published = await stack.events.wait_for(placed.order_id, PaymentRefunded)
+    assert (published.refund_id, published.provider_refund_id) == (row.id, provider_id)
+
+    # The rest is refunded on cancellation: exactly 6,000, the 4,000 counted once.
+    await stack.bus.publish(order_cancelled(placed, "admin_request", "SHIPPED"))
+
+    async def both_published() -> list[PaymentRefunded] | None:
+        found = stack.events.of(placed.order_id, PaymentRefunded)
+        return found if len(found) >= 2 else None
+
+    refunds = sorted(await eventually(both_published), key=lambda r: r.amount)
+    assert [(r.amount, r.full) for r in refunds] == [(4_000, False), (6_000, True)]
+    await asyncio.sleep(1.0)  # a second count of the 4,000 (a bug) would surface here
+    assert len(stack.events.of(placed.order_id, PaymentRefunded)) == 2
+    assert (await _order_view(stack, placed.order_id))["amount_refunded"] == 10_000
+    intent = await stack.stripe.intent(captured.provider_payment_id)
+    assert intent["latest_charge"]["amount_refunded"] == 10_000
+
+
+@pytest.mark.parametrize("retried", [True, False], ids=["same-key-retried", "another-refund"])
+async def test_an_unanswered_refund_past_the_key_window_is_counted_not_sent_again(
+    stack: Stack, retried: bool
+) -> None:
+    """A refund row left pending (its answer lost) for more than a day: Stripe had made it but
+    had forgotten its key, so the admin refund path sending it again made a second refund.
+    Whether the admin retries that refund's key or asks for another refund, what the provider
+    already made is counted first."""
+    placed, captured = await captured_order(stack, total=10_000)
+    key = f"old-{new_id()}"
+    row = await _our_refund_row(
+        stack,
+        captured,
+        amount=3_000,
+        status=RefundStatus.PENDING,
+        request_key=f"admin:{key}",
+        age=timedelta(hours=25),
+    )
+    assert row.idempotency_key is not None
+    async with stack.webhooks_lost():  # nothing has told us yet
+        provider_id = await _made_by_provider(stack, captured, row)
+    await stack.stripe.forget_keys(row.idempotency_key)  # Stripe's 24 hours are over
+
+    url = f"/api/payments/orders/{placed.order_id}/refunds"
+    if retried:
+        response = await stack.client.post(
+            url, json={"amount": 3_000, "reason": "damaged item"}, headers=admin_headers(stack, key)
+        )
+        assert response.status_code == 201, response.text
+        assert (response.json()["refund_id"], response.json()["status"]) == (row.id, "succeeded")
+        expected = 3_000
+    else:
+        response = await stack.client.post(
+            url, json={"amount": 2_000, "reason": "late claim"}, headers=admin_headers(stack, "new")
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["amount"] == 2_000
+        expected = 5_000
+
+    await asyncio.sleep(1.0)  # let webhooks of the calls just made be processed
+    intent = await stack.stripe.intent(captured.provider_payment_id)
+    assert intent["latest_charge"]["amount_refunded"] == expected
+    body = await _order_view(stack, placed.order_id)
+    assert body["amount_refunded"] == expected
+    mine = next(r for r in body["refunds"] if r["refund_id"] == row.id)
+    assert (mine["amount"], mine["status"]) == (3_000, "succeeded")
+    async with stack.payments.sessionmaker() as session:
+        stored = await session.get(Refund, row.id)
+        assert stored is not None
+        assert stored.provider_refund_id == provider_id

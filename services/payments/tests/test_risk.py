@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from contracts.events.payments import (
     PaymentAuthorized,
     PaymentFailed,
@@ -10,14 +13,14 @@ from contracts.events.payments import (
     PaymentVoided,
 )
 from payments_service.config import PaymentsSettings
-from payments_service.provider import CardDetails
+from payments_service.provider import CardDetails, Intent, PaymentProvider, RequestRejected
 from payments_service.risk import RiskEngine, RiskLevel, RiskSubject
 from shopkit.testing import kafka_namespace
 
 from contracts import new_id
 
 from .conftest import Stack
-from .support import BRAZIL, order_placed, stock_reserved
+from .support import BRAZIL, order_cancelled, order_placed, stock_reserved
 
 
 def admin(stack: Stack) -> dict[str, str]:
@@ -209,3 +212,58 @@ async def test_rejecting_a_payment_captured_meanwhile_refunds_it(stack: Stack) -
         True,
         "risk_review_rejected",
     )
+
+
+class _RefusesOneVoid:
+    """The provider, refusing the first cancellation of one intent as Stripe can (the intent
+    busy, or in a state that cannot be cancelled yet), and replaying that refusal to any later
+    request under the same key, as Stripe does with a saved 4xx answer for 24 hours."""
+
+    def __init__(self, provider: PaymentProvider, intent_id: str) -> None:
+        self._provider = provider
+        self._intent_id = intent_id
+        self.refused: set[str] = set()
+        self.keys: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._provider, name)
+
+    async def cancel(self, intent_id: str, *, reason: str | None, idempotency_key: str) -> Intent:
+        if intent_id == self._intent_id:
+            self.keys.append(idempotency_key)
+            if not self.refused or idempotency_key in self.refused:
+                self.refused.add(idempotency_key)
+                raise RequestRejected(
+                    "This PaymentIntent could not be canceled right now.", code="intent_busy"
+                )
+        return await self._provider.cancel(
+            intent_id, reason=reason, idempotency_key=idempotency_key
+        )
+
+
+async def test_a_void_refused_once_is_not_refused_again_by_a_replayed_answer(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every void of an attempt used the same key: after one refusal, the order's cancellation
+    voided nothing (Stripe answered with the saved refusal) and the hold stayed on the card."""
+    placed = order_placed(total=stack.settings.risk_amount_review + 1)
+    await stack.bus.publish(placed, stock_reserved(placed.order_id))
+    authorized = await stack.events.wait_for(placed.order_id, PaymentAuthorized)
+    provider = _RefusesOneVoid(stack.payments.provider, authorized.provider_payment_id)
+    monkeypatch.setattr(stack.payments, "provider", provider)
+
+    rejected = await stack.client.post(
+        f"/api/payments/reviews/{authorized.payment_id}",
+        json={"decision": "reject", "note": "stolen card"},
+        headers=admin(stack),
+    )
+    assert rejected.status_code == 200, rejected.text
+    assert rejected.json()["status"] == "authorized"  # the provider refused this void
+    await stack.bus.publish(order_cancelled(placed, "customer_request"))
+
+    voided = await stack.events.wait_for(placed.order_id, PaymentVoided)
+    assert voided.payment_id == authorized.payment_id
+    intent = await stack.stripe.intent(authorized.provider_payment_id)
+    assert intent["status"] == "canceled"
+    assert len(provider.keys) == 2
+    assert len(set(provider.keys)) == 2

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from contracts.events.payments import (
@@ -19,6 +20,7 @@ from contracts.events.payments import (
     PaymentVoided,
 )
 from payments_service.models import StripeEvent
+from payments_service.provider import Intent, PaymentProvider, ProviderUnavailable
 from payments_service.runtime import build_provider
 from shopkit.testing import eventually
 from sqlalchemy import select
@@ -362,3 +364,73 @@ async def test_an_authorization_already_recorded_is_no_news_and_a_later_cancel_s
     await stack.events.wait_for(placed.order_id, PaymentVoided)
     assert len(stack.events.of(placed.order_id, PaymentVoided)) == 1
     assert len(stack.events.of(placed.order_id, PaymentAuthorized)) == 1
+
+
+class _OutageFor:
+    """The provider, except that reading one intent meets an outage the first `times` times."""
+
+    def __init__(self, provider: PaymentProvider, intent_id: str, *, times: int) -> None:
+        self._provider = provider
+        self._intent_id = intent_id
+        self._times = times
+        self.failures = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._provider, name)
+
+    async def retrieve(self, intent_id: str) -> Intent:
+        if intent_id == self._intent_id and self.failures < self._times:
+            self.failures += 1
+            raise ProviderUnavailable("Request req_outage: 503 Service Unavailable")
+        return await self._provider.retrieve(intent_id)
+
+
+async def _settled(stack: Stack, intent_id: str) -> None:
+    """Until every webhook already sent about the intent has been processed."""
+    await asyncio.sleep(0.5)  # deliveries still on their way
+
+    async def none_waiting() -> bool:
+        async with stack.payments.sessionmaker() as session:
+            waiting = await session.scalar(
+                select(StripeEvent.event_id).where(
+                    StripeEvent.payment_intent_id == intent_id, StripeEvent.processed_at.is_(None)
+                )
+            )
+            return waiting is None
+
+    await eventually(none_waiting)
+
+
+async def test_a_provider_outage_longer_than_the_attempt_limit_never_abandons_an_event(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every failure used to count toward `webhook_max_attempts`: a provider outage of about
+    13 minutes (10 tries, backing off) marked its events `failed` for good, and a refund made
+    on the dashboard was never counted. An outage is retried until the provider is back."""
+    placed, captured = await captured_order(stack, total=7_000)
+    intent_id = captured.provider_payment_id
+    await _settled(stack, intent_id)
+    limit = 2
+    monkeypatch.setattr(stack.payments.settings, "webhook_max_attempts", limit)
+    outage = _OutageFor(stack.payments.provider, intent_id, times=limit + 2)
+    monkeypatch.setattr(stack.payments, "provider", outage)
+    async with stack.webhooks_lost():  # only the event below tells of it (localstripe's own
+        # delivery is scheduled after its answer, so the whole test runs without it)
+        charge = await stack.stripe.refund(intent_id, 2_500)
+        payload = stripe_event(
+            "charge.refunded",
+            {"id": charge["charge"], "object": "charge", "payment_intent": intent_id},
+        )
+
+        receipt = await post(stack, payload)
+
+        async def processed() -> StripeEvent | None:
+            async with stack.payments.sessionmaker() as session:
+                event = await session.get(StripeEvent, receipt["event_id"])
+                return event if event is not None and event.processed_at else None
+
+        event = await eventually(processed, timeout=45)
+    assert (event.outcome, event.attempts) == ("applied", 0)  # not "failed"
+    assert outage.failures == limit + 2
+    refunded = await stack.events.wait_for(placed.order_id, PaymentRefunded)
+    assert (refunded.amount, refunded.reason) == (2_500, "refunded_at_provider")

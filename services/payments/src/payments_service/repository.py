@@ -340,6 +340,24 @@ async def record_call(
     return call
 
 
+async def refused_calls(
+    session: AsyncSession, *, order_id: str, payment_id: str, operation: str
+) -> int:
+    """How many of an attempt's calls of one kind the provider refused (recorded as failed)."""
+    await session.flush()
+    count = await session.scalar(
+        select(func.count())
+        .select_from(ProviderCall)
+        .where(
+            ProviderCall.order_id == order_id,  # indexed
+            ProviderCall.payment_id == payment_id,
+            ProviderCall.operation == operation,
+            ProviderCall.status == CallStatus.FAILED,
+        )
+    )
+    return int(count or 0)
+
+
 async def get_call(session: AsyncSession, key: str) -> ProviderCall | None:
     await session.flush()
     return await session.get(ProviderCall, key, populate_existing=True)

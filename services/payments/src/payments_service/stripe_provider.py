@@ -270,15 +270,40 @@ async def _translated(awaitable: Awaitable[T]) -> T:
         ) from exc
     except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
         raise ProviderUnavailable(str(exc)) from exc
-    except stripe.IdempotencyError as exc:
-        # A reused key with other parameters is a bug here, never a customer problem.
-        raise ProviderError(f"idempotency conflict: {exc}") from exc
-    except stripe.InvalidRequestError as exc:
-        raise RequestRejected(exc.user_message or str(exc), code=exc.code) from exc
-    except stripe.APIError as exc:
-        if exc.http_status is not None and exc.http_status < 500:
-            raise RequestRejected(str(exc), code=exc.code) from exc
-        raise ProviderUnavailable(str(exc)) from exc
+    except stripe.StripeError as exc:
+        if _transient(exc):
+            # Not a refusal: the request may still be (or have been) carried out, so it is
+            # retried under the same key until the provider gives its final answer.
+            raise ProviderUnavailable(str(exc)) from exc
+        if isinstance(exc, stripe.IdempotencyError):
+            # A reused key with other parameters is a bug here, never a customer problem.
+            raise ProviderError(f"idempotency conflict: {exc}") from exc
+        if isinstance(exc, stripe.InvalidRequestError):
+            raise RequestRejected(exc.user_message or str(exc), code=exc.code) from exc
+        if isinstance(exc, stripe.APIError):
+            if exc.http_status is not None and exc.http_status < 500:
+                raise RequestRejected(str(exc), code=_code(exc)) from exc
+            raise ProviderUnavailable(str(exc)) from exc
+        raise
+
+
+def _transient(exc: stripe.StripeError) -> bool:
+    """Stripe's answers that say "not now" rather than "no": a 409 (the same key's first
+    request still running, `idempotency_key_in_use`, or a lock timeout on the object) and any
+    answer carrying `Stripe-Should-Retry: true`. Both may come after the SDK's own retries."""
+    if exc.http_status == 409:
+        return True
+    # The headers are aiohttp's case-insensitive mapping on a real answer, but a plain dict
+    # wherever the error was built by hand; compare the names case-insensitively either way.
+    return any(
+        str(name).lower() == "stripe-should-retry" and str(value).lower() == "true"
+        for name, value in (exc.headers or {}).items()
+    )
+
+
+def _code(exc: stripe.StripeError) -> str | None:
+    """The error's code: the SDK sets `code` only on some error types, but the body has it."""
+    return exc.code or (exc.error.code if exc.error is not None else None)
 
 
 def intent_from(data: Mapping[str, Any]) -> Intent:

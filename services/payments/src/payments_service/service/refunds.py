@@ -46,10 +46,13 @@ async def refund(
     existing = await repository.refund_by_request_key(work.session, attempt.order_id, request_key)
     if existing is not None:
         if existing.status == RefundStatus.PENDING:
-            return await _send(work, attempt, existing)
+            await _reconcile_pending(work, attempt)
+            if existing.status == RefundStatus.PENDING:
+                return await _send(work, attempt, existing)
         return existing
     if attempt.status not in CAPTURED or attempt.provider_payment_id is None:
         raise NothingToRefundError(f"payment {attempt.id} is {attempt.status.value}, not captured")
+    await _reconcile_pending(work, attempt)
     await settle_pending(work, attempt)
     left = attempt.refundable if attempt.status in CAPTURED else 0
     wanted = left if amount is None else amount
@@ -95,19 +98,31 @@ async def refund_rest(
     if attempt.status not in CAPTURED or attempt.refundable <= 0:
         return
     prefix = f"{request_key}:{attempt.number}:"
-    refused = sum(
-        1
-        for row in rows
-        if row.status == RefundStatus.FAILED and (row.request_key or "").startswith(prefix)
-    )
+    # Every earlier try counts, not only the refused ones: one recorded as refused may turn out
+    # made (sync_refunds), and its key must not be taken for the next try.
+    tries = sum(1 for row in rows if (row.request_key or "").startswith(prefix))
     await refund(
         work,
         attempt,
         amount=None,
         reason=reason,
-        request_key=f"{prefix}{refused}",
+        request_key=f"{prefix}{tries}",
         requested_by=requested_by,
     )
+
+
+async def _reconcile_pending(work: Work, attempt: PaymentAttempt) -> None:
+    """Count what the provider already made of the attempt's unanswered refunds before any is
+    sent again: its idempotency key lasts 24 hours (Stripe), so a row older than that resent
+    blindly would be a second refund, not the first one's replay. Nothing is asked of the
+    provider when no refund waits for an answer."""
+    rows = await repository.refunds_of_attempt(work.session, attempt.id)
+    if attempt.provider_payment_id is None or not any(
+        row.status == RefundStatus.PENDING for row in rows
+    ):
+        return
+    intent = await work.payments.provider.retrieve(attempt.provider_payment_id)
+    await sync_refunds(work, attempt, intent)
 
 
 async def settle_pending(work: Work, attempt: PaymentAttempt) -> list[Refund]:
@@ -115,6 +130,8 @@ async def settle_pending(work: Work, attempt: PaymentAttempt) -> list[Refund]:
     row was written). Until then their amounts are neither refunded nor free to refund again;
     each is sent again under its own key, so the provider makes it now or answers with the one
     it already made. One it refuses is recorded as failed, and its amount is free again.
+    Callers count the provider's refunds first (`sync_refunds`), so that no row is resent
+    after the provider has forgotten its key.
 
     Returns the attempt's refunds as they now stand."""
     rows = await repository.refunds_of_attempt(work.session, attempt.id)
@@ -171,6 +188,8 @@ async def _succeeded(
 ) -> None:
     refund_row.status = RefundStatus.SUCCEEDED
     refund_row.provider_refund_id = result.id
+    refund_row.amount = result.amount or refund_row.amount
+    refund_row.failure_message = None
     refund_row.completed_at = utc_now()
     attempt.amount_refunded += refund_row.amount
     attempt.status = (
@@ -196,7 +215,9 @@ async def _succeeded(
 
 async def sync_refunds(work: Work, attempt: PaymentAttempt, intent: Intent) -> bool:
     """Record refunds the provider reports and we have not counted: ours whose answer was lost
-    (a crash after the call) and ones made elsewhere (the provider's dashboard)."""
+    (a crash after the call), ours recorded as refused although the provider made them (a
+    refusal read from a transient answer, before 409s were known to be transient) and ones
+    made elsewhere (the provider's dashboard)."""
     if intent.id != attempt.provider_payment_id:
         return False  # another intent's refunds are not this attempt's
     if attempt.status not in CAPTURED or intent.amount_refunded <= attempt.amount_refunded:
@@ -208,7 +229,9 @@ async def sync_refunds(work: Work, attempt: PaymentAttempt, intent: Intent) -> b
         if found.status != "succeeded" or found.id in known:
             continue
         mine = ours.get(found.metadata.get("refund_id", ""))
-        if mine is not None and mine.status == RefundStatus.PENDING:
+        if mine is not None and mine.status in (RefundStatus.PENDING, RefundStatus.FAILED):
+            # A failed row the provider names was made all the same: the provider's word is
+            # what the customer got back.
             await _succeeded(work, attempt, mine, found)
         elif mine is None:
             row = Refund(

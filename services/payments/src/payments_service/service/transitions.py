@@ -24,6 +24,7 @@ from contracts.events.payments import (
 )
 from contracts.types import utc_now
 
+from payments_service import repository
 from payments_service.models import (
     AttemptStatus,
     CallStatus,
@@ -32,7 +33,6 @@ from payments_service.models import (
     ReviewStatus,
 )
 from payments_service.provider import Intent, RequestRejected
-from payments_service.repository import finish_call
 from payments_service.service.work import Work, provider_write
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ async def apply_intent(
         if attempt.idempotency_key:
             # Learnt from a webhook or a re-fetch rather than the call's own answer (lost to a
             # timeout): the recorded call did act, and produced this intent.
-            await finish_call(
+            await repository.finish_call(
                 work.session,
                 attempt.idempotency_key,
                 status=CallStatus.SUCCEEDED,
@@ -176,7 +176,14 @@ async def _cancel_intent(work: Work, attempt: PaymentAttempt, *, reason: str) ->
     assert attempt.provider_payment_id is not None
     intent_id = attempt.provider_payment_id
     provider = work.payments.provider
-    key = attempt_key(attempt, "void")
+    # Each void the provider refused gets a key of its own for the next one: Stripe replays a
+    # saved 4xx answer for 24 hours, so a later void under the same key (the intent
+    # cancellable by then) would only get the old refusal back. An unanswered one is resent
+    # under its own key, as every write is. The first try keeps the plain `void` key.
+    refused = await repository.refused_calls(
+        work.session, order_id=attempt.order_id, payment_id=attempt.id, operation="void"
+    )
+    key = attempt_key(attempt, f"void:{refused}" if refused else "void")
     try:
         return await provider_write(
             work,

@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from contracts.ids import is_uuid7
 from contracts.types import utc_now
+from shopkit.transient import is_transient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payments_service import repository
@@ -47,6 +48,8 @@ HANDLED = frozenset(
 NO_NEWS_ONCE_AUTHORIZED = "payment_intent.amount_capturable_updated"
 """Says an intent was authorized: nothing new for an attempt already past pending (statuses
 only move forward; a later cancel or capture comes with an event of its own)."""
+
+_MAX_BACKOFF_SECONDS = 300
 
 _NEWS_FOR = (*OPEN, AttemptStatus.FAILED)
 """Attempts for which an authorization is news: a failed one authorized after all (confirmed
@@ -105,8 +108,23 @@ async def process_next(payments: Payments) -> bool:
             async with session.begin_nested():
                 outcome = await _process(session, payments, event)
         except Exception as exc:
-            event.attempts += 1
             event.last_error = repr(exc)[:2000]
+            now = utc_now()
+            if is_transient(exc):
+                # The provider (or our database) is away: the event is fine and is retried
+                # until it is back, never abandoned (provider.ProviderUnavailable). The wait
+                # grows with how long the event has waited so far (so it doubles over an
+                # outage), with the same cap.
+                waited = (now - event.received_at).total_seconds()
+                event.next_attempt_at = now + timedelta(
+                    seconds=min(max(2**event.attempts, waited), _MAX_BACKOFF_SECONDS)
+                )
+                log.warning(
+                    "webhook processing met an outage, will retry",
+                    extra={"event_id": event.event_id, "error": repr(exc)},
+                )
+                return True
+            event.attempts += 1
             if event.attempts >= payments.settings.webhook_max_attempts:
                 log.error(
                     "webhook processing abandoned",
@@ -123,7 +141,9 @@ async def process_next(payments: Payments) -> bool:
                         "error": repr(exc),
                     },
                 )
-                event.next_attempt_at = utc_now() + timedelta(seconds=min(2**event.attempts, 300))
+                event.next_attempt_at = now + timedelta(
+                    seconds=min(2**event.attempts, _MAX_BACKOFF_SECONDS)
+                )
             return True
         event.processed_at = utc_now()
         event.outcome = outcome
