@@ -142,6 +142,40 @@ async def test_deletion_anonymises_the_account_and_ends_every_session(
     assert me["mfa_enabled"] is False
 
 
+async def test_deletion_removes_failed_logins_that_only_carry_the_address(
+    auth_stack: AuthStack,
+) -> None:
+    """Attempts on an address with no account behind it (tried before the account existed)
+    are kept with `user_id` empty but the typed address, IP and user agent: deleting the
+    account by its id left them behind."""
+    email = new_email()
+    for typed in (email, f"  {email.upper()} "):  # stored normalised, as the account's is
+        tried = await auth_stack.gateway.post(
+            "/api/auth/login",
+            json={"email": typed, "password": "not the password"},
+            headers=auth_stack.headers(),
+        )
+        assert tried.status_code == 401
+    account = await auth_stack.register(email=email)
+    assert (
+        await auth_stack.login(replace(account, password="not the password"))
+    ).status_code == 401
+    other = new_email()
+    await auth_stack.gateway.post(
+        "/api/auth/login",
+        json={"email": other, "password": "not the password"},
+        headers=auth_stack.headers(),
+    )
+    by_address = "SELECT count(*) FROM login_attempts WHERE email = $1"
+    assert await auth_stack.db.fetchval(by_address, email) == 3
+
+    await _handled(auth_stack, await _delete(auth_stack, account.id))
+
+    assert await auth_stack.db.fetchval(by_address, email) == 0
+    assert await _count(auth_stack, "login_attempts", account.id) == 0
+    assert await auth_stack.db.fetchval(by_address, other) == 1  # someone else's address
+
+
 async def test_redelivery_and_a_repeated_request_change_nothing(auth_stack: AuthStack) -> None:
     account = await auth_stack.register()
     await auth_stack.tokens(account)

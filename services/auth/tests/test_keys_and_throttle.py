@@ -156,6 +156,12 @@ def _throttle(redis: Redis, *, account_max_failures: int, ip_max_failures: int) 
     return LoginThrottle(redis, policy, namespace=f"test-{unique_suffix()}:")
 
 
+async def _unlock(redis: Redis, throttle: LoginThrottle) -> None:
+    """Let every lockout of this throttle expire now (the counters stay)."""
+    async for key in redis.scan_iter(match=f"{throttle._prefix}:lock:*"):
+        await redis.delete(key)
+
+
 async def test_an_ipv6_client_is_counted_by_its_64_network() -> None:
     """Keyed by the full IPv6 address, a client walking through the 2^64 addresses it is
     given was never locked out."""
@@ -163,11 +169,11 @@ async def test_an_ipv6_client_is_counted_by_its_64_network() -> None:
     throttle = _throttle(redis, account_max_failures=100, ip_max_failures=3)
     try:
         for host in (1, 2, 3):
-            await throttle.record_failure(email=f"u{host}@example.com", ip=f"2001:db8:1:2::{host}")
+            await throttle.reserve(email=f"u{host}@example.com", ip=f"2001:db8:1:2::{host}")
         with pytest.raises(TooManyAttemptsError):
-            await throttle.check(email="other@example.com", ip="2001:db8:1:2:ffff::9")
-        await throttle.check(email="other@example.com", ip="2001:db8:1:3::1")  # another /64
-        await throttle.check(email="other@example.com", ip="10.0.0.1")
+            await throttle.reserve(email="other@example.com", ip="2001:db8:1:2:ffff::9")
+        await throttle.reserve(email="other@example.com", ip="2001:db8:1:3::1")  # another /64
+        await throttle.reserve(email="other@example.com", ip="10.0.0.1")
     finally:
         await redis.aclose()
 
@@ -176,16 +182,57 @@ async def test_lockout_doubles_with_each_failure_up_to_the_cap() -> None:
     redis = Redis.from_url("redis://127.0.0.1:6379/0")
     throttle = _throttle(redis, account_max_failures=3, ip_max_failures=100)
     try:
-        locks = [
-            await throttle.record_failure(email="a@example.com", ip="10.0.0.1") for _ in range(7)
-        ]
+        locks = []
+        for _ in range(7):
+            locks.append((await throttle.reserve(email="a@example.com", ip="10.0.0.1")).lockout)
+            if locks[-1]:
+                with pytest.raises(TooManyAttemptsError) as raised:
+                    await throttle.reserve(email="a@example.com", ip="10.0.0.2")
+                assert 0 < raised.value.extensions["retry_after"] <= locks[-1]
+                await _unlock(redis, throttle)
         assert locks == [0, 0, 30, 60, 120, 200, 200]
-        with pytest.raises(TooManyAttemptsError) as raised:
-            await throttle.check(email="a@example.com", ip="10.0.0.2")
-        assert 0 < raised.value.extensions["retry_after"] <= 200
-        await throttle.check(email="b@example.com", ip="10.0.0.1")  # IP below its threshold
+        await throttle.reserve(email="a@example.com", ip="10.0.0.3")  # 8th: locks again
+        with pytest.raises(TooManyAttemptsError):
+            await throttle.reserve(email="a@example.com", ip="10.0.0.2")
+        await throttle.reserve(email="b@example.com", ip="10.0.0.1")  # IP below its threshold
         await throttle.clear_account(email="a@example.com")
-        await throttle.check(email="a@example.com", ip="10.0.0.2")
+        await throttle.reserve(email="a@example.com", ip="10.0.0.2")
+    finally:
+        await redis.aclose()
+
+
+async def test_parallel_reservations_get_no_more_slots_than_the_limit() -> None:
+    """Checking the lock and counting the failure were two steps: every attempt in flight
+    passed the check before any was counted."""
+    redis = Redis.from_url("redis://127.0.0.1:6379/0")
+    throttle = _throttle(redis, account_max_failures=5, ip_max_failures=100)
+    try:
+        results = await asyncio.gather(
+            *(throttle.reserve(email="a@example.com", ip=f"10.0.0.{n}") for n in range(20)),
+            return_exceptions=True,
+        )
+        assert sum(not isinstance(r, BaseException) for r in results) == 5
+        assert all(isinstance(r, TooManyAttemptsError) for r in results if isinstance(r, Exception))
+    finally:
+        await redis.aclose()
+
+
+async def test_an_attempt_that_did_not_fail_gives_its_slot_back() -> None:
+    redis = Redis.from_url("redis://127.0.0.1:6379/0")
+    throttle = _throttle(redis, account_max_failures=2, ip_max_failures=2)
+    try:
+        first = await throttle.reserve(email="a@example.com", ip="10.0.0.1")
+        second = await throttle.reserve(email="a@example.com", ip="10.0.0.1")
+        assert (first.lockout, second.lockout) == (0, 30)
+        # The second one was a right password waiting for its MFA code: not a failure, so the
+        # lockout its reservation started goes with its slot.
+        await throttle.release(second)
+        third = await throttle.reserve(email="a@example.com", ip="10.0.0.1")
+        assert third.lockout == 30  # the first one's failure still counts
+        await throttle.succeeded(third)
+        # The account is forgiven; its IP only got this slot back (the first failure stays).
+        assert (await throttle.reserve(email="a@example.com", ip="10.0.0.9")).lockout == 0
+        assert (await throttle.reserve(email="b@example.com", ip="10.0.0.1")).lockout == 30
     finally:
         await redis.aclose()
 

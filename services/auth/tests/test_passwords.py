@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -160,6 +161,36 @@ async def test_password_change_needs_the_current_password_and_renews_the_session
         headers=auth_stack.headers(),
     )
     assert old_refresh.status_code == 401
+
+
+async def test_concurrent_wrong_current_passwords_are_limited_like_logins(
+    auth_stack: AuthStack, account: Account
+) -> None:
+    """Re-authentication counts towards the same lockout: parallel guesses at the current
+    password get no more checks than the account's failure limit."""
+    pair = await auth_stack.tokens(account)
+    threshold = auth_stack.settings.login_account_max_failures
+    guesses = 12
+    responses = await asyncio.gather(
+        *(
+            auth_stack.gateway.post(
+                "/api/auth/password/change",
+                json={"current_password": f"guess number {n}!", "new_password": NEW_PASSWORD},
+                headers=auth_stack.headers(token=pair["access_token"]),
+            )
+            for n in range(guesses)
+        )
+    )
+    statuses = sorted(r.status_code for r in responses)
+    counts = {status: statuses.count(status) for status in set(statuses)}
+    assert statuses == [403] * threshold + [429] * (guesses - threshold), counts
+    right = await auth_stack.gateway.post(
+        "/api/auth/password/change",
+        json={"current_password": account.password, "new_password": NEW_PASSWORD},
+        headers=auth_stack.headers(token=pair["access_token"]),
+    )
+    assert right.status_code == 429
+    assert (await auth_stack.login(account)).status_code == 429
 
 
 async def test_auth_events_reach_kafka(auth_stack: AuthStack) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import jwt
+import pyotp
 from argon2 import PasswordHasher
 
 from .conftest import PASSWORD, Account, AuthStack, new_email, random_ip
+from .test_mfa import _enrol
 
 PROBLEM = "application/problem+json"
 
@@ -262,6 +265,41 @@ async def test_logout_cannot_revoke_someone_elses_session(auth_stack: AuthStack)
         headers=auth_stack.headers(),
     )
     assert refreshed.status_code == 200
+    # Alice asked to log out: her own session ends, Bob's token named nothing of hers.
+    alice_refresh = await auth_stack.gateway.post(
+        "/api/auth/refresh",
+        json={"refresh_token": alice_pair["refresh_token"]},
+        headers=auth_stack.headers(),
+    )
+    assert alice_refresh.status_code == 401, alice_refresh.text
+
+
+async def test_logout_with_an_unknown_refresh_token_still_ends_the_callers_session(
+    auth_stack: AuthStack, account: Account
+) -> None:
+    """A refresh token that names no session (mistyped, garbage, another user's) made logout
+    return early: the access token was denied but its session kept refreshing for 30 days."""
+    pair = await auth_stack.tokens(account)
+    other_session = await auth_stack.tokens(account)
+    response = await auth_stack.gateway.post(
+        "/api/auth/logout",
+        json={"refresh_token": "not-a-refresh-token"},
+        headers=auth_stack.headers(token=pair["access_token"]),
+    )
+    assert response.status_code == 204
+    assert (await auth_stack.me(pair["access_token"])).status_code == 401
+    refresh = await auth_stack.gateway.post(
+        "/api/auth/refresh",
+        json={"refresh_token": pair["refresh_token"]},
+        headers=auth_stack.headers(),
+    )
+    assert refresh.status_code == 401, refresh.text
+    kept = await auth_stack.gateway.post(
+        "/api/auth/refresh",
+        json={"refresh_token": other_session["refresh_token"]},
+        headers=auth_stack.headers(),
+    )
+    assert kept.status_code == 200  # only the caller's own session ended
 
 
 async def test_failed_logins_lock_the_account_with_429_and_retry_after(
@@ -281,6 +319,58 @@ async def test_failed_logins_lock_the_account_with_429_and_retry_after(
     retry_after = int(locked.headers["retry-after"])
     assert 0 < retry_after <= auth_stack.settings.login_lockout_base_seconds
     assert locked.json()["retry_after"] == retry_after
+
+
+async def test_concurrent_wrong_passwords_get_no_more_checks_than_the_lockout_allows(
+    auth_stack: AuthStack, account: Account
+) -> None:
+    """Every login in flight read the lock before any had recorded its failure (that waited
+    for the slow password check), so 7 parallel guesses were all checked although the account
+    locks after 5. An attempt's slot is now taken before its password is checked."""
+    threshold = auth_stack.settings.login_account_max_failures
+    guesses = 12
+    responses = await asyncio.gather(
+        *(
+            auth_stack.gateway.post(
+                "/api/auth/login",
+                json={"email": account.email, "password": f"guess number {n}!"},
+                headers=auth_stack.headers(),  # a new address each: only the account counts
+            )
+            for n in range(guesses)
+        )
+    )
+    statuses = sorted(r.status_code for r in responses)
+    counts = {status: statuses.count(status) for status in set(statuses)}
+    assert statuses == [401] * threshold + [429] * (guesses - threshold), counts
+    outcomes = await auth_stack.db.fetch(
+        "SELECT outcome, count(*) FROM login_attempts WHERE user_id = $1 GROUP BY outcome",
+        account.id,
+    )
+    assert {row["outcome"]: row["count"] for row in outcomes} == {
+        "invalid_password": threshold,  # the passwords actually checked
+        "locked_out": guesses - threshold,
+    }
+    locked = await auth_stack.login(account)  # the right password waits out the lockout too
+    assert locked.status_code == 429
+    assert 0 < int(locked.headers["retry-after"]) <= auth_stack.settings.login_lockout_base_seconds
+
+
+async def test_concurrent_wrong_totp_codes_are_limited_like_passwords(
+    auth_stack: AuthStack, account: Account
+) -> None:
+    """The right password with guessed TOTP codes, in parallel: the same refusal path."""
+    secret, _, _ = await _enrol(auth_stack, account)
+    # A login with a good code clears the failure the enrolment's wrong password counted.
+    next_code = pyotp.TOTP(secret).at(time.time() + 30)
+    assert (await auth_stack.login(account, totp_code=next_code)).status_code == 200
+    current = pyotp.TOTP(secret).now()
+    threshold = auth_stack.settings.login_account_max_failures
+    guesses = 12
+    codes = [f"{(int(current) + 1 + n) % 1_000_000:06d}" for n in range(guesses)]
+    responses = await asyncio.gather(*(auth_stack.login(account, totp_code=c) for c in codes))
+    statuses = sorted(r.status_code for r in responses)
+    counts = {status: statuses.count(status) for status in set(statuses)}
+    assert statuses == [401] * threshold + [429] * (guesses - threshold), counts
 
 
 async def test_failed_logins_from_one_address_lock_that_address(auth_stack: AuthStack) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from shopkit.app import ServiceParts, create_service, sessionmaker_of
 
-from auth_service import runtime
+from auth_service import jobs, runtime
 from auth_service.config import AuthSettings
 from auth_service.consumers import handlers
 from auth_service.inbox import AuthInbox
@@ -27,7 +27,7 @@ def build_app(settings: AuthSettings | None = None) -> FastAPI:
             consumers=[handlers],
             # Built after the start-up hooks, so the runtime (Redis, hashers) exists by then.
             inbox=lambda app: AuthInbox(sessionmaker_of(app), messaging, app.state.auth),
-            background=[runtime.keep_keys_fresh],
+            background=[runtime.keep_keys_fresh, jobs.housekeeping],
         ),
     )
 

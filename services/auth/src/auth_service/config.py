@@ -39,6 +39,11 @@ class AuthSettings(ServiceSettings):
     login_failure_memory_seconds: int = Field(default=3600, ge=60)
     """Failures are forgotten this long after the last one."""
 
+    login_attempt_retention_days: int = Field(default=30, ge=1)
+    """Login attempts (the history, and failed tries on unknown addresses) are kept this long."""
+    housekeeping_interval_seconds: float = Field(default=3600, gt=0)
+    """How often old login attempts are purged."""
+
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
     """Peers (the gateway) whose X-Forwarded-For is believed for the client IP."""
 

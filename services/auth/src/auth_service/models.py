@@ -114,7 +114,12 @@ class LoginAttempt(Base):
     """One login attempt, whatever its outcome (the user's login history and an audit trail)."""
 
     __tablename__ = "login_attempts"
-    __table_args__ = (Index("ix_login_attempts_user_id_id", "user_id", "id"),)
+    __table_args__ = (
+        Index("ix_login_attempts_user_id_id", "user_id", "id"),
+        # Account deletion finds the attempts on its address; housekeeping the old ones.
+        Index("ix_login_attempts_email", "email"),
+        Index("ix_login_attempts_at", "at"),
+    )
 
     id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True)
     user_id: Mapped[str | None] = mapped_column(

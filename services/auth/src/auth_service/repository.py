@@ -225,8 +225,21 @@ async def login_history(
     return list((await session.execute(query)).scalars())
 
 
-async def delete_login_history(session: AsyncSession, user_id: str) -> None:
-    await session.execute(delete(LoginAttempt).where(LoginAttempt.user_id == user_id))
+async def delete_login_history(session: AsyncSession, *, user_id: str, email: str) -> None:
+    """The account's attempts, and those on its address that name no account (tried before it
+    was registered, or while it was unknown): they hold the address, IP and user agent too."""
+    await session.execute(
+        delete(LoginAttempt).where(
+            or_(LoginAttempt.user_id == user_id, LoginAttempt.email == email)
+        )
+    )
+
+
+async def purge_login_attempts(session: AsyncSession, *, before: datetime, limit: int) -> int:
+    """Delete up to `limit` attempts made before `before`; returns how many went."""
+    batch = select(LoginAttempt.id).where(LoginAttempt.at < before).limit(limit)
+    result = await session.execute(delete(LoginAttempt).where(LoginAttempt.id.in_(batch)))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------- signing keys

@@ -289,7 +289,9 @@ async def delete_account(session: AsyncSession, *, rt: Runtime, user_id: str) ->
         return
     now = utc_now()
     email = user.email
-    await repository.delete_login_history(session, user.id)
+    # The address as attempts store it (normalised, like the account's own) is personal data
+    # too: attempts made on it while no account answered carry it without the account's id.
+    await repository.delete_login_history(session, user_id=user.id, email=email)
     await repository.delete_password_resets(session, user.id)
     await repository.delete_recovery_codes(session, user.id)
     user.email = deleted_email(user.id)

@@ -20,8 +20,10 @@ async def reauthenticate(
     failure: str,
 ) -> None:
     """Throttled like a login, and a failed `proof` counts towards the account's lockout: the
-    password must not be guessable here at a rate the login refuses."""
-    await rt.throttle.check(email=user.email, ip=client.ip)
+    password must not be guessable here at a rate the login refuses. As at login the attempt
+    is counted before the proof is checked (atomically with the lockout check) and given back
+    only when the proof holds, so proofs checked in parallel cannot outrun the limit."""
+    attempt = await rt.throttle.reserve(email=user.email, ip=client.ip)
     if not await proof():
-        await rt.throttle.record_failure(email=user.email, ip=client.ip)
         raise ReauthenticationFailedError(failure)
+    await rt.throttle.release(attempt)

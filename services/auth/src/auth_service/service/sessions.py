@@ -143,19 +143,21 @@ async def login(*, rt: Runtime, request: LoginRequest, client: ClientInfo) -> To
         # side by side, and the difference told whether the account exists.
         user = await repository.get_user_by_email(session, email)
 
-        async def refuse(outcome: str, error: Exception, *, count_failure: bool = True) -> NoReturn:
-            if count_failure:
-                await rt.throttle.record_failure(email=email, ip=client.ip)
+        async def refuse(outcome: str, error: Exception) -> NoReturn:
             await _remember(
                 session, user=user, email=email, client=client, outcome=outcome, now=now
             )
             await uow.commit()
             raise error
 
+        # Counted as a failure from here on (atomically with the lockout check), so guesses in
+        # flight together get no more checks than the limit allows; only an attempt that turns
+        # out not to be a failure gives its slot back. An unknown account's attempt is counted
+        # the same way: the answer must not tell whether the account exists.
         try:
-            await rt.throttle.check(email=email, ip=client.ip)
+            attempt = await rt.throttle.reserve(email=email, ip=client.ip)
         except TooManyAttemptsError as locked:
-            await refuse("locked_out", locked, count_failure=False)
+            await refuse("locked_out", locked)
 
         if user is None:
             await rt.passwords.verify_nothing(request.password)
@@ -172,7 +174,8 @@ async def login(*, rt: Runtime, request: LoginRequest, client: ClientInfo) -> To
         outcome = "success"
         if user.mfa_enabled:
             if request.totp_code is None and request.recovery_code is None:
-                await refuse("mfa_required", MfaRequiredError(), count_failure=False)
+                await rt.throttle.release(attempt)  # the right password: no failure
+                await refuse("mfa_required", MfaRequiredError())
             if request.totp_code is not None:
                 accepted = mfa.accept_totp(rt=rt, user=user, code=request.totp_code, now=now)
             else:
@@ -186,7 +189,7 @@ async def login(*, rt: Runtime, request: LoginRequest, client: ClientInfo) -> To
 
         if rt.passwords.needs_rehash(user.password_hash):
             user.password_hash = await rt.passwords.hash(request.password)
-        await rt.throttle.clear_account(email=email)
+        await rt.throttle.succeeded(attempt)
         pair = await open_session(session, rt=rt, user=user, now=now)
         await _remember(session, user=user, email=email, client=client, outcome=outcome, now=now)
         await uow.commit()
@@ -225,12 +228,17 @@ async def refresh(*, rt: Runtime, refresh_token: str) -> TokenPair:
     return pair
 
 
+def _ends(family: RefreshFamily, principal: Principal) -> bool:
+    """Whether the caller's logout may end this session: a live one of its own."""
+    return family.user_id == principal.user_id and family.revoked_at is None
+
+
 async def logout(
     session: AsyncSession, *, rt: Runtime, principal: Principal, refresh_token: str | None
 ) -> None:
     """Deny the caller's access token and revoke its session: the one its refresh token
-    names, or else the one the access token was issued in (a client that sends no refresh
-    token must not leave a session that refreshes for another 30 days)."""
+    names, or else (no refresh token, or one naming no live session of the caller's) the one
+    the access token was issued in. Another user's session is never touched."""
     now = utc_now()
     await deny_access_token(
         rt.redis, jti=principal.token_id, expires_at=principal.expires_at, now=now
@@ -238,10 +246,14 @@ async def logout(
     family: RefreshFamily | None = None
     if refresh_token is not None:
         found = await repository.lock_refresh_token(session, rt.hasher.hash(refresh_token))
-        family = found[1] if found is not None else None
-    elif principal.session_id is not None:
+        if found is not None and _ends(found[1], principal):
+            family = found[1]
+    if family is None and principal.session_id is not None:
+        # No live session of the caller's behind the refresh token (garbage, spent, or
+        # someone else's): the session this access token belongs to ends all the same, or it
+        # would keep refreshing for up to 30 days after a logout answered 204.
         family = await repository.lock_family(session, principal.session_id)
-    if family is None or family.user_id != principal.user_id or family.revoked_at is not None:
+    if family is None or not _ends(family, principal):
         return  # logout is idempotent: an unknown or foreign session changes nothing
     family.revoked_at = now
     family.revoked_reason = "logout"
