@@ -117,18 +117,13 @@ async def remember_cancellation(
     session: AsyncSession, *, order_id: str, user_id: str, reason: str, cancelled_at: datetime
 ) -> None:
     """Record that the order is cancelled (the first cancellation's reason stays)."""
-    statement = insert(OrderDecision).values(
-        order_id=order_id, user_id=user_id, cancel_reason=reason, cancelled_at=cancelled_at
-    )
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[OrderDecision.order_id],
-            set_={
-                "cancel_reason": statement.excluded.cancel_reason,
-                "cancelled_at": statement.excluded.cancelled_at,
-            },
-            where=OrderDecision.cancelled_at.is_(None),
-        )
+    await _remember_decision(
+        session,
+        order_id=order_id,
+        user_id=user_id,
+        first=OrderDecision.cancelled_at,
+        cancel_reason=reason,
+        cancelled_at=cancelled_at,
     )
 
 
@@ -149,14 +144,26 @@ async def claim_cancellation_answer(
 async def remember_release(
     session: AsyncSession, *, order_id: str, user_id: str, released_at: datetime
 ) -> None:
-    statement = insert(OrderDecision).values(
-        order_id=order_id, user_id=user_id, released_at=released_at
+    await _remember_decision(
+        session,
+        order_id=order_id,
+        user_id=user_id,
+        first=OrderDecision.released_at,
+        released_at=released_at,
     )
+
+
+async def _remember_decision(
+    session: AsyncSession, *, order_id: str, user_id: str, first: Any, **values: Any
+) -> None:
+    """Write `values` on the order's decision row (made if missing) unless the decision they
+    record was already made: `first` is its column, set by the first one."""
+    statement = insert(OrderDecision).values(order_id=order_id, user_id=user_id, **values)
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=[OrderDecision.order_id],
-            set_={"released_at": statement.excluded.released_at},
-            where=OrderDecision.released_at.is_(None),
+            set_={name: statement.excluded[name] for name in values},
+            where=first.is_(None),
         )
     )
 
