@@ -78,16 +78,11 @@ async def housekeeping(app: FastAPI, stop: asyncio.Event) -> None:
     settings = settings_of(app)
 
     async def purge() -> None:
-        coupon_uses = 0
-        try:
-            async with sessionmaker_of(app)() as session:
-                # Uses go back right after the cancellation's commit; these are the ones a
-                # failure or a stop in between left due. Apart from the purge, whose transaction
-                # would hold the coupon rows while it deletes, and whose round a failure here
-                # must not cost.
-                coupon_uses = await coupon_service.give_back_uses(session=session)
-        except Exception:
-            log.exception("coupon uses not given back; the next round tries again")
+        async with sessionmaker_of(app)() as session:
+            # Uses go back right after the cancellation's commit; these are the ones a failure
+            # or a stop in between left due. Apart from the purge, whose transaction would hold
+            # the coupon rows while it deletes, and whose round a failure here must not cost.
+            coupon_uses = await coupon_service.try_giving_back_uses(session=session)
         now = datetime.now(UTC)
         async with UnitOfWork(sessionmaker_of(app)) as uow:
             expired_carts = await carts.purge_expired(uow.session, now=now)

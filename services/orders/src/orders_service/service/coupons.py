@@ -67,11 +67,17 @@ def give_back_uses_after_commit(session: AsyncSession) -> None:
     which can refuse a checkout for a while but never lets one over the limit."""
 
     async def give_back() -> None:
-        try:
-            await give_back_uses(session=session)
-        except Exception:
-            # The cancellation is committed: failing its request or batch now would only
-            # mislead. The uses stay due, and housekeeping gives them back.
-            log.warning("coupon uses not given back yet", exc_info=True)
+        # The cancellation is committed: failing its request or batch now would only mislead.
+        await try_giving_back_uses(session=session)
 
     after_commit(session, give_back, key="coupon-give-back")
+
+
+async def try_giving_back_uses(*, session: AsyncSession) -> int:
+    """`give_back_uses`, logging a failure instead of raising it: the uses stay due, and the
+    next give-back (housekeeping's, every round) returns them."""
+    try:
+        return await give_back_uses(session=session)
+    except Exception:
+        log.warning("coupon uses not given back yet; they stay due", exc_info=True)
+        return 0

@@ -116,7 +116,8 @@ class TimelineBatch:
 
     async def commit(self) -> None:
         rows = self.rows
-        owners = {owner for row in rows if (owner := _personal_data_owner(row["data"]))}
+        owner_of_row = [_personal_data_owner(row["data"]) for row in rows]
+        owners = {owner for owner in owner_of_row if owner}
         if owners:
             # Once per batch, on the hot path of every checkout (each OrderPlaced carries an
             # address): the locks last until the commit below, so an erasure of one of these
@@ -125,9 +126,9 @@ class TimelineBatch:
             if erased:
                 rows = [
                     {**row, "data": without_personal_fields(row["data"])}
-                    if _personal_data_owner(row["data"]) in erased
+                    if owner in erased
                     else row
-                    for row in rows
+                    for row, owner in zip(rows, owner_of_row, strict=True)
                 ]
         await timeline.add(self.session, rows)
         await self.session.commit()
