@@ -295,3 +295,24 @@ async def test_a_name_that_spells_a_route_gets_a_reachable_slug(catalog: Running
         created = await create_product(catalog, name=name)
         assert created["slug"] not in RESERVED_SLUGS
         await _reachable_by_slug(catalog, created)
+
+
+async def test_products_created_at_once_with_one_name_all_get_a_slug(catalog: Running) -> None:
+    # Each request finds the name's slug free, and all but one lose the insert's race for it:
+    # they were answered 409 for a slug the client never sent.
+    name = f"Frigideira {new_id()[-8:]}"
+    responses = await asyncio.gather(
+        *(
+            catalog.client.post(
+                "/api/products", json=product_body(name=name), headers=catalog.admin()
+            )
+            for _ in range(6)
+        )
+    )
+    assert [response.status_code for response in responses] == [201] * 6, [
+        response.text for response in responses
+    ]
+    created = [response.json() for response in responses]
+    assert len({product["slug"] for product in created}) == 6
+    for product in created:
+        await _reachable_by_slug(catalog, product)

@@ -147,6 +147,9 @@ def new_document(fields: Document, *, derived: Document, now: datetime) -> Docum
 SLUG_ATTEMPTS = 5
 """Random tails tried for a name-derived slug whose name-and-sku form is taken too."""
 
+SLUG_RACES = 3
+"""Inserts tried for a name-derived slug that another request takes between look and insert."""
+
 
 def suffixed_slug(base: str, suffix: str) -> str:
     """`base-suffix` within `MAX_SLUG` characters. The base is cut before the suffix is added,
@@ -188,20 +191,29 @@ async def create_product(catalog: Catalog, *, data: ProductCreate) -> ProductPub
         raise DuplicateSkuError(f"sku {data.sku!r} already exists")
     now = stored_now()
     fields = data.model_dump(mode="json", exclude={"slug"})
-    fields["slug"] = await _free_slug(
-        catalog,
-        data.slug or slugify(data.name),
-        explicit=data.slug is not None,
-        sku=data.sku,
-        own_id=None,
-    )
-    doc = new_document(fields, derived=await _derived(catalog, fields), now=now)
-    try:
-        await products.insert(catalog.db, doc)
-    except DuplicateKeyError as exc:  # lost a race for the sku or the slug
-        if await products.id_of_sku(catalog.db, data.sku) is not None:
-            raise DuplicateSkuError(f"sku {data.sku!r} already exists") from exc
-        raise DuplicateSlugError(f"slug {fields['slug']!r} is taken by another product") from exc
+    derived = await _derived(catalog, fields)
+    explicit = data.slug is not None
+    for race in range(SLUG_RACES):
+        fields["slug"] = await _free_slug(
+            catalog,
+            data.slug or slugify(data.name),
+            explicit=explicit,
+            sku=data.sku,
+            own_id=None,
+        )
+        doc = new_document(fields, derived=derived, now=now)
+        try:
+            await products.insert(catalog.db, doc)
+            break
+        except DuplicateKeyError as exc:  # lost a race for the sku or the slug
+            if await products.id_of_sku(catalog.db, data.sku) is not None:
+                raise DuplicateSkuError(f"sku {data.sku!r} already exists") from exc
+            # A slug derived from the name is ours to choose again: the one just lost is
+            # taken now, so the next look finds another.
+            if explicit or race == SLUG_RACES - 1:
+                raise DuplicateSlugError(
+                    f"slug {fields['slug']!r} is taken by another product"
+                ) from exc
     await catalog.changed()
     return to_public(doc)
 
