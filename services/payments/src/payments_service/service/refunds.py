@@ -52,8 +52,9 @@ async def refund(
         return existing
     if attempt.status not in CAPTURED or attempt.provider_payment_id is None:
         raise NothingToRefundError(f"payment {attempt.id} is {attempt.status.value}, not captured")
-    await _reconcile_pending(work, attempt)
-    await settle_pending(work, attempt)
+    for waiting in await _reconcile_pending(work, attempt):
+        with contextlib.suppress(ProviderRejectedError):
+            await _send(work, attempt, waiting)
     left = attempt.refundable if attempt.status in CAPTURED else 0
     wanted = left if amount is None else amount
     if wanted <= 0 or wanted > left:
@@ -111,18 +112,21 @@ async def refund_rest(
     )
 
 
-async def _reconcile_pending(work: Work, attempt: PaymentAttempt) -> None:
+async def _reconcile_pending(work: Work, attempt: PaymentAttempt) -> list[Refund]:
     """Count what the provider already made of the attempt's unanswered refunds before any is
     sent again: its idempotency key lasts 24 hours (Stripe), so a row older than that resent
     blindly would be a second refund, not the first one's replay. Nothing is asked of the
-    provider when no refund waits for an answer."""
+    provider when no refund waits for an answer.
+
+    Returns the refunds still waiting for an answer after that count."""
     rows = await repository.refunds_of_attempt(work.session, attempt.id)
     if attempt.provider_payment_id is None or not any(
         row.status == RefundStatus.PENDING for row in rows
     ):
-        return
+        return []
     intent = await work.payments.provider.retrieve(attempt.provider_payment_id)
     await sync_refunds(work, attempt, intent)
+    return [row for row in rows if row.status == RefundStatus.PENDING]
 
 
 async def settle_pending(work: Work, attempt: PaymentAttempt) -> list[Refund]:
