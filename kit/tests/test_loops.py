@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from shopkit import loops
-from shopkit.loops import close_quietly, every, sleep_or_stop
+from shopkit.loops import backoff_seconds, close_quietly, every, sleep_or_stop
 
 
 async def test_sleep_or_stop_wakes_when_stopped() -> None:
@@ -66,3 +66,12 @@ async def test_close_quietly_swallows_a_shutdown_error_but_not_cancellation() ->
 
     with pytest.raises(asyncio.CancelledError):
         await close_quietly(cancelled())
+
+
+def test_backoff_doubles_to_its_cap_and_survives_an_endless_outage() -> None:
+    assert [backoff_seconds(0.05, 5.0, step) for step in (1, 2, 3)] == [0.05, 0.1, 0.2]
+    assert backoff_seconds(0.05, 5.0, 8) == 5.0
+    # A consumer counts an outage's retries without end: step 1025 was 2.0 ** 1024, an
+    # OverflowError that ended the consumer's retry loop about 85 minutes into an outage.
+    assert backoff_seconds(0.05, 5.0, 1025) == 5.0
+    assert backoff_seconds(0.05, 5.0, 10**9) == 5.0

@@ -43,7 +43,7 @@ from shopkit.kafka import (
     create_producer,
     ensure_topics,
 )
-from shopkit.loops import sleep_or_stop
+from shopkit.loops import backoff_seconds, sleep_or_stop
 from shopkit.metrics import CONSUMER_LAG, DEAD_LETTERS, HANDLER_DURATION
 from shopkit.tracing import continue_trace
 from shopkit.transient import is_transient
@@ -409,9 +409,8 @@ class EventConsumer(Generic[C]):
                 )
                 if attempt < self.config.max_attempts:
                     step = outage if transient else attempt
-                    delay = min(
-                        self.config.base_backoff_seconds * 2 ** (step - 1),
-                        self.config.max_backoff_seconds,
+                    delay = backoff_seconds(
+                        self.config.base_backoff_seconds, self.config.max_backoff_seconds, step
                     )
                     if await sleep_or_stop(self._stop, delay):
                         raise _StoppingError from exc

@@ -20,6 +20,15 @@ async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
     return True
 
 
+def backoff_seconds(first: float, cap: float, step: int) -> float:
+    """The wait before retry number `step` (1, 2, ...): `first` doubled each step, at most `cap`.
+
+    The exponent is capped before the power is taken: a retry loop that counts an outage's
+    steps without end would otherwise reach `2.0 ** 1024`, an OverflowError that ends the loop
+    instead of the wait."""
+    return min(first * 2.0 ** min(max(step - 1, 0), 60), cap)
+
+
 async def every(
     stop: asyncio.Event,
     seconds: float,
