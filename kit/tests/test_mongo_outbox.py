@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from shopkit import mongo_outbox
 from shopkit.consumer import ConsumerConfig, EventConsumer
 from shopkit.handlers import EventHandlers
-from shopkit.kafka import create_producer
+from shopkit.kafka import create_producer, ensure_topics
 from shopkit.mongo import MongoClient, create_client
 from shopkit.mongo_outbox import (
     INBOX_RETENTION,
@@ -32,6 +32,7 @@ from shopkit.mongo_outbox import (
     outbox_update,
     with_outbox,
 )
+from shopkit.publishing import send_each
 from shopkit.testing import KAFKA_BOOTSTRAP, delete_keys, eventually, unique_suffix
 
 from contracts import Envelope, new_id
@@ -276,11 +277,11 @@ async def test_an_event_published_twice_after_a_crash_before_removal_is_applied_
     producer = create_producer(KAFKA_BOOTSTRAP, client_id="kittest-crashed")
     await producer.start()
     try:
-        acked, error = await crashed.send(producer, heads)  # the broker has it; no removal follows
+        # The broker has it; no removal follows.
+        outcomes = await send_each(producer, crashed.messages_of(heads), namespace=namespace)
     finally:
         await producer.stop()
-    assert error is None
-    assert acked == [0]
+    assert outcomes == [None]
     assert await mongo_backlog(db, [COLLECTION]) == 1
 
     async with running(relay_for(db, namespace), consumer_for(db, redis, namespace)):
@@ -362,3 +363,39 @@ async def _copies_on_topic(topic: str, event_id: str, expected: int) -> int | No
         return found if found >= expected else None
     finally:
         await consumer.stop()
+
+
+async def test_an_event_the_topic_refuses_holds_back_only_its_own_document(
+    db: Any, namespace: str
+) -> None:
+    small_topic = "kittest.small"
+    await ensure_topics(
+        KAFKA_BOOTSTRAP, [namespace + small_topic], config={"max.message.bytes": "1000"}
+    )
+    locks = DocumentLocks(db)
+    stuck = new_id()
+    await write_events(db, locks, stuck, [ProbeHappened(probe_id=stuck, value=0, note="x" * 3000)])
+    document = await db[COLLECTION].find_one({"_id": stuck})
+    entries = [{**document["outbox"][0], "topic": small_topic}]
+    await db[COLLECTION].update_one({"_id": stuck}, {"$set": {"outbox": entries}})
+    others = [new_id() for _ in range(4)]
+    for key in others:  # three events each: three rounds
+        await write_events(db, locks, key, [ProbeHappened(probe_id=key, value=i) for i in range(3)])
+    producers = 0
+
+    def producer() -> AIOKafkaProducer:
+        nonlocal producers
+        producers += 1
+        return create_producer(KAFKA_BOOTSTRAP, client_id="kittest-mongo-relay")
+
+    async with running(relay_for(db, namespace, producer)):
+        await eventually(lambda: _is_one(mongo_backlog(db, [COLLECTION])), timeout=30)
+    # Before: the refused event failed every round and restarted the relay, the refused
+    # document first each time (it is the oldest), the others one event per restart.
+    assert producers == 1
+    left = await db[COLLECTION].find_one({"_id": stuck})
+    assert [entry["topic"] for entry in left["outbox"]] == [small_topic]
+
+
+async def _is_one(awaitable: Any) -> bool:
+    return bool(await awaitable == 1)

@@ -48,6 +48,7 @@ from shopkit.kafka import create_producer, ensure_topics
 from shopkit.loops import close_quietly, sleep_or_stop
 from shopkit.metrics import OUTBOX_BACKLOG, OUTBOX_FAILURES, OUTBOX_PUBLISHED
 from shopkit.outbox import outbox_records
+from shopkit.publishing import Failure, Holds, Outgoing, send_each
 
 log = logging.getLogger(__name__)
 
@@ -299,6 +300,8 @@ class MongoRelayConfig:
     standby_poll_seconds: float = 1.0
     max_backoff_seconds: float = 5.0
     lease_ttl: timedelta = timedelta(seconds=15)
+    reconnect_after_seconds: float = 60.0
+    """Sends failing with nothing acknowledged for this long start a new producer."""
 
 
 class PublishError(Exception):
@@ -333,6 +336,8 @@ class MongoOutboxRelay:
         follows the purge channel every replica's writes publish on)."""
         self.is_leader = False
         self.published = 0
+        self.holds = Holds(max_seconds=config.max_backoff_seconds)
+        self._failing_since: float | None = None
 
     @property
     def lease_name(self) -> str:
@@ -346,6 +351,7 @@ class MongoOutboxRelay:
         """Lead or stand by until `stop` is set; every failure is retried with backoff."""
         backoff = 0.2
         while not stop.is_set():
+            published = self.published
             try:
                 await self._lead(stop)
                 backoff = 0.2
@@ -368,6 +374,8 @@ class MongoOutboxRelay:
                 log.exception("mongo outbox relay failed unexpectedly, retrying")
             finally:
                 self.is_leader = False
+            if self.published > published:
+                backoff = 0.2  # it led and published: a new failure, not the same one again
             if await sleep_or_stop(stop, backoff):
                 return
             backoff = min(backoff * 2, self.config.max_backoff_seconds)
@@ -399,21 +407,24 @@ class MongoOutboxRelay:
                 if not more:
                     # As in the PostgreSQL relay: a wake-up during the round ends the wait at
                     # once, so a drained round does not read again straight away.
-                    await self._wait_for_work(stop)
+                    await self._wait_for_work(stop, self.holds.seconds_to_next_release())
         finally:
             if producer is not None:
                 await close_quietly(producer.stop())
             await close_quietly(self.leases.release(lease))
 
-    async def _wait_for_work(self, stop: asyncio.Event) -> None:
+    async def _wait_for_work(self, stop: asyncio.Event, release_in: float | None) -> None:
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         poll = (
             self.config.signalled_idle_poll_seconds
             if self.signalled
             else self.config.idle_poll_seconds
         )
-        # Never so long that the lease, renewed between rounds, could run out meanwhile.
+        # Never so long that the lease, renewed between rounds, could run out meanwhile, nor
+        # past the moment a held event may be tried again.
         poll = min(poll, self.config.lease_ttl.total_seconds() / 3)
+        if release_in is not None:
+            poll = min(poll, release_in)
         try:
             await asyncio.wait(waiters, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -443,47 +454,69 @@ class MongoOutboxRelay:
             more = more or count == self.config.batch_size
         return heads, more
 
-    async def send(
-        self, producer: AIOKafkaProducer, heads: Sequence[tuple[str, Any, Document]]
-    ) -> tuple[list[int], BaseException | None]:
-        """Send the head events; returns the indexes the broker acknowledged and the first error."""
-        futures: list[asyncio.Future[Any]] = []
-        error: BaseException | None = None
-        for _, _, entry in heads:
-            try:
-                futures.append(
-                    await producer.send(
-                        self.config.topic_namespace + entry["topic"],
-                        value=bytes(entry["payload"]),
-                        key=str(entry["key"]).encode(),
-                        headers=[
-                            (name, str(value).encode()) for name, value in entry["headers"].items()
-                        ],
-                    )
-                )
-            except Exception as exc:  # the rest of this round would only pile up behind it
-                error = exc
-                break
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        acked = [i for i, result in enumerate(results) if not isinstance(result, BaseException)]
-        failed = [result for result in results if isinstance(result, BaseException)]
-        return acked, (failed[0] if failed else error)
+    @staticmethod
+    def messages_of(heads: Sequence[tuple[str, Any, Document]]) -> list[Outgoing]:
+        return [
+            Outgoing(
+                topic=entry["topic"],
+                key=str(entry["key"]),
+                value=bytes(entry["payload"]),
+                headers=[(name, str(value).encode()) for name, value in entry["headers"].items()],
+            )
+            for _, _, entry in heads
+        ]
 
     async def publish_round(self, producer: AIOKafkaProducer) -> bool:
-        """Publish each document's oldest pending event; True when more wait."""
+        """Publish each document's oldest pending event; True when more wait.
+
+        A document whose event the broker refused (its key, or its topic) is held back with a
+        backoff of its own (`shopkit.publishing`); the other documents' events go on."""
         heads, more = await self.pending_heads()
         if not heads:
             OUTBOX_BACKLOG.labels(self.config.service).set(0)
             return False
-        acked, error = await self.send(producer, heads)
-        for index in acked:
-            name, document_id, entry = heads[index]
-            await self._settle(name, document_id, {entry["id"]})
-        self.published += len(acked)
-        OUTBOX_PUBLISHED.labels(self.config.service).inc(len(acked))
-        if error is not None:
-            raise PublishError(f"{len(heads) - len(acked)} event(s) not acknowledged: {error!r}")
-        return more
+        messages = self.messages_of(heads)
+        sendable = [i for i, message in enumerate(messages) if not self.holds.is_held(message)]
+        outcomes = await send_each(
+            producer, [messages[i] for i in sendable], namespace=self.config.topic_namespace
+        )
+        acked = 0
+        failure: Failure | None = None
+        for index, outcome in zip(sendable, outcomes, strict=True):
+            self.holds.record(messages[index], outcome)
+            if outcome is None:
+                name, document_id, entry = heads[index]
+                await self._settle(name, document_id, {entry["id"]})
+                acked += 1
+            elif outcome.attempted:
+                failure = failure or outcome
+        self.published += acked
+        OUTBOX_PUBLISHED.labels(self.config.service).inc(acked)
+        if failure is not None:
+            OUTBOX_FAILURES.labels(self.config.service).inc()
+            log.warning(
+                "outbox events not acknowledged; their documents wait, the others go on",
+                extra={"service": self.config.service, "error": repr(failure.error)},
+            )
+        self._note_progress(made=acked > 0, failed=failure is not None)
+        # A round that published nothing waits for the first hold to pass (or a wake-up).
+        return more and acked > 0
+
+    def _note_progress(self, *, made: bool, failed: bool) -> None:
+        loop_time = asyncio.get_running_loop().time()
+        if made:
+            self._failing_since = None
+        elif failed and self._failing_since is None:
+            self._failing_since = loop_time
+        if (
+            self._failing_since is not None
+            and loop_time - self._failing_since > self.config.reconnect_after_seconds
+        ):
+            # As in the PostgreSQL relay: nothing acknowledged for that long, a new producer.
+            self._failing_since = None
+            raise PublishError(
+                f"no event acknowledged for {self.config.reconnect_after_seconds:.0f} s"
+            )
 
     async def _settle(self, collection: str, document_id: Any, published: set[str]) -> None:
         """Remove acknowledged events from the document, under the writers' lock."""

@@ -8,7 +8,9 @@
 * At-least-once: a row is marked sent only after the broker acknowledged it (`acks=all`,
   idempotent producer). A crash between the ack and the mark re-sends the row; consumers drop
   the duplicate by event id (inbox).
-* Retries forever with capped exponential backoff; never gives up on a row.
+* Retries forever with capped exponential backoff; never gives up on a row. A row the broker
+  will not take holds back only its own aggregate (or its topic), with a backoff of its own;
+  every other aggregate goes on (`shopkit.publishing`).
 
 Runs in-process as a background task of each service (`create_service`) or standalone:
 `python -m shopkit.relay --dsn postgresql://... --service orders`.
@@ -33,6 +35,7 @@ from contracts import topics
 from shopkit.kafka import create_producer, ensure_topics
 from shopkit.loops import close_quietly, sleep_or_stop
 from shopkit.metrics import OUTBOX_BACKLOG, OUTBOX_FAILURES, OUTBOX_PUBLISHED
+from shopkit.publishing import Holds, Outgoing, send_each
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,14 @@ class RelayConfig:
     inbox_retention: timedelta = timedelta(days=7)
     """How long consumed event ids are kept: longer than any redelivery can arrive."""
     purge_every_seconds: float = 60.0
+    reconnect_after_seconds: float = 60.0
+    """Sends failing with nothing acknowledged for this long start a new producer."""
+    keepalive_seconds: int = 30
+    """TCP keepalive of the leader's connection, server side: a leader whose host vanished
+    (no FIN ever arrives) is noticed and its lock freed in about 2x this, instead of after the
+    server's default of two hours and more, during which no replica could publish."""
+    statement_timeout_seconds: float = 60.0
+    """The leader's own wait for an answer: a half-open connection fails, and is replaced."""
 
 
 class PublishError(Exception):
@@ -84,6 +95,8 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self.is_leader = False
         self.published = 0
+        self.holds = Holds(max_seconds=config.max_backoff_seconds)
+        self._failing_since: float | None = None
 
     @property
     def channel(self) -> str:
@@ -93,6 +106,7 @@ class OutboxRelay:
         """Lead or stand by until `stop` is set; every failure is retried with backoff."""
         backoff = 0.2
         while not stop.is_set():
+            published = self.published
             try:
                 await self._lead(stop)
                 backoff = 0.2
@@ -113,11 +127,24 @@ class OutboxRelay:
                 log.exception("outbox relay failed unexpectedly, retrying")
             finally:
                 self.is_leader = False
+            if self.published > published:
+                backoff = 0.2  # it led and published: a new failure, not the same one again
             await sleep_or_stop(stop, backoff)
             backoff = min(backoff * 2, self.config.max_backoff_seconds)
 
     async def _lead(self, stop: asyncio.Event) -> None:
-        conn: asyncpg.Connection = await asyncpg.connect(self.config.dsn, timeout=10)
+        keepalive = self.config.keepalive_seconds
+        conn: asyncpg.Connection = await asyncpg.connect(
+            self.config.dsn,
+            timeout=10,
+            command_timeout=self.config.statement_timeout_seconds,
+            server_settings={
+                "tcp_keepalives_idle": str(keepalive),
+                "tcp_keepalives_interval": str(max(keepalive // 3, 1)),
+                "tcp_keepalives_count": "3",
+                "tcp_user_timeout": str(keepalive * 2 * 1000),
+            },
+        )
         producer: AIOKafkaProducer | None = None
         try:
             key = advisory_lock_key(self.config.table)
@@ -148,7 +175,7 @@ class OutboxRelay:
                     # Drained: a commit since this round's read has already set the wake-up
                     # (cleared before the read), so the wait ends at once. Reading again
                     # straight away would find nothing on most rounds.
-                    await self._wait_for_work(stop)
+                    await self._wait_for_work(stop, self.holds.seconds_to_next_release())
         finally:
             if producer is not None:
                 await close_quietly(producer.stop())
@@ -157,23 +184,39 @@ class OutboxRelay:
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()
 
-    async def _wait_for_work(self, stop: asyncio.Event) -> None:
+    async def _wait_for_work(self, stop: asyncio.Event, release_in: float | None) -> None:
+        """Until a commit wakes the relay, a held event may be tried again, or the idle poll."""
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        timeout = self.config.idle_poll_seconds
+        if release_in is not None:
+            timeout = min(timeout, release_in)
         try:
-            await asyncio.wait(
-                waiters, timeout=self.config.idle_poll_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()
 
     async def _round(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> bool:
-        """Publish up to one pending row per aggregate; True when more rows wait."""
-        rows = await conn.fetch(
-            f"SELECT seq, topic, key, headers, payload FROM {self.config.table} "  # noqa: S608
-            "WHERE sent_at IS NULL ORDER BY seq LIMIT $1",
-            self.config.batch_size,
-        )
+        """Publish up to one pending row per aggregate; True when more rows wait.
+
+        Rows of held keys and topics (their last send failed) are left out of the read, so
+        however many of them wait, the rows of every other aggregate still fill the batch."""
+        held_keys, held_topics = self.holds.held_keys(), self.holds.held_topics()
+        if held_keys or held_topics:
+            rows = await conn.fetch(
+                f"SELECT seq, topic, key, headers, payload FROM {self.config.table} "  # noqa: S608
+                "WHERE sent_at IS NULL AND key <> ALL($2::text[]) AND topic <> ALL($3::text[]) "
+                "ORDER BY seq LIMIT $1",
+                self.config.batch_size,
+                held_keys,
+                held_topics,
+            )
+        else:
+            rows = await conn.fetch(
+                f"SELECT seq, topic, key, headers, payload FROM {self.config.table} "  # noqa: S608
+                "WHERE sent_at IS NULL ORDER BY seq LIMIT $1",
+                self.config.batch_size,
+            )
         if not rows:
             return False
         chosen = []
@@ -183,36 +226,26 @@ class OutboxRelay:
                 continue  # waits until the earlier event of this aggregate is acknowledged
             seen_keys.add(row["key"])
             chosen.append(row)
-
-        futures: list[asyncio.Future[Any]] = []
-        send_error: BaseException | None = None
-        for row in chosen:
-            try:
-                futures.append(
-                    await producer.send(
-                        self.config.topic_namespace + row["topic"],
-                        value=bytes(row["payload"]),
-                        key=row["key"].encode(),
-                        headers=[
-                            (name, value.encode())
-                            for name, value in _headers(row["headers"]).items()
-                        ],
-                    )
-                )
-            except Exception as exc:  # the rest of this round would only pile up behind it
-                send_error = exc
-                break
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        acked = [
-            row["seq"]
-            for row, result in zip(chosen, results, strict=False)
-            if not isinstance(result, BaseException)
+        messages = [
+            Outgoing(
+                topic=row["topic"],
+                key=row["key"],
+                value=bytes(row["payload"]),
+                headers=[
+                    (name, value.encode()) for name, value in _headers(row["headers"]).items()
+                ],
+            )
+            for row in chosen
         ]
-        failed = [
-            (row["seq"], result)
-            for row, result in zip(chosen, results, strict=False)
-            if isinstance(result, BaseException)
-        ]
+        outcomes = await send_each(producer, messages, namespace=self.config.topic_namespace)
+        acked: list[int] = []
+        failed: list[tuple[int, str]] = []
+        for row, message, outcome in zip(chosen, messages, outcomes, strict=True):
+            self.holds.record(message, outcome)
+            if outcome is None:
+                acked.append(row["seq"])
+            elif outcome.attempted:
+                failed.append((row["seq"], repr(outcome.error)[:1000]))
         if acked:
             await conn.execute(
                 f"UPDATE {self.config.table} SET sent_at = now(), attempts = attempts + 1 "  # noqa: S608
@@ -221,17 +254,40 @@ class OutboxRelay:
             )
             self.published += len(acked)
             OUTBOX_PUBLISHED.labels(self.config.service).inc(len(acked))
-        first_error = failed[0][1] if failed else send_error
-        if first_error is not None:
-            unsent = [seq for seq, _ in failed] or [chosen[len(futures)]["seq"]]
+        if failed:
             await conn.execute(
-                f"UPDATE {self.config.table} SET attempts = attempts + 1, last_error = $2 "  # noqa: S608
-                "WHERE seq = ANY($1::bigint[])",
-                unsent,
-                repr(first_error)[:1000],
+                f"UPDATE {self.config.table} AS o SET attempts = o.attempts + 1, "  # noqa: S608
+                "last_error = f.error FROM unnest($1::bigint[], $2::text[]) AS f(seq, error) "
+                "WHERE o.seq = f.seq",
+                [seq for seq, _ in failed],
+                [error for _, error in failed],
             )
-            raise PublishError(f"{len(unsent)} event(s) not acknowledged: {first_error!r}")
-        return len(rows) == self.config.batch_size or len(chosen) < len(rows)
+            OUTBOX_FAILURES.labels(self.config.service).inc()
+            log.warning(
+                "outbox events not acknowledged; their aggregates wait, the others go on",
+                extra={"service": self.config.service, "count": len(failed), "error": failed[0][1]},
+            )
+        self._note_progress(made=bool(acked), failed=bool(failed))
+        # Only a round that published can have made room: a round of failures waits for the
+        # first hold to pass (or a new commit) rather than reading the same rows again.
+        return bool(acked) and (len(rows) == self.config.batch_size or len(chosen) < len(rows))
+
+    def _note_progress(self, *, made: bool, failed: bool) -> None:
+        loop_time = asyncio.get_running_loop().time()
+        if made:
+            self._failing_since = None
+        elif failed and self._failing_since is None:
+            self._failing_since = loop_time
+        if (
+            self._failing_since is not None
+            and loop_time - self._failing_since > self.config.reconnect_after_seconds
+        ):
+            # Nothing at all acknowledged for that long: a producer can be left unusable (a
+            # fenced idempotent producer, a lost sequence), so start a fresh connection.
+            self._failing_since = None
+            raise PublishError(
+                f"no event acknowledged for {self.config.reconnect_after_seconds:.0f} s"
+            )
 
     async def _purge_and_measure(self, conn: asyncpg.Connection) -> None:
         await conn.execute(
