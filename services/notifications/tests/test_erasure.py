@@ -101,7 +101,7 @@ async def _queue(session: AsyncSession, event: UserRegistered | PasswordResetReq
         template, context = "welcome", {"name": event.name}
     else:
         template = "password_reset"
-        context = {"reset_token": event.reset_token, "expires_at": "soon"}
+        context = scheduling.reset_context(event)
     await scheduling.queue(
         session=session,
         envelope=Envelope(data=event),

@@ -7,7 +7,7 @@ token, and the language it was written in is recorded with it."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from contracts.events.auth import PasswordResetRequested, UserRegistered
@@ -35,6 +35,9 @@ class InstantMail:
     async def send(self, email: Email) -> SendResult:
         self.sent.append(email.delivery_id)
         return SendResult("sent", provider_message_id=f"<{email.delivery_id}@test>")
+
+    async def close(self) -> None:
+        pass
 
 
 class NoSms:
@@ -69,7 +72,7 @@ async def _queue(
                 context=(
                     {"name": event.name}
                     if isinstance(event, UserRegistered)
-                    else {"reset_token": event.reset_token, "expires_at": "soon"}
+                    else scheduling.reset_context(event)
                 ),
             )
 
@@ -164,5 +167,126 @@ async def test_a_sent_reset_link_keeps_no_token_and_records_its_language(
     async with sessionmaker_of(mailer.app)() as session:
         stored = await session.scalar(select(Delivery).where(Delivery.user_id == user.user_id))
     assert stored is not None
-    assert stored.context == {"expires_at": "soon"}
+    assert stored.context == {"expires_at": scheduling.reset_context(reset)["expires_at"]}
     assert stored.language == mailer.settings.default_language
+
+
+class Answering:
+    """A provider that gives every message the same outcome."""
+
+    def __init__(self, outcome: Literal["permanent", "uncertain"]) -> None:
+        self.outcome: Literal["permanent", "uncertain"] = outcome
+
+    async def send(self, email: Email) -> SendResult:
+        return SendResult(self.outcome, error=f"refused <{email.to}>")
+
+    async def close(self) -> None:
+        pass
+
+
+def _reset_link(user: UserRegistered, *, valid_for: timedelta) -> dict[str, str]:
+    """The context the consumer stores for a reset link (the expiry as the message shows it)."""
+    expires_at = datetime.now(UTC) + valid_for
+    return {"reset_token": f"token-{new_id()}", "expires_at": expires_at.strftime(EXPIRY_FORMAT)}
+
+
+EXPIRY_FORMAT = "%Y-%m-%d %H:%M UTC"
+
+
+async def _queue_reset(service: Running, context: dict[str, str]) -> str:
+    user = registered(unique_email("reset"))
+    async with sessionmaker_of(service.app)() as session, session.begin():
+        await scheduling.queue(
+            session=session,
+            envelope=Envelope(
+                data=PasswordResetRequested(
+                    user_id=user.user_id,
+                    email=user.email,
+                    reset_token=context["reset_token"],
+                    expires_at=datetime.now(UTC) + timedelta(hours=1),
+                )
+            ),
+            template="password_reset",
+            user_id=user.user_id,
+            email=user.email,
+            context=context,
+        )
+    return user.user_id
+
+
+async def _stored_reset(service: Running, user_id: str) -> Delivery:
+    async with sessionmaker_of(service.app)() as session:
+        return (await session.scalars(select(Delivery).where(Delivery.user_id == user_id))).one()
+
+
+def _resend(service: Running, delivery_id: str) -> Any:
+    return service.client.post(
+        f"/api/notifications/admin/deliveries/{delivery_id}/resend",
+        headers=service.tokens.headers(new_id(), ("customer", "admin")),
+    )
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status"), [("permanent", "failed"), ("uncertain", "uncertain")]
+)
+async def test_a_reset_link_that_did_not_go_out_keeps_no_token_and_is_not_resent(
+    quiet: Running, outcome: Literal["permanent", "uncertain"], status: str
+) -> None:
+    """The token was dropped only once sent: a failed or uncertain reset kept it until the
+    account was deleted, and an admin's resend mailed a link that no longer worked."""
+    context = _reset_link(registered(unique_email()), valid_for=timedelta(hours=1))
+    user_id = await _queue_reset(quiet, context)
+    await Dispatcher(
+        sessionmaker=sessionmaker_of(quiet.app),
+        settings=quiet.settings,
+        transports=Transports(email=Answering(outcome), sms=NoSms()),
+    ).round()
+
+    stored = await _stored_reset(quiet, user_id)
+    assert stored.status == status
+    assert stored.context == {"expires_at": context["expires_at"]}
+
+    resent = await _resend(quiet, stored.id)
+    assert resent.status_code == 409
+    assert resent.headers["content-type"] == "application/problem+json"
+    assert "reset" in resent.json()["type"]
+    assert (await _stored_reset(quiet, user_id)).status == status  # left as it was
+
+
+async def test_a_reset_whose_sender_was_lost_keeps_no_token(quiet: Running) -> None:
+    context = _reset_link(registered(unique_email()), valid_for=timedelta(hours=1))
+    user_id = await _queue_reset(quiet, context)
+    async with sessionmaker_of(quiet.app)() as session, session.begin():
+        # What a sender that died after claiming the reset leaves behind.
+        delivery = (
+            await session.scalars(select(Delivery).where(Delivery.user_id == user_id))
+        ).one()
+        delivery.status, delivery.attempts = "sending", 1
+        delivery.lease_until = datetime.now(UTC) - timedelta(seconds=1)
+
+    await Dispatcher(
+        sessionmaker=sessionmaker_of(quiet.app),
+        settings=quiet.settings,
+        transports=Transports(email=InstantMail(), sms=NoSms()),
+    ).round()
+
+    stored = await _stored_reset(quiet, user_id)
+    assert stored.status == "uncertain"
+    assert stored.context == {"expires_at": context["expires_at"]}
+
+
+async def test_a_reset_link_that_expired_while_it_waited_is_not_mailed(quiet: Running) -> None:
+    """Retries now last hours, far longer than a reset link does."""
+    context = _reset_link(registered(unique_email()), valid_for=-timedelta(minutes=2))
+    user_id = await _queue_reset(quiet, context)
+    mail = InstantMail()
+    await Dispatcher(
+        sessionmaker=sessionmaker_of(quiet.app),
+        settings=quiet.settings,
+        transports=Transports(email=mail, sms=NoSms()),
+    ).round()
+
+    stored = await _stored_reset(quiet, user_id)
+    assert mail.sent == []
+    assert stored.status == "failed"
+    assert stored.context == {"expires_at": context["expires_at"]}

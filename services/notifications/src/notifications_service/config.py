@@ -50,9 +50,19 @@ class NotificationsSettings(ServiceSettings):
     dispatch_enabled: bool = True
     dispatch_poll_seconds: float = Field(default=1.0, gt=0)
     dispatch_batch_size: int = Field(default=20, ge=1)
-    max_attempts: int = Field(default=6, ge=1)
     retry_base_seconds: float = Field(default=5.0, gt=0)
+    """The wait after the first refused attempt; it doubles with each one after."""
     retry_max_seconds: float = Field(default=900.0, gt=0)
+    """The longest wait between two attempts, once the doubling has reached it."""
+    retry_window_seconds: float = Field(default=24 * 3600.0, gt=0)
+    """How long after its first attempt a message refused for now is still retried. A provider
+    outage, or credentials it refuses until an operator fixes them, last hours rather than
+    minutes: every message queued meanwhile waits for it instead of failing for good."""
+    max_attempts: int = Field(default=500, ge=1)
+    """A second bound, on the attempts one message records (each is a row of its history), for a
+    backoff set so short that the window alone would allow thousands. With the defaults the
+    window ends first (about 100 attempts in 24 h): raise this along with a shorter
+    `retry_max_seconds`, or messages give up before the window ends."""
     send_lease_seconds: float = Field(default=120.0, gt=0)
     """A claimed delivery not marked within this is in doubt (the sender died mid-send).
     Must exceed the longest possible send: both transports time out well before it."""

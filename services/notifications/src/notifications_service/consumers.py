@@ -45,17 +45,14 @@ async def on_user_registered(envelope: Envelope[UserRegistered], ctx: EventConte
 async def on_password_reset(envelope: Envelope[PasswordResetRequested], ctx: EventContext) -> None:
     event = envelope.data
     # The link is built at send time from the storefront URL setting; the token itself is
-    # the only secret here and is kept only until the message is sent (see `forget`).
+    # kept only until the delivery ends (or the account is deleted, see `forget`).
     await scheduling.queue(
         session=ctx.session,
         envelope=envelope,
         template="password_reset",
         user_id=event.user_id,
         email=event.email,
-        context={
-            "reset_token": event.reset_token,
-            "expires_at": event.expires_at.strftime("%Y-%m-%d %H:%M UTC"),
-        },
+        context=scheduling.reset_context(event),
     )
 
 

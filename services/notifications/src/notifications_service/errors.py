@@ -13,3 +13,8 @@ class DeliveryNotFoundError(NotFoundError):
 class DeliveryNotRetryableError(ConflictError):
     slug = "delivery-not-retryable"
     title = "Only failed or uncertain deliveries can be sent again"
+
+
+class ResetLinkGoneError(ConflictError):
+    slug = "reset-link-gone"
+    title = "The password reset link is no longer valid; the user must ask for a new one"

@@ -44,6 +44,11 @@ class Recipient(Base):
     preferences_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """`changed_at` of the preferences applied; older UserPreferencesChanged are ignored."""
     profile_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """`updated_at` of the profile applied (the name); older UserProfileUpdated are ignored."""
+    phone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Time of the event the phone was taken from. Profile updates and preference changes both
+    carry the phone the profile had at their time, on the users service's one clock: whichever
+    is newest decides, in whatever order they arrive."""
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -75,6 +80,9 @@ class Delivery(Base):
     status: Mapped[str] = mapped_column(String(20))
     attempts: Mapped[int] = mapped_column(Integer)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    first_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the provider was first tried (again, after an admin's resend): refusals for now are
+    retried until `retry_window_seconds` after it. None until then."""
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
     provider_message_id: Mapped[str | None] = mapped_column(String(200))

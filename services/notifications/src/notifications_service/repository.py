@@ -7,7 +7,18 @@ from datetime import datetime
 from typing import Any
 
 from shopkit.db import table_of
-from sqlalchemy import DateTime, Integer, String, bindparam, case, literal, select, update
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    String,
+    bindparam,
+    case,
+    func,
+    literal,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -101,6 +112,7 @@ _CLAIM_DUE = (
         status="sending",
         lease_until=bindparam("lease_until"),
         attempts=Delivery.attempts + 1,
+        first_attempt_at=func.coalesce(Delivery.first_attempt_at, _NOW),
         updated_at=_NOW,
     )
     .returning(Delivery)
@@ -131,6 +143,13 @@ async def claim_due(
     return list(rows)
 
 
+CONTEXT_WITHOUT_RESET_TOKEN = Delivery.context.op("-", return_type=JSONB)(
+    literal("reset_token", String)
+)
+"""The delivery's context as stored at write time, less its reset token: what every delivery
+that ended keeps (a reset link is never sent again, see `log.resend`)."""
+
+
 async def expire_leases(session: AsyncSession, *, now: datetime) -> list[str]:
     """Deliveries whose sender vanished mid-send: moved to `uncertain`, never resent blindly."""
     rows = await session.scalars(
@@ -141,16 +160,38 @@ async def expire_leases(session: AsyncSession, *, now: datetime) -> list[str]:
             lease_until=None,
             updated_at=now,
             last_error="sender stopped between claiming and recording the send",
+            context=CONTEXT_WITHOUT_RESET_TOKEN,
         )
         .returning(Delivery.id)
     )
     return list(rows)
 
 
-CONTEXT_WITHOUT_RESET_TOKEN = Delivery.context.op("-", return_type=JSONB)(
-    literal("reset_token", String)
-)
-"""The delivery's context as stored at write time, less its reset token."""
+async def give_back(
+    session: AsyncSession, *, claims: Sequence[tuple[str, int]], now: datetime
+) -> list[str]:
+    """Return claimed deliveries, by (id, attempt claimed), to the queue, due now and with the
+    attempt uncounted: nothing was attempted. Fenced like `finish`, so one whose outcome was
+    marked meanwhile is left alone."""
+    rows = await session.scalars(
+        update(Delivery)
+        .where(
+            tuple_(Delivery.id, Delivery.attempts).in_(list(claims)),
+            Delivery.status == "sending",
+        )
+        .values(
+            status="pending",
+            lease_until=None,
+            attempts=Delivery.attempts - 1,
+            # Nor did its window of retries start, if this was to be its first attempt.
+            first_attempt_at=case((Delivery.attempts == 1, None), else_=Delivery.first_attempt_at),
+            next_attempt_at=now,
+            updated_at=now,
+        )
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(rows)
 
 
 async def finish(

@@ -30,6 +30,15 @@ Status = Annotated[
 ]
 
 
+# `responses=` holds one entry per status: the 409s of a route share it, the slug tells them apart.
+RESEND_CONFLICTS = {
+    **DeliveryNotRetryableError.response_doc(),
+    "description": "Nothing was queued: `delivery-not-retryable` when the delivery is not "
+    "`failed` or `uncertain`, or `reset-link-gone` when it is a password reset whose link no "
+    "longer works (its token is dropped when the delivery ends): the user asks for a new one.",
+}
+
+
 @router.get("", response_model=DeliveryList, responses=responses(UnauthorizedError))
 async def my_notifications(
     session: SessionDep, principal: CurrentUser, limit: Limit = 20, cursor: Cursor = None
@@ -68,10 +77,12 @@ async def all_deliveries(
 @router.post(
     "/admin/deliveries/{delivery_id}/resend",
     response_model=DeliveryAdmin,
-    responses=responses(
-        UnauthorizedError, ForbiddenError, DeliveryNotFoundError, DeliveryNotRetryableError
-    ),
+    responses={
+        **responses(UnauthorizedError, ForbiddenError, DeliveryNotFoundError),
+        409: RESEND_CONFLICTS,
+    },
 )
 async def resend_delivery(delivery_id: Uuid7, session: SessionDep, _: AdminUser) -> DeliveryAdmin:
-    """Queue a failed or in-doubt message again (for `uncertain`, knowing it may duplicate)."""
+    """Queue a failed or in-doubt message again (for `uncertain`, knowing it may duplicate).
+    A password reset is not sent again: its link no longer works (409 `reset-link-gone`)."""
     return await log.resend(session=session, delivery_id=delivery_id)

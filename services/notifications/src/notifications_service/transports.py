@@ -7,13 +7,18 @@ The outcome is what the delivery protocol needs to stay exactly-once:
 * `permanent`: it never will (bad address, other 4xx HTTP, 5xx SMTP);
 * `uncertain`: the provider may have accepted it but we could not hear so (the connection
   broke or timed out after the message was handed over). Resending would risk a duplicate.
+
+Each failure comes in two words: `error`, what the provider or the exception said, kept in the
+delivery log only (erasure replaces it, since providers quote the address or number in it);
+and `summary`, the transport and the provider's codes only, which may leave the service.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage, Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -33,6 +38,24 @@ class SendResult:
     outcome: Outcome
     provider_message_id: str | None = None
     error: str | None = None
+    """The provider's (or the exception's) own words: personal data, for the delivery log."""
+    summary: str | None = None
+    """What went wrong without naming anyone (`smtp 550 5.1.1 recipient refused`,
+    `sendgrid 400`, `twilio 400 21211`): what NotificationFailed says."""
+
+
+class Handover:
+    """Whether a message may have reached its provider, for a send cut short (shutdown): one
+    that certainly did not can be queued again without risking a duplicate.
+
+    The dispatcher sets it just before calling the transport, as from then on the message may
+    leave for all it knows; a transport that knows better (SMTP: nothing leaves before DATA)
+    clears it on entry and sets it again when the message starts to leave."""
+
+    __slots__ = ("may_have_left",)
+
+    def __init__(self) -> None:
+        self.may_have_left = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +66,7 @@ class Email:
     subject: str
     text: str
     html: str
+    handover: Handover = field(default_factory=Handover, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +74,7 @@ class Sms:
     delivery_id: str
     to: str
     body: str
+    handover: Handover = field(default_factory=Handover, compare=False, repr=False)
 
 
 class EmailTransport(Protocol):
@@ -76,25 +101,46 @@ def _http_outcome(response: httpx.Response) -> Outcome:
     return "permanent"
 
 
-async def _post(http: httpx.AsyncClient, url: str, **kwargs: object) -> httpx.Response | SendResult:
+async def _post(
+    provider: str, http: httpx.AsyncClient, url: str, **kwargs: object
+) -> httpx.Response | SendResult:
     """POST, turning transport failures into outcomes: before the request left -> retry,
     after -> uncertain."""
     try:
         return await http.post(url, **kwargs)  # type: ignore[arg-type]
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-        return SendResult("retry", error=f"connection failed: {exc!r}")
+        return SendResult(
+            "retry", error=f"connection failed: {exc!r}", summary=f"{provider} connection failed"
+        )
     except httpx.HTTPError as exc:
-        return SendResult("uncertain", error=f"no answer after sending: {exc!r}")
+        return SendResult(
+            "uncertain",
+            error=f"no answer after sending: {exc!r}",
+            summary=f"{provider} no answer after sending",
+        )
+
+
+_ENHANCED_CODE = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})(?:\s|$)")
+"""RFC 3463's enhanced status code at the start of an SMTP reply's text (`5.1.1 <ana@...>`)."""
+
+
+def _smtp_codes(code: int, message: str) -> str:
+    """`smtp 550 5.1.1`: a reply's codes, without the text that follows them."""
+    enhanced = _ENHANCED_CODE.match(message)
+    return f"smtp {code} {enhanced.group(1)}" if enhanced else f"smtp {code}"
 
 
 class _SmtpClient(aiosmtplib.SMTP):
     """An SMTP client that knows whether the current message was handed over: a failure before
     DATA (a connection lost at MAIL FROM or RCPT TO) certainly delivered nothing."""
 
-    handed_over = False
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.handover = Handover()
+        """The current message's; replaced for each one."""
 
     async def data(self, message: str | bytes, /, **kwargs: Any) -> aiosmtplib.SMTPResponse:
-        self.handed_over = True
+        self.handover.may_have_left = True
         return await super().data(message, **kwargs)
 
 
@@ -141,15 +187,19 @@ class SmtpTransport:
 
     async def send(self, email: Email) -> SendResult:
         message = self.message(email)
+        # Until DATA nothing leaves, however long the message waits for a connection.
+        email.handover.may_have_left = False
         async with self._slots:
-            return await self._send(message)
+            return await self._send(message, email.handover)
 
-    async def _send(self, message: Message) -> SendResult:
+    async def _send(self, message: Message, handover: Handover) -> SendResult:
         try:
             client = await self._connection()
         except (aiosmtplib.SMTPException, OSError) as exc:
-            return SendResult("retry", error=f"smtp connect: {exc!r}")
-        client.handed_over = False
+            return SendResult(
+                "retry", error=f"smtp connect: {exc!r}", summary="smtp connect failed"
+            )
+        client.handover = handover
         try:
             errors, _ = await client.send_message(message)
         except aiosmtplib.SMTPResponseException as exc:
@@ -158,25 +208,46 @@ class SmtpTransport:
             return SendResult(
                 "retry" if 400 <= exc.code < 500 else "permanent",
                 error=f"smtp {exc.code}: {exc.message}",
+                summary=_smtp_codes(exc.code, exc.message),
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             await _quit(client)
             # 4xx to RCPT is "not now" (greylisting, a full mailbox), 5xx is "never".
             later = bool(exc.recipients) and all(400 <= r.code < 500 for r in exc.recipients)
+            refusal = exc.recipients[0] if exc.recipients else None
             return SendResult(
-                "retry" if later else "permanent", error=f"smtp recipients refused: {exc!r}"
+                "retry" if later else "permanent",
+                error=f"smtp recipients refused: {exc!r}",
+                summary=(
+                    f"{_smtp_codes(refusal.code, refusal.message)} recipient refused"
+                    if refusal
+                    else "smtp recipient refused"
+                ),
             )
         except (aiosmtplib.SMTPException, OSError) as exc:
             await _quit(client)
-            if not client.handed_over:
-                return SendResult("retry", error=f"smtp envelope broke: {exc!r}")
-            return SendResult("uncertain", error=f"smtp exchange broke: {exc!r}")
+            if not handover.may_have_left:
+                return SendResult(
+                    "retry",
+                    error=f"smtp envelope broke: {exc!r}",
+                    summary="smtp connection lost before the message",
+                )
+            return SendResult(
+                "uncertain",
+                error=f"smtp exchange broke: {exc!r}",
+                summary="smtp connection lost after the message",
+            )
         except BaseException:
             client.close()  # cancelled mid-message (shutdown): the connection's state is unknown
             raise
         await self._release(client)
         if errors:
-            return SendResult("permanent", error=f"smtp refused recipients: {errors!r}")
+            codes = " ".join(sorted({_smtp_codes(r.code, r.message) for r in errors.values()}))
+            return SendResult(
+                "permanent",
+                error=f"smtp refused recipients: {errors!r}",
+                summary=f"{codes} recipient refused",
+            )
         return SendResult("sent", provider_message_id=str(message["Message-ID"]))
 
     async def close(self) -> None:
@@ -252,6 +323,7 @@ class SendGridTransport:
             },
         }
         reply = await _post(
+            "sendgrid",
             self.http,
             f"{s.sendgrid_base_url.rstrip('/')}/v3/mail/send",
             json=body,
@@ -261,12 +333,12 @@ class SendGridTransport:
         if isinstance(reply, SendResult):
             return reply
         outcome = _http_outcome(reply)
+        if outcome == "sent":
+            return SendResult(outcome, provider_message_id=reply.headers.get("X-Message-Id"))
         return SendResult(
             outcome,
-            provider_message_id=reply.headers.get("X-Message-Id"),
-            error=None
-            if outcome == "sent"
-            else f"sendgrid {reply.status_code}: {reply.text[:300]}",
+            error=f"sendgrid {reply.status_code}: {reply.text[:300]}",
+            summary=f"sendgrid {reply.status_code}",
         )
 
 
@@ -284,6 +356,7 @@ class TwilioTransport:
             f"{s.twilio_account_sid}/Messages.json"
         )
         reply = await _post(
+            "twilio",
             self.http,
             url,
             timeout=s.http_timeout_seconds,
@@ -293,16 +366,22 @@ class TwilioTransport:
         if isinstance(reply, SendResult):
             return reply
         outcome = _http_outcome(reply)
-        sid = None
+        try:
+            body = reply.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            body = {}
         if outcome == "sent":
-            try:
-                sid = str(reply.json().get("sid") or "") or None
-            except ValueError:
-                sid = None
+            return SendResult(outcome, provider_message_id=str(body.get("sid") or "") or None)
+        # Twilio's own error code (21211: not a valid phone number) tells more than the status;
+        # only a number is taken, never the message that quotes the phone.
+        code = body.get("code")
         return SendResult(
             outcome,
-            provider_message_id=sid,
-            error=None if outcome == "sent" else f"twilio {reply.status_code}: {reply.text[:300]}",
+            error=f"twilio {reply.status_code}: {reply.text[:300]}",
+            summary=f"twilio {reply.status_code}"
+            + (f" {code}" if isinstance(code, int) and not isinstance(code, bool) else ""),
         )
 
 

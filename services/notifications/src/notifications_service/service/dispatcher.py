@@ -30,6 +30,19 @@ window is as small as one provider call, and the lease is longer than any call c
 
 So the guarantee is: at most one message per (event, channel) always, exactly one whenever the
 sender does not die inside the provider call, and every in-doubt case is visible.
+
+A shutdown that cuts a round short (the service's grace period ran out) is no crash: the
+deliveries it claimed but never handed to a provider (waiting for an SMTP connection, or lost
+before DATA) go back to `pending` at once, fenced like a mark, and go out after the restart.
+Only those that may have reached the provider are left to become `uncertain`.
+
+Retries: a refusal "for now" (connection refused, 4xx SMTP, HTTP 401/403/408/429/5xx) is tried
+again after `retry_base_seconds`, doubling up to `retry_max_seconds`, for as long as
+`retry_window_seconds` (a day) has not passed since the first attempt (an admin's resend starts
+a new window). A provider outage, or a credential it refuses until an operator replaces it,
+delays messages instead of failing them. A refusal "for good" (an unknown recipient) fails at
+once. `max_attempts` only bounds a backoff configured so short that the window would mean
+thousands of attempts.
 """
 
 from __future__ import annotations
@@ -44,7 +57,7 @@ from urllib.parse import quote
 from contracts.events.notifications import NotificationFailed, NotificationSent
 from fastapi import FastAPI
 from shopkit.app import sessionmaker_of
-from shopkit.loops import every
+from shopkit.loops import backoff_seconds, every
 from shopkit.outbox import Outbox
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -53,10 +66,13 @@ from notifications_service import repository
 from notifications_service.config import NotificationsSettings
 from notifications_service.models import Delivery, Recipient, messaging
 from notifications_service.rendering import render
-from notifications_service.service.scheduling import channels_for
+from notifications_service.service.scheduling import channels_for, reset_link_works
 from notifications_service.transports import Email, SendResult, Sms, Transports, build_transports
 
 log = logging.getLogger(__name__)
+
+GIVE_BACK_SECONDS = 5.0
+"""How long a round cut short by shutdown may spend returning its unsent claims to the queue."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +94,21 @@ class Prepared:
     delivery_id: str
     attempt: int
     created_at: datetime
+    first_attempt_at: datetime
     language: str | None = None
     email: Email | None = None
     sms: Sms | None = None
     skip_reason: str | None = None
     error_reason: str | None = None
+    error_summary: str | None = None
+    """`error_reason` without the details that may be personal (an exception's text)."""
     wait_reason: str | None = None
+
+    @property
+    def may_have_left(self) -> bool:
+        """Whether the message may have reached a provider (False: certainly not)."""
+        message = self.email or self.sms
+        return message is not None and message.handover.may_have_left
 
 
 class Dispatcher:
@@ -130,10 +155,50 @@ class Dispatcher:
                     batch.append(ready.get_nowait())
                 remaining -= len(batch)
                 await self._record(batch)
+        except asyncio.CancelledError:
+            # Shutdown. The sends are stopped first, so none can reach DATA while the unsent
+            # ones are being given back.
+            for task in sending:
+                task.cancel()
+            await self._give_back_unsent(prepared)
+            raise
         finally:
             for task in sending:
                 task.cancel()  # done by now, unless the round itself was cancelled (shutdown)
         return len(claimed) == self.settings.dispatch_batch_size
+
+    async def _give_back_unsent(self, prepared: list[Prepared]) -> None:
+        """Return the round's claims that never reached a provider to the queue, so that they
+        go out after the restart instead of turning `uncertain` when their lease runs out."""
+        claims = [(p.delivery_id, p.attempt) for p in prepared if not p.may_have_left]
+        if not claims:
+            return
+
+        async def give_back() -> list[str]:
+            async with self.sessionmaker() as session, session.begin():
+                return await repository.give_back(session, claims=claims, now=datetime.now(UTC))
+
+        # Shielded: the shutdown that cancelled the round may cancel it again before it is done.
+        giving_back = asyncio.ensure_future(give_back())
+        try:
+            returned = await asyncio.wait_for(asyncio.shield(giving_back), GIVE_BACK_SECONDS)
+        except Exception:
+            log.exception(
+                "returning unsent deliveries to the queue failed; they will be in doubt",
+                extra={"deliveries": [delivery_id for delivery_id, _ in claims]},
+            )
+            return
+        log.info("unsent deliveries returned to the queue", extra={"deliveries": returned})
+
+    @staticmethod
+    def _claimed(delivery: Delivery) -> Prepared:
+        return Prepared(
+            delivery_id=delivery.id,
+            attempt=delivery.attempts,
+            created_at=delivery.created_at,
+            # Set by the claim; `updated_at` is the claim's time too.
+            first_attempt_at=delivery.first_attempt_at or delivery.updated_at,
+        )
 
     async def _prepare_or_fail(self, session: AsyncSession, delivery: Delivery) -> Prepared:
         try:
@@ -141,17 +206,14 @@ class Dispatcher:
         except Exception as exc:
             # A template or data bug: nothing was sent, and retrying cannot fix it.
             log.exception("preparing a message failed", extra={"delivery_id": delivery.id})
-            return Prepared(
-                delivery_id=delivery.id,
-                attempt=delivery.attempts,
-                created_at=delivery.created_at,
+            return replace(
+                self._claimed(delivery),
                 error_reason=f"could not render: {exc!r}"[:500],
+                error_summary="could not render the message",
             )
 
     async def _prepare(self, session: AsyncSession, delivery: Delivery) -> Prepared:
-        base = Prepared(
-            delivery_id=delivery.id, attempt=delivery.attempts, created_at=delivery.created_at
-        )
+        base = self._claimed(delivery)
         if delivery.user_id is None and delivery.order_id is not None:
             delivery.user_id = await repository.order_owner(session, delivery.order_id)
         recipient = (
@@ -174,6 +236,13 @@ class Dispatcher:
             # Preferences as they are now, not as they were when the message was queued: it may
             # have waited (for an address, a retry) while the user turned the channel off.
             return replace(base, skip_reason=f"{delivery.channel} not wanted")
+        if delivery.template == "password_reset" and not reset_link_works(
+            delivery.context, datetime.now(UTC)
+        ):
+            # Retries last far longer than a reset link: one that waited past its expiry would
+            # only mail a dead link.
+            expired = "the reset link expired before it could be sent"
+            return replace(base, error_reason=expired, error_summary=expired)
         address = delivery.address or _address_of(recipient, delivery.channel)
         if not address:
             return replace(base, wait_reason=f"no {delivery.channel} address known yet")
@@ -215,24 +284,33 @@ class Dispatcher:
 
     async def _deliver(self, prepared: Prepared) -> Outcome:
         if prepared.skip_reason:
-            return Outcome(
-                prepared, SendResult("permanent", error=prepared.skip_reason), status="skipped"
+            skipped = SendResult(
+                "permanent", error=prepared.skip_reason, summary=prepared.skip_reason
             )
+            return Outcome(prepared, skipped, status="skipped")
         if prepared.error_reason:
-            return Outcome(prepared, SendResult("permanent", error=prepared.error_reason))
+            failed = SendResult(
+                "permanent", error=prepared.error_reason, summary=prepared.error_summary
+            )
+            return Outcome(prepared, failed)
         if prepared.wait_reason:
-            return Outcome(prepared, SendResult("retry", error=prepared.wait_reason), waiting=True)
+            waiting = SendResult("retry", error=prepared.wait_reason, summary=prepared.wait_reason)
+            return Outcome(prepared, waiting, waiting=True)
         try:
             if prepared.sms is not None:
                 assert self.transports.sms is not None
+                prepared.sms.handover.may_have_left = True
                 result = await self.transports.sms.send(prepared.sms)
             else:
                 assert prepared.email is not None
+                prepared.email.handover.may_have_left = True
                 result = await self.transports.email.send(prepared.email)
         except Exception as exc:
             # An unexpected failure inside a provider call: we cannot tell whether it left.
             log.exception("provider call failed unexpectedly")
-            result = SendResult("uncertain", error=repr(exc))
+            result = SendResult(
+                "uncertain", error=repr(exc), summary="provider call failed unexpectedly"
+            )
         return Outcome(prepared, result)
 
     async def _record(self, outcomes: list[Outcome]) -> None:
@@ -288,9 +366,6 @@ class Dispatcher:
                 sent_at=now,
                 last_error=None,
                 provider_message_id=result.provider_message_id,
-                # A reset token has no use once the link is in the mailbox. Dropped in SQL: an
-                # account deletion may have emptied the context meanwhile.
-                context=repository.CONTEXT_WITHOUT_RESET_TOKEN,
             )
         elif result.outcome == "uncertain":
             values["status"] = "uncertain"
@@ -302,11 +377,18 @@ class Dispatcher:
                 next_attempt_at=now
                 + timedelta(seconds=min(s.retry_base_seconds * 2, s.retry_max_seconds)),
             )
-        elif result.outcome == "retry" and prepared.attempt < s.max_attempts:
-            delay = min(s.retry_base_seconds * 2 ** (prepared.attempt - 1), s.retry_max_seconds)
+            if prepared.attempt == 1:
+                values["first_attempt_at"] = None  # nor does it start the window of retries
+        elif result.outcome == "retry" and self._may_retry(prepared, now):
+            delay = backoff_seconds(s.retry_base_seconds, s.retry_max_seconds, prepared.attempt)
             values.update(status="pending", next_attempt_at=now + timedelta(seconds=delay))
         else:
             values["status"] = "failed"
+        if values["status"] != "pending":
+            # The delivery has ended, sent or not: a reset token has no use any more (a reset
+            # link is never sent again, see `log.resend`). Dropped in SQL: an account deletion
+            # may have emptied the context meanwhile.
+            values["context"] = repository.CONTEXT_WITHOUT_RESET_TOKEN
         updated = await repository.finish(
             session, delivery_id=prepared.delivery_id, attempt=prepared.attempt, values=values
         )
@@ -340,9 +422,18 @@ class Dispatcher:
                 outcome=values["status"] if status else result.outcome,
                 error=error,
             )
-        await self._announce(session, updated)
+        # The provider's words stay in the log above, where an erasure reaches them; the event
+        # goes to Kafka and the outbox, where none does.
+        await self._announce(session, updated, error=result.summary or "failed")
 
-    async def _announce(self, session: AsyncSession, delivery: Delivery) -> None:
+    def _may_retry(self, prepared: Prepared, now: datetime) -> bool:
+        """Whether a refusal for now is tried again: until the window since the first attempt
+        has passed (and within `max_attempts`, a bound for a backoff set too short)."""
+        s = self.settings
+        window = timedelta(seconds=s.retry_window_seconds)
+        return now - prepared.first_attempt_at < window and prepared.attempt < s.max_attempts
+
+    async def _announce(self, session: AsyncSession, delivery: Delivery, *, error: str) -> None:
         if delivery.user_id is None or delivery.channel not in ("email", "sms"):
             return
         outbox = Outbox(session, messaging.outbox)
@@ -368,7 +459,7 @@ class Dispatcher:
                         template=delivery.template,
                         channel=delivery.channel,  # type: ignore[arg-type]
                         source_event_id=delivery.source_event_id,
-                        error=(delivery.last_error or "failed")[:500],
+                        error=error[:500],
                         attempts=delivery.attempts,
                         failed_at=delivery.updated_at,
                     )

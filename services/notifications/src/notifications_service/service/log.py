@@ -8,7 +8,11 @@ from shopkit.security import Principal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications_service import repository
-from notifications_service.errors import DeliveryNotFoundError, DeliveryNotRetryableError
+from notifications_service.errors import (
+    DeliveryNotFoundError,
+    DeliveryNotRetryableError,
+    ResetLinkGoneError,
+)
 from notifications_service.models import Delivery, DeliveryAttempt
 from notifications_service.schemas import (
     AttemptPublic,
@@ -19,6 +23,7 @@ from notifications_service.schemas import (
     DeliveryPublic,
     NotificationsExport,
 )
+from notifications_service.service import scheduling
 
 
 def _public(delivery: Delivery) -> DeliveryPublic:
@@ -89,8 +94,15 @@ async def resend(*, session: AsyncSession, delivery_id: str) -> DeliveryAdmin:
     if delivery.status not in ("failed", "uncertain"):
         raise DeliveryNotRetryableError(f"delivery is {delivery.status}")
     now = datetime.now(UTC)
+    if delivery.template == "password_reset" and not scheduling.reset_link_works(
+        delivery.context, now
+    ):
+        # Its token goes when the delivery ends, and it expires soon anyway: sending it again
+        # would mail a dead link. The user asks for a new one, which is a new message.
+        raise ResetLinkGoneError(f"delivery {delivery_id} no longer holds a working reset link")
     delivery.status = "pending"
     delivery.next_attempt_at = now
+    delivery.first_attempt_at = None  # a new window of retries, from the next attempt
     delivery.updated_at = now
     attempts = await repository.attempts_of(session, [delivery.id])
     return _admin(delivery, attempts[delivery.id])

@@ -7,9 +7,11 @@ dispatcher, so a slow or failing provider never blocks or replays the event stre
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from contracts.events.auth import PasswordResetRequested
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Envelope, Event, new_id
@@ -21,6 +23,31 @@ DEFAULT_CHANNELS = ("email",)
 
 ALWAYS_EMAIL = frozenset({"welcome", "password_reset"})
 """Account messages go to the address on the event whatever the channel preferences."""
+
+
+RESET_EXPIRY_FORMAT = "%Y-%m-%d %H:%M UTC"
+"""A reset link's expiry as the message shows it, and as it is kept with the delivery."""
+
+
+def reset_context(event: PasswordResetRequested) -> dict[str, Any]:
+    """What a password reset message needs. The token is its only secret: it is dropped as soon
+    as the delivery ends, whatever the outcome."""
+    return {
+        "reset_token": event.reset_token,
+        "expires_at": event.expires_at.strftime(RESET_EXPIRY_FORMAT),
+    }
+
+
+def reset_link_works(context: Mapping[str, Any], now: datetime) -> bool:
+    """Whether a reset message would still carry a working link: the token is still there and
+    the expiry the message states has not passed."""
+    if not context.get("reset_token"):
+        return False
+    try:
+        expires_at = datetime.strptime(str(context.get("expires_at")), RESET_EXPIRY_FORMAT)
+    except ValueError:
+        return False  # an expiry we cannot read is one we cannot promise the user
+    return now < expires_at.replace(tzinfo=UTC)
 
 
 def channels_for(template: str, recipient: Recipient | None) -> list[str]:
@@ -96,11 +123,16 @@ async def profile_updated(
     *, session: AsyncSession, user_id: str, name: str, phone: str | None, at: datetime
 ) -> None:
     recipient = await repository.ensure_recipient(session, user_id)
-    if recipient.deleted_at is not None or (recipient.profile_at and recipient.profile_at > at):
+    if recipient.deleted_at is not None:
         return
-    recipient.name = name
-    recipient.phone = phone
-    recipient.profile_at = at
+    if recipient.profile_at is None or recipient.profile_at <= at:
+        recipient.name = name
+        recipient.profile_at = at
+    # At the same time as a preference change, the profile wins: the phone is its field, and
+    # the outcome must not depend on which of the two arrived first.
+    if recipient.phone_at is None or recipient.phone_at <= at:
+        recipient.phone = phone
+        recipient.phone_at = at
 
 
 async def preferences_changed(
@@ -115,12 +147,16 @@ async def preferences_changed(
     recipient = await repository.ensure_recipient(session, user_id)
     if recipient.deleted_at is not None:
         return
+    # The phone the profile had when the preferences changed: what it is now only if no
+    # profile update (or preference change) after that time has been applied already. Decided
+    # apart from the preferences, whose own order says nothing about the phone's.
+    if phone is not None and (recipient.phone_at is None or recipient.phone_at < at):
+        recipient.phone = phone
+        recipient.phone_at = at
     if recipient.preferences_at is not None and recipient.preferences_at >= at:
         return  # an older change arriving late
     recipient.channels = list(dict.fromkeys(channels))
     recipient.language = language
-    if phone is not None:
-        recipient.phone = phone
     recipient.preferences_at = at
 
 
