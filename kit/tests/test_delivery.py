@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.protocol.fetch import FetchRequest
-from shopkit.cli import read_parked
+from shopkit.cli import read_parked, replay
 from shopkit.consumer import ConsumerConfig, EventConsumer
 from shopkit.handlers import EventHandlers
 from shopkit.inbox import EventContext, PostgresInbox
@@ -182,6 +182,37 @@ async def test_a_replay_reaches_only_the_group_that_parked_the_message(
         await eventually(lambda: _effect_value_count(database_url, key_id, 2))
         await asyncio.sleep(2)  # room for the other group to apply it again (the bug)
     assert await _effect_value_count(database_url, key_id, 2)
+
+
+async def test_a_message_replayed_alone_is_no_longer_parked_and_never_replayed_again(
+    sessionmaker: async_sessionmaker[AsyncSession], database_url: str, namespace: str
+) -> None:
+    key_id, cured_id, poison_id = new_id(), new_id(), new_id()
+    await _produce(
+        namespace,
+        [
+            _record(ProbeHappened(probe_id=key_id, value=1, poison=True), cured_id),
+            _record(ProbeHappened(probe_id=new_id(), value=1, poison=True), poison_id),
+        ],
+    )
+    consumer = consumer_for(sessionmaker, namespace)
+    group = consumer.config.group_id
+    async with running(consumer):
+        await eventually(lambda: _parked_ids_are(group, [cured_id, poison_id]))
+        probe.cured.add(key_id)
+        replayed = await replay(KAFKA_BOOTSTRAP, group, cured_id)
+        assert [m.meta["ce_id"] for m in replayed] == [cured_id]
+        await eventually(lambda: _effect_value_count(database_url, key_id, 1))
+        # Before: the message replayed alone stayed listed, and the full replay sent it again
+        # (applied twice once the group's inbox has forgotten it).
+        assert [m.meta["ce_id"] for m in await read_parked(KAFKA_BOOTSTRAP, group)] == [poison_id]
+        replayed = await replay(KAFKA_BOOTSTRAP, group)
+        assert [m.meta["ce_id"] for m in replayed] == [poison_id]
+
+
+async def _parked_ids_are(group: str, expected: list[str]) -> bool:
+    parked = await read_parked(KAFKA_BOOTSTRAP, group)
+    return sorted(m.meta["ce_id"] for m in parked) == sorted(expected)
 
 
 async def _replay_with_cli(group: str) -> str:

@@ -48,6 +48,12 @@ console = Console()
 
 BootstrapOption = Annotated[str, typer.Option("--bootstrap", envvar="SHOP_KAFKA_BOOTSTRAP")]
 DLQ_PREFIX = "dlq_"
+REPLAYED_HEADER = "dlq_replayed"
+"""On a marker record in `<group>.dlq`: `partition:offset` of a parked message replayed alone.
+
+A replay by event id moves no offset (the messages parked before it may still wait), so without
+the marker the message stayed listed as parked and a later full replay sent it a second time:
+applied twice once the group's inbox had forgotten it (kept days; parked messages a month)."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,22 @@ async def _end_offsets(
 
 
 async def read_parked(bootstrap: str, group: str) -> list[ParkedMessage]:
-    """Messages of `<group>.dlq` after the replayer's committed offsets."""
+    """Messages of `<group>.dlq` after the replayer's committed offsets, not replayed yet."""
+    return _still_parked(await _read_dead_letters(bootstrap, group))
+
+
+def _still_parked(records: list[ParkedMessage]) -> list[ParkedMessage]:
+    replayed = {m.meta[REPLAYED_HEADER] for m in records if REPLAYED_HEADER in m.meta}
+    parked = [
+        m
+        for m in records
+        if REPLAYED_HEADER not in m.meta and f"{m.partition}:{m.offset}" not in replayed
+    ]
+    return sorted(parked, key=lambda m: m.meta.get("dlq_failed_at", ""))
+
+
+async def _read_dead_letters(bootstrap: str, group: str) -> list[ParkedMessage]:
+    """Every record of `<group>.dlq` after the replayer's committed offsets, markers included."""
     topic = dead_letter_topic(group)
     consumer = AIOKafkaConsumer(
         **client_options(),
@@ -123,7 +144,7 @@ async def read_parked(bootstrap: str, group: str) -> list[ParkedMessage]:
                     )
                 if not batch:
                     break
-        return sorted(parked, key=lambda m: m.meta.get("dlq_failed_at", ""))
+        return parked
     finally:
         await consumer.stop()
 
@@ -133,11 +154,13 @@ async def replay(bootstrap: str, group: str, event_id: str | None = None) -> lis
     groups on the topic skip them: `REPLAY_FOR_HEADER`); returns those replayed.
 
     Without `event_id` every parked message is replayed and the replayer's offsets move past
-    them; with it, only that message is replayed and nothing is marked (replaying twice is
-    harmless: the group's inbox drops the repeat).
+    them; with it, only that message is replayed and a marker record (`REPLAYED_HEADER`) in the
+    dead-letter topic takes it off the list, so no later replay sends it again.
     """
-    parked = await read_parked(bootstrap, group)
-    chosen = [m for m in parked if event_id is None or m.meta.get("ce_id") == event_id]
+    records = await _read_dead_letters(bootstrap, group)
+    chosen = [
+        m for m in _still_parked(records) if event_id is None or m.meta.get("ce_id") == event_id
+    ]
     if not chosen:
         return []
     producer = create_producer(bootstrap, client_id=f"{group}-dlq-replayer")
@@ -153,10 +176,23 @@ async def replay(bootstrap: str, group: str, event_id: str | None = None) -> lis
                     headers=[*message.original_headers, (REPLAY_FOR_HEADER, group.encode())],
                 )
             )
+        if event_id is not None:
+            for message in chosen:
+                await (
+                    await producer.send(
+                        dead_letter_topic(group),
+                        value=b"",
+                        key=message.key,
+                        headers=[
+                            (REPLAYED_HEADER, f"{message.partition}:{message.offset}".encode())
+                        ],
+                    )
+                )
     finally:
         await producer.stop()
     if event_id is None:
-        await _commit_past(bootstrap, group, chosen)
+        # Past every record read: the markers and what they name are done with too.
+        await _commit_past(bootstrap, group, records)
     return chosen
 
 
