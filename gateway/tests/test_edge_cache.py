@@ -302,3 +302,49 @@ def test_expired_entries_leave_without_being_asked_for_again(
         _keep(cache, f"/new/{i}", {"i": i}, control="max-age=60")
     assert len(cache) == 1000  # every expired answer is gone, none of the fresh ones
     assert all(cache.lookup("catalog", f"/new/{i}") is not None for i in range(1000))
+
+
+async def test_writes_refused_by_the_service_and_options_do_not_purge(stack: Stack) -> None:
+    path = f"{SHAREABLE}&case={new_id()}"
+    kept = await stack.client.get(path, headers=stack.headers())
+    assert kept.headers["x-cache"] == "miss"
+    user = new_id()
+    for method, target in [
+        ("DELETE", "/api/products/p-1?status=403"),  # a customer may not delete products
+        ("PATCH", "/api/products/p-1?status=404"),
+        ("POST", "/api/products?status=422"),
+        ("OPTIONS", "/api/products/p-1"),
+    ]:
+        response = await stack.client.request(method, target, headers=stack.headers(user=user))
+        assert response.headers["x-upstream"] == "catalog", (method, target)
+    after = await stack.client.get(path, headers=stack.headers())
+    assert after.headers["x-cache"] == "hit"
+    assert after.content == kept.content
+
+
+@pytest.mark.parametrize("status", [201, 204, 303, 500, 503])
+async def test_writes_that_may_have_changed_something_purge(stack: Stack, status: int) -> None:
+    path = f"{SHAREABLE}&case={new_id()}"
+    before = await stack.client.get(path, headers=stack.headers())
+    write = await stack.client.post(
+        f"/api/products?status={status}", json={}, headers=stack.headers(user=new_id())
+    )
+    assert write.status_code == status
+    after = await stack.client.get(path, headers=stack.headers())
+    assert after.headers["x-cache"] == "miss"
+    assert served(after) > served(before)
+
+
+def test_a_write_of_another_service_leaves_fills_in_flight_alone() -> None:
+    cache = EdgeCache(max_bytes=4096, max_body_bytes=1024)
+    cache.live = True
+    catalog = cache.begin("catalog")
+    cache.begin("orders")
+    cache.purge(service="orders")  # an anonymous cart write, while a catalog answer is on its way
+    _keep(cache, "/p", {"price": "1"}, epoch=catalog)
+    assert cache.lookup("catalog", "/p") is not None
+
+    catalog = cache.begin("catalog")
+    cache.purge(service="catalog")
+    _keep(cache, "/q", {"price": "2"}, epoch=catalog)
+    assert cache.lookup("catalog", "/q") is None

@@ -402,3 +402,36 @@ async def test_revoked_token_is_refused_on_protected_routes(stack: Stack) -> Non
     assert refused.json()["detail"] == "token revoked"
     # a public route treats it like no token at all: the service decides
     assert (await stack.client.get("/api/products", headers=headers)).status_code == 200
+
+
+async def test_repeated_header_lines_reach_the_service_as_separate_lines(stack: Stack) -> None:
+    response = await stack.client.get(
+        "/api/cart",
+        headers=[
+            ("X-Forwarded-For", random_ip()),
+            ("X-Cart-Id", "cart-a"),
+            ("X-Cart-Id", "cart-b"),
+            ("Accept-Language", "pt"),
+            ("Accept-Language", "en"),
+        ],
+    )
+    body = echoed(response)
+    assert header_values(body, "x-cart-id") == ["cart-a", "cart-b"]
+    assert header_values(body, "accept-language") == ["pt", "en"]
+
+
+@pytest.mark.parametrize("path", ["/api/orders", "/api/cart", "/api/products/p-1"])
+async def test_a_repeated_authorization_header_is_refused(stack: Stack, path: str) -> None:
+    user = "01900000-0000-7000-8000-000000000001"
+    token = f"Bearer {stack.tokens.mint(user)}"
+    response = await stack.client.get(
+        path,
+        headers=[
+            ("X-Forwarded-For", random_ip()),
+            ("Authorization", token),
+            ("Authorization", "Bearer someone-else"),
+        ],
+    )
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == PROBLEM
+    assert "x-upstream" not in response.headers

@@ -422,3 +422,20 @@ def test_values_files_have_no_duplicate_keys(name: str) -> None:
     yaml.load((CHART / name).read_text(), Loader=_UniqueKeyLoader)
     with pytest.raises(AssertionError, match="duplicate keys"):
         yaml.load("a:\n  b: 1\na:\n  c: 2\n", Loader=_UniqueKeyLoader)
+
+
+def test_the_ingress_exposes_only_what_clients_call(manifests) -> None:
+    (ingress,) = of_kind(manifests, "Ingress").values()
+    (rule,) = ingress["spec"]["rules"]
+    paths = {(p["path"], p["pathType"]) for p in rule["http"]["paths"]}
+    # The gateway's /metrics and its fan-out /health (probes into every service) were public
+    # through a "/" prefix.
+    assert paths == {
+        ("/api", "Prefix"),
+        ("/.well-known/jwks.json", "Exact"),
+        ("/openapi.json", "Exact"),
+        ("/docs", "Exact"),
+    }
+    for path, kind in paths:
+        for internal in ("/metrics", "/health", "/health/ready"):
+            assert not (kind == "Prefix" and internal.startswith(path)), (path, internal)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import aiohttp
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from httpx_aiohttp import AiohttpTransport
 from shopkit.app import ServiceParts, create_service
 from shopkit.security import TokenVerifier
 from starlette.responses import Response
@@ -26,6 +24,7 @@ from gateway.openapi import OpenApiCache
 from gateway.proxy import Gateway
 from gateway.ratelimit import RateLimiter
 from gateway.routes import RouteTable
+from gateway.transport import UPSTREAM_KEEPALIVE_SECONDS, UpstreamTransport
 
 PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 TITLE = "Shop API"
@@ -35,28 +34,20 @@ VERSION = "0.1.0"
 def _upstream_client(settings: GatewaySettings) -> httpx.AsyncClient:
     """The pooled client every proxied request goes through.
 
-    By default its transport is aiohttp's connection pool (httpx-aiohttp): the same httpx
+    By default its transport is aiohttp's connection pool (`gateway.transport`): the same httpx
     requests, responses, timeouts and errors, for about a quarter of httpcore's CPU per request
     (measured by bench/bench_gateway.py), which is most of the gateway's own cost.
     """
-    limits = httpx.Limits(
-        max_connections=settings.max_connections,
-        max_keepalive_connections=settings.max_keepalive_connections,
-        keepalive_expiry=30,
-    )
     transport: httpx.AsyncBaseTransport
     if settings.upstream_transport == "aiohttp":
-        transport = AiohttpTransport(
-            client=lambda: aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
-                    limit=settings.max_connections, keepalive_timeout=30
-                ),
-                auto_decompress=False,
-                trust_env=False,
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-            )
-        )
+        transport = UpstreamTransport(max_connections=settings.max_connections)
     else:
+        limits = httpx.Limits(
+            max_connections=settings.max_connections,
+            max_keepalive_connections=settings.max_keepalive_connections,
+            # Below the upstreams' keep-alive, as with aiohttp (see the constant).
+            keepalive_expiry=UPSTREAM_KEEPALIVE_SECONDS,
+        )
         transport = httpx.AsyncHTTPTransport(limits=limits)
     client = httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
     # Only what the client sent goes upstream: no default Accept-Encoding (a compressed answer
@@ -186,6 +177,10 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
             shutdown=[_stop],
             background=[_hear_purges, _sync_rate_limits],
             verify_tokens=False,
+            # Without Redis the gateway still serves (public routes without rate limits,
+            # protected ones 503 since revocations cannot be read): failing readiness would
+            # take every replica out of the Service at once, a total outage.
+            redis_degrades_only=True,
         ),
         version=VERSION,
     )

@@ -7,9 +7,11 @@ only bounds a missed one:
 
 * every write a service makes publishes its surrogate key on a Redis channel, and every gateway
   replica drops the entries tagged with it;
-* a write that passes through this gateway drops that service's entries here before its
-  answer is relayed, so a caller reads its own write without waiting for the channel;
-* an answer fetched while a purge happened is not kept (it may predate the write);
+* a write that passes through this gateway and may have changed something (not refused with
+  a 4xx) drops that service's entries here before its answer is relayed, so a caller reads
+  its own write without waiting for the channel;
+* an answer fetched while a purge concerning its service happened is not kept (it may
+  predate the write);
 * without a live subscription (Redis down, reconnecting) nothing is served or kept, and every
   confirmed (re)subscription starts from an empty cache, since purges sent meanwhile were
   missed.
@@ -85,6 +87,10 @@ class EdgeCache:
         self._max_bytes = max_bytes
         self._max_body_bytes = max_body_bytes
         self._epoch = 0
+        """Bumped by purges that may concern every service (by tag, or of everything)."""
+        self._service_epochs: dict[str, int] = {}
+        """Bumped by a service's own writes: they leave other services' fills in flight alone
+        (a cart write must not discard a catalog answer on its way)."""
         self._sweep: list[str] = []
         """Targets this round of the expiry sweep has still to check."""
         self._services: set[str] = set()
@@ -118,7 +124,11 @@ class EdgeCache:
         """Before fetching a shareable answer: the epoch to hand to `offer`. It changes with
         every purge, and an answer fetched across a change is not kept."""
         self._services.add(service)
-        return self._epoch
+        return self._epoch_of(service)
+
+    def _epoch_of(self, service: str) -> int:
+        # Both counters only grow, so their sum changes whenever either does.
+        return self._epoch + self._service_epochs.get(service, 0)
 
     def lookup(self, service: str, target: str) -> Response | None:
         if not self.live:
@@ -156,7 +166,7 @@ class EdgeCache:
         if (
             max_age is None
             or not self.live
-            or epoch != self._epoch
+            or epoch != self._epoch_of(service)
             or response.status_code != 200
             or type(response) is not Response  # a streamed answer has no body to keep
             or len(response.body) > self._max_body_bytes
@@ -189,7 +199,10 @@ class EdgeCache:
         """Drop the entries with this surrogate key or of this service (everything if neither)."""
         if tag is None and service is not None and service not in self._services:
             return  # nothing of it was ever fetched for sharing: no entry, no fill in flight
-        self._epoch += 1
+        if tag is None and service is not None:
+            self._service_epochs[service] = self._service_epochs.get(service, 0) + 1
+        else:
+            self._epoch += 1  # a surrogate key may tag any service's answers
         if tag is None and service is None:
             self._entries.clear()
             self._sweep.clear()

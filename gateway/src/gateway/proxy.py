@@ -28,7 +28,7 @@ from gateway import forwarding
 from gateway.config import GatewaySettings
 from gateway.edge_cache import EdgeCache
 from gateway.ratelimit import Admission, Identity, RateLimiter, RedisUnavailableError
-from gateway.routes import IDEMPOTENT_METHODS, READ_METHODS, Route, RouteTable
+from gateway.routes import IDEMPOTENT_METHODS, WRITE_METHODS, Route, RouteTable
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,12 @@ class Gateway:
         if _has_dot_segments(request):
             return _problem(
                 400, "The path contains dot segments or encoded separators.", slug="bad-path"
+            )
+        if len(request.headers.getlist("authorization")) > 1:
+            # Which token counts would depend on who reads it: the gateway checked the first
+            # line while the service got them joined. One credential, or none.
+            return _problem(
+                400, "The Authorization header is repeated.", slug="repeated-authorization"
             )
         route = self.routes.match(method, path)
         if route is None:
@@ -129,9 +135,6 @@ class Gateway:
             response = await self._forward(
                 request, route, chain, request_id, declared, edge_target=edge_target
             )
-        if self.edge is not None and method not in READ_METHODS:
-            # Read-your-writes through this replica, before the purge channel says so.
-            self.edge.purge(service=route.service)
         if decision is not None:
             response.headers.update(decision.headers())
         return response
@@ -249,16 +252,19 @@ class Gateway:
                     UPSTREAM_RETRIES.labels(route.service, method).inc()
                     await asyncio.sleep(0.05 * 2**attempt)
                     continue
-                return _failed(route, "unreachable", exc)
+                return _failed(route, "unreachable", exc)  # never reached it: nothing changed
             except httpx.PoolTimeout as exc:
                 return _failed(route, "pool_exhausted", exc)
             except httpx.TimeoutException as exc:
+                self._purge_after_write(route, method, 504)
                 return _failed(route, "timeout", exc)
             except BodyTooLargeError:
                 return _too_large(self.settings.max_body_bytes)
             except httpx.HTTPError as exc:
+                self._purge_after_write(route, method, 502)
                 return _failed(route, "bad_response", exc)
         relayed = await self._relay(response)
+        self._purge_after_write(route, method, relayed.status_code)
         if edge_target is not None and self.edge is not None:
             self.edge.offer(
                 route.service,
@@ -269,6 +275,18 @@ class Gateway:
                 response=relayed,
             )
         return relayed
+
+    def _purge_after_write(self, route: Route, method: str, status: int) -> None:
+        """Drop the service's shared answers here before relaying a write it may have carried
+        out (read-your-writes through this replica, before the purge channel says so).
+
+        A write refused with a 4xx changed nothing, and purging on it would let any caller
+        (an anonymous cart, a customer's forbidden DELETE) empty the cache at will. Any other
+        answer may come after a change: 2xx, a 3xx (POST-redirect-GET), and a 5xx or a lost
+        answer (502/504 here) where the service may have committed before failing.
+        """
+        if self.edge is not None and method in WRITE_METHODS and not 400 <= status < 500:
+            self.edge.purge(service=route.service)
 
     async def _read_body(self, request: Request) -> bytes:
         body = bytearray()

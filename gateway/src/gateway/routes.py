@@ -27,6 +27,8 @@ PREFIXES: tuple[tuple[str, str], ...] = (
 READ_METHODS = frozenset({"GET", "HEAD"})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 """RFC 9110 idempotent methods: the only ones the gateway ever sends twice."""
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+"""Methods that may change what a service answers to reads (OPTIONS asks, it never writes)."""
 
 CART_METHODS = frozenset({"GET", "HEAD", "POST", "PATCH", "DELETE"})
 

@@ -54,6 +54,8 @@ class ServiceParts:
     tables: MessagingTables | None = None
     """PostgreSQL with an outbox/inbox: enables the session dependency and the relay."""
     redis: bool = True
+    redis_degrades_only: bool = False
+    """Redis down leaves the service ready, reported `degraded` (it serves without it)."""
     mongo_url: str | None = None
     consumers: Sequence[EventHandlers[Any]] = ()
     inbox: Callable[[FastAPI], InboxStore[Any]] | None = None
@@ -164,7 +166,9 @@ def _open_stores(
             health_check_interval=30,
         )
         app.state.redis = redis
-        checks.append(ReadinessCheck("redis", _redis_check(redis)))
+        checks.append(
+            ReadinessCheck("redis", _redis_check(redis), degrades_only=parts.redis_degrades_only)
+        )
     if parts.mongo_url:
         mongo: MongoClient = create_client(parts.mongo_url, app_name=settings.service_name)
         app.state.mongo = mongo

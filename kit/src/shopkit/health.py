@@ -18,6 +18,9 @@ Check = Callable[[], Awaitable[None]]
 class ReadinessCheck:
     name: str
     check: Check
+    degrades_only: bool = False
+    """A failure reports the service `degraded` and keeps it ready (200): for a dependency it
+    can serve without, where failing readiness would take every replica out at once."""
 
 
 async def _run(check: ReadinessCheck, timeout: float) -> tuple[str, str]:
@@ -45,10 +48,14 @@ def health_router() -> APIRouter:
     async def ready(request: Request) -> JSONResponse:
         checks: list[ReadinessCheck] = getattr(request.app.state, "readiness_checks", [])
         results = dict(await asyncio.gather(*(_run(c, 2.0) for c in checks)))
-        ok = all(result == "ok" for result in results.values())
+        failed = [c for c in checks if results[c.name] != "ok"]
+        for check in failed:
+            if check.degrades_only:
+                results[check.name] = f"degraded ({results[check.name]})"
+        unready = any(not check.degrades_only for check in failed)
+        status = "unavailable" if unready else "degraded" if failed else "ok"
         return JSONResponse(
-            {"status": "ok" if ok else "unavailable", "checks": results},
-            status_code=200 if ok else 503,
+            {"status": status, "checks": results}, status_code=503 if unready else 200
         )
 
     return router
