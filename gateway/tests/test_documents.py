@@ -28,6 +28,10 @@ async def test_merged_openapi_is_valid_3_1_with_client_paths_and_bearer_security
     # protected: bearer required; public catalog read: token optional
     assert paths["/api/orders/typed/{item_id}"]["get"]["security"] == [{"bearerAuth": []}]
     assert {} in paths["/api/products/typed/{item_id}"]["get"]["security"]
+    # Under a public prefix, what the service itself documents decides: a route that needs a
+    # token stays token-only (it was documented optional, and answered 401 without one).
+    assert paths["/api/products/typed-mine"]["get"]["security"] == [{"bearerAuth": []}]
+    assert paths["/api/products/typed-maybe"]["get"]["security"] == [{}, {"bearerAuth": []}]
     # operation ids stay unique across services
     ids = [
         op["operationId"]

@@ -11,6 +11,8 @@ from fastapi import FastAPI
 from gateway.routes import PREFIXES
 from pydantic import BaseModel, ConfigDict
 from shopkit.edge import shareable
+from shopkit.openapi import install_problem_openapi
+from shopkit.security import CurrentUser, OptionalUser
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -54,6 +56,18 @@ def upstream_app(service: str, *, jwks: dict[str, Any] | None = None) -> FastAPI
     @app.post(prefix + "/typed", response_model=Item, status_code=201)
     async def create_item(body: ItemCreate) -> dict[str, Any]:
         return {"id": "1", "total": 1, "label": body.name}
+
+    if service == "catalog":
+        # Under the public /api/products prefix: one route needs a token, one takes one.
+        @app.get(prefix + "/typed-mine")
+        async def mine(user: CurrentUser) -> dict[str, str]:
+            return {"user": user.user_id}
+
+        @app.get(prefix + "/typed-maybe")
+        async def maybe(user: OptionalUser) -> dict[str, str | None]:
+            return {"user": user.user_id if user else None}
+
+        install_problem_openapi(app)
 
     @app.get("/health/ready")
     async def ready() -> dict[str, str]:

@@ -58,9 +58,14 @@ def _own_schemes(document: JSON) -> JSON:
     }
 
 
-def _operation_security(routes: RouteTable, method: str, path: str) -> list[JSON]:
-    # A public route still accepts a token (e.g. personalised catalog reads): auth is optional.
-    if routes.is_public(method.upper(), _example_path(path)):
+def _operation_security(
+    routes: RouteTable, method: str, path: str, declared: list[JSON]
+) -> list[JSON]:
+    # A public route still accepts a token (e.g. personalised catalog reads): auth is optional,
+    # unless the service itself requires one there (a token-only operation under a public
+    # prefix, such as the catalog's export of the caller's own data). A service marks an
+    # optional token with an empty requirement (`shopkit.openapi.with_optional_tokens`).
+    if routes.is_public(method.upper(), _example_path(path)) and (not declared or {} in declared):
         return [{}, {SECURITY_SCHEME: []}]
     return [{SECURITY_SCHEME: []}]
 
@@ -121,7 +126,7 @@ def merge(
                     for requirement in declared:
                         security_schemes.update({n: own_schemes[n] for n in requirement})
                 else:
-                    operation["security"] = _operation_security(routes, method, path)
+                    operation["security"] = _operation_security(routes, method, path, declared)
                 responses = operation.setdefault("responses", {})
                 for code, description in GATEWAY_ERRORS.items():
                     responses.setdefault(code, problem_response(description))

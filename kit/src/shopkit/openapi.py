@@ -12,7 +12,9 @@ import json
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 from shopkit.problems import PROBLEM_JSON
 
@@ -81,6 +83,40 @@ def with_problem_errors(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def with_optional_tokens(document: dict[str, Any], app: FastAPI) -> dict[str, Any]:
+    """Mark operations whose token is optional (`OptionalUser` without `CurrentUser`) with an
+    empty requirement besides the bearer one, as OpenAPI spells "authentication optional".
+
+    FastAPI documents both kinds alike (one bearer scheme), so a reader, and the gateway that
+    merges the documents, could not tell a personalised public read from a token-only route.
+    """
+    from shopkit.security import current_principal, optional_principal
+
+    for route in app.routes:
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        calls = _dependency_calls(route.dependant)
+        if optional_principal not in calls or current_principal in calls:
+            continue
+        item = document.get("paths", {}).get(route.path_format, {})
+        for method in route.methods or ():
+            operation = item.get(method.lower())
+            security = operation.get("security") if operation else None
+            if security and {} not in security:
+                operation["security"] = [{}, *security]
+    return document
+
+
+def _dependency_calls(dependant: Dependant) -> set[Any]:
+    calls: set[Any] = set()
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        calls.add(current.call)
+        pending.extend(current.dependencies)
+    return calls
+
+
 def install_problem_openapi(app: FastAPI) -> None:
     """Serve the document with problem+json errors (built once, on first request)."""
 
@@ -95,7 +131,7 @@ def install_problem_openapi(app: FastAPI) -> None:
                 tags=app.openapi_tags,
                 servers=app.servers,
             )
-            app.openapi_schema = with_problem_errors(document)
+            app.openapi_schema = with_problem_errors(with_optional_tokens(document, app))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
