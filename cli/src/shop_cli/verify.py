@@ -5,7 +5,10 @@ An operator's tool: it reads every service's store directly, read-only, and comp
 1. No order is CONFIRMED (or later) without an authorized or captured payment of exactly its
    total and currency.
 2. Stock is conserved: available >= 0 and reserved + committed + available = received for every
-   SKU, and the reserved/committed counters equal the held/committed reservation lines.
+   SKU, and the reserved/committed counters equal the held/committed reservation lines; every
+   order CONFIRMED, SHIPPED or DELIVERED took its units out of stock (its reservation is
+   committed, or released by shipping's `ShipmentCancelled`). Counters alone miss an order whose
+   hold expired before its confirmation was read: its units are back on sale, sold twice.
 3. Every order is terminal or legitimately waiting: nothing PENDING or AWAITING_PAYMENT past the
    reservation window, no cancelled order still holding stock or an authorization.
 4. No double charge or double refund: at most one live payment per order, captured <= authorized,
@@ -40,6 +43,10 @@ console = Console()
 LIVE_PAYMENT = ("authorized", "captured", "partially_refunded", "refunded")
 HOLDING_PAYMENT = ("authorized", "requires_action", "pending")
 CONFIRMED_OR_LATER = ("CONFIRMED", "SHIPPED", "DELIVERED", "REFUNDED")
+SOLD = ("CONFIRMED", "SHIPPED", "DELIVERED")
+"""Statuses whose units must be out of stock (a refunded order may have been restocked)."""
+SHIPMENT_CANCELLED = "order_cancelled"
+"""Release reason of a committed reservation that shipping's `ShipmentCancelled` restocked."""
 TERMINAL = ("DELIVERED", "CANCELLED", "REFUNDED")
 
 
@@ -225,6 +232,48 @@ async def _stock(report: Report) -> None:
     report.stock = {"skus": len(items), **dict(totals)}
 
 
+async def _sold_orders_took_stock(report: Report, stuck_after: timedelta) -> None:
+    """Every order CONFIRMED or later has its reservation committed (or restocked by shipping)."""
+    orders = await _fetch(
+        "orders",
+        "SELECT id::text, status, status_changed_at < now() - $2::interval AS old "
+        "FROM orders WHERE status = ANY($1::text[])",
+        list(SOLD),
+        stuck_after,
+    )
+    if not orders:
+        return
+    reservations = {
+        row["order_id"]: row
+        for row in await _fetch(
+            "inventory",
+            "SELECT order_id::text, status, reason FROM reservations "
+            "WHERE order_id = ANY($1::uuid[])",
+            [o["id"] for o in orders],
+        )
+    }
+    for order in orders:
+        reservation = reservations.get(order["id"])
+        if reservation is None:
+            state = "no reservation"
+        else:
+            state = "reservation " + ":".join(
+                filter(None, (reservation["status"], reservation["reason"]))
+            )
+            if _took_stock(reservation["status"], reservation["reason"]):
+                continue
+            if reservation["status"] == "held" and not order["old"]:
+                continue  # inventory has not read the confirmation yet
+        report.fail(
+            2,
+            f"order {order['id']} is {order['status']} but its stock is not committed ({state})",
+        )
+
+
+def _took_stock(status: str, reason: str | None) -> bool:
+    return status == "committed" or (status == "released" and reason == SHIPMENT_CANCELLED)
+
+
 async def _outboxes(report: Report) -> None:
     for service in POSTGRES_SERVICES:
         rows = await _fetch(service, "SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL")
@@ -281,6 +330,7 @@ async def verify(*, stuck_after: timedelta, bootstrap: str) -> Report:
     report = Report()
     await _orders_and_payments(report, stuck_after)
     await _stock(report)
+    await _sold_orders_took_stock(report, stuck_after)
     await _outboxes(report)
     await _dead_letters(report, bootstrap)
     return report

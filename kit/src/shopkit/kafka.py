@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -16,6 +17,8 @@ from aiokafka.helpers import create_ssl_context
 from contracts import topics
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DLQ_RETENTION_MS = 30 * 24 * 3600 * 1000
 
@@ -148,16 +151,19 @@ async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
     )
     await admin.start()
     try:
-        described = await admin.describe_topics([topic])
+        return await _partitions(admin, [topic])
     finally:
         await admin.close()
-    found = [d for d in described if d.get("topic") == topic and d.get("error_code") == 0]
-    if not found:
-        return []
-    return [
-        TopicPartition(topic, p["partition"])
-        for p in sorted(found[0]["partitions"], key=lambda p: p["partition"])
-    ]
+
+
+async def _partitions(admin: AIOKafkaAdminClient, names: Sequence[str]) -> list[TopicPartition]:
+    """The partitions of the topics that exist among `names`, in topic and partition order."""
+    described = await admin.describe_topics(list(names))
+    found: list[TopicPartition] = []
+    for topic in described:
+        if topic.get("error_code") == 0 and topic.get("topic") in names:
+            found += [TopicPartition(topic["topic"], p["partition"]) for p in topic["partitions"]]
+    return sorted(found)
 
 
 async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, int]:
@@ -171,3 +177,100 @@ async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, 
     finally:
         await admin.close()
     return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+
+class GroupProgress:
+    """How far a consumer group has got through the topics it reads: the end offsets of their
+    partitions next to the offsets the group has committed.
+
+    The consumer runtime commits an offset only once the effects of the messages before it are
+    committed, so a committed offset at or past a partition's end means everything appended to
+    that partition so far has been applied. Meant to be asked periodically: the clients stay
+    open between calls (a connection and metadata fetch per call would cost more than the
+    question), and are reopened after a failure.
+    """
+
+    def __init__(
+        self, bootstrap: str, *, group: str, topics: Sequence[str], timeout: float = 10.0
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.group = group
+        self.topics = sorted(topics)
+        self.timeout = timeout
+        self._admin: AIOKafkaAdminClient | None = None
+        self._offsets: AIOKafkaConsumer | None = None
+        """Group-less: it only asks for end offsets, never joins or commits for anyone."""
+
+    async def end_offsets(self) -> dict[TopicPartition, int]:
+        """The next offset of every partition of the topics (topics not created yet have none,
+        so nothing was appended to them)."""
+        return await self._bounded(self._end_offsets())
+
+    async def committed(self) -> dict[TopicPartition, int]:
+        """The group's committed offsets on the topics' partitions (none: never committed)."""
+        return await self._bounded(self._committed())
+
+    async def caught_up_with(self, ends: dict[TopicPartition, int]) -> bool:
+        """Whether the group has committed at least `ends` on every partition of it."""
+        committed = await self.committed()
+        return all(committed.get(tp, 0) >= end for tp, end in ends.items())
+
+    async def close(self) -> None:
+        admin, offsets = self._admin, self._offsets
+        self._admin = self._offsets = None
+        for client in (admin, offsets):
+            if client is None:
+                continue
+            try:
+                await (client.close() if isinstance(client, AIOKafkaAdminClient) else client.stop())
+            except Exception:
+                log.debug("closing a group progress client failed", exc_info=True)
+
+    async def _bounded(self, work: Awaitable[T]) -> T:
+        try:
+            return await asyncio.wait_for(work, self.timeout)
+        except BaseException:
+            # A client that timed out or lost its broker may be half-connected: start afresh.
+            await self.close()
+            raise
+
+    async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
+        if self._admin is None or self._offsets is None:
+            await self.close()
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self.bootstrap,
+                client_id=f"{self.group}-progress",
+                request_timeout_ms=int(self.timeout * 1000),
+                **client_options(),
+            )
+            self._admin = admin
+            await admin.start()
+            offsets = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap,
+                client_id=f"{self.group}-progress",
+                group_id=None,
+                enable_auto_commit=False,
+                request_timeout_ms=int(self.timeout * 1000),
+                **client_options(),
+            )
+            self._offsets = offsets
+            await offsets.start()
+        return self._admin, self._offsets
+
+    async def _end_offsets(self) -> dict[TopicPartition, int]:
+        admin, offsets = await self._clients()
+        partitions = await _partitions(admin, self.topics)
+        if not partitions:
+            return {}
+        ends: dict[TopicPartition, int] = await offsets.end_offsets(partitions)
+        return dict(ends)
+
+    async def _committed(self) -> dict[TopicPartition, int]:
+        admin, _ = await self._clients()
+        offsets = await admin.list_consumer_group_offsets(self.group)
+        wanted = set(self.topics)
+        return {
+            tp: meta.offset
+            for tp, meta in offsets.items()
+            if tp.topic in wanted and meta.offset >= 0
+        }

@@ -46,7 +46,7 @@ async def set_stock(service: Running, sku: str, on_hand: int) -> None:
 
 
 async def stock_of(service: Running, sku: str) -> dict[str, int]:
-    body = (await service.client.get(f"/api/inventory/{sku}")).json()
+    body = (await service.client.get(f"/api/inventory/{sku}", headers=service.admin())).json()
     return {k: body[k] for k in ("on_hand", "reserved", "available", "committed")}
 
 

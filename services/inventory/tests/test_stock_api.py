@@ -59,14 +59,29 @@ async def test_admin_sets_stock_and_anyone_reads_it(inventory: Running) -> None:
         "low_stock_threshold": 5,
         "updated_at": None,
     }
-    public = await inventory.client.get(f"/api/inventory/{sku}")
-    assert public.status_code == 200
-    assert {k: public.json()[k] for k in ("sku", "on_hand", "reserved", "available")} == {
-        "sku": sku,
-        "on_hand": 40,
-        "reserved": 0,
-        "available": 40,
-    }
+    # Anonymous callers and customers see the contract's availability, nothing more.
+    contract = {"sku": sku, "on_hand": 40, "reserved": 0, "available": 40}
+    for headers in ({}, inventory.tokens.headers()):
+        public = await inventory.client.get(f"/api/inventory/{sku}", headers=headers)
+        assert public.status_code == 200
+        assert public.json() == contract
+    # Admins see the whole record, as a PUT answers it.
+    full = await inventory.client.get(f"/api/inventory/{sku}", headers=inventory.admin())
+    assert full.status_code == 200
+    assert full.json() == response.json()
+
+
+async def test_the_openapi_says_what_each_caller_reads(inventory: Running) -> None:
+    document = (await inventory.client.get("/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+    assert set(schemas["StockPublic"]["properties"]) == {"sku", "on_hand", "reserved", "available"}
+    assert {"committed", "product_id", "low_stock_threshold", "updated_at"} <= set(
+        schemas["StockAdmin"]["properties"]
+    )
+    ok = document["paths"]["/api/inventory/{sku}"]["get"]["responses"]["200"]
+    variants = ok["content"]["application/json"]["schema"]["anyOf"]
+    assert sorted(v["$ref"].rsplit("/", 1)[-1] for v in variants) == ["StockAdmin", "StockPublic"]
+    assert "admins" in ok["description"]
 
 
 async def test_every_change_is_in_the_audit_trail_and_announced(inventory: Running) -> None:
@@ -128,8 +143,9 @@ async def test_stock_set_before_the_product_exists_survives_its_creation(
         return bool(linked == 2)
 
     await eventually(both_linked, timeout=60)
-    early_stock = (await inventory.client.get(f"/api/inventory/{early}")).json()
-    late_stock = (await inventory.client.get(f"/api/inventory/{late}")).json()
+    admin = inventory.admin()
+    early_stock = (await inventory.client.get(f"/api/inventory/{early}", headers=admin)).json()
+    late_stock = (await inventory.client.get(f"/api/inventory/{late}", headers=admin)).json()
     assert (early_stock["on_hand"], early_stock["product_id"]) == (9, early_event.product_id)
     assert (late_stock["on_hand"], late_stock["product_id"]) == (0, late_event.product_id)
 
@@ -260,14 +276,14 @@ async def test_a_set_based_on_a_stale_level_is_refused_and_changes_nothing(
     await wait_for_events(
         inventory.namespace, StockCommitted, where=lambda e: e.order_id == placed.order_id
     )
-    before = (await inventory.client.get(f"/api/inventory/{sku}")).json()
+    before = (await inventory.client.get(f"/api/inventory/{sku}", headers=admin)).json()
     assert (before["on_hand"], before["committed"]) == (7, 3)
 
     delivery = {"on_hand": 30, "reason": "delivery PO-7", "expected_on_hand": 10}
     refused = await inventory.client.put(f"/api/inventory/{sku}", json=delivery, headers=admin)
     problem = _problem(refused, 409, "stock-changed")
     assert (problem["on_hand"], problem["expected_on_hand"]) == (7, 10)
-    assert (await inventory.client.get(f"/api/inventory/{sku}")).json() == before
+    assert (await inventory.client.get(f"/api/inventory/{sku}", headers=admin)).json() == before
     assert await _trail(inventory, sku) == [(0, 10, 10, "count")]
 
     # Decided again from the current level, the same kind of request applies.

@@ -265,11 +265,12 @@ async def get_reservation(session: AsyncSession, order_id: str) -> ReservationSt
 
 
 async def expired_held_reservations(
-    session: AsyncSession, *, now: datetime, limit: int
+    session: AsyncSession, *, before: datetime, limit: int
 ) -> list[str]:
+    """Orders whose hold expires before `before`, soonest first."""
     result = await session.execute(
         select(Reservation.order_id)
-        .where(Reservation.status == "held", Reservation.expires_at < now)
+        .where(Reservation.status == "held", Reservation.expires_at < before)
         .order_by(Reservation.expires_at)
         .limit(limit)
     )

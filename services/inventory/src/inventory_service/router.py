@@ -16,7 +16,7 @@ from shopkit.db import SessionDep
 from shopkit.outbox import Outbox
 from shopkit.params import SKU_PATTERN, OptionalUuid7, Sku, Uuid7
 from shopkit.problems import responses
-from shopkit.security import AdminUser
+from shopkit.security import AdminUser, OptionalUser
 
 from inventory_service import service
 from inventory_service.config import InventorySettings
@@ -32,6 +32,7 @@ from inventory_service.schemas import (
     AdjustmentPublic,
     ReservationPublic,
     StockAdjust,
+    StockAdmin,
     StockList,
     StockPublic,
     StockSet,
@@ -82,23 +83,40 @@ async def list_stock(
     items = await service.list_stock(session, after=cursor, limit=limit + 1)
     page = items[:limit]
     next_cursor = page[-1].sku if len(items) > limit else None
-    return StockList(items=[StockPublic.of(s, policy) for s in page], next_cursor=next_cursor)
+    return StockList(items=[StockAdmin.of(s, policy) for s in page], next_cursor=next_cursor)
 
 
-@router.get("/{sku}", response_model=StockPublic, responses=responses(StockNotFoundError))
-async def get_stock(session: SessionDep, policy: PolicyDep, sku: Sku) -> StockPublic:
-    return StockPublic.of(await service.get_stock(session, sku=sku), policy)
+@router.get(
+    "/{sku}",
+    response_model=StockPublic | StockAdmin,
+    responses={
+        200: {
+            "description": "`StockPublic` for anonymous callers and customers (the storefront's "
+            "availability); `StockAdmin` (units sold, threshold, product) for admins."
+        },
+        **responses(StockNotFoundError),
+    },
+)
+async def get_stock(
+    session: SessionDep, policy: PolicyDep, caller: OptionalUser, sku: Sku
+) -> StockPublic | StockAdmin:
+    """A sku's stock; anyone may read its availability, only admins the rest."""
+    stock = await service.get_stock(session, sku=sku)
+    if caller is not None and caller.is_admin:
+        return StockAdmin.of(stock, policy)
+    return StockPublic.of(stock)
 
 
-@router.put("/{sku}", response_model=StockPublic, responses={409: SET_CONFLICTS})
+@router.put("/{sku}", response_model=StockAdmin, responses={409: SET_CONFLICTS})
 async def set_stock(
     session: SessionDep, policy: PolicyDep, admin: AdminUser, sku: Sku, body: StockSet
-) -> StockPublic:
-    """Set the counted units on hand (creating the sku's row if the catalog has not announced
-    it yet); the change goes to the audit trail. Send `expected_on_hand` (the `on_hand` the
-    new value was based on) so that a change made in between is answered with 409
-    `stock-changed` instead of being overwritten; to add or remove units whatever the level,
-    POST an adjustment instead."""
+) -> StockAdmin:
+    """Set the units on hand: those counted minus the parcels of confirmed orders awaiting
+    dispatch, whose units already left `on_hand` (creating the sku's row if the catalog has
+    not announced it yet); the change goes to the audit trail. Send `expected_on_hand` (the
+    `on_hand` the new value was based on) so that a change made in between is answered with
+    409 `stock-changed` instead of being overwritten; to add or remove units whatever the
+    level, POST an adjustment instead."""
     threshold: dict[str, int | None] = (
         {"threshold": body.low_stock_threshold}
         if "low_stock_threshold" in body.model_fields_set
@@ -116,17 +134,17 @@ async def set_stock(
         **threshold,
     )
     await Outbox(session, messaging.outbox).publish(*events)
-    return StockPublic.of(stock, policy)
+    return StockAdmin.of(stock, policy)
 
 
 @router.post(
     "/{sku}/adjustments",
-    response_model=StockPublic,
+    response_model=StockAdmin,
     responses={**responses(StockNotFoundError), 409: ADJUST_CONFLICTS},
 )
 async def adjust_stock(
     session: SessionDep, policy: PolicyDep, admin: AdminUser, sku: Sku, body: StockAdjust
-) -> StockPublic:
+) -> StockAdmin:
     """Add `delta` units on hand (negative: remove them) to the level as it is when applied, so
     no concurrent change is lost; answers the new level. The change goes to the audit trail
     and is announced like a set. 404 for a sku without a stock row (PUT creates it)."""
@@ -140,7 +158,7 @@ async def adjust_stock(
         now=utc_now(),
     )
     await Outbox(session, messaging.outbox).publish(*events)
-    return StockPublic.of(stock, policy)
+    return StockAdmin.of(stock, policy)
 
 
 @router.get(

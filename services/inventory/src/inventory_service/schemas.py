@@ -22,7 +22,9 @@ EXPECTED_ON_HAND_DOC = (
 
 
 class StockSet(BaseModel):
-    """Set the counted units on hand; `low_stock_threshold` (optional) overrides the default."""
+    """Set the units on hand: those counted, minus the parcels of confirmed orders still waiting
+    for dispatch (their units already left `on_hand`); `low_stock_threshold` (optional)
+    overrides the default."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -52,6 +54,27 @@ class StockAdjust(BaseModel):
 
 
 class StockPublic(BaseModel):
+    """A sku's availability as anyone may see it (storefronts): the API contract, nothing of
+    the business behind it (units sold, thresholds)."""
+
+    sku: str
+    on_hand: int
+    reserved: int
+    available: int
+
+    @classmethod
+    def of(cls, stock: StockLevel) -> StockPublic:
+        return cls(
+            sku=stock.sku,
+            on_hand=stock.on_hand,
+            reserved=stock.reserved,
+            available=stock.available,
+        )
+
+
+class StockAdmin(BaseModel):
+    """A sku's full stock record, for admins."""
+
     sku: str
     product_id: str | None
     on_hand: int
@@ -62,7 +85,7 @@ class StockPublic(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, stock: StockLevel, policy: StockPolicy) -> StockPublic:
+    def of(cls, stock: StockLevel, policy: StockPolicy) -> StockAdmin:
         return cls(
             sku=stock.sku,
             product_id=stock.product_id,
@@ -76,7 +99,7 @@ class StockPublic(BaseModel):
 
 
 class StockList(BaseModel):
-    items: list[StockPublic]
+    items: list[StockAdmin]
     next_cursor: str | None
 
 

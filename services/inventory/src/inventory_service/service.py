@@ -9,6 +9,7 @@ nothing.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ from inventory_service.errors import (
     StockNotFoundError,
 )
 from inventory_service.models import StockAdjustment
+
+log = logging.getLogger(__name__)
 
 HELD, COMMITTED, RELEASED, FAILED = "held", "committed", "released", "failed"
 
@@ -207,6 +210,13 @@ def release(
 def commit(book: StockBook, *, order_id: str, now: datetime) -> list[Event]:
     """The order is confirmed: its held units leave stock for good."""
     current = book.reservation(order_id)
+    if current is not None and current.status == RELEASED and current.reason == "expired":
+        # Orders confirmed a paid order whose stock this service already gave up: nothing is
+        # held for it, and only an operator can settle it (ship from elsewhere, or refund).
+        log.warning(
+            "order confirmed after its reservation expired; no stock is committed for it",
+            extra={"order_id": order_id, "reservation_id": current.id},
+        )
     if current is None or current.status != HELD:
         return []  # a confirmation for an order whose hold ended (or never began) moves nothing
     events: list[Event] = [
@@ -237,11 +247,18 @@ def extend(book: StockBook, *, order_id: str, policy: StockPolicy, now: datetime
     ]
 
 
-def expire(book: StockBook, *, now: datetime) -> list[tuple[ReservationState, StockReleased]]:
-    """Release every loaded hold that is past its expiry."""
+def expire(
+    book: StockBook, *, now: datetime, expired_before: datetime
+) -> list[tuple[ReservationState, StockReleased]]:
+    """Release every loaded hold whose expiry is before `expired_before`: the time up to which
+    the saga's events are known to be applied (see `release_expired`), at most `now`."""
     released = []
     for current in list(book.reservations.values()):
-        if current.status == HELD and current.expires_at is not None and current.expires_at < now:
+        if (
+            current.status == HELD
+            and current.expires_at is not None
+            and current.expires_at < expired_before
+        ):
             for sku, quantity in current.lines:
                 book.move(sku, reserved=-quantity, now=now)
             book.update_reservation(
@@ -412,18 +429,31 @@ async def adjust_stock(
     return book.stock[sku], events
 
 
+async def holds_past_expiry(session: AsyncSession, *, now: datetime) -> bool:
+    """Whether any hold's expiry has passed by the clock (the sweeper's cheap first question)."""
+    return bool(await repository.expired_held_reservations(session, before=now, limit=1))
+
+
 async def release_expired(
-    session: AsyncSession, *, now: datetime, limit: int
+    session: AsyncSession, *, now: datetime, expired_before: datetime, limit: int
 ) -> list[tuple[ReservationState, StockReleased]]:
-    """Release holds past their expiry; orders being worked on right now are left for later."""
-    candidates = await repository.expired_held_reservations(session, now=now, limit=limit)
+    """Release holds whose expiry is before `expired_before`; orders being worked on right now
+    are left for later.
+
+    `expired_before` must be a time up to which every saga event (OrderConfirmed above all) is
+    applied, not the wall clock: after an outage or a backlog, the confirmation of an order
+    confirmed well inside its hold may still be unread, and releasing its hold first would
+    cancel a paid order, or put a shipped unit back on sale."""
+    candidates = await repository.expired_held_reservations(
+        session, before=expired_before, limit=limit
+    )
     locked = [
         order_id
         for order_id in sorted(candidates, key=repository.order_lock_key)
         if await repository.try_lock_order(session, order_id)
     ]
     book = await repository.load_book(session, order_ids=locked)  # re-taking held locks: no wait
-    released = expire(book, now=now)
+    released = expire(book, now=now, expired_before=expired_before)
     await repository.save_book(session, book)
     return released
 
