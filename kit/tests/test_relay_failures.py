@@ -146,3 +146,24 @@ async def test_a_topic_that_does_not_exist_holds_back_only_its_own_events(
     rows = [row for row in await _rows(database_url) if row["key"] in lost]
     assert not any(row["sent"] for row in rows)
     assert all(row["topic"] == MISSING_TOPIC for row in rows)
+
+
+async def test_a_busy_aggregate_does_not_hold_back_the_others(
+    database_url: str, sessionmaker: async_sessionmaker[AsyncSession], namespace: str
+) -> None:
+    busy = new_id()
+    # More pending events of one aggregate than a batch reads (1,000), as after an outage.
+    await _add(sessionmaker, [ProbeHappened(probe_id=busy, value=i) for i in range(1500)])
+    await _add(sessionmaker, [ProbeHappened(probe_id=key, value=0) for key in OTHER_KEYS])
+
+    async def others_sent_while_busy_waits() -> bool | None:
+        rows = await _rows(database_url)
+        if not all(row["sent"] for row in rows if row["key"] in OTHER_KEYS):
+            return None
+        # Before: the batch held the busy aggregate's rows only, one published per round,
+        # and the others went out after 500 rounds, once fewer than 1,000 of it were left.
+        busy_left = sum(1 for row in rows if row["key"] == busy and not row["sent"])
+        assert busy_left > 1000, busy_left
+        return True
+
+    await _run_until(_relay(database_url, namespace), others_sent_while_busy_waits, timeout=30)
