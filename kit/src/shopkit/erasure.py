@@ -34,6 +34,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shopkit.problems import ForbiddenError
+
 
 class ErasedUserColumns:
     """The erased-accounts table, mixed into a service's model:
@@ -53,6 +55,14 @@ def create_erased_users_table() -> None:
         sa.Column("erased_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("user_id", name="pk_erased_users"),
     )
+
+
+class AccountDeletedError(ForbiddenError):
+    """The account was deleted: its token may still be valid for a moment (auth revokes it in
+    its own consumer), but it writes nothing more."""
+
+    slug = "account-deleted"
+    title = "This account has been deleted"
 
 
 class ErasureGuard:

@@ -475,3 +475,36 @@ async def test_an_erasure_waits_for_a_timeline_batch_holding_the_user(harness: H
     await _handled(harness, deletion)
     data = await _recorded(harness, late)
     assert data == _without(late, "shipping_address", "customer_ip")
+
+
+async def test_a_token_that_outlived_the_deletion_places_no_order(harness: Harness) -> None:
+    # auth revokes the account's tokens in its own consumer, which may lag behind this one:
+    # the checkout used to store an order with the full address and IP that nothing would
+    # ever anonymise (the deletion is handled once).
+    user = harness.user()
+    user_id = harness.user_id(user)
+    product = await harness.product(price=1000)
+    await harness.bus.send(
+        Envelope(data=UserDeletionRequested(user_id=user_id, requested_at=datetime.now(UTC)))
+    )
+
+    async def erased() -> bool:
+        return bool(
+            await harness.scalar(
+                "SELECT count(*) FROM erased_users WHERE user_id = :user_id", user_id=user_id
+            )
+        )
+
+    await harness.until(erased)
+    await harness.fill_cart(user, (product, 2))
+    response = await harness.checkout(user, harness.checkout_body([(product.sku, 2)]))
+    assert response.status_code == 403, response.text
+    assert response.json()["type"].endswith("/account-deleted")
+    stored = await harness.scalar(
+        "SELECT count(*) FROM orders WHERE user_id = :user_id", user_id=user_id
+    )
+    assert stored == 0
+    keys = await harness.scalar(
+        "SELECT count(*) FROM idempotency_keys WHERE user_id = :user_id", user_id=user_id
+    )
+    assert keys == 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from shopkit.problems import (
     ConflictError,
-    ForbiddenError,
     NotFoundError,
     ServiceUnavailableError,
     UnprocessableError,
@@ -39,14 +38,6 @@ class DuplicateSlugError(ConflictError):
 class DuplicateReviewError(ConflictError):
     slug = "duplicate-review"
     title = "You have already reviewed this product"
-
-
-class AccountDeletedError(ForbiddenError):
-    """The account was deleted: its token may still be valid for a moment (auth revokes it in
-    its own consumer), but it writes nothing more."""
-
-    slug = "account-deleted"
-    title = "This account has been deleted"
 
 
 class UnknownCategoryError(NotFoundError):

@@ -7,13 +7,13 @@ from contracts.types import utc_now
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import WithJsonSchema
 from shopkit.edge import shareable
+from shopkit.erasure import AccountDeletedError
 from shopkit.params import Uuid7
 from shopkit.problems import UnauthorizedError, responses
 from shopkit.security import AdminUser, CurrentUser, OptionalUser, Principal
 from starlette.convertors import Convertor, register_url_convertor
 
 from catalog_service.errors import (
-    AccountDeletedError,
     DuplicateReviewError,
     DuplicateSkuError,
     DuplicateSlugError,

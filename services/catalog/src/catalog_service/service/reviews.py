@@ -10,12 +10,12 @@ from datetime import datetime
 from typing import Any
 
 from contracts.ids import is_uuid7
+from shopkit.erasure import AccountDeletedError
 from shopkit.mongo_outbox import Database, LockTimeoutError, ensure_held
 from shopkit.privacy import REMOVED
 from shopkit.security import Principal
 
 from catalog_service.errors import (
-    AccountDeletedError,
     DuplicateReviewError,
     InvalidCursorError,
     ProductBusyError,

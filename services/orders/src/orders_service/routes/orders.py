@@ -8,6 +8,7 @@ from contracts.events.orders import OrderStatus
 from fastapi import APIRouter, Body, Header, Query, Response
 from pydantic import WithJsonSchema
 from shopkit.db import ReadSessionDep
+from shopkit.erasure import AccountDeletedError
 from shopkit.params import OptionalDateTime, OptionalUuid7, Uuid7
 from shopkit.problems import ForbiddenError, responses
 from shopkit.security import AdminUser, CurrentUser, InvalidTokenError
@@ -65,6 +66,7 @@ CHECKOUT_CONFLICTS = {
             InvalidTokenError,
             errors.InvalidQuoteError,  # 404: a quote id shipping never signed
             errors.IdempotencyKeyReusedError,  # 422
+            AccountDeletedError,  # 403: the token outlived the account's deletion
         ),
         errors.PriceChangedError.status: CHECKOUT_CONFLICTS,
     },

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from contracts.events.orders import OrderLine, OrderPlaced, ShippingAddress, ShippingChoice
 from shopkit import quotes
+from shopkit.erasure import AccountDeletedError
 
 from contracts import new_id
 from orders_service import errors
@@ -24,6 +25,7 @@ from orders_service.pricing import PricedProduct, discount_for
 from orders_service.repository import carts, checkout, coupons, idempotency
 from orders_service.repository.carts import PricedItems
 from orders_service.repository.checkout import NewOrder
+from orders_service.repository.erasure import ERASURES
 from orders_service.schemas import OrderCreate, OrderPublic
 from orders_service.service.transitions import RequestEmitter
 from orders_service.session import Transaction
@@ -166,6 +168,12 @@ async def place_order(
                 )
             return OrderPublic.model_validate(earlier.response)
         # the earlier request's key expired between the two statements: claim it again
+
+    # The account's token can outlive its deletion for a moment (auth revokes it in its own
+    # consumer): a deleted account places nothing. Held until the commit, so an erasure that
+    # starts meanwhile waits for this order and then anonymises it with the others.
+    if await ERASURES.hold(session, user_id):
+        raise AccountDeletedError("this account has been deleted; it can no longer place orders")
 
     # Taken after `begin` waited for the cart lock and the Idempotency-Key: a quote or coupon
     # that expired during that wait must be refused, not judged by the time the request came in.
