@@ -16,7 +16,9 @@ from contracts.events.users import UserPreferencesChanged
 from fastapi import FastAPI, Request, Response
 from notifications_service.config import NotificationsSettings
 from notifications_service.transports import Email, SendGridTransport, Sms, TwilioTransport
+from shopkit.app import sessionmaker_of
 from shopkit.testing import eventually, publish, serve, wait_for_events
+from sqlalchemy import text
 
 from contracts import new_id
 
@@ -234,6 +236,57 @@ async def test_sms_follows_preferences_and_language(providers: tuple[Providers, 
     assert subjects == sorted(
         [f"Order {short} confirmed", f"Refund for order {short}", "Bem-vindo(a) à Shop, Ana Souza!"]
     )
+
+
+async def test_a_refund_read_before_its_order_reaches_the_owners_channels(
+    providers: tuple[Providers, Running],
+) -> None:
+    """A refund carries no user id: read before its order's events, only an email was queued,
+    and a customer who wants SMS alone got no refund notice at all."""
+    stand_in, service = providers
+    ns = service.settings.kafka_namespace
+    user = registered(unique_email("refund-first"))
+    phone = "+5511987652222"
+    await publish(ns, user)
+    await service.settled(user.user_id, count=1)
+    await _prefer(service, user.user_id, ["sms"], language="en", phone=phone)
+    order = events.order_confirmed(user.user_id)
+    refund = PaymentRefunded(
+        order_id=order.order_id,
+        payment_id=new_id(),
+        refund_id=new_id(),
+        provider_payment_id="pi_2",
+        provider_refund_id="re_2",
+        amount=10470,
+        currency="BRL",
+        full=True,
+        reason="customer_request",
+        refunded_at=datetime.now(UTC),
+    )
+    await publish(ns, refund)  # its owner unknown: queued for the default channel
+
+    async def queued_without_owner() -> bool:
+        async with sessionmaker_of(service.app)() as session:
+            found = await session.scalar(
+                text("SELECT count(*) FROM deliveries WHERE order_id = :order_id"),
+                {"order_id": order.order_id},
+            )
+        return bool(found)
+
+    await eventually(queued_without_owner, timeout=30, interval=0.3)
+    await publish(ns, order)
+
+    deliveries = await service.settled(user.user_id, count=4)
+    assert sorted((d["template"], d["channel"], d["status"]) for d in deliveries) == [
+        ("order_confirmed", "sms", "sent"),
+        ("payment_refunded", "email", "skipped"),
+        ("payment_refunded", "sms", "sent"),
+        ("welcome", "email", "sent"),
+    ]
+    short = order.order_id[-8:]
+    assert f"Shop: refund of BRL 104.70 for order {short}." in [
+        s["Body"] for s in stand_in.sms if s["To"] == phone
+    ]
 
 
 @pytest.mark.parametrize("status", [401, 403])

@@ -66,6 +66,7 @@ from notifications_service import repository
 from notifications_service.config import NotificationsSettings
 from notifications_service.models import Delivery, Recipient, messaging
 from notifications_service.rendering import render
+from notifications_service.service import scheduling
 from notifications_service.service.scheduling import channels_for, reset_link_works
 from notifications_service.transports import Email, SendResult, Sms, Transports, build_transports
 
@@ -214,8 +215,10 @@ class Dispatcher:
 
     async def _prepare(self, session: AsyncSession, delivery: Delivery) -> Prepared:
         base = self._claimed(delivery)
+        owner_learned = False
         if delivery.user_id is None and delivery.order_id is not None:
             delivery.user_id = await repository.order_owner(session, delivery.order_id)
+            owner_learned = delivery.user_id is not None
         recipient = (
             await repository.recipient(session, delivery.user_id) if delivery.user_id else None
         )
@@ -226,6 +229,8 @@ class Dispatcher:
             delivery.address = None
             delivery.context = {}
             return replace(base, skip_reason="account deleted")
+        if owner_learned and recipient is not None:
+            await scheduling.queue_owners_channels(session, delivery, recipient)
         if delivery.channel == "sms" and self.transports.sms is None:
             return replace(base, skip_reason="sms not enabled")
         if (

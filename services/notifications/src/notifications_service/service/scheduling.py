@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Envelope, Event, new_id
 from notifications_service import repository
-from notifications_service.models import Recipient
+from notifications_service.models import Delivery, Recipient
 from notifications_service.rendering import has_sms
 
 DEFAULT_CHANNELS = ("email",)
@@ -78,32 +78,84 @@ async def queue(
     recipient = await repository.ensure_recipient(session, user_id) if user_id else None
     if recipient is not None and recipient.deleted_at is not None:
         return []
-    now = datetime.now(UTC)
     queued = []
     for channel in channels_for(template, recipient):
-        fresh = await repository.insert_delivery(
+        fresh = await _insert(
             session,
-            {
-                "id": new_id(),
-                "user_id": user_id,
-                "order_id": order_id,
-                "source_event_id": envelope.id,
-                "source_type": envelope.type,
-                "template": template,
-                "channel": channel,
-                "address": email if channel == "email" else None,
-                "language": None,
-                "context": context,
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-                "updated_at": now,
-            },
+            source_event_id=envelope.id,
+            source_type=envelope.type,
+            template=template,
+            channel=channel,
+            user_id=user_id,
+            order_id=order_id,
+            address=email if channel == "email" else None,
+            context=context,
         )
         if fresh:
             queued.append(channel)
     return queued
+
+
+async def queue_owners_channels(
+    session: AsyncSession, delivery: Delivery, recipient: Recipient
+) -> list[str]:
+    """Queue the channels the owner wants besides `delivery`'s, for a message queued before its
+    owner was known (a refund read before its order's events): that one went to the default
+    channel only, and a customer who wants SMS alone got no notice at all. Once per channel:
+    the (event, channel) key makes a second call a no-op."""
+    queued = []
+    for channel in channels_for(delivery.template, recipient):
+        if channel == delivery.channel:
+            continue
+        fresh = await _insert(
+            session,
+            source_event_id=delivery.source_event_id,
+            source_type=delivery.source_type,
+            template=delivery.template,
+            channel=channel,
+            user_id=recipient.user_id,
+            order_id=delivery.order_id,
+            address=None,
+            context=delivery.context,
+        )
+        if fresh:
+            queued.append(channel)
+    return queued
+
+
+async def _insert(
+    session: AsyncSession,
+    *,
+    source_event_id: str,
+    source_type: str,
+    template: str,
+    channel: str,
+    user_id: str | None,
+    order_id: str | None,
+    address: str | None,
+    context: dict[str, Any],
+) -> bool:
+    now = datetime.now(UTC)
+    return await repository.insert_delivery(
+        session,
+        {
+            "id": new_id(),
+            "user_id": user_id,
+            "order_id": order_id,
+            "source_event_id": source_event_id,
+            "source_type": source_type,
+            "template": template,
+            "channel": channel,
+            "address": address,
+            "language": None,
+            "context": context,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
 
 
 async def registered(
