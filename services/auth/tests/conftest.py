@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from gateway.app import build_app as build_gateway
 from gateway.config import GatewaySettings
 from gateway.testing import free_port, serve
 from shopkit.relay import asyncpg_dsn
-from shopkit.testing import app_client, kafka_namespace, migrated_database
+from shopkit.testing import app_client, eventually, kafka_namespace, migrated_database
 
 from contracts import new_id
 
@@ -101,6 +102,27 @@ class AuthStack:
     async def me(self, token: str, *, direct: bool = False) -> httpx.Response:
         client = self.direct if direct else self.gateway
         return await client.get("/api/auth/me", headers=self.headers(token=token))
+
+    @asynccontextmanager
+    async def row_locked(self, table: str, row_id: str) -> AsyncIterator[None]:
+        """Hold a row's lock (`FOR UPDATE`) while the block runs: transactions that need it
+        queue behind it and get it in the order they asked, so a race runs the same way every
+        time instead of when the timing happens to be right."""
+        async with self.db.acquire() as connection, connection.transaction():
+            await connection.execute(f"SELECT 1 FROM {table} WHERE id = $1 FOR UPDATE", row_id)
+            yield
+
+    async def lock_waiters(self, count: int) -> None:
+        """Return once `count` transactions of this database wait for a row lock."""
+
+        async def waiting() -> bool:
+            found: int = await self.db.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND wait_event IN ('transactionid', 'tuple')"
+            )
+            return found >= count
+
+        await eventually(waiting, timeout=20, interval=0.05)
 
 
 def auth_settings(database_url: str, namespace: str, **overrides: Any) -> AuthSettings:

@@ -3,13 +3,17 @@ ends every session; redeliveries and unknown users change nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pyotp
+import pytest
+from auth_service.service import accounts
 from contracts.events.users import UserDeletionRequested
+from shopkit.db import UnitOfWork
 from shopkit.testing import eventually, publish
 
 from contracts import Envelope, Event, new_id
@@ -214,3 +218,42 @@ async def test_deletion_of_an_unknown_user_is_a_no_op(
     assert await auth_stack.db.fetch("SELECT * FROM refresh_families ORDER BY id") == families
     assert (await auth_stack.me(pair["access_token"])).status_code == 200
     assert (await auth_stack.login(account)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [("PATCH", "/api/auth/me", {"name": "Ana Real Name"}), ("POST", "/api/auth/mfa/setup", None)],
+)
+async def test_a_write_racing_the_deletion_does_not_touch_the_erased_row(
+    auth_stack: AuthStack, method: str, path: str, body: dict[str, str] | None
+) -> None:
+    """A request whose token was verified before the deletion committed, and that got the row
+    after it, wrote the real name (or a TOTP secret) back onto the anonymised row."""
+    account = await auth_stack.register()
+    token = (await auth_stack.tokens(account))["access_token"]
+    rt = auth_stack.runtime
+
+    async def delete() -> None:
+        async with UnitOfWork(rt.sessions) as uow:
+            await accounts.delete_account(uow.session, rt=rt, user_id=account.id)
+            await uow.commit()
+
+    async with auth_stack.row_locked("users", account.id):
+        deletion = asyncio.create_task(delete())
+        await auth_stack.lock_waiters(1)
+        write = asyncio.create_task(
+            auth_stack.direct.request(
+                method, path, json=body, headers=auth_stack.headers(token=token)
+            )
+        )
+        await auth_stack.lock_waiters(2)  # the write queues behind the deletion
+    await deletion
+    response = await write
+    assert response.status_code == 401, response.text
+    assert response.json()["type"].endswith("/invalid-token")
+    row = await auth_stack.db.fetchrow(
+        "SELECT name, mfa_secret, deleted_at FROM users WHERE id = $1", account.id
+    )
+    assert row["deleted_at"] is not None
+    assert row["name"] == accounts.DELETED_NAME
+    assert row["mfa_secret"] is None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import httpx
+import jwt
 import pyotp
 
 from .conftest import Account, AuthStack
@@ -164,3 +166,95 @@ async def test_mfa_setup_twice_and_enable_without_setup_are_conflicts(
     assert again.status_code == 409
     unknown_code = await auth_stack.login(account, recovery_code="x" * 10)
     assert unknown_code.status_code == 401
+
+
+async def _change(auth_stack: AuthStack, token: str, **body: str) -> httpx.Response:
+    return await auth_stack.gateway.post(
+        "/api/auth/password/change", json=body, headers=auth_stack.headers(token=token)
+    )
+
+
+async def test_password_change_with_mfa_on_needs_a_code_like_a_login(
+    auth_stack: AuthStack, account: Account
+) -> None:
+    """A stolen access token and the password changed the password of an MFA account, ended
+    the owner's sessions and opened a 30-day one whose `auth_time` passed for a recent
+    sign-in. The change opens a session, so it is proven as a login is."""
+    secret, codes, token = await _enrol(auth_stack, account)
+    new = "a brand new passphrase"
+
+    missing = await _change(auth_stack, token, current_password=account.password, new_password=new)
+    assert missing.status_code == 403, missing.text
+    assert missing.headers["content-type"] == PROBLEM
+    assert missing.json()["type"].endswith("/mfa-code-required")
+    wrong = await _change(
+        auth_stack, token, current_password=account.password, new_password=new, totp_code="000000"
+    )
+    assert wrong.status_code == 403, wrong.text
+    assert wrong.json()["type"].endswith("/reauthentication-failed")
+    # Nothing changed: the owner's session lives on and the old password still signs in.
+    assert (await auth_stack.me(token)).status_code == 200
+    assert (await auth_stack.login(account)).json()["type"].endswith("/mfa_required")
+
+    changed = await _change(
+        auth_stack,
+        token,
+        current_password=account.password,
+        new_password=new,
+        totp_code=pyotp.TOTP(secret).at(time.time() + 30),
+    )
+    assert changed.status_code == 200, changed.text
+    assert (await auth_stack.me(token)).status_code == 401
+    fresh = changed.json()["access_token"]
+    opened = await auth_stack.db.fetchval(
+        "SELECT max(created_at) FROM refresh_families WHERE user_id = $1", account.id
+    )
+    claims = jwt.decode(fresh, options={"verify_signature": False})
+    assert claims["auth_time"] == int(opened.timestamp())
+
+    # A recovery code works instead of a TOTP code, once.
+    again = await _change(
+        auth_stack,
+        fresh,
+        current_password=new,
+        new_password=account.password,
+        recovery_code=codes[0],
+    )
+    assert again.status_code == 200, again.text
+    spent = await _change(
+        auth_stack,
+        again.json()["access_token"],
+        current_password=account.password,
+        new_password=new,
+        recovery_code=codes[0],
+    )
+    assert spent.status_code == 403
+    assert spent.json()["type"].endswith("/reauthentication-failed")
+
+
+async def test_wrong_codes_at_password_change_count_towards_the_lockout(
+    auth_stack: AuthStack, account: Account
+) -> None:
+    secret, _, _ = await _enrol(auth_stack, account)
+    # A login with a good code clears the failure the enrolment's wrong password counted.
+    login = await auth_stack.login(account, totp_code=pyotp.TOTP(secret).at(time.time() + 30))
+    assert login.status_code == 200
+    token = login.json()["access_token"]
+    for n in range(auth_stack.settings.login_account_max_failures):
+        guess = await _change(
+            auth_stack,
+            token,
+            current_password=account.password,
+            new_password="a brand new passphrase",
+            totp_code=f"{n:06d}",
+        )
+        assert guess.status_code == 403, guess.text
+    locked = await _change(
+        auth_stack,
+        token,
+        current_password=account.password,
+        new_password="a brand new passphrase",
+        recovery_code="abcde-fghij",
+    )
+    assert locked.status_code == 429
+    assert (await auth_stack.login(account)).status_code == 429

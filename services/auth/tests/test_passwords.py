@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaConsumer
 from shopkit.testing import KAFKA_BOOTSTRAP, eventually
 
-from contracts import topics
+from contracts import new_id, topics
 
 from .conftest import Account, AuthStack, new_email
 
@@ -53,6 +55,30 @@ async def test_forgot_answers_202_whether_or_not_the_account_exists(
         )
         == 1
     )
+
+
+async def test_a_new_reset_link_replaces_the_earlier_ones(
+    auth_stack: AuthStack, account: Account
+) -> None:
+    """Asking again left every earlier link valid until it expired."""
+    await _forgot(auth_stack, account.email)
+    earlier = await _reset_token(auth_stack, account)
+    await auth_stack.db.execute(  # past the cooldown, so a new link is sent
+        "UPDATE password_resets SET created_at = created_at - make_interval(secs => $2) "
+        "WHERE user_id = $1",
+        account.id,
+        auth_stack.settings.password_reset_cooldown_seconds + 1,
+    )
+    await _forgot(auth_stack, account.email)
+    latest = await _reset_token(auth_stack, account)
+    assert earlier is not None and latest is not None and latest != earlier
+
+    stale = await _reset(auth_stack, earlier, NEW_PASSWORD)
+    assert stale.status_code == 401
+    assert stale.json()["type"].endswith("/invalid-reset-token")
+    assert (await _reset(auth_stack, latest, NEW_PASSWORD)).status_code == 204
+    account.password = NEW_PASSWORD
+    assert (await auth_stack.login(account)).status_code == 200
 
 
 async def test_reset_sets_the_password_and_ends_every_session(
@@ -191,6 +217,74 @@ async def test_concurrent_wrong_current_passwords_are_limited_like_logins(
     )
     assert right.status_code == 429
     assert (await auth_stack.login(account)).status_code == 429
+
+
+async def _issued_reset(auth_stack: AuthStack, account: Account) -> str:
+    """A reset link of `account` as `forgot` stores one (several of them: no cooldown)."""
+    token = secrets.token_urlsafe(32)
+    await auth_stack.db.execute(
+        "INSERT INTO password_resets (id, user_id, token_hash, created_at, expires_at) "
+        "VALUES ($1, $2, $3, now(), now() + interval '30 minutes')",
+        new_id(),
+        account.id,
+        auth_stack.runtime.hasher.hash(token),
+    )
+    return token
+
+
+async def _reset(auth_stack: AuthStack, token: str, password: str) -> httpx.Response:
+    return await auth_stack.gateway.post(
+        "/api/auth/password/reset",
+        json={"token": token, "new_password": password},
+        headers=auth_stack.headers(),
+    )
+
+
+async def test_two_reset_links_of_one_user_used_together(auth_stack: AuthStack) -> None:
+    """Each reset locked its link, then the user, and spent the user's other links: the two
+    deadlocked, one was answered 503, and its retry found its link spent."""
+    account = await auth_stack.register()
+    tokens = [await _issued_reset(auth_stack, account) for _ in range(2)]
+    passwords = ["first new passphrase", "second new passphrase"]
+    async with auth_stack.row_locked("users", account.id):
+        first = asyncio.create_task(_reset(auth_stack, tokens[0], passwords[0]))
+        await auth_stack.lock_waiters(1)
+        second = asyncio.create_task(_reset(auth_stack, tokens[1], passwords[1]))
+        await auth_stack.lock_waiters(2)
+    responses = [await first, await second]
+    assert [r.status_code for r in responses] == [204, 401], [r.text for r in responses]
+    assert responses[1].json()["type"].endswith("/invalid-reset-token")
+    account.password = passwords[0]
+    assert (await auth_stack.login(account)).status_code == 200
+
+
+async def test_a_reset_concurrent_with_a_change_does_not_deadlock(auth_stack: AuthStack) -> None:
+    """The reset held its link and waited for the user; the change held the user and waited
+    to spend the link: a deadlock, answered 503."""
+    account = await auth_stack.register()
+    pair = await auth_stack.tokens(account)
+    token = await _issued_reset(auth_stack, account)
+    link = await auth_stack.db.fetchval(
+        "SELECT id FROM password_resets WHERE user_id = $1", account.id
+    )
+    async with auth_stack.row_locked("password_resets", link):
+        reset = asyncio.create_task(_reset(auth_stack, token, "reset new passphrase"))
+        await auth_stack.lock_waiters(1)
+        change = asyncio.create_task(
+            auth_stack.gateway.post(
+                "/api/auth/password/change",
+                json={"current_password": account.password, "new_password": NEW_PASSWORD},
+                headers=auth_stack.headers(token=pair["access_token"]),
+            )
+        )
+        await auth_stack.lock_waiters(2)
+    reset_response, change_response = await reset, await change
+    # The reset got there first; the change then checks the password the reset replaced.
+    assert reset_response.status_code == 204, reset_response.text
+    assert change_response.status_code == 403, change_response.text
+    assert change_response.json()["type"].endswith("/reauthentication-failed")
+    account.password = "reset new passphrase"
+    assert (await auth_stack.login(account)).status_code == 200
 
 
 async def test_auth_events_reach_kafka(auth_stack: AuthStack) -> None:

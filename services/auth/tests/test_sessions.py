@@ -430,6 +430,26 @@ async def test_password_hash_is_upgraded_on_login_when_parameters_change(
     assert (await auth_stack.login(account)).status_code == 200
 
 
+async def test_parallel_logins_after_a_parameter_change_all_sign_in(auth_stack: AuthStack) -> None:
+    """The first login to get the row rehashed the password; the others, which had checked
+    the old hash, took the new hash for a new password and refused the right one."""
+    account = await auth_stack.register()
+    old = PasswordHasher(time_cost=3, memory_cost=12288, parallelism=1).hash(PASSWORD)
+    await auth_stack.db.execute(
+        "UPDATE users SET password_hash = $1 WHERE id = $2", old, account.id
+    )
+    async with auth_stack.row_locked("users", account.id):
+        # Every login checks the old hash, then queues for the row the first one rehashes.
+        logins = [asyncio.create_task(auth_stack.login(account)) for _ in range(3)]
+        await auth_stack.lock_waiters(3)
+    responses = [await login for login in logins]
+    assert [r.status_code for r in responses] == [200] * 3, [r.text for r in responses]
+    outcomes = await auth_stack.db.fetch(
+        "SELECT outcome FROM login_attempts WHERE user_id = $1", account.id
+    )
+    assert [row["outcome"] for row in outcomes] == ["success"] * 3
+
+
 async def test_introspection_reports_active_tokens_only(
     auth_stack: AuthStack, account: Account
 ) -> None:

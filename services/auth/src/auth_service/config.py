@@ -41,8 +41,13 @@ class AuthSettings(ServiceSettings):
 
     login_attempt_retention_days: int = Field(default=30, ge=1)
     """Login attempts (the history, and failed tries on unknown addresses) are kept this long."""
+    ended_credential_retention_days: int = Field(default=30, ge=1)
+    """Sessions (refresh families and their tokens) are deleted this long after they expired
+    or were revoked, reset links this long after they expired. A live session is never
+    touched: its spent tokens are what reuse detection recognises. At least a day, so an
+    ended session's rows outlast its last access token (a revocation denies those by them)."""
     housekeeping_interval_seconds: float = Field(default=3600, gt=0)
-    """How often old login attempts are purged."""
+    """How often old login attempts, ended sessions and expired reset links are purged."""
 
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
     """Peers (the gateway) whose X-Forwarded-For is believed for the client IP."""

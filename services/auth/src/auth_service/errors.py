@@ -52,6 +52,14 @@ class InvalidMfaCodeError(UnauthorizedError):
     title = "Invalid MFA code"
 
 
+class SecondFactorRequiredError(ForbiddenError):
+    """A signed-in user's confirmation of an account with MFA on came without a code. A 403,
+    not the login's 401: the caller's token is fine, and a 401 tells clients to drop it."""
+
+    slug = "mfa-code-required"
+    title = "MFA code required"
+
+
 class MfaCodeRejectedError(ForbiddenError):
     """Enrolment refused: the code does not prove possession of the new secret."""
 

@@ -63,6 +63,11 @@ class RefreshFamily(Base):
     """One login session: every refresh token rotated from one login shares it."""
 
     __tablename__ = "refresh_families"
+    __table_args__ = (
+        # Housekeeping finds the sessions that ended long enough ago.
+        Index("ix_refresh_families_expires_at", "expires_at"),
+        Index("ix_refresh_families_revoked_at", "revoked_at"),
+    )
 
     id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -101,6 +106,7 @@ class RecoveryCode(Base):
 
 class PasswordReset(Base):
     __tablename__ = "password_resets"
+    __table_args__ = (Index("ix_password_resets_expires_at", "expires_at"),)
 
     id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)

@@ -131,6 +131,31 @@ async def live_access_tokens(
     return [(row[0], row[1]) for row in (await session.execute(query)).all()]
 
 
+def _ended_before(cutoff: datetime) -> ColumnElement[bool]:
+    """Sessions that expired or were revoked before `cutoff` (a live one never matches)."""
+    return or_(RefreshFamily.expires_at < cutoff, RefreshFamily.revoked_at < cutoff)
+
+
+async def purge_ended_refresh_tokens(
+    session: AsyncSession, *, ended_before: datetime, limit: int
+) -> int:
+    """Delete up to `limit` refresh tokens of sessions that ended before `ended_before`."""
+    ended = select(RefreshFamily.id).where(_ended_before(ended_before))
+    batch = select(RefreshToken.id).where(RefreshToken.family_id.in_(ended)).limit(limit)
+    result = await session.execute(delete(RefreshToken).where(RefreshToken.id.in_(batch)))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def purge_ended_refresh_families(
+    session: AsyncSession, *, ended_before: datetime, limit: int
+) -> int:
+    """Delete up to `limit` sessions that ended before `ended_before` (any token left goes
+    with its session: the foreign key cascades)."""
+    batch = select(RefreshFamily.id).where(_ended_before(ended_before)).limit(limit)
+    result = await session.execute(delete(RefreshFamily).where(RefreshFamily.id.in_(batch)))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 # ---------------------------------------------------------------- MFA recovery codes
 
 
@@ -188,8 +213,19 @@ async def latest_password_reset(session: AsyncSession, user_id: str) -> Password
     return (await session.execute(query)).scalar_one_or_none()
 
 
+async def get_password_reset(session: AsyncSession, token_hash: str) -> PasswordReset | None:
+    query = select(PasswordReset).where(PasswordReset.token_hash == token_hash)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
 async def lock_password_reset(session: AsyncSession, token_hash: str) -> PasswordReset | None:
-    query = select(PasswordReset).where(PasswordReset.token_hash == token_hash).with_for_update()
+    """Locked now, read now (a row read earlier without the lock is refreshed, not kept)."""
+    query = (
+        select(PasswordReset)
+        .where(PasswordReset.token_hash == token_hash)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     return (await session.execute(query)).scalar_one_or_none()
 
 
@@ -204,6 +240,15 @@ async def spend_password_resets(session: AsyncSession, *, user_id: str, now: dat
         .where(PasswordReset.user_id == user_id, PasswordReset.used_at.is_(None))
         .values(used_at=now)
     )
+
+
+async def purge_password_resets(
+    session: AsyncSession, *, expired_before: datetime, limit: int
+) -> int:
+    """Delete up to `limit` reset links that expired before `expired_before`."""
+    batch = select(PasswordReset.id).where(PasswordReset.expires_at < expired_before).limit(limit)
+    result = await session.execute(delete(PasswordReset).where(PasswordReset.id.in_(batch)))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------- login history

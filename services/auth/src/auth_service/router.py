@@ -175,6 +175,7 @@ async def password_reset(body: PasswordResetRequest, session: SessionDep, rt: Ru
     "/password/change",
     responses=responses(
         UnauthorizedError,
+        # One entry per status: 403 is also `mfa-code-required` (MFA on, no code sent).
         errors.ReauthenticationFailedError,
         errors.WeakPasswordError,
         errors.TooManyAttemptsError,
@@ -189,7 +190,9 @@ async def password_change(
     client: ClientDep,
     response: Response,
 ) -> TokenPair:
-    """Change the password; all sessions end and a fresh token pair is returned."""
+    """Change the password; all sessions end and a fresh token pair is returned. With MFA on,
+    a TOTP or recovery code is needed too (403 `mfa-code-required` without one, 403
+    `reauthentication-failed` for a wrong password or code, counted towards the lockout)."""
     response.headers.update(NO_STORE)
     return await accounts.change_password(
         session,
@@ -197,6 +200,8 @@ async def password_change(
         principal=principal,
         current_password=body.current_password,
         new_password=body.new_password,
+        totp_code=body.totp_code,
+        recovery_code=body.recovery_code,
         client=client,
     )
 

@@ -216,6 +216,14 @@ class PasswordResetRequest(Request):
 class PasswordChangeRequest(Request):
     current_password: Password
     new_password: NewPassword
+    totp_code: Code | None = Field(
+        default=None,
+        description="With MFA on, a current TOTP code (or recovery_code): the password alone, "
+        "with a stolen access token, cannot change it. Without either, 401 `mfa_required`.",
+    )
+    recovery_code: Code | None = Field(
+        default=None, description="A single-use MFA recovery code, instead of totp_code."
+    )
 
 
 class LoginAttemptPublic(BaseModel):

@@ -16,6 +16,7 @@ from auth_service.crypto import new_opaque_token
 from auth_service.deps import ClientInfo
 from auth_service.errors import (
     EmailTakenError,
+    InvalidAccessTokenError,
     InvalidResetTokenError,
     UserNotFoundError,
 )
@@ -34,6 +35,7 @@ from auth_service.schemas import (
     TokenPair,
     UserPublic,
 )
+from auth_service.service import mfa
 from auth_service.service.reauthentication import reauthenticate
 from auth_service.service.sessions import normalise_email, open_session, revoke_all_sessions
 from contracts import new_id
@@ -98,7 +100,16 @@ async def _user(session: AsyncSession, user_id: str, *, for_update: bool = False
     user = await repository.get_user(session, user_id, for_update=for_update)
     if user is None:
         raise UserNotFoundError("the account of this token no longer exists")
+    refuse_deleted(user)
     return user
+
+
+def refuse_deleted(user: User) -> None:
+    """A deleted account's token is answered as a revoked one would be. Checked on the row as
+    read (under its lock, for a write): the token was verified before a deletion that
+    committed meanwhile, and a write must not put data back onto the erased row."""
+    if user.deleted_at is not None:
+        raise InvalidAccessTokenError("the account of this token was deleted")
 
 
 def _me(user: User) -> MePublic:
@@ -135,6 +146,9 @@ async def forgot_password(session: AsyncSession, *, rt: Runtime, email: str) -> 
     cooldown = timedelta(seconds=rt.settings.password_reset_cooldown_seconds)
     if latest is not None and latest.used_at is None and now - latest.created_at < cooldown:
         return  # one email per cooldown: the endpoint must not become a mail cannon
+    # Only the newest link works: one asked for earlier may sit in a mailbox that leaked, and
+    # a new request is the owner saying which link they mean to use.
+    await repository.spend_password_resets(session, user_id=user.id, now=now)
     token = new_opaque_token()
     expires_at = now + timedelta(minutes=rt.settings.password_reset_ttl_minutes)
     await repository.add_password_reset(
@@ -181,13 +195,27 @@ async def _set_password(
 async def reset_password(
     session: AsyncSession, *, rt: Runtime, token: str, new_password: str
 ) -> None:
-    """Set a new password with a reset token; every session of the account ends."""
-    reset = await repository.lock_password_reset(session, rt.hasher.hash(token))
-    if reset is None or reset.used_at is not None or reset.expires_at <= utc_now():
-        raise InvalidResetTokenError("the reset link is invalid, used or expired")
-    user = await _user(session, reset.user_id, for_update=True)
-    await _set_password(session, rt=rt, user=user, password=new_password, via_reset=True)
-    await rt.throttle.clear_account(email=user.email)
+    """Set a new password with a reset token; every session of the account ends.
+
+    Locks are taken in the order every other password write takes them, the user's row first
+    and then its resets: locking the reset first deadlocked with a change (or a reset with
+    another link of the same user) holding the user and spending the resets. The reset is
+    read unlocked only to learn whose it is, then locked and checked again under the user's
+    lock, where a writer that got there first has spent it."""
+    token_hash = rt.hasher.hash(token)
+    found = await repository.get_password_reset(session, token_hash)
+    if found is not None:
+        user = await repository.get_user(session, found.user_id, for_update=True)
+        reset = await repository.lock_password_reset(session, token_hash)
+        if user is not None and user.deleted_at is None and _usable(reset):
+            await _set_password(session, rt=rt, user=user, password=new_password, via_reset=True)
+            await rt.throttle.clear_account(email=user.email)
+            return
+    raise InvalidResetTokenError("the reset link is invalid, used or expired")
+
+
+def _usable(reset: PasswordReset | None) -> bool:
+    return reset is not None and reset.used_at is None and reset.expires_at > utc_now()
 
 
 async def change_password(
@@ -197,9 +225,16 @@ async def change_password(
     principal: Principal,
     current_password: str,
     new_password: str,
+    totp_code: str | None = None,
+    recovery_code: str | None = None,
     client: ClientInfo,
 ) -> TokenPair:
-    """Ends every session (this one included) and opens a fresh one for the caller."""
+    """Ends every session (this one included) and opens a fresh one for the caller.
+
+    The new session counts as a sign-in (its `auth_time` is now), so it is proven as a login
+    is: the password and, with MFA on, a code. Otherwise a stolen access token and the password
+    would buy a 30-day session fresh enough for what needs a recent sign-in, and end the
+    owner's."""
     user = await _user(session, principal.user_id, for_update=True)
     await reauthenticate(
         rt,
@@ -207,9 +242,18 @@ async def change_password(
         client=client,
         proof=lambda: rt.passwords.verify(user.password_hash, current_password),
         failure="the current password is wrong",
+        second_factor=mfa.second_factor(
+            session,
+            rt=rt,
+            user=user,
+            totp_code=totp_code,
+            recovery_code=recovery_code,
+            now=utc_now(),
+        ),
     )
+    verified_at = utc_now()
     await _set_password(session, rt=rt, user=user, password=new_password, via_reset=False)
-    return await open_session(session, rt=rt, user=user, now=utc_now())
+    return await open_session(session, rt=rt, user=user, now=verified_at)
 
 
 async def login_history(

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth_service import repository
 from auth_service.deps import ClientInfo
 from auth_service.errors import (
+    InvalidAccessTokenError,
     MfaAlreadyEnabledError,
     MfaCodeRejectedError,
     MfaNotEnabledError,
@@ -24,7 +25,7 @@ from auth_service.errors import (
 from auth_service.models import RecoveryCode, User
 from auth_service.runtime import Runtime
 from auth_service.schemas import MfaSetup, RecoveryCodes
-from auth_service.service.reauthentication import reauthenticate
+from auth_service.service.reauthentication import SecondFactor, reauthenticate
 from contracts import new_id
 
 RECOVERY_CODE_COUNT = 10
@@ -73,6 +74,29 @@ async def spend_recovery_code(
     )
 
 
+def second_factor(
+    session: AsyncSession,
+    *,
+    rt: Runtime,
+    user: User,
+    totp_code: str | None,
+    recovery_code: str | None,
+    now: datetime,
+) -> SecondFactor | None:
+    """The code a re-authentication of `user` needs besides the password, as the login takes
+    it (a TOTP code, or else a recovery code, spent); None while MFA is off."""
+    if not user.mfa_enabled:
+        return None
+
+    async def check() -> bool:
+        if totp_code is not None:
+            return accept_totp(rt=rt, user=user, code=totp_code, now=now)
+        assert recovery_code is not None
+        return await spend_recovery_code(session, rt=rt, user=user, code=recovery_code, now=now)
+
+    return SecondFactor(given=totp_code is not None or recovery_code is not None, check=check)
+
+
 def _new_recovery_code() -> str:
     chars = "".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(2 * _RECOVERY_HALF))
     return f"{chars[:_RECOVERY_HALF]}-{chars[_RECOVERY_HALF:]}"
@@ -82,6 +106,10 @@ async def _user(session: AsyncSession, principal: Principal) -> User:
     user = await repository.get_user(session, principal.user_id, for_update=True)
     if user is None:
         raise UserNotFoundError("the account of this token no longer exists")
+    if user.deleted_at is not None:
+        # Checked under the row lock: a deletion that committed after the token was verified
+        # must not get a TOTP secret written back onto the erased row (as `accounts._user`).
+        raise InvalidAccessTokenError("the account of this token was deleted")
     return user
 
 

@@ -162,13 +162,15 @@ async def login(*, rt: Runtime, request: LoginRequest, client: ClientInfo) -> To
         if user is None:
             await rt.passwords.verify_nothing(request.password)
             await refuse("unknown_account", InvalidCredentialsError())
-        checked_hash = user.password_hash
-        if not await rt.passwords.verify(checked_hash, request.password):
+        checked_at = user.password_changed_at
+        if not await rt.passwords.verify(user.password_hash, request.password):
             await refuse("invalid_password", InvalidCredentialsError())
         # The row lock the TOTP step (replay protection), a rehash and the new session need.
         user = await repository.get_user(session, user.id, for_update=True)
-        if user is None or user.deleted_at is not None or user.password_hash != checked_hash:
-            # Deleted or given a new password while this login checked the old one.
+        if user is None or user.deleted_at is not None or user.password_changed_at != checked_at:
+            # Deleted or given a new password while this login checked the old one. Told by
+            # `password_changed_at`, not by the hash: a concurrent login's rehash (new
+            # parameters) changes the hash of the same password.
             await refuse("invalid_password", InvalidCredentialsError())
 
         outcome = "success"
