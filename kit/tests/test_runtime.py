@@ -15,7 +15,7 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, FastAPI, Query
 from pydantic import BaseModel, ConfigDict, SecretStr
 from redis.asyncio import Redis
 from shopkit.app import ServiceParts, create_service
@@ -26,6 +26,7 @@ from shopkit.security import (
     JWKS_MAX_AGE,
     CurrentUser,
     InvalidTokenError,
+    OptionalUser,
     TokenVerifier,
 )
 from shopkit.settings import ServiceSettings, settings_config
@@ -109,6 +110,11 @@ async def me(user: CurrentUser) -> dict[str, object]:
     return {"id": user.user_id, "admin": user.is_admin}
 
 
+@router.get("/maybe-me")
+async def maybe_me(user: OptionalUser) -> dict[str, object]:
+    return {"id": user.user_id if user else None}
+
+
 def _app() -> object:
     return create_service(
         DemoSettings(),
@@ -117,6 +123,17 @@ def _app() -> object:
         routers=[router],
         parts=ServiceParts(redis=True),
     )
+
+
+def test_the_document_tells_an_optional_token_from_a_required_one() -> None:
+    # Routers are included, as in every service: the first version walked `app.routes`, which
+    # holds the included routers, not their routes, and marked nothing.
+    app = _app()
+    assert isinstance(app, FastAPI)
+    paths = app.openapi()["paths"]
+    assert paths["/maybe-me"]["get"]["security"] == [{}, {"HTTPBearer": []}]
+    assert paths["/me"]["get"]["security"] == [{"HTTPBearer": []}]
+    assert "security" not in paths["/things"]["get"]
 
 
 async def test_a_one_value_query_parameter_given_twice_is_refused() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from shopkit.problems import PROBLEM_JSON
 
@@ -92,13 +92,15 @@ def with_optional_tokens(document: dict[str, Any], app: FastAPI) -> dict[str, An
     """
     from shopkit.security import current_principal, optional_principal
 
-    for route in app.routes:
-        if not isinstance(route, APIRoute) or not route.include_in_schema:
+    # Route contexts, as FastAPI's own document builder walks them: included routers are not
+    # flattened into `app.routes`, and a context carries its router's dependencies too.
+    for route in iter_route_contexts(app.routes):
+        if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
             continue
         calls = _dependency_calls(route.dependant)
         if optional_principal not in calls or current_principal in calls:
             continue
-        item = document.get("paths", {}).get(route.path_format, {})
+        item = document.get("paths", {}).get(route.path_format or "", {})
         for method in route.methods or ():
             operation = item.get(method.lower())
             security = operation.get("security") if operation else None
