@@ -51,19 +51,99 @@ die() { echo "error: $*" >&2; exit 1; }
 say() { echo "  $*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-pid_of() { [ -f "$PIDS/$1.pid" ] && cat "$PIDS/$1.pid" || true; }
-alive() { local pid; pid=$(pid_of "$1"); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
+# ---------------------------------------------------------------- recorded processes
+#
+# $PIDS/NAME.pid holds the PID alone (other tools read it); $PIDS/NAME.started holds that
+# process's start time (field 22 of /proc/PID/stat). A PID is trusted only while the process
+# behind it is the one we started: same start time when recorded, and a command line naming
+# what we launched (component_marker). After a reboot or a crash the PID may belong to anything
+# else; such a PID file is stale: `status` says so, `down` removes it without signalling.
+
+pid_of() { if [ -f "$PIDS/$1.pid" ]; then head -1 "$PIDS/$1.pid"; fi; }
+
+proc_start() { # pid -> start time in clock ticks since boot
+  local stat
+  stat=$( { cat "/proc/$1/stat"; } 2>/dev/null) || return 1
+  stat=${stat##*) } # drop "pid (comm) ": comm may hold spaces and parentheses
+  # shellcheck disable=SC2086 # split the numeric fields on purpose
+  set -- $stat
+  [ -n "${20:-}" ] && echo "${20}"
+}
+
+# A fixed part of the command line each component runs with (checked with a plain substring).
+component_marker() {
+  case $1 in
+    postgres) echo "-D $STATE/postgres" ;;
+    redis) echo "redis-server" ;; # Redis rewrites its title to "redis-server HOST:PORT"
+    kafka) echo "kafka.Kafka $STATE/kafka/server.properties" ;;
+    ferretdb) echo "--state-dir=$STATE/ferretdb" ;;
+    mailpit) echo "--database $STATE/mailpit/mailpit.db" ;;
+    localstripe) echo "--state-file $STATE/localstripe/store.pickle" ;;
+    gateway) echo "uvicorn gateway.app:app" ;;
+    *) echo "uvicorn ${1}_service.app:app" ;;
+  esac
+}
+
+is_ours() { # name pid: the process is the one recorded for name
+  local name=$1 pid=$2 want got
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+  if [ -s "$PIDS/$name.started" ]; then
+    want=$(cat "$PIDS/$name.started"); got=$(proc_start "$pid") || return 1
+    [ "$want" = "$got" ] || return 1
+  fi
+  local command
+  command=$( { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null) || return 1 # it may exit meanwhile
+  [[ $command == *"$(component_marker "$name")"* ]]
+}
+
+alive() { local pid; pid=$(pid_of "$1"); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && is_ours "$1" "$pid"; }
+
+# A PID file whose process is gone or is someone else's.
+stale() { local pid; pid=$(pid_of "$1"); [ -n "$pid" ] && ! alive "$1"; }
+
+record_pid() { # name pid
+  mkdir -p "$PIDS"
+  echo "$2" >"$PIDS/$1.pid"
+  proc_start "$2" >"$PIDS/$1.started" 2>/dev/null || rm -f "$PIDS/$1.started"
+}
+
+forget_pid() { rm -f "$PIDS/$1.pid" "$PIDS/$1.started"; }
+
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# PIDs listening on a port, when ss can tell (it cannot see other users' processes unless root).
+port_holders() { ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u; }
+
+# The server a Debian package started by itself: a cluster configured in /etc/postgresql, or the
+# process in redis-server's own PID file.
+distro_server() { # pid package
+  [ -n "$1" ] && [ -r "/proc/$1/cmdline" ] || return 1
+  case $2 in
+    postgresql) [[ $( { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null) == *"config_file=/etc/postgresql/"* ]] ;;
+    redis-server) [ "$(head -1 /run/redis/redis-server.pid 2>/dev/null)" = "$1" ] ;;
+  esac
+}
+
 # Fails with one line when a port we need is held by a process we did not start.
-require_free_port() {
-  local name=$1 port=$2 holder
+require_free_port() { # name port variable-that-moves-it
+  local name=$1 port=$2 variable=${3:-} holder hint
   if port_open "$port"; then
     holder=$(ss -ltnpH "sport = :$port" 2>/dev/null | sed -n 's/.*users:((\("[^"]*"\),pid=\([0-9]*\).*/\1 pid \2/p' | head -1)
-    die "port $port needed by $name is already taken${holder:+ by $holder}; stop it or set SHOP_${name^^}_PORT"
+    hint=""
+    if distro_server "${holder##* }" postgresql; then
+      hint=" (the postgresql package's own cluster: sudo systemctl disable --now postgresql)"
+    elif distro_server "${holder##* }" redis-server; then
+      hint=" (the redis-server package's own server: sudo systemctl disable --now redis-server)"
+    fi
+    if [ -n "$variable" ]; then
+      die "port $port needed by $name is already taken${holder:+ by $holder}${hint}; stop it or set $variable"
+    fi
+    die "port $port needed by $name is already taken${holder:+ by $holder}${hint}; stop it (the service ports 8000-8008 are fixed)"
   fi
 }
 
+# Every probe below bounds itself (curl --max-time, timeout(1), PGCONNECT_TIMEOUT), so the
+# deadline is checked at least every few seconds.
 wait_until() { # description timeout-seconds command...
   local what=$1 timeout=$2; shift 2
   local deadline=$((SECONDS + timeout))
@@ -75,25 +155,66 @@ wait_until() { # description timeout-seconds command...
   done
 }
 
+# Like wait_until for a process we launched: fails at once when it exits (a port it could not
+# bind, a bad flag), so another server answering the probe on that port cannot pass for it.
+wait_started() { # name timeout-seconds command...
+  local name=$1 timeout=$2; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    alive "$name" || die "$name exited right after starting (see $LOGS/$name.log: $(tail -n 1 "$LOGS/$name.log" 2>/dev/null))"
+    if [ $SECONDS -ge $deadline ]; then
+      die "$name did not become healthy within ${timeout}s (see $LOGS)"
+    fi
+    sleep 0.3
+  done
+  confirm_ours "$name"
+}
+
+# After a start: the recorded process is alive, is ours, and holds the ports we gave it.
+confirm_ours() { # name [port...]
+  local name=$1 pid port holders; shift
+  alive "$name" || die "$name exited right after starting (see $LOGS/$name.log: $(tail -n 1 "$LOGS/$name.log" 2>/dev/null))"
+  pid=$(pid_of "$name")
+  case $name in
+    postgres) set -- "$PG_PORT" ;;
+    redis) set -- "$REDIS_PORT" ;;
+    kafka) set -- "$KAFKA_PORT" ;;
+    ferretdb) set -- "$MONGO_PORT" ;;
+    mailpit) set -- "$SMTP_PORT" "$MAILPIT_UI_PORT" ;;
+    localstripe) set -- "$STRIPE_PORT" ;;
+    *) set -- "$(service_port "$name")" ;;
+  esac
+  for port in "$@"; do
+    holders=$(port_holders "$port")
+    [ -n "$holders" ] || continue # ss unavailable or not allowed to tell: readiness has to do
+    grep -qx "$pid" <<<"$holders" \
+      || die "port $port answers, but from pid ${holders//$'\n'/ }, not the $name we started (pid $pid, see $LOGS/$name.log)"
+  done
+}
+
 launch() { # name command... : start detached, record PID, log to $LOGS/name.log
   local name=$1; shift
   mkdir -p "$PIDS" "$LOGS"
   nohup setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
-  echo $! >"$PIDS/$name.pid"
+  record_pid "$name" $!
   STARTED=$((STARTED + 1))
 }
 
 stop_pid() { # name [timeout]
   local name=$1 timeout=${2:-20} pid
   pid=$(pid_of "$name")
-  if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then rm -f "$PIDS/$name.pid"; return 0; fi
+  if [ -z "$pid" ]; then forget_pid "$name"; return 0; fi
+  if ! alive "$name"; then
+    if kill -0 "$pid" 2>/dev/null; then say "$name: stale PID file (pid $pid is another process now), not signalling it"; fi
+    forget_pid "$name"; return 0
+  fi
   kill -TERM "$pid" 2>/dev/null || true
   local deadline=$((SECONDS + timeout))
-  while kill -0 "$pid" 2>/dev/null; do
+  while is_ours "$name" "$pid"; do
     if [ $SECONDS -ge $deadline ]; then kill -KILL "$pid" 2>/dev/null || true; break; fi
     sleep 0.2
   done
-  rm -f "$PIDS/$name.pid"
+  forget_pid "$name"
   say "$name stopped (pid $pid)"
 }
 
@@ -107,20 +228,63 @@ apt_install() { # package...
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 
+systemd_running() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
+
+# On a normal Debian machine, installing postgresql or redis-server starts the package's own
+# server on 5432/6379 and enables it at boot (a container's policy-rc.d usually prevents that).
+# Ours run from $STATE on the same ports, so the package's ones are stopped and disabled. Only
+# the package's own units and clusters are touched, and nothing happens where none runs.
+disable_distro_postgres() {
+  if systemd_running; then
+    if systemctl cat postgresql.service >/dev/null 2>&1; then
+      say "stopping and disabling the postgresql package's own service (ours runs from $STATE)"
+      # postgresql@<version>-<cluster> units are PartOf postgresql.service: they stop with it.
+      as_root systemctl disable --now postgresql.service >/dev/null 2>&1 || true
+    fi
+  fi
+  # Without systemd (or if a cluster outlived the unit): the package's clusters that are online.
+  command -v pg_lsclusters >/dev/null || return 0
+  local version cluster status
+  while read -r version cluster _ status _; do
+    [ "$status" = online ] || continue
+    say "stopping the postgresql package's own cluster $version/$cluster"
+    as_root pg_ctlcluster "$version" "$cluster" stop >/dev/null 2>&1 || true
+    if ! systemd_running && command -v update-rc.d >/dev/null; then
+      as_root update-rc.d postgresql disable >/dev/null 2>&1 || true
+    fi
+  done < <(pg_lsclusters -h 2>/dev/null)
+}
+
+disable_distro_redis() {
+  if systemd_running; then
+    if systemctl cat redis-server.service >/dev/null 2>&1; then
+      say "stopping and disabling the redis-server package's own service (ours runs from $STATE)"
+      as_root systemctl disable --now redis-server.service >/dev/null 2>&1 || true
+    fi
+    return 0
+  fi
+  # Without systemd: the init script's server, identified by the package's own PID file.
+  local pidfile=/run/redis/redis-server.pid pid
+  [ -r "$pidfile" ] || return 0
+  pid=$(head -1 "$pidfile")
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+  say "stopping the redis-server package's own server (pid $pid)"
+  as_root service redis-server stop >/dev/null 2>&1 || true
+  if command -v update-rc.d >/dev/null; then as_root update-rc.d redis-server disable >/dev/null 2>&1 || true; fi
+}
+
 install_postgres() {
   [ -n "$(pg_bin)" ] && [ -x "$(pg_bin)/postgres" ] && return 0
   say "installing PostgreSQL (Debian package)"
   apt_install postgresql
-  # The Debian package may start its own cluster on 5432; ours lives under $STATE instead.
-  as_root pg_ctlcluster --help >/dev/null 2>&1 && for c in $(ls /etc/postgresql 2>/dev/null); do
-    as_root pg_ctlcluster "$c" main stop 2>/dev/null || true
-  done
+  disable_distro_postgres
 }
 
 install_redis() {
   command -v redis-server >/dev/null && return 0
   say "installing Redis (Debian package)"
   apt_install redis-server
+  disable_distro_redis
 }
 
 # The JVM: $JAVA_HOME/bin/java when JAVA_HOME is set, otherwise java on PATH.
@@ -147,12 +311,28 @@ install_kafka() {
   touch "$dir/.complete"
 }
 
-require_go() { command -v go >/dev/null || die "Go is required to build $1: go not found"; }
+# The `go` lines of their go.mod: FerretDB v1.24.2 needs Go 1.24, Mailpit v1.33.1 Go 1.26.0.
+# (Debian 12's golang-go is 1.19: install Go from https://go.dev/dl/ and put it on PATH.)
+FERRETDB_GO_MIN=1.24
+MAILPIT_GO_MIN=1.26
+
+version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -1)" = "$2" ]; }
+
+require_go() { # what minimum-version
+  command -v go >/dev/null \
+    || die "Go $2+ is required to build $1: go not found (Debian 12's golang-go is too old; install Go from https://go.dev/dl/)"
+  local have
+  have=$(go env GOVERSION 2>/dev/null | sed -n 's/^go\([0-9][0-9.]*\).*/\1/p')
+  [ -n "$have" ] || have=$(go version 2>/dev/null | sed -n 's/.* go\([0-9][0-9.]*\).*/\1/p')
+  [ -n "$have" ] || die "Go $2+ is required to build $1: cannot tell the version of $(command -v go)"
+  version_ge "$have" "$2" \
+    || die "Go $2+ is required to build $1: found Go $have at $(command -v go) (Debian 12's golang-go is 1.19; install Go from https://go.dev/dl/)"
+}
 
 install_ferretdb() {
   local bin="$TOOLS/ferretdb-$FERRETDB_VERSION/ferretdb"
   [ -x "$bin" ] && return 0
-  require_go FerretDB
+  require_go FerretDB "$FERRETDB_GO_MIN"
   say "building FerretDB $FERRETDB_VERSION from the Go module proxy"
   local src
   src=$(cd /tmp && GOFLAGS=-mod=mod go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" \
@@ -169,19 +349,44 @@ install_ferretdb() {
 install_mailpit() {
   local bin="$TOOLS/mailpit-$MAILPIT_VERSION/mailpit"
   [ -x "$bin" ] && return 0
-  require_go Mailpit
+  require_go Mailpit "$MAILPIT_GO_MIN"
   say "building Mailpit $MAILPIT_VERSION from the Go module proxy"
   mkdir -p "$(dirname "$bin")"
   GOBIN="$(dirname "$bin")" go install "github.com/axllent/mailpit@$MAILPIT_VERSION" || die "building Mailpit failed"
 }
 
-install_python() {
-  if ! command -v uv >/dev/null; then
-    say "installing uv (PyPI)"
-    python3 -m pip install -q uv || die "pip install uv failed"
+# uv from PATH; otherwise from PyPI into a private virtual environment under $TOOLS (Debian 12
+# has no pip by default and refuses `pip install` into its own Python, PEP 668), linked as
+# ~/.local/bin/uv for `uv run` and the tests that call uv.
+UV=""
+install_uv() {
+  UV=$(command -v uv || true)
+  [ -n "$UV" ] && return 0
+  local venv="$TOOLS/uv-venv"
+  if [ ! -x "$venv/bin/uv" ]; then
+    command -v python3 >/dev/null || die "Python 3.11 is required: python3 not found (apt-get install python3)"
+    say "installing uv (PyPI) into $venv"
+    rm -rf "$venv"
+    # Debian's python3 makes no venv with pip until python3-venv (ensurepip) is installed.
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+      rm -rf "$venv"
+      apt_install python3-venv
+      python3 -m venv "$venv" >/dev/null || die "python3 -m venv $venv failed"
+    fi
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check uv \
+      || die "installing uv into $venv failed"
   fi
+  UV="$venv/bin/uv"
+  local link="$HOME/.local/bin/uv"
+  if [ ! -e "$link" ] && mkdir -p "$(dirname "$link")" 2>/dev/null && ln -s "$UV" "$link" 2>/dev/null; then
+    case ":$PATH:" in *":$HOME/.local/bin:"*) ;; *) say "uv is in $link: add $HOME/.local/bin to PATH for 'uv run'" ;; esac
+  fi
+}
+
+install_python() {
+  install_uv
   # Python comes from the machine; uv must not try to download one.
-  UV_PYTHON_DOWNLOADS=never uv sync -q --all-packages --frozen || die "uv sync failed"
+  UV_PYTHON_DOWNLOADS=never "$UV" sync -q --all-packages --frozen || die "uv sync failed"
 }
 
 install_all() {
@@ -199,26 +404,52 @@ pg() { # run a PostgreSQL binary as the postgres OS user when we are root (initd
   local cmd=$1; shift
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$(pg_bin)/$cmd" "$@"; else "$(pg_bin)/$cmd" "$@"; fi
 }
-pg_ready() { PGPASSWORD=$PG_PASSWORD psql -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc 'select 1' | grep -q 1; }
+psql_shop() { # psql as the shop user, bounded: a server that accepts and never answers cannot hang us
+  PGPASSWORD=$PG_PASSWORD PGCONNECT_TIMEOUT=3 timeout -k 2 20 \
+    psql -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres "$@"
+}
+pg_ready() { psql_shop -tAc 'select 1' 2>/dev/null | grep -q 1; }
+
+# As root, initdb and postgres run as the postgres OS user: it must be able to enter every
+# directory above the state dir. A checkout under a private home (/root is mode 0700) is not.
+require_postgres_can_reach() { # data-dir log-file
+  [ "$(id -u)" = 0 ] || return 0
+  # shellcheck disable=SC2016 # $1 and $2 are the inner shell's arguments
+  runuser -u postgres -- sh -c 'test -w "$1" && test -x "$1" && test -w "$2"' _ "$1" "$2" 2>/dev/null && return 0
+  local dir=$1 blocking=""
+  while [ "$dir" != / ] && [ -n "$dir" ]; do
+    runuser -u postgres -- test -x "$dir" 2>/dev/null || blocking=$dir
+    dir=$(dirname "$dir")
+  done
+  die "the postgres OS user (PostgreSQL runs as it when stack.sh runs as root) cannot reach $1${blocking:+: $blocking is private (mode $(stat -c %a "$blocking"))}; set SHOP_STATE_DIR to a directory it can reach (e.g. SHOP_STATE_DIR=/var/lib/shop-state) or move the checkout"
+}
 
 start_postgres() {
   local data="$STATE/postgres"
-  if alive postgres && pg_ready; then say "postgres    already running (pid $(pid_of postgres), port $PG_PORT)"; return; fi
-  require_free_port postgres "$PG_PORT"
+  if alive postgres; then
+    if pg_ready; then say "postgres    already running (pid $(pid_of postgres), port $PG_PORT)"; return; fi
+    die "postgres (pid $(pid_of postgres)) runs but does not answer on port $PG_PORT (SHOP_PG_PORT changed? run: stack.sh down postgres)"
+  fi
+  forget_pid postgres
+  require_free_port postgres "$PG_PORT" SHOP_PG_PORT
   install_postgres
-  mkdir -p "$STATE"
+  mkdir -p "$STATE" "$LOGS" "$PIDS"
+  touch "$LOGS/postgres.log"
+  if [ "$(id -u)" = 0 ]; then chown postgres "$LOGS/postgres.log"; fi
   if [ ! -f "$data/PG_VERSION" ]; then
     mkdir -p "$data"
+    if [ "$(id -u)" = 0 ]; then chown postgres "$data"; fi
+    chmod 700 "$data"
+    require_postgres_can_reach "$data" "$LOGS/postgres.log"
     local pwfile="$STATE/.pgpass.tmp"
     echo "$PG_PASSWORD" >"$pwfile"
-    if [ "$(id -u)" = 0 ]; then chown postgres "$data" "$pwfile"; fi
-    chmod 700 "$data"
+    if [ "$(id -u)" = 0 ]; then chown postgres "$pwfile"; fi
     pg initdb -D "$data" -U "$PG_USER" --pwfile="$pwfile" --auth=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$LOGS/postgres-initdb.log" 2>&1 \
       || { rm -f "$pwfile"; die "initdb failed (see $LOGS/postgres-initdb.log)"; }
     rm -f "$pwfile"
+    # The port is not written here: every start passes SHOP_PG_PORT (-p below).
     cat >>"$data/postgresql.conf" <<EOF
 listen_addresses = '127.0.0.1'
-port = $PG_PORT
 unix_socket_directories = ''
 max_connections = 400
 shared_buffers = 256MB
@@ -226,50 +457,58 @@ max_prepared_transactions = 0
 log_min_messages = warning
 EOF
   fi
-  mkdir -p "$LOGS" && touch "$LOGS/postgres.log"
-  [ "$(id -u)" = 0 ] && chown postgres "$LOGS/postgres.log"
-  mkdir -p "$PIDS"
-  # pg_ctl daemonises postgres itself; postmaster.pid is the recorded PID.
-  pg pg_ctl -D "$data" -l "$LOGS/postgres.log" -w -t 60 start >/dev/null || die "PostgreSQL did not start (see $LOGS/postgres.log)"
-  head -1 "$data/postmaster.pid" >"$PIDS/postgres.pid"
+  require_postgres_can_reach "$data" "$LOGS/postgres.log"
+  require_free_port postgres "$PG_PORT" SHOP_PG_PORT # again: installing may have taken a while
+  # pg_ctl daemonises postgres itself; postmaster.pid is the recorded PID. The port is given on
+  # every start (it wins over postgresql.conf), so a changed SHOP_PG_PORT takes effect.
+  pg pg_ctl -D "$data" -l "$LOGS/postgres.log" -o "-p $PG_PORT" -w -t 60 start >/dev/null || die "PostgreSQL did not start (see $LOGS/postgres.log)"
+  record_pid postgres "$(head -1 "$data/postmaster.pid")"
   STARTED=$((STARTED + 1))
   wait_until postgres 30 pg_ready
+  confirm_ours postgres
   local db
   for db in "${DATABASES[@]}"; do
-    PGPASSWORD=$PG_PASSWORD psql -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc \
-      "select 1 from pg_database where datname='$db'" | grep -q 1 \
-      || PGPASSWORD=$PG_PASSWORD psql -q -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -c "create database $db" >/dev/null
+    psql_shop -tAc "select 1 from pg_database where datname='$db'" | grep -q 1 \
+      || psql_shop -q -c "create database $db" >/dev/null
   done
   say "postgres    started (pid $(pid_of postgres), port $PG_PORT, databases: ${DATABASES[*]})"
 }
 
 stop_postgres() {
-  alive postgres || { rm -f "$PIDS/postgres.pid"; return 0; }
+  if ! alive postgres; then stop_pid postgres; return 0; fi
   pg pg_ctl -D "$STATE/postgres" -m fast -w stop >/dev/null 2>&1 || stop_pid postgres
-  rm -f "$PIDS/postgres.pid"
+  forget_pid postgres
   say "postgres stopped"
 }
 
-redis_ready() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping | grep -q PONG; }
+redis_ready() { timeout -k 2 5 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
 
 start_redis() {
   if alive redis && redis_ready; then say "redis       already running (pid $(pid_of redis), port $REDIS_PORT)"; return; fi
-  require_free_port redis "$REDIS_PORT"
+  require_free_port redis "$REDIS_PORT" SHOP_REDIS_PORT
   install_redis
   mkdir -p "$STATE/redis"
+  require_free_port redis "$REDIS_PORT" SHOP_REDIS_PORT
   launch redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$STATE/redis" \
     --appendonly yes --save "" --daemonize no --protected-mode yes
-  wait_until redis 20 redis_ready
+  wait_started redis 20 redis_ready
   say "redis       started (pid $(pid_of redis), port $REDIS_PORT)"
 }
 
-kafka_ready() { port_open "$KAFKA_PORT" && "$VENV/bin/python" -m shopkit.kafka_admin ping --bootstrap "127.0.0.1:$KAFKA_PORT"; }
+kafka_ready() {
+  port_open "$KAFKA_PORT" \
+    && timeout -k 2 20 "$VENV/bin/python" -m shopkit.kafka_admin ping --bootstrap "127.0.0.1:$KAFKA_PORT"
+}
+
+require_kafka_ports() {
+  require_free_port kafka "$KAFKA_PORT" SHOP_KAFKA_PORT
+  require_free_port kafka-controller "$KAFKA_CONTROLLER_PORT" SHOP_KAFKA_CONTROLLER_PORT
+  require_free_port kafka-faults "$KAFKA_FAULTS_PORT" SHOP_KAFKA_FAULTS_PORT
+}
 
 start_kafka() {
   if alive kafka && port_open "$KAFKA_PORT"; then say "kafka       already running (pid $(pid_of kafka), port $KAFKA_PORT)"; return; fi
-  require_free_port kafka "$KAFKA_PORT"
-  require_free_port kafka-controller "$KAFKA_CONTROLLER_PORT"
-  require_free_port kafka-faults "$KAFKA_FAULTS_PORT"
+  require_kafka_ports
   install_kafka
   local home="$STATE/kafka" libs="$TOOLS/kafka-$KAFKA_VERSION/libs"
   mkdir -p "$home/data"
@@ -282,54 +521,70 @@ start_kafka() {
     "$(java_bin)" -cp "$libs/*" kafka.tools.StorageTool format -t "$cluster_id" -c "$home/server.properties" >"$LOGS/kafka-format.log" 2>&1 \
       || die "formatting Kafka storage failed (see $LOGS/kafka-format.log)"
   fi
+  require_kafka_ports
   launch kafka "$(java_bin)" -Xms256m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$ROOT/infra/local/kafka/log4j2.yaml" -cp "$libs/*" kafka.Kafka "$home/server.properties"
-  wait_until kafka 90 kafka_ready
-  "$VENV/bin/python" -m shopkit.kafka_admin ensure-topics --bootstrap "127.0.0.1:$KAFKA_PORT" \
+  wait_started kafka 90 kafka_ready
+  timeout -k 5 120 "$VENV/bin/python" -m shopkit.kafka_admin ensure-topics --bootstrap "127.0.0.1:$KAFKA_PORT" \
     || die "creating Kafka topics failed"
   say "kafka       started (pid $(pid_of kafka), port $KAFKA_PORT, KRaft, data in $home/data)"
 }
 
-mongo_ready() { "$VENV/bin/python" -m shopkit.mongo ping "mongodb://127.0.0.1:$MONGO_PORT/"; }
+mongo_ready() { timeout -k 2 15 "$VENV/bin/python" -m shopkit.mongo ping "mongodb://127.0.0.1:$MONGO_PORT/"; }
+
+require_ferretdb_ports() {
+  require_free_port ferretdb "$MONGO_PORT" SHOP_MONGO_PORT
+  require_free_port ferretdb-debug "$FERRETDB_DEBUG_PORT" SHOP_FERRETDB_DEBUG_PORT
+}
 
 start_ferretdb() {
   if alive ferretdb && port_open "$MONGO_PORT"; then say "ferretdb    already running (pid $(pid_of ferretdb), port $MONGO_PORT)"; return; fi
-  require_free_port ferretdb "$MONGO_PORT"
+  require_ferretdb_ports
   install_ferretdb
   mkdir -p "$STATE/ferretdb"
+  require_ferretdb_ports
+  # --debug-addr: FerretDB's own debug HTTP handler (metrics, pprof), on loopback only.
   launch ferretdb "$TOOLS/ferretdb-$FERRETDB_VERSION/ferretdb" --handler=postgresql \
     --postgresql-url="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/ferretdb" \
     --listen-addr="127.0.0.1:$MONGO_PORT" --debug-addr="127.0.0.1:$FERRETDB_DEBUG_PORT" \
     --state-dir="$STATE/ferretdb" --telemetry=disable --log-level=warn
-  wait_until ferretdb 30 mongo_ready
+  wait_started ferretdb 30 mongo_ready
   say "ferretdb    started (pid $(pid_of ferretdb), port $MONGO_PORT, MongoDB wire on PostgreSQL)"
 }
 
-mailpit_ready() { curl -fsS "http://127.0.0.1:$MAILPIT_UI_PORT/api/v1/info"; }
+# Every HTTP probe: connect within 3 s, whole answer within 5 s.
+http_get() { curl -fsS --connect-timeout 3 --max-time 5 "$@"; }
+
+mailpit_ready() { http_get "http://127.0.0.1:$MAILPIT_UI_PORT/api/v1/info"; }
+
+require_mailpit_ports() {
+  require_free_port mailpit "$SMTP_PORT" SHOP_SMTP_PORT
+  require_free_port mailpit-ui "$MAILPIT_UI_PORT" SHOP_MAILPIT_UI_PORT
+}
 
 start_mailpit() {
   if alive mailpit && mailpit_ready >/dev/null 2>&1; then say "mailpit     already running (pid $(pid_of mailpit), smtp $SMTP_PORT, ui $MAILPIT_UI_PORT)"; return; fi
-  require_free_port mailpit "$SMTP_PORT"
-  require_free_port mailpit-ui "$MAILPIT_UI_PORT"
+  require_mailpit_ports
   install_mailpit
   mkdir -p "$STATE/mailpit"
+  require_mailpit_ports
   launch mailpit "$TOOLS/mailpit-$MAILPIT_VERSION/mailpit" --listen "127.0.0.1:$MAILPIT_UI_PORT" \
     --smtp "127.0.0.1:$SMTP_PORT" --database "$STATE/mailpit/mailpit.db" --max 5000 \
     --smtp-auth-accept-any --smtp-auth-allow-insecure
-  wait_until mailpit 30 mailpit_ready
+  wait_started mailpit 30 mailpit_ready
   say "mailpit     started (pid $(pid_of mailpit), smtp $SMTP_PORT, ui http://127.0.0.1:$MAILPIT_UI_PORT)"
 }
 
-stripe_ready() { curl -fsS -u "sk_test_local:" "http://127.0.0.1:$STRIPE_PORT/v1/customers?limit=1"; }
+stripe_ready() { http_get -u "sk_test_local:" "http://127.0.0.1:$STRIPE_PORT/v1/customers?limit=1"; }
 
 start_localstripe() {
   if alive localstripe && stripe_ready >/dev/null 2>&1; then say "localstripe already running (pid $(pid_of localstripe), port $STRIPE_PORT)"; return; fi
-  require_free_port localstripe "$STRIPE_PORT"
+  require_free_port localstripe "$STRIPE_PORT" SHOP_STRIPE_PORT
   launch localstripe "$VENV/bin/python" "$ROOT/infra/local/localstripe_server.py" --port "$STRIPE_PORT" \
     --state-file "$STATE/localstripe/store.pickle"
-  wait_until localstripe 30 stripe_ready
+  wait_started localstripe 30 stripe_ready
   # localstripe keeps webhooks in memory: register ours on every start.
-  curl -fsS -X POST "http://127.0.0.1:$STRIPE_PORT/_config/webhooks/shop" \
+  curl -fsS --connect-timeout 3 --max-time 10 -X POST "http://127.0.0.1:$STRIPE_PORT/_config/webhooks/shop" \
     -d "url=http://127.0.0.1:8000/api/payments/webhooks/stripe" -d "secret=$STRIPE_WEBHOOK_SECRET" >/dev/null \
     || die "registering the Stripe webhook with localstripe failed"
   say "localstripe started (pid $(pid_of localstripe), port $STRIPE_PORT, webhook -> gateway /api/payments/webhooks/stripe)"
@@ -337,7 +592,8 @@ start_localstripe() {
 
 # ---------------------------------------------------------------- shop services
 
-service_ready() { curl -fsS "http://127.0.0.1:$1/health/ready" >/dev/null; }
+# Bounded, yet generous: on a warm `up` a service that misses it is restarted.
+service_ready() { curl -fsS --connect-timeout 3 --max-time 15 "http://127.0.0.1:$1/health/ready" >/dev/null; }
 
 start_service() { # name port
   local name=$1 port=$2 module
@@ -367,7 +623,7 @@ start_services() {
   for entry in "${SERVICES[@]}"; do start_service "${entry%%:*}" "${entry##*:}"; done
   for entry in "${SERVICES[@]}"; do
     name=${entry%%:*}; port=${entry##*:}
-    wait_until "$name" 60 service_ready "$port"
+    wait_started "$name" 60 service_ready "$port"
   done
   say "services    ready: $(for e in "${SERVICES[@]}"; do printf '%s ' "${e%%:*}"; done)"
 }
@@ -391,7 +647,7 @@ cmd_up() {
       infra) start_postgres; start_redis; start_kafka; start_ferretdb; start_mailpit; start_localstripe ;;
       services) start_services ;;
       postgres|redis|kafka|ferretdb|mailpit|localstripe) "start_$t" ;;
-      *) local port; port=$(service_port "$t") || die "unknown component: $t"; start_service "$t" "$port"; wait_until "$t" 60 service_ready "$port" ;;
+      *) local port; port=$(service_port "$t") || die "unknown component: $t"; start_service "$t" "$port"; wait_started "$t" 60 service_ready "$port" ;;
     esac
   done
   local elapsed=$((SECONDS - t0)) kind=warm
@@ -423,7 +679,7 @@ cmd_status() {
   local pid state
   status_row() { # name where
     pid=$(pid_of "$1"); state=stopped
-    if alive "$1"; then state=running; fi
+    if alive "$1"; then state=running; elif stale "$1"; then state=stale; fi
     row "$1" "${pid:--}" "$state" "$2"
   }
   status_row postgres "postgresql://$PG_USER:***@127.0.0.1:$PG_PORT (one database per service)"
@@ -456,4 +712,5 @@ main() {
   esac
 }
 
-main "$@"
+# Run when executed; sourcing the file only defines the functions (to test them one by one).
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then main "$@"; fi

@@ -10,6 +10,7 @@ built from the one Dockerfile with a SERVICE that is a workspace package.
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 import os
 import re
@@ -30,7 +31,7 @@ from shopkit.settings import SERVICE_PORTS
 from contracts import topics
 
 from . import dockerignore
-from .settings_catalog import known_variables
+from .settings_catalog import known_variables, settings_class
 from .support import ROOT, run, uv
 
 SERVICES = tuple(SERVICE_PORTS)  # gateway + the eight services
@@ -211,6 +212,94 @@ def test_services_get_settings_they_actually_read(compose) -> None:
         known = known_variables(name)
         unknown = sorted(set(compose["services"][name]["environment"]) - known)
         assert unknown == [], f"{name} gets variables no settings field reads: {unknown}"
+
+
+# Settings whose loopback default is right inside a container: not an address it connects to.
+NOT_A_PEER = {
+    "host",  # the bind address; the image's entry point binds 0.0.0.0 (deploy/docker/entrypoint.sh)
+    "jwt_issuer",  # compared with a token's `iss`, never connected to
+    "storefront_url",  # a link in emails, opened by a browser on the host
+    "smtp_local_hostname",  # the name this service gives in SMTP HELO
+    "trusted_proxies",  # checked on its own below
+}
+_LOOPBACK = re.compile(r"(?<![\w.])(127(?:\.\d{1,3}){3}|localhost|::1|0\.0\.0\.0)(?![\w.])")
+_INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+
+
+def _container_environment(service: dict[str, Any]) -> dict[str, str]:
+    """A service's environment as its container sees it (`${VAR:-default}` at its default)."""
+    return {
+        key: _INTERPOLATION.sub(lambda m: m.group(2) or "", str(value))
+        for key, value in service.get("environment", {}).items()
+    }
+
+
+def _settings_in_container(
+    name: str, compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    prefixes = ("SHOP_", *(f"{component.upper()}_" for component in SERVICE_PORTS))
+    with monkeypatch.context() as patch:
+        for key in list(os.environ):
+            if key.upper().startswith(prefixes):
+                patch.delenv(key)
+        for key, value in _container_environment(compose["services"][name]).items():
+            patch.setenv(key, value)
+        return settings_class(name)()
+
+
+def test_no_container_setting_points_at_its_own_loopback(compose, monkeypatch) -> None:
+    """Inside a container 127.0.0.1 is the container itself: every address a service connects
+    to must come from compose.yaml (the settings' defaults are the local stack's loopback)."""
+    found: dict[str, dict[str, str]] = {}
+    for name in SERVICES:
+        settings = _settings_in_container(name, compose, monkeypatch)
+        unused = set() if name in POSTGRES_SERVICES else {"database_url"}  # no tables, no engine
+        if settings.otel_exporter == "none":
+            unused.add("otel_endpoint")
+        wrong = {
+            field: str(value)
+            for field, value in settings.model_dump().items()
+            if field not in NOT_A_PEER | unused and _LOOPBACK.search(str(value))
+        }
+        if wrong:
+            found[name] = wrong
+    assert found == {}, f"settings that reach the container's own loopback: {found}"
+
+
+def test_the_loopback_check_sees_a_missing_address(compose, monkeypatch) -> None:
+    # Guards the check above: without its compose variable, payments talks to 127.0.0.1.
+    broken = copy.deepcopy(compose)
+    del broken["services"]["payments"]["environment"]["PAYMENTS_STRIPE_API_BASE"]
+    settings = _settings_in_container("payments", broken, monkeypatch)
+    assert _LOOPBACK.search(settings.stripe_api_base)
+
+
+def test_services_behind_the_gateway_believe_its_forwarded_client_ip(compose, monkeypatch) -> None:
+    """Auth (login lockout) and orders (the IP handed to the payments' risk rules) see the
+    gateway container as their peer: they must trust its X-Forwarded-For, and only its."""
+    gateway = compose["services"]["gateway"]
+    address = ipaddress.ip_address(gateway["networks"]["default"]["ipv4_address"])
+    subnets = [
+        ipaddress.ip_network(entry["subnet"])
+        for entry in compose["networks"]["default"]["ipam"]["config"]
+    ]
+    assert any(address in subnet for subnet in subnets), f"{address} is outside {subnets}"
+    readers = []
+    for name in SERVICES:
+        if name == "gateway":
+            continue  # its trusted proxies are load balancers in front of it: none here
+        settings = _settings_in_container(name, compose, monkeypatch)
+        if not hasattr(settings, "trusted_proxies"):
+            continue
+        readers.append(name)
+        networks = [ipaddress.ip_network(cidr) for cidr in settings.trusted_proxies]
+        assert any(address in network for network in networks), (
+            f"{name} does not trust the gateway ({address}): {settings.trusted_proxies}"
+        )
+        for network in networks:
+            # A host client reaching a published port arrives from the bridge's own address.
+            assert network.num_addresses == 1, f"{name} trusts all of {network}"
+    assert set(readers) >= {"auth", "orders"}
 
 
 def test_gateway_upstreams_reach_every_service_by_name(compose) -> None:

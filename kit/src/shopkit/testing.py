@@ -54,8 +54,52 @@ def kafka_namespace() -> str:
     return f"t{unique_suffix()}."
 
 
+_DATABASE_STAMP = re.compile(r"^test_[a-z0-9_]+_(\d{10})_[0-9a-f]{6}$")
+_databases_swept = False
+
+
+async def delete_stale_test_databases(
+    admin_dsn: str | None = None, older_than: float = 6 * 3600
+) -> list[str]:
+    """Drop test databases (`test_<name>_<unix time>_<hex>`) created more than `older_than`
+    seconds ago; returns their names.
+
+    `migrated_database` drops its database when the test ends, but a run killed meanwhile
+    (Ctrl-C twice, SIGKILL, a reboot) leaves it on the shared server for good. Recent ones are
+    kept: another run may be using them.
+    """
+    cutoff = time.time() - older_than
+    conn = await asyncpg.connect(admin_dsn or ADMIN_DSN)
+    try:
+        names = [
+            row["datname"]
+            for row in await conn.fetch(
+                "SELECT datname FROM pg_database"
+                " WHERE datname LIKE 'test\\_%' AND NOT datistemplate"
+            )
+        ]
+        stale = [
+            name
+            for name in names
+            if (match := _DATABASE_STAMP.match(name)) and int(match.group(1)) < cutoff
+        ]
+        for name in stale:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return stale
+    finally:
+        await conn.close()
+
+
 async def create_database(prefix: str) -> str:
-    """Create an empty database named `<prefix>_<unique>`; returns its SQLAlchemy URL."""
+    """Create an empty database named `<prefix>_<unique>`; returns its SQLAlchemy URL.
+
+    The first call of a process (of a test session) first drops the stale test databases that
+    killed runs left behind (`delete_stale_test_databases`).
+    """
+    global _databases_swept
+    if not _databases_swept:
+        _databases_swept = True
+        await delete_stale_test_databases()
     name = f"{prefix}_{unique_suffix()}".lower()
     conn = await asyncpg.connect(ADMIN_DSN)
     try:
