@@ -4,6 +4,7 @@ partial refunds."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,13 +18,21 @@ from contracts.events.payments import (
 )
 from payments_service import repository
 from payments_service.models import Refund, RefundStatus
+from payments_service.provider import Intent, ProviderRefund
 from payments_service.service.transitions import attempt_key
 from shopkit.testing import eventually
 
 from contracts import new_id
 
 from .conftest import Stack
-from .support import order_cancelled, order_placed, shipment_dispatched, stock_reserved
+from .support import (
+    order_cancelled,
+    order_placed,
+    shipment_dispatched,
+    sign,
+    stock_reserved,
+    stripe_event,
+)
 
 
 async def authorized_order(stack: Stack, **kwargs: object) -> tuple[OrderPlaced, PaymentAuthorized]:
@@ -502,3 +511,200 @@ async def test_an_unanswered_refund_past_the_key_window_is_counted_not_sent_agai
         stored = await session.get(Refund, row.id)
         assert stored is not None
         assert stored.provider_refund_id == provider_id
+
+
+class SettlingRefunds:
+    """The provider as it answers refunds it has not settled: each new refund is answered (and
+    listed) with `status` until the test changes it; none reaches localstripe."""
+
+    def __init__(self, stack: Stack, monkeypatch: pytest.MonkeyPatch, status: str) -> None:
+        self.status = status
+        self.by_key: dict[str, ProviderRefund] = {}
+        provider = stack.payments.provider
+        listing = provider.refunds
+
+        async def refund(
+            intent_id: str, *, amount: int, metadata: dict[str, str], idempotency_key: str
+        ) -> ProviderRefund:
+            made = self.by_key.setdefault(
+                idempotency_key,
+                ProviderRefund(
+                    id=f"re_settling_{new_id().replace('-', '')}",
+                    amount=amount,
+                    currency="BRL",
+                    status=self.status,
+                    payment_intent_id=intent_id,
+                    metadata=dict(metadata),
+                ),
+            )
+            return replace(made, status=self.status)
+
+        async def refunds(intent_id: str) -> list[ProviderRefund]:
+            ours = [
+                replace(made, status=self.status)
+                for made in self.by_key.values()
+                if made.payment_intent_id == intent_id
+            ]
+            return [*await listing(intent_id), *ours]
+
+        monkeypatch.setattr(provider, "refund", refund)
+        monkeypatch.setattr(provider, "refunds", refunds)
+
+    @property
+    def ids(self) -> list[str]:
+        return [made.id for made in self.by_key.values()]
+
+
+async def _refund_webhook(stack: Stack, intent_id: str, refund_id: str, status: str) -> None:
+    payload = stripe_event(
+        "charge.refund.updated",
+        {"object": "refund", "id": refund_id, "payment_intent": intent_id, "status": status},
+    )
+    response = await stack.client.post(
+        "/api/payments/webhooks/stripe",
+        content=payload,
+        headers={"Stripe-Signature": sign(payload)},
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_a_refund_pending_at_the_provider_counts_only_once_it_succeeds(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `pending` answer was recorded as succeeded: counted, announced, and never checked."""
+    placed, captured = await captured_order(stack, total=9_000)
+    url = f"/api/payments/orders/{placed.order_id}/refunds"
+    provider = SettlingRefunds(stack, monkeypatch, status="pending")
+
+    response = await stack.client.post(
+        url, json={"amount": 4_000, "reason": "damaged"}, headers=admin_headers(stack, "p-1")
+    )
+
+    assert response.status_code == 201, response.text
+    assert response.json()["status"] == "pending"
+    # Its amount is not refunded yet, nor free to be refunded a second time.
+    over = await stack.client.post(
+        url, json={"amount": 6_000, "reason": "rest"}, headers=admin_headers(stack, "p-2")
+    )
+    assert over.status_code == 409
+    view = await stack.client.get(
+        f"/api/payments/orders/{placed.order_id}", headers=admin_headers(stack)
+    )
+    assert view.json()["amount_refunded"] == 0
+    assert [r["status"] for r in view.json()["refunds"]] == ["pending"]
+    await asyncio.sleep(1.0)
+    assert stack.events.of(placed.order_id, PaymentRefunded) == []
+
+    provider.status = "succeeded"
+    await _refund_webhook(stack, captured.provider_payment_id, provider.ids[0], "succeeded")
+
+    refunded = await stack.events.wait_for(placed.order_id, PaymentRefunded)
+    assert (refunded.refund_id, refunded.amount, refunded.full) == (
+        response.json()["refund_id"],
+        4_000,
+        False,
+    )
+    view = await stack.client.get(
+        f"/api/payments/orders/{placed.order_id}", headers=admin_headers(stack)
+    )
+    assert view.json()["amount_refunded"] == 4_000
+    assert [r["status"] for r in view.json()["refunds"]] == ["succeeded"]
+
+
+async def test_a_pending_refund_is_settled_by_the_next_sync(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its webhook lost, the pending refund is counted when the next refund syncs first; the
+    admin's retry of its key returns it settled, and it is never sent again."""
+    placed, _ = await captured_order(stack, total=9_000)
+    url = f"/api/payments/orders/{placed.order_id}/refunds"
+    provider = SettlingRefunds(stack, monkeypatch, status="requires_action")
+    first = await stack.client.post(
+        url, json={"amount": 3_000, "reason": "damaged"}, headers=admin_headers(stack, "s-1")
+    )
+    assert first.json()["status"] == "pending"
+
+    provider.status = "succeeded"
+    again = await stack.client.post(
+        url, json={"amount": 3_000, "reason": "damaged"}, headers=admin_headers(stack, "s-1")
+    )
+
+    assert (again.json()["refund_id"], again.json()["status"]) == (
+        first.json()["refund_id"],
+        "succeeded",
+    )
+    assert len(provider.by_key) == 1
+    [refunded] = [await stack.events.wait_for(placed.order_id, PaymentRefunded)]
+    assert refunded.amount == 3_000
+
+
+async def test_a_refund_the_provider_answers_failed_is_recorded_failed(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    placed, _ = await captured_order(stack, total=7_000)
+    SettlingRefunds(stack, monkeypatch, status="failed")
+
+    response = await stack.client.post(
+        f"/api/payments/orders/{placed.order_id}/refunds",
+        json={"amount": 2_000, "reason": "damaged"},
+        headers=admin_headers(stack, "f-1"),
+    )
+
+    assert response.status_code == 502
+    view = await stack.client.get(
+        f"/api/payments/orders/{placed.order_id}", headers=admin_headers(stack)
+    )
+    assert view.json()["amount_refunded"] == 0
+    assert view.json()["attempts"][0]["status"] == "captured"
+    [refund] = view.json()["refunds"]
+    assert refund["status"] == "failed"
+    assert "failed" in refund["failure_message"]
+    await asyncio.sleep(1.0)
+    assert stack.events.of(placed.order_id, PaymentRefunded) == []
+
+
+async def test_a_refund_that_fails_after_it_succeeded_is_taken_back(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stripe reports a succeeded refund failed later (`charge.refund.updated`): the money is
+    charged again, so it must not stay counted as refunded."""
+    placed, captured = await captured_order(stack, total=6_000)
+    response = await stack.client.post(
+        f"/api/payments/orders/{placed.order_id}/refunds",
+        json={"amount": 6_000, "reason": "damaged"},
+        headers=admin_headers(stack, "r-1"),
+    )
+    assert response.json()["status"] == "succeeded"
+    refunded = await stack.events.wait_for(placed.order_id, PaymentRefunded)
+    provider = stack.payments.provider
+    listing, retrieve = provider.refunds, provider.retrieve
+
+    async def failed_later(intent_id: str) -> list[ProviderRefund]:
+        return [
+            replace(r, status="failed", failure_reason="expired_or_canceled_card")
+            if r.id == refunded.provider_refund_id
+            else r
+            for r in await listing(intent_id)
+        ]
+
+    async def given_back(intent_id: str) -> Intent:
+        return replace(await retrieve(intent_id), amount_refunded=0)
+
+    monkeypatch.setattr(provider, "refunds", failed_later)
+    monkeypatch.setattr(provider, "retrieve", given_back)
+    await _refund_webhook(
+        stack, captured.provider_payment_id, refunded.provider_refund_id, "failed"
+    )
+
+    async def taken_back() -> dict[str, Any] | None:
+        view = await stack.client.get(
+            f"/api/payments/orders/{placed.order_id}", headers=admin_headers(stack)
+        )
+        body: dict[str, Any] = view.json()
+        return body if body["amount_refunded"] == 0 else None
+
+    view = await eventually(taken_back, timeout=15)
+    assert view["attempts"][0]["status"] == "captured"
+    [refund] = view["refunds"]
+    assert refund["status"] == "failed"
+    assert "expired_or_canceled_card" in refund["failure_message"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from contracts.events.payments import PaymentAuthorized
+from contracts.events.payments import PaymentAuthorized, PaymentCaptured, PaymentRefunded
 from contracts.events.users import UserDeletionRequested
 from contracts.types import utc_now
 from payments_service import repository
@@ -18,7 +18,14 @@ from sqlalchemy import select
 from contracts import new_id
 
 from .conftest import Stack
-from .support import order_placed, stock_reserved
+from .support import (
+    order_cancelled,
+    order_placed,
+    shipment_dispatched,
+    sign,
+    stock_reserved,
+    stripe_event,
+)
 from .test_risk import admin
 
 
@@ -140,3 +147,40 @@ async def test_an_order_being_stored_when_the_deletion_arrives_is_scrubbed_after
         return (await _order(stack, order_id)).customer_ip is None
 
     await eventually(scrubbed, timeout=60)
+
+
+async def test_provider_events_arriving_after_the_deletion_keep_no_copy(stack: Stack) -> None:
+    """The erasure scrubbed the provider events applied by then; the ones its order's refund
+    brought afterwards (and a late notice settled on arrival) kept billing details for good."""
+    gone = new_id()
+    placed = order_placed(user_id=gone)
+    await stack.bus.publish(placed, stock_reserved(placed.order_id))
+    authorized = await stack.events.wait_for(placed.order_id, PaymentAuthorized)
+    intent_id = authorized.provider_payment_id
+    await stack.bus.publish(shipment_dispatched(placed))
+    await stack.events.wait_for(placed.order_id, PaymentCaptured)
+    await stack.bus.publish(UserDeletionRequested(user_id=gone, requested_at=utc_now()))
+
+    async def scrubbed() -> bool:
+        return (await _order(stack, placed.order_id)).customer_ip is None
+
+    await eventually(scrubbed, timeout=60)
+    # The erased account's order is refunded afterwards: Stripe tells of it by webhook.
+    await stack.bus.publish(order_cancelled(placed, reason="customer_request"))
+    await stack.events.wait_for(placed.order_id, PaymentRefunded)
+    late = stripe_event(
+        "payment_intent.amount_capturable_updated", {"object": "payment_intent", "id": intent_id}
+    )
+    response = await stack.client.post(
+        "/api/payments/webhooks/stripe", content=late, headers={"Stripe-Signature": sign(late)}
+    )
+    assert response.status_code == 200, response.text
+
+    async def refund_notices_processed() -> list[StripeEvent] | None:
+        copies = await _events_of(stack, intent_id)
+        refunded = any(copy.type == "charge.refunded" for copy in copies)
+        done = all(copy.processed_at is not None for copy in copies)
+        return copies if refunded and done else None
+
+    copies = await eventually(refund_notices_processed, timeout=30)
+    assert [c.type for c in copies if c.payload != {"removed": True}] == []

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from contracts.events.payments import (
     PaymentActionRequired,
     PaymentAuthorized,
@@ -22,7 +24,7 @@ from payments_service.models import (
     PaymentOrder,
     ReviewStatus,
 )
-from payments_service.provider import AuthorizeRequest
+from payments_service.provider import AuthorizeRequest, Intent
 from payments_service.repository import record_call
 from payments_service.runtime import Payments
 from payments_service.service.reconcile import reconcile
@@ -119,6 +121,60 @@ async def test_reconcile_reports_only_real_mismatches(stack: Stack) -> None:
     assert result.exit_code == 1, result.output
     printed = json.loads(result.output)
     assert {m["provider_payment_id"] for m in printed["mismatches"]} == set(by_intent)
+
+
+async def test_a_partial_capture_is_reported_not_taken_for_the_whole_order(
+    stack: Stack, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider reports less received than authorized (captured for less elsewhere): it was
+    accepted as the order's capture, and both sides agreeing on the smaller amount, no report
+    showed it. localstripe turns a partial capture into a refund, so the answer is faked."""
+    since = datetime.now(UTC) - timedelta(seconds=2)
+    placed = order_placed(total=10_000)
+    await stack.bus.publish(placed, stock_reserved(placed.order_id))
+    authorized = await stack.events.wait_for(placed.order_id, PaymentAuthorized)
+    intent_id = authorized.provider_payment_id
+    provider = stack.payments.provider
+    capture, retrieve = provider.capture, provider.retrieve
+
+    def partly(intent: Intent) -> Intent:
+        if intent.id != intent_id or intent.status != "succeeded":
+            return intent
+        return dataclasses.replace(intent, amount_received=6_000)
+
+    async def captured_partly(intent: str, *, amount: int, idempotency_key: str) -> Intent:
+        return partly(await capture(intent, amount=amount, idempotency_key=idempotency_key))
+
+    async def retrieved_partly(intent: str) -> Intent:
+        return partly(await retrieve(intent))
+
+    monkeypatch.setattr(provider, "capture", captured_partly)
+    monkeypatch.setattr(provider, "retrieve", retrieved_partly)
+    caplog.set_level(logging.ERROR, logger="payments_service")
+
+    await stack.bus.publish(shipment_dispatched(placed))
+
+    captured = await stack.events.wait_for(placed.order_id, PaymentCaptured)
+    assert captured.amount == 6_000
+    assert any(
+        r.getMessage() == "captured amount differs from the authorized amount"
+        and getattr(r, "order_id", None) == placed.order_id
+        for r in caplog.records
+    )
+    async with stack.payments.sessionmaker() as session:
+        report = await reconcile(
+            session=session,
+            provider=stack.payments.provider,
+            namespace=stack.settings.provider_namespace,
+            since=since,
+            until=datetime.now(UTC) + timedelta(seconds=2),
+        )
+    [mismatch] = [m for m in report.mismatches if m.order_id == placed.order_id]
+    assert (mismatch.kind, mismatch.local, mismatch.provider) == (
+        "partial_capture",
+        "10000",
+        "6000",
+    )
 
 
 async def test_sweeper_completes_3ds_whose_webhook_was_lost(stack: Stack) -> None:

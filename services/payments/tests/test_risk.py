@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from contracts.events.payments import (
+    PaymentActionRequired,
     PaymentAuthorized,
     PaymentFailed,
     PaymentRefunded,
@@ -20,7 +21,7 @@ from shopkit.testing import kafka_namespace
 from contracts import new_id
 
 from .conftest import Stack
-from .support import BRAZIL, order_cancelled, order_placed, stock_reserved
+from .support import BRAZIL, THREE_DS_REQUIRED, order_cancelled, order_placed, stock_reserved
 
 
 def admin(stack: Stack) -> dict[str, str]:
@@ -41,6 +42,33 @@ async def test_amount_above_the_block_threshold_is_declined_without_charging(sta
     assert attempt["status"] == "failed"
     assert attempt["risk"]["level"] == "high"
     assert any("amount" in reason for reason in attempt["risk"]["reasons"])
+
+
+async def test_approval_given_during_3ds_is_not_announced_as_flagged(stack: Stack) -> None:
+    """Orders ignores an approval that comes before the payment is authorized and none comes
+    again, so an authorization announced as flagged after it would hold the parcel forever."""
+    placed = order_placed(
+        total=stack.settings.risk_amount_review,
+        payment_method_id=await stack.stripe.card(THREE_DS_REQUIRED),
+    )
+    await stack.bus.publish(placed, stock_reserved(placed.order_id))
+    action = await stack.events.wait_for(placed.order_id, PaymentActionRequired)
+    approved = await stack.client.post(
+        f"/api/payments/reviews/{action.payment_id}",
+        json={"decision": "approve"},
+        headers=admin(stack),
+    )
+    assert approved.status_code == 200
+    assert approved.json()["review_status"] == "approved"
+
+    await stack.stripe.authenticate(await stack.stripe.intent(action.provider_payment_id))
+
+    authorized = await stack.events.wait_for(placed.order_id, PaymentAuthorized)
+    assert authorized.flagged_for_review is False
+    view = await stack.client.get(f"/api/payments/orders/{placed.order_id}", headers=admin(stack))
+    attempt = view.json()["attempts"][0]
+    assert attempt["flagged_for_review"] is False
+    assert attempt["risk"]["review_status"] == "approved"
 
 
 async def test_medium_risk_is_authorized_flagged_and_reviewed(stack: Stack) -> None:

@@ -430,6 +430,72 @@ async def test_exceptions_are_reported_and_delivery_continues(shipping: Running)
     assert len(tries) == 2
 
 
+async def test_a_scan_arriving_after_a_newer_exception_does_not_erase_it(shipping: Running) -> None:
+    """Out for delivery at 10:00, reported after the failed delivery of 11:00: it moved the
+    status back, erasing the failure, and the next day's second attempt was then dropped as a
+    repeat of it."""
+    _, order_id, shipment = await _confirmed_order(shipping)
+    ns = shipping.settings.kafka_namespace
+    tracking = shipment["tracking_number"]
+    carrier = _carrier(shipping)
+    start = datetime.now(UTC) - timedelta(days=1)
+
+    async def scan(status: str, at: datetime) -> dict[str, Any]:
+        reply = await carrier.send(
+            carrier="correios",
+            tracking_number=tracking,
+            status=status,
+            event_id=new_id(),
+            occurred_at=at,
+        )
+        assert reply.status_code == 200, reply.text
+        body: dict[str, Any] = reply.json()
+        return body
+
+    await scan("posted", start)
+    await scan("in_transit", start + timedelta(hours=1))
+    assert await scan("exception", start + timedelta(hours=3)) == {
+        "outcome": "applied",
+        "shipment_status": "exception",
+    }
+    late = await scan("out_for_delivery", start + timedelta(hours=2))
+    assert late == {"outcome": "applied", "shipment_status": "exception"}
+    second_attempt = start + timedelta(days=1)
+    retried = await scan("out_for_delivery", second_attempt)
+    assert retried == {"outcome": "applied", "shipment_status": "out_for_delivery"}
+
+    tries = await wait_for_events(
+        ns,
+        ShipmentTrackingUpdated,
+        where=lambda e: e.order_id == order_id and e.status == "out_for_delivery",
+    )
+    assert [t.occurred_at for t in tries] == [second_attempt]
+
+
+async def test_a_late_scan_still_proves_the_dispatch(shipping: Running) -> None:
+    """The parcel's first news is an exception; the older pickup scan that follows announces
+    the dispatch without hiding the exception."""
+    _, order_id, shipment = await _confirmed_order(shipping)
+    ns = shipping.settings.kafka_namespace
+    carrier = _carrier(shipping)
+    picked_up = datetime.now(UTC) - timedelta(hours=2)
+    await carrier.send(
+        carrier="correios", tracking_number=shipment["tracking_number"], status="exception"
+    )
+    late = await carrier.send(
+        carrier="correios",
+        tracking_number=shipment["tracking_number"],
+        status="posted",
+        occurred_at=picked_up,
+    )
+
+    assert late.json() == {"outcome": "applied", "shipment_status": "exception"}
+    [dispatched] = await wait_for_events(
+        ns, ShipmentDispatched, where=lambda e: e.order_id == order_id
+    )
+    assert dispatched.dispatched_at == picked_up
+
+
 async def test_cancelled_order_voids_an_undispatched_shipment(shipping: Running) -> None:
     user_id, order_id, shipment = await _confirmed_order(shipping)
     await _cancel_and_see_it_voided(shipping, user_id, order_id, shipment)

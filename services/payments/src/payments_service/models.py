@@ -172,7 +172,11 @@ class PaymentAttempt(Base):
 
     @property
     def flagged_for_review(self) -> bool:
-        return self.review_status != ReviewStatus.NONE
+        """Held for an admin's decision. Only a review still open holds anything: once approved
+        the payment goes ahead like any other (an approval given before the authorization, e.g.
+        during 3-D Secure, is never sent again, so announcing it as flagged would hold the
+        order forever), and a rejected one never reaches PaymentAuthorized."""
+        return self.review_status == ReviewStatus.PENDING
 
     @property
     def refundable(self) -> int:

@@ -76,6 +76,7 @@ class ProviderRefund:
     status: str
     payment_intent_id: str | None
     metadata: dict[str, str] = field(default_factory=dict)
+    failure_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,7 +67,10 @@ _ATTEMPT_BY_INTENT = (
     .execution_options(populate_existing=True)
 )
 _ATTEMPT_PROGRESS = select(
-    PaymentAttempt.id, PaymentAttempt.status, PaymentAttempt.provider_event_at
+    PaymentAttempt.id,
+    PaymentAttempt.user_id,
+    PaymentAttempt.status,
+    PaymentAttempt.provider_event_at,
 ).where(PaymentAttempt.provider_payment_id == bindparam("intent_id"))
 _AT = bindparam("at", type_=DateTime(timezone=True))
 _NOTE_PROVIDER_EVENT = (
@@ -93,6 +96,9 @@ async def lock_order(session: AsyncSession, order_id: str) -> PaymentOrder:
 ERASURES = ErasureGuard(ErasedUser, lock_space=0x504159)  # "PAY"
 """`ERASURES.hold(session, user_id)` before storing a user's personal data (see
 `shopkit.erasure`); `ERASURES.remember` when the account is deleted."""
+
+REMOVED_PAYLOAD: dict[str, Any] = {"removed": True}
+"""What replaces a stored provider event's payload once the account it concerns is erased."""
 
 
 async def scrub_user(session: AsyncSession, user_id: str, *, removed: str) -> None:
@@ -120,7 +126,7 @@ async def scrub_user(session: AsyncSession, user_id: str, *, removed: str) -> No
     await session.execute(
         update(StripeEvent)
         .where(StripeEvent.payment_intent_id.in_(intents), StripeEvent.processed_at.is_not(None))
-        .values(payload={"removed": True})
+        .values(payload=REMOVED_PAYLOAD)
     )
 
 
@@ -180,6 +186,7 @@ async def attempt_by_intent(session: AsyncSession, intent_id: str) -> PaymentAtt
 @dataclass(frozen=True, slots=True)
 class AttemptProgress:
     id: str
+    user_id: str
     status: AttemptStatus
     provider_event_at: datetime | None
 
@@ -190,7 +197,10 @@ async def attempt_progress(session: AsyncSession, intent_id: str) -> AttemptProg
     if row is None:
         return None
     return AttemptProgress(
-        id=str(row.id), status=AttemptStatus(row.status), provider_event_at=row.provider_event_at
+        id=str(row.id),
+        user_id=str(row.user_id),
+        status=AttemptStatus(row.status),
+        provider_event_at=row.provider_event_at,
     )
 
 

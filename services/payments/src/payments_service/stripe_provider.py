@@ -356,9 +356,11 @@ def refund_from(data: Mapping[str, Any]) -> ProviderRefund:
         id=str(data["id"]),
         amount=int(data.get("amount") or 0),
         currency=str(data.get("currency") or "").upper(),
-        status=str(data.get("status") or "succeeded"),
+        # No status is no proof the money went back: left pending, settled by the next sync.
+        status=str(data.get("status") or "pending"),
         payment_intent_id=_str(data.get("payment_intent")),
         metadata={str(k): str(v) for k, v in _dict(data.get("metadata")).items()},
+        failure_reason=_str(data.get("failure_reason")),
     )
 
 

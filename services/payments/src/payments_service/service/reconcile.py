@@ -34,8 +34,8 @@ request whose answer was never recorded)."""
 @dataclass(frozen=True, slots=True)
 class Mismatch:
     kind: str
-    """missing_intent | unknown_intent | status | amount | captured_amount | refunded_amount |
-    unanswered"""
+    """missing_intent | unknown_intent | status | amount | captured_amount | partial_capture |
+    refunded_amount | unanswered"""
     order_id: str | None
     payment_id: str | None
     provider_payment_id: str | None
@@ -157,6 +157,10 @@ def _compare(attempt: PaymentAttempt, intent: Intent | None) -> list[Mismatch]:
         found.append(
             mismatch("captured_amount", str(attempt.amount_captured), str(intent.amount_received))
         )
+    if attempt.captured_at is not None and attempt.amount_captured != attempt.amount:
+        # Both sides may agree on a capture of less than the order's total: still a mismatch,
+        # with the order, since the order was charged other than what it was confirmed for.
+        found.append(mismatch("partial_capture", str(attempt.amount), str(attempt.amount_captured)))
     if intent.amount_refunded != attempt.amount_refunded:
         found.append(
             mismatch("refunded_amount", str(attempt.amount_refunded), str(intent.amount_refunded))

@@ -28,6 +28,13 @@ from payments_service.service.work import Work, detached, provider_write
 
 log = logging.getLogger(__name__)
 
+SUCCEEDED = "succeeded"
+"""The only provider refund status that means the money went back to the customer."""
+FAILED_AT_PROVIDER = frozenset({"failed", "canceled"})
+"""Final refusals. Any other status (`pending`, `requires_action`) is a refund the provider made
+but has not settled yet: it is neither counted nor announced until it succeeds (its webhook
+`charge.refund.updated` / `refund.updated`, or the next `sync_refunds`)."""
+
 
 async def refund(
     work: Work,
@@ -47,7 +54,7 @@ async def refund(
     if existing is not None:
         if existing.status == RefundStatus.PENDING:
             await _reconcile_pending(work, attempt)
-            if existing.status == RefundStatus.PENDING:
+            if _unanswered(existing):
                 return await _send(work, attempt, existing)
         return existing
     if attempt.status not in CAPTURED or attempt.provider_payment_id is None:
@@ -55,7 +62,7 @@ async def refund(
     for waiting in await _reconcile_pending(work, attempt):
         with contextlib.suppress(ProviderRejectedError):
             await _send(work, attempt, waiting)
-    left = attempt.refundable if attempt.status in CAPTURED else 0
+    left = await _free_to_refund(work, attempt)
     wanted = left if amount is None else amount
     if wanted <= 0 or wanted > left:
         raise RefundExceedsCaptureError(
@@ -96,7 +103,8 @@ async def refund_rest(
     intent = await work.payments.provider.retrieve(attempt.provider_payment_id)
     await sync_refunds(work, attempt, intent)
     rows = await settle_pending(work, attempt)
-    if attempt.status not in CAPTURED or attempt.refundable <= 0:
+    if await _free_to_refund(work, attempt) <= 0:
+        # Nothing left, or the rest is a refund the provider is still settling.
         return
     prefix = f"{request_key}:{attempt.number}:"
     # Every earlier try counts, not only the refused ones: one recorded as refused may turn out
@@ -118,7 +126,8 @@ async def _reconcile_pending(work: Work, attempt: PaymentAttempt) -> list[Refund
     blindly would be a second refund, not the first one's replay. Nothing is asked of the
     provider when no refund waits for an answer.
 
-    Returns the refunds still waiting for an answer after that count."""
+    Returns the refunds still waiting for an answer after that count (not the ones the
+    provider answered as still pending: those are settled by its word, never sent again)."""
     rows = await repository.refunds_of_attempt(work.session, attempt.id)
     if attempt.provider_payment_id is None or not any(
         row.status == RefundStatus.PENDING for row in rows
@@ -126,7 +135,27 @@ async def _reconcile_pending(work: Work, attempt: PaymentAttempt) -> list[Refund
         return []
     intent = await work.payments.provider.retrieve(attempt.provider_payment_id)
     await sync_refunds(work, attempt, intent)
-    return [row for row in rows if row.status == RefundStatus.PENDING]
+    return [row for row in rows if _unanswered(row)]
+
+
+def _unanswered(row: Refund) -> bool:
+    """Pending because no answer was recorded (a crash, a timeout): safe to send again under
+    its key. A row pending with the provider's id is one the provider made and is settling."""
+    return row.status == RefundStatus.PENDING and row.provider_refund_id is None
+
+
+async def _free_to_refund(work: Work, attempt: PaymentAttempt) -> int:
+    """What may still be asked: the captured rest, less refunds the provider is settling (a
+    pending refund that later succeeds must not find its amount refunded twice)."""
+    if attempt.status not in CAPTURED:
+        return 0
+    rows = await repository.refunds_of_attempt(work.session, attempt.id)
+    settling = sum(
+        row.amount
+        for row in rows
+        if row.status == RefundStatus.PENDING and row.provider_refund_id is not None
+    )
+    return attempt.refundable - settling
 
 
 async def settle_pending(work: Work, attempt: PaymentAttempt) -> list[Refund]:
@@ -140,7 +169,7 @@ async def settle_pending(work: Work, attempt: PaymentAttempt) -> list[Refund]:
     Returns the attempt's refunds as they now stand."""
     rows = await repository.refunds_of_attempt(work.session, attempt.id)
     for row in rows:
-        if row.status == RefundStatus.PENDING:
+        if _unanswered(row):
             with contextlib.suppress(ProviderRejectedError):
                 await _send(work, attempt, row)
     return rows
@@ -174,17 +203,45 @@ async def _send(work: Work, attempt: PaymentAttempt, pending: Refund) -> Refund:
             response_id=lambda refund: refund.id,
         )
     except RequestRejected as exc:
-        # Recorded apart from the caller's transaction, which is about to fail.
-        async with detached(work.payments) as session:
-            failed = await session.get(Refund, pending.id)
-            assert failed is not None
-            failed.status = RefundStatus.FAILED
-            failed.failure_message = exc.message
-            failed.completed_at = utc_now()
-        pending.status = RefundStatus.FAILED
+        await _refused(work, pending, message=exc.message, provider_refund_id=None)
         raise ProviderRejectedError(exc.message, refund_id=pending.id) from exc
-    await _succeeded(work, attempt, pending, result)
+    if result.status == SUCCEEDED:
+        await _succeeded(work, attempt, pending, result)
+    elif result.status in FAILED_AT_PROVIDER:
+        message = _failure_message(result)
+        await _refused(work, pending, message=message, provider_refund_id=result.id)
+        raise ProviderRejectedError(message, refund_id=pending.id)
+    else:
+        # Made but not settled: the provider's id marks it as answered (never resent), and its
+        # amount stays out of what is refunded and out of what may still be refunded.
+        log.info(
+            "refund pending at the provider",
+            extra={"order_id": attempt.order_id, "refund_id": pending.id, "status": result.status},
+        )
+        pending.provider_refund_id = result.id
+        pending.amount = result.amount or pending.amount
     return pending
+
+
+async def _refused(
+    work: Work, pending: Refund, *, message: str, provider_refund_id: str | None
+) -> None:
+    # Recorded apart from the caller's transaction, which is about to fail.
+    async with detached(work.payments) as session:
+        failed = await session.get(Refund, pending.id)
+        assert failed is not None
+        failed.status = RefundStatus.FAILED
+        failed.provider_refund_id = provider_refund_id
+        failed.failure_message = message
+        failed.completed_at = utc_now()
+    pending.status = RefundStatus.FAILED
+    pending.provider_refund_id = provider_refund_id
+
+
+def _failure_message(result: ProviderRefund) -> str:
+    return f"the refund {result.status} at the payment provider" + (
+        f" ({result.failure_reason})" if result.failure_reason else ""
+    )
 
 
 async def _succeeded(
@@ -218,43 +275,87 @@ async def _succeeded(
 
 
 async def sync_refunds(work: Work, attempt: PaymentAttempt, intent: Intent) -> bool:
-    """Record refunds the provider reports and we have not counted: ours whose answer was lost
-    (a crash after the call), ours recorded as refused although the provider made them (a
-    refusal read from a transient answer, before 409s were known to be transient) and ones
-    made elsewhere (the provider's dashboard)."""
+    """Bring the attempt's refunds up to the provider's word: count those it reports succeeded
+    that we have not counted (ours whose answer was lost or was still pending, ours recorded as
+    refused although the provider made them, and ones made elsewhere, e.g. its dashboard),
+    fail ours it reports failed, and take back a counted one that failed afterwards."""
     if intent.id != attempt.provider_payment_id:
         return False  # another intent's refunds are not this attempt's
-    if attempt.status not in CAPTURED or intent.amount_refunded <= attempt.amount_refunded:
+    if attempt.status not in (*CAPTURED, AttemptStatus.REFUNDED):
         return False
-    ours = {r.id: r for r in await repository.refunds_of_attempt(work.session, attempt.id)}
-    known = {r.provider_refund_id for r in ours.values() if r.provider_refund_id}
+    rows = await repository.refunds_of_attempt(work.session, attempt.id)
+    settling = any(row.status == RefundStatus.PENDING for row in rows)
+    if intent.amount_refunded == attempt.amount_refunded and not settling:
+        return False  # nothing to learn: spare the provider a listing on every webhook
+    by_id = {r.id: r for r in rows}
+    by_provider_id = {r.provider_refund_id: r for r in rows if r.provider_refund_id}
     changed = False
-    for found in sorted(await work.payments.provider.refunds(intent.id), key=lambda r: r.id):
-        if found.status != "succeeded" or found.id in known:
-            continue
-        mine = ours.get(found.metadata.get("refund_id", ""))
-        if mine is not None and mine.status in (RefundStatus.PENDING, RefundStatus.FAILED):
-            # A failed row the provider names was made all the same: the provider's word is
-            # what the customer got back.
-            await _succeeded(work, attempt, mine, found)
-        elif mine is None:
-            row = Refund(
-                id=new_id(),
-                order_id=attempt.order_id,
-                payment_id=attempt.id,
-                amount=found.amount,
-                currency=found.currency or attempt.currency,
-                reason="refunded_at_provider",
-                status=RefundStatus.PENDING,
-                full=False,
-                request_key=f"provider:{found.id}",
-                requested_by="provider",
-            )
-            await repository.insert_refund(work.session, row)
-            await _succeeded(work, attempt, row, found)
+    # Failures first: an amount a failed refund gives back may be what a success found later
+    # in the same listing needs to be counted.
+    listed = await work.payments.provider.refunds(intent.id)
+    for found in sorted(listed, key=lambda r: (r.status == SUCCEEDED, r.id)):
+        mine = by_provider_id.get(found.id) or by_id.get(found.metadata.get("refund_id", ""))
+        if found.status in FAILED_AT_PROVIDER:
+            if mine is None or mine.status == RefundStatus.FAILED:
+                continue  # never counted: nothing to undo
+            if mine.status == RefundStatus.SUCCEEDED:
+                _reversed(attempt, mine, found)
+            else:
+                mine.status = RefundStatus.FAILED
+                mine.provider_refund_id = found.id
+                mine.failure_message = _failure_message(found)
+                mine.completed_at = utc_now()
+        elif found.status == SUCCEEDED:
+            if attempt.status not in CAPTURED or attempt.refundable <= 0:
+                continue
+            if mine is not None and mine.status in (RefundStatus.PENDING, RefundStatus.FAILED):
+                # A failed row the provider names was made all the same: the provider's word is
+                # what the customer got back.
+                await _succeeded(work, attempt, mine, found)
+            elif mine is None:
+                row = Refund(
+                    id=new_id(),
+                    order_id=attempt.order_id,
+                    payment_id=attempt.id,
+                    amount=found.amount,
+                    currency=found.currency or attempt.currency,
+                    reason="refunded_at_provider",
+                    status=RefundStatus.PENDING,
+                    full=False,
+                    request_key=f"provider:{found.id}",
+                    requested_by="provider",
+                )
+                await repository.insert_refund(work.session, row)
+                await _succeeded(work, attempt, row, found)
+            else:
+                continue
         else:
+            if mine is not None and _unanswered(mine):
+                mine.provider_refund_id = found.id  # answered at last: settled by its webhook
             continue
         changed = True
-        if attempt.refundable <= 0:
-            break
     return changed
+
+
+def _reversed(attempt: PaymentAttempt, row: Refund, found: ProviderRefund) -> None:
+    """A refund counted (and announced) as succeeded failed afterwards (Stripe: the customer's
+    bank refused it): the money is charged again. The contracts have no event to take back a
+    PaymentRefunded, so this is recorded and logged for an operator."""
+    log.error(
+        "a refund failed at the provider after it had succeeded; its amount is charged again",
+        extra={
+            "order_id": attempt.order_id,
+            "payment_id": attempt.id,
+            "refund_id": row.id,
+            "provider_refund_id": found.id,
+            "amount": row.amount,
+            "provider_status": found.status,
+        },
+    )
+    row.status = RefundStatus.FAILED
+    row.failure_message = _failure_message(found) + " after it had succeeded"
+    row.full = False
+    attempt.amount_refunded -= row.amount
+    attempt.status = (
+        AttemptStatus.PARTIALLY_REFUNDED if attempt.amount_refunded > 0 else AttemptStatus.CAPTURED
+    )

@@ -304,8 +304,22 @@ async def _authorized(
 
 
 async def _captured(work: Work, attempt: PaymentAttempt, intent: Intent) -> None:
+    if intent.amount_received != attempt.amount:
+        # Captured for less (or more) than authorized: captured elsewhere (the dashboard) for
+        # another amount. What was received is recorded and announced, never the order's
+        # total; the difference shows in the reconcile report (`partial_capture`) for a human.
+        log.error(
+            "captured amount differs from the authorized amount",
+            extra={
+                "order_id": attempt.order_id,
+                "payment_id": attempt.id,
+                "intent": intent.id,
+                "amount": attempt.amount,
+                "amount_received": intent.amount_received,
+            },
+        )
     attempt.status = AttemptStatus.CAPTURED
-    attempt.amount_captured = intent.amount_received or attempt.amount
+    attempt.amount_captured = intent.amount_received
     attempt.captured_at = utc_now()
     await work.emit(
         PaymentCaptured(

@@ -41,6 +41,9 @@ HANDLED = frozenset(
         "charge.refunded",
         "charge.captured",
         "charge.refund.updated",
+        # A refund's later settlement (pending -> succeeded or failed) is told by these too.
+        "refund.updated",
+        "refund.failed",
     }
 )
 
@@ -90,6 +93,9 @@ async def receive(
         # the processor would give it, instead of queueing it for a lock and a re-fetch.
         stale = known.provider_event_at is not None and event.created < known.provider_event_at
         values.update(processed_at=utc_now(), outcome="stale" if stale else "noop")
+        if await repository.ERASURES.hold(session, known.user_id):
+            # Settled already, so nothing will scrub it later: the erasure's scrub ran before.
+            values["payload"] = dict(repository.REMOVED_PAYLOAD)
     stored = await repository.store_webhook(session, values)
     if stored and known is not None and "outcome" in values:
         await repository.note_provider_event(session, known.id, at=event.created)
@@ -132,6 +138,7 @@ async def process_next(payments: Payments) -> bool:
                 )
                 event.processed_at = utc_now()
                 event.outcome = "failed"
+                await _forget_if_erased(session, event)
             else:
                 log.warning(
                     "webhook processing failed, will retry",
@@ -147,6 +154,7 @@ async def process_next(payments: Payments) -> bool:
             return True
         event.processed_at = utc_now()
         event.outcome = outcome
+        await _forget_if_erased(session, event)
         return True
 
 
@@ -188,6 +196,19 @@ async def _process(session: AsyncSession, payments: Payments, event: StripeEvent
     refunded = await sync_refunds(work, attempt, intent)
     _seen(attempt, event)
     return "applied" if moved or refunded else "noop"
+
+
+async def _forget_if_erased(session: AsyncSession, event: StripeEvent) -> None:
+    """Drop the provider's copy (billing details, the card's fingerprint) of a processed event
+    whose payment belongs to an erased account. The erasure's scrub only reaches events
+    processed by then; one that arrives later (the compensation's own charge.refunded or
+    payment_intent.canceled) or was still waiting is scrubbed here. Holding the account keeps
+    an erasure running now from missing this row: it scrubs after this transaction ends."""
+    if event.payment_intent_id is None:
+        return
+    attempt = await _attempt_for(session, event)
+    if attempt is not None and await repository.ERASURES.hold(session, attempt.user_id):
+        event.payload = dict(repository.REMOVED_PAYLOAD)
 
 
 def _seen(attempt: PaymentAttempt, event: StripeEvent) -> None:

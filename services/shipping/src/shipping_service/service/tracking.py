@@ -7,7 +7,10 @@ steps; the first update at or beyond `posted` always announces `ShipmentDispatch
 payments captures and orders ships even when the `posted` webhook arrives late or never.
 `exception` (failed attempt, damage) does not move the rank: it applies unless it happened
 before the latest applied update, and the shipment continues when the next forward update
-comes.
+comes. A forward update that happened before the latest applied one (delivered out of order)
+only raises the rank (and announces the dispatch it proves): the newer status stays, so an
+exception is not erased by the scan that preceded it, and the step tried again after it is
+still applied.
 """
 
 from __future__ import annotations
@@ -163,8 +166,10 @@ async def receive(
             },
         )
         return WebhookAck(outcome="after_cancellation", shipment_status="cancelled")
+    progress = shipment.progress
     events = apply_update(session, shipment, update)
-    outcome = "applied" if events else "stale"
+    # A late forward scan may raise the rank without announcing anything: applied all the same.
+    outcome = "applied" if events or shipment.progress != progress else "stale"
     await repository.set_webhook_outcome(
         session, carrier=carrier, event_id=update.event_id, outcome=outcome
     )
@@ -228,6 +233,15 @@ def apply_update(session: AsyncSession, shipment: Shipment, update: CarrierUpdat
         return []
     events: list[Event] = []
     at = update.occurred_at
+    if _older_than_current(shipment, update):
+        # It proves how far the parcel got, but what happened since (an exception: a failed
+        # delivery) is what the shipment is now; moving the status back would erase it, and
+        # the retried step after it would then be taken for a repeat and dropped.
+        if shipment.progress < RANK["posted"]:
+            events.append(_dispatched(shipment, at))
+        shipment.progress = RANK[update.status]
+        shipment.updated_at = datetime.now(UTC)
+        return events
     if update.status == "exception":
         events.append(
             ShipmentException(
@@ -241,17 +255,7 @@ def apply_update(session: AsyncSession, shipment: Shipment, update: CarrierUpdat
         )
     else:
         if shipment.progress < RANK["posted"]:
-            shipment.dispatched_at = at
-            events.append(
-                ShipmentDispatched(
-                    shipment_id=shipment.id,
-                    order_id=shipment.order_id,
-                    user_id=shipment.user_id,
-                    carrier=shipment.carrier,
-                    tracking_number=shipment.tracking_number,
-                    dispatched_at=at,
-                )
-            )
+            events.append(_dispatched(shipment, at))
         shipment.progress = RANK[update.status]
         if update.status in ("in_transit", "out_for_delivery"):
             events.append(
@@ -279,6 +283,28 @@ def apply_update(session: AsyncSession, shipment: Shipment, update: CarrierUpdat
     shipment.last_event_at = max(at, shipment.last_event_at) if shipment.last_event_at else at
     shipment.updated_at = datetime.now(UTC)
     return events
+
+
+def _older_than_current(shipment: Shipment, update: CarrierUpdate) -> bool:
+    """A forward update that happened before the latest one applied. Delivery is the exception:
+    it ends the shipment whenever it is learnt (nothing after it could be the current state)."""
+    return (
+        update.status not in ("exception", "delivered")
+        and shipment.last_event_at is not None
+        and update.occurred_at < shipment.last_event_at
+    )
+
+
+def _dispatched(shipment: Shipment, at: datetime) -> ShipmentDispatched:
+    shipment.dispatched_at = at
+    return ShipmentDispatched(
+        shipment_id=shipment.id,
+        order_id=shipment.order_id,
+        user_id=shipment.user_id,
+        carrier=shipment.carrier,
+        tracking_number=shipment.tracking_number,
+        dispatched_at=at,
+    )
 
 
 def next_status(status: str, progress: int) -> str | None:
