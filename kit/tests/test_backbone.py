@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from shopkit.consumer import ConsumerConfig, EventConsumer
 from shopkit.inbox import PostgresInbox
 from shopkit.outbox import MAX_EVENT_BYTES, EventTooLargeError, Outbox
@@ -32,7 +33,9 @@ async def running(*runners: OutboxRelay | EventConsumer[object]) -> AsyncIterato
         await asyncio.wait(tasks, timeout=20)
 
 
-def relay_for(url: str, namespace: str) -> OutboxRelay:
+def relay_for(
+    url: str, namespace: str, factory: Callable[[], AIOKafkaProducer] | None = None
+) -> OutboxRelay:
     return OutboxRelay(
         RelayConfig(
             service="kittest",
@@ -40,7 +43,8 @@ def relay_for(url: str, namespace: str) -> OutboxRelay:
             bootstrap=KAFKA_BOOTSTRAP,
             topic_namespace=namespace,
             idle_poll_seconds=0.2,
-        )
+        ),
+        producer_factory=factory,
     )
 
 

@@ -10,13 +10,14 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from shopkit.kafka import client_options, create_producer, ensure_topics
 from shopkit.outbox import Outbox
-from shopkit.relay import OutboxRelay, RelayConfig, asyncpg_dsn
+from shopkit.relay import OutboxRelay, asyncpg_dsn
 from shopkit.testing import KAFKA_BOOTSTRAP, eventually
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts import Envelope, new_id
 
 from .probe import ProbeHappened, messaging
+from .test_backbone import relay_for
 
 SMALL_TOPIC = "kittest.small"
 """A topic that takes records of at most 1,000 bytes: far below the outbox's own limit."""
@@ -59,20 +60,6 @@ async def _all_sent_but(url: str, keys: set[str]) -> bool:
     return all(row["sent"] != (row["key"] in keys) for row in rows)
 
 
-def _relay(url: str, namespace: str, factory: Any = None) -> OutboxRelay:
-    return OutboxRelay(
-        RelayConfig(
-            service="kittest",
-            dsn=asyncpg_dsn(url),
-            bootstrap=KAFKA_BOOTSTRAP,
-            topic_namespace=namespace,
-            idle_poll_seconds=0.2,
-            max_backoff_seconds=1.0,
-        ),
-        producer_factory=factory,
-    )
-
-
 async def _run_until(relay: OutboxRelay, condition: Any, timeout: float) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
@@ -103,7 +90,7 @@ async def test_a_record_the_topic_refuses_holds_back_only_its_own_aggregate(
         producers += 1
         return create_producer(KAFKA_BOOTSTRAP, client_id="kittest-relay")
 
-    relay = _relay(database_url, namespace, producer)
+    relay = relay_for(database_url, namespace, producer)
     await _run_until(relay, lambda: _all_sent_but(database_url, {stuck}), timeout=30)
     # Before: the refused record failed its round and restarted the relay (a new connection
     # and producer) every round, so the other aggregates went out one event per restart.
@@ -141,7 +128,7 @@ async def test_a_topic_that_does_not_exist_holds_back_only_its_own_events(
             **client_options(),
         )
 
-    relay = _relay(database_url, namespace, producer)
+    relay = relay_for(database_url, namespace, producer)
     await _run_until(relay, lambda: _all_sent_but(database_url, set(lost)), timeout=15)
     rows = [row for row in await _rows(database_url) if row["key"] in lost]
     assert not any(row["sent"] for row in rows)
@@ -166,4 +153,4 @@ async def test_a_busy_aggregate_does_not_hold_back_the_others(
         assert busy_left > 1000, busy_left
         return True
 
-    await _run_until(_relay(database_url, namespace), others_sent_while_busy_waits, timeout=30)
+    await _run_until(relay_for(database_url, namespace), others_sent_while_busy_waits, timeout=30)

@@ -48,7 +48,7 @@ from shopkit.kafka import create_producer, ensure_topics
 from shopkit.loops import close_quietly, sleep_or_stop
 from shopkit.metrics import OUTBOX_BACKLOG, OUTBOX_FAILURES, OUTBOX_PUBLISHED
 from shopkit.outbox import outbox_records
-from shopkit.publishing import Failure, Holds, Outgoing, send_each
+from shopkit.publishing import Failure, Holds, Outgoing, Stall, send_each
 
 log = logging.getLogger(__name__)
 
@@ -337,7 +337,7 @@ class MongoOutboxRelay:
         self.is_leader = False
         self.published = 0
         self.holds = Holds(max_seconds=config.max_backoff_seconds)
-        self._failing_since: float | None = None
+        self._stall = Stall(config.reconnect_after_seconds)
 
     @property
     def lease_name(self) -> str:
@@ -503,17 +503,8 @@ class MongoOutboxRelay:
         return more and acked > 0
 
     def _note_progress(self, *, made: bool, failed: bool) -> None:
-        loop_time = asyncio.get_running_loop().time()
-        if made:
-            self._failing_since = None
-        elif failed and self._failing_since is None:
-            self._failing_since = loop_time
-        if (
-            self._failing_since is not None
-            and loop_time - self._failing_since > self.config.reconnect_after_seconds
-        ):
-            # As in the PostgreSQL relay: nothing acknowledged for that long, a new producer.
-            self._failing_since = None
+        if self._stall.note_round(acknowledged=made, failed=failed):
+            # Nothing at all acknowledged for that long: start a fresh connection and producer.
             raise PublishError(
                 f"no event acknowledged for {self.config.reconnect_after_seconds:.0f} s"
             )

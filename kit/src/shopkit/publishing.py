@@ -148,3 +148,27 @@ class Holds:
         failures = holds[name].failures + 1 if name in holds else 1
         delay = backoff_seconds(self.first_seconds, self.max_seconds, failures)
         holds[name] = _Hold(until=self.clock() + delay, failures=failures)
+
+
+@dataclass
+class Stall:
+    """Whether a relay's sends have all failed for so long that its producer should be replaced:
+    a producer can be left unusable (a fenced idempotent producer, a lost sequence), which no
+    hold and no retry of the same producer gets past."""
+
+    limit_seconds: float
+    clock: Callable[[], float] = time.monotonic
+    _since: float | None = None
+
+    def note_round(self, *, acknowledged: bool, failed: bool) -> bool:
+        """Record a round; True (once, then the watch starts over) when nothing at all was
+        acknowledged for longer than the limit while sends kept failing."""
+        now = self.clock()
+        if acknowledged:
+            self._since = None
+        elif failed and self._since is None:
+            self._since = now
+        if self._since is not None and now - self._since > self.limit_seconds:
+            self._since = None
+            return True
+        return False

@@ -35,7 +35,7 @@ from contracts import topics
 from shopkit.kafka import create_producer, ensure_topics
 from shopkit.loops import close_quietly, sleep_or_stop
 from shopkit.metrics import OUTBOX_BACKLOG, OUTBOX_FAILURES, OUTBOX_PUBLISHED
-from shopkit.publishing import Holds, Outgoing, send_each
+from shopkit.publishing import Holds, Outgoing, Stall, send_each
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class OutboxRelay:
         self.is_leader = False
         self.published = 0
         self.holds = Holds(max_seconds=config.max_backoff_seconds)
-        self._failing_since: float | None = None
+        self._stall = Stall(config.reconnect_after_seconds)
 
     @property
     def channel(self) -> str:
@@ -290,18 +290,8 @@ class OutboxRelay:
         return bool(acked) and (len(rows) == self.config.batch_size or len(chosen) < len(rows))
 
     def _note_progress(self, *, made: bool, failed: bool) -> None:
-        loop_time = asyncio.get_running_loop().time()
-        if made:
-            self._failing_since = None
-        elif failed and self._failing_since is None:
-            self._failing_since = loop_time
-        if (
-            self._failing_since is not None
-            and loop_time - self._failing_since > self.config.reconnect_after_seconds
-        ):
-            # Nothing at all acknowledged for that long: a producer can be left unusable (a
-            # fenced idempotent producer, a lost sequence), so start a fresh connection.
-            self._failing_since = None
+        if self._stall.note_round(acknowledged=made, failed=failed):
+            # Nothing at all acknowledged for that long: start a fresh connection and producer.
             raise PublishError(
                 f"no event acknowledged for {self.config.reconnect_after_seconds:.0f} s"
             )

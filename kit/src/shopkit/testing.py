@@ -55,7 +55,6 @@ def kafka_namespace() -> str:
 
 
 _DATABASE_STAMP = re.compile(r"^test_[a-z0-9_]+_(\d{10})_[0-9a-f]{6}$")
-_databases_swept = False
 
 
 async def delete_stale_test_databases(
@@ -91,15 +90,7 @@ async def delete_stale_test_databases(
 
 
 async def create_database(prefix: str) -> str:
-    """Create an empty database named `<prefix>_<unique>`; returns its SQLAlchemy URL.
-
-    The first call of a process (of a test session) first drops the stale test databases that
-    killed runs left behind (`delete_stale_test_databases`).
-    """
-    global _databases_swept
-    if not _databases_swept:
-        _databases_swept = True
-        await delete_stale_test_databases()
+    """Create an empty database named `<prefix>_<unique>`; returns its SQLAlchemy URL."""
     name = f"{prefix}_{unique_suffix()}".lower()
     conn = await asyncpg.connect(ADMIN_DSN)
     try:
