@@ -14,6 +14,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 STATE="${SHOP_STATE_DIR:-$ROOT/.state}"
+STATE="${STATE%/}" # the process checks match command lines that name it
 TOOLS="${SHOP_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/shop-tools}"
 PIDS="$STATE/pids"
 LOGS="$STATE/logs"
@@ -112,7 +113,11 @@ forget_pid() { rm -f "$PIDS/$1.pid" "$PIDS/$1.started"; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # PIDs listening on a port, when ss can tell (it cannot see other users' processes unless root).
-port_holders() { ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u; }
+# Prints nothing (and succeeds) without ss: the script runs with `set -e -o pipefail`.
+port_holders() {
+  command -v ss >/dev/null || return 0
+  { ss -ltnpH "sport = :$1" 2>/dev/null || true; } | { grep -o 'pid=[0-9]*' || true; } | cut -d= -f2 | sort -u
+}
 
 # The server a Debian package started by itself: a cluster configured in /etc/postgresql, or the
 # process in redis-server's own PID file.
@@ -325,8 +330,14 @@ require_go() { # what minimum-version
   have=$(go env GOVERSION 2>/dev/null | sed -n 's/^go\([0-9][0-9.]*\).*/\1/p')
   [ -n "$have" ] || have=$(go version 2>/dev/null | sed -n 's/.* go\([0-9][0-9.]*\).*/\1/p')
   [ -n "$have" ] || die "Go $2+ is required to build $1: cannot tell the version of $(command -v go)"
-  version_ge "$have" "$2" \
-    || die "Go $2+ is required to build $1: found Go $have at $(command -v go) (Debian 12's golang-go is 1.19; install Go from https://go.dev/dl/)"
+  version_ge "$have" "$2" && return 0
+  # Go 1.21+ fetches the toolchain a module's go line asks for (through the module proxy),
+  # unless told to use only its own.
+  if version_ge "$have" 1.21 && [ "$(go env GOTOOLCHAIN 2>/dev/null)" != local ]; then
+    say "Go $have will fetch the Go $2 toolchain $1 needs"
+    return 0
+  fi
+  die "Go $2+ is required to build $1: found Go $have at $(command -v go) (Debian 12's golang-go is 1.19; install Go from https://go.dev/dl/)"
 }
 
 install_ferretdb() {

@@ -399,3 +399,44 @@ async def test_an_event_the_topic_refuses_holds_back_only_its_own_document(
 
 async def _is_one(awaitable: Any) -> bool:
     return bool(await awaitable == 1)
+
+
+async def test_documents_held_back_do_not_fill_the_batch_for_the_others(
+    db: Any, namespace: str
+) -> None:
+    small_topic = "kittest.small"
+    await ensure_topics(
+        KAFKA_BOOTSTRAP, [namespace + small_topic], config={"max.message.bytes": "1000"}
+    )
+    locks = DocumentLocks(db)
+    refused = [new_id() for _ in range(3)]
+    for thing_id in refused:  # the oldest pending documents, all refused by the broker
+        await write_events(
+            db, locks, thing_id, [ProbeHappened(probe_id=thing_id, value=0, note="x" * 3000)]
+        )
+        document = await db[COLLECTION].find_one({"_id": thing_id})
+        entries = [{**document["outbox"][0], "topic": small_topic}]
+        await db[COLLECTION].update_one({"_id": thing_id}, {"$set": {"outbox": entries}})
+    later = new_id()
+    await write_events(db, locks, later, [ProbeHappened(probe_id=later, value=1)])
+    relay = MongoOutboxRelay(
+        db,
+        MongoRelayConfig(
+            service="kittest",
+            bootstrap=KAFKA_BOOTSTRAP,
+            collections=[COLLECTION],
+            topic_namespace=namespace,
+            batch_size=2,  # smaller than what is held back
+            idle_poll_seconds=0.1,
+            standby_poll_seconds=0.2,
+        ),
+    )
+    async with running(relay):
+        # Before: the read took the two oldest documents, both held, and never got further.
+        await eventually(lambda: _is(mongo_backlog(db, [COLLECTION]), 3), timeout=30)
+    left = await db[COLLECTION].find_one({"_id": later})
+    assert left["outbox"] == []
+
+
+async def _is(awaitable: Any, expected: int) -> bool:
+    return bool(await awaitable == expected)

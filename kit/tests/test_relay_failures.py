@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 from aiokafka import AIOKafkaProducer
+from shopkit import relay as relay_module
 from shopkit.kafka import client_options, create_producer, ensure_topics
 from shopkit.outbox import Outbox
 from shopkit.relay import OutboxRelay, asyncpg_dsn
@@ -154,3 +157,24 @@ async def test_a_busy_aggregate_does_not_hold_back_the_others(
         return True
 
     await _run_until(relay_for(database_url, namespace), others_sent_while_busy_waits, timeout=30)
+
+
+async def test_the_purge_deletes_in_short_statements_and_leaves_the_rest_for_later(
+    database_url: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One DELETE of a large table outlasted the leader's statement timeout: the relay was
+    # restarted, and the purge failed again, on every lead.
+    monkeypatch.setattr(relay_module, "PURGE_BATCH", 3)
+    monkeypatch.setattr(relay_module, "PURGE_BATCHES_PER_ROUND", 2)
+    await _add(sessionmaker, [ProbeHappened(probe_id=new_id(), value=i) for i in range(10)])
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await conn.execute("UPDATE outbox SET sent_at = now() - interval '2 days'")
+        await relay_module._purge(conn, "outbox", "sent_at", timedelta(days=1))
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 4  # two batches of three
+        await relay_module._purge(conn, "outbox", "sent_at", timedelta(days=1))
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+    finally:
+        await conn.close()

@@ -338,6 +338,8 @@ class MongoOutboxRelay:
         self.published = 0
         self.holds = Holds(max_seconds=config.max_backoff_seconds)
         self._stall = Stall(config.reconnect_after_seconds)
+        self._held_documents: dict[str, tuple[str, Any]] = {}
+        """The document behind each key whose head event failed: (collection, _id)."""
 
     @property
     def lease_name(self) -> str:
@@ -438,7 +440,7 @@ class MongoOutboxRelay:
         for name in self.config.collections:
             cursor = (
                 self.db[name]
-                .find({PENDING_FIELD: True}, {OUTBOX_FIELD: 1, PENDING_SINCE_FIELD: 1})
+                .find(self._pending_filter(name), {OUTBOX_FIELD: 1, PENDING_SINCE_FIELD: 1})
                 .sort([(PENDING_SINCE_FIELD, ASCENDING), ("_id", ASCENDING)])
                 .limit(self.config.batch_size)
             )
@@ -453,6 +455,17 @@ class MongoOutboxRelay:
                     await self._settle(name, doc["_id"], set())  # flag left set: clear it
             more = more or count == self.config.batch_size
         return heads, more
+
+    def _pending_filter(self, collection: str) -> Document:
+        """Documents with pending events, less those whose head event is held back: they stay
+        the oldest while held, and left in the read they would fill the batch for everyone."""
+        held = set(self.holds.held_keys())
+        ids = [
+            document_id
+            for key, (name, document_id) in self._held_documents.items()
+            if name == collection and key in held
+        ]
+        return {PENDING_FIELD: True, "_id": {"$nin": ids}} if ids else {PENDING_FIELD: True}
 
     @staticmethod
     def messages_of(heads: Sequence[tuple[str, Any, Document]]) -> list[Outgoing]:
@@ -483,12 +496,14 @@ class MongoOutboxRelay:
         acked = 0
         failure: Failure | None = None
         for index, outcome in zip(sendable, outcomes, strict=True):
-            self.holds.record(messages[index], outcome)
+            message, (name, document_id, entry) = messages[index], heads[index]
+            self.holds.record(message, outcome)
             if outcome is None:
-                name, document_id, entry = heads[index]
+                self._held_documents.pop(message.key, None)
                 await self._settle(name, document_id, {entry["id"]})
                 acked += 1
             elif outcome.attempted:
+                self._held_documents[message.key] = (name, document_id)
                 failure = failure or outcome
         self.published += acked
         OUTBOX_PUBLISHED.labels(self.config.service).inc(acked)

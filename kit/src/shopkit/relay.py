@@ -97,6 +97,10 @@ class OutboxRelay:
         self.published = 0
         self.holds = Holds(max_seconds=config.max_backoff_seconds)
         self._stall = Stall(config.reconnect_after_seconds)
+        self._notifications = 0
+        self._no_other_heads_at: int | None = None
+        """`_notifications` when the read past a busy aggregate last found nothing: no other
+        head can exist until another commit notifies."""
 
     @property
     def channel(self) -> str:
@@ -182,6 +186,7 @@ class OutboxRelay:
             await close_quietly(conn.close(timeout=5))
 
     def _on_notify(self, *_: Any) -> None:
+        self._notifications += 1
         self._wake.set()
 
     async def _wait_for_work(self, stop: asyncio.Event, release_in: float | None) -> None:
@@ -226,20 +231,30 @@ class OutboxRelay:
                 continue  # waits until the earlier event of this aggregate is acknowledged
             seen_keys.add(row["key"])
             chosen.append(row)
-        if len(rows) == self.config.batch_size and len(chosen) < len(rows):
+        if (
+            len(rows) == self.config.batch_size
+            and len(chosen) < len(rows)
+            and self._no_other_heads_at != self._notifications
+        ):
             # A full batch with repeated keys: one busy aggregate (a best-selling sku after an
             # outage) can fill it alone, and everything committed after its backlog would wait
             # for all of it. The heads of the other aggregates are read past it. From the start
             # again, not from the batch's last row: a row committed since the first read may be
-            # older than that row, and is its aggregate's head.
-            for row in await conn.fetch(
+            # older than that row, and is its aggregate's head. When it finds none, it is not
+            # read again until a commit notifies: draining one aggregate alone must not rescan
+            # its whole backlog every round.
+            notifications = self._notifications
+            others = await conn.fetch(
                 f"SELECT seq, topic, key, headers, payload FROM {self.config.table} "  # noqa: S608
                 "WHERE sent_at IS NULL AND key <> ALL($2::text[]) AND topic <> ALL($3::text[]) "
                 "ORDER BY seq LIMIT $1",
                 self.config.batch_size,
                 [*seen_keys, *held_keys],
                 held_topics,
-            ):
+            )
+            if not others:
+                self._no_other_heads_at = notifications
+            for row in others:
                 if row["key"] not in seen_keys:
                     seen_keys.add(row["key"])
                     chosen.append(row)
@@ -297,17 +312,28 @@ class OutboxRelay:
             )
 
     async def _purge_and_measure(self, conn: asyncpg.Connection) -> None:
-        await conn.execute(
-            f"DELETE FROM {self.config.table} WHERE sent_at < now() - $1::interval",  # noqa: S608
-            self.config.retention,
-        )
+        await _purge(conn, self.config.table, "sent_at", self.config.retention)
         if self.config.inbox_table:
-            await conn.execute(
-                f"DELETE FROM {self.config.inbox_table} "  # noqa: S608
-                "WHERE received_at < now() - $1::interval",
-                self.config.inbox_retention,
-            )
+            await _purge(conn, self.config.inbox_table, "received_at", self.config.inbox_retention)
         OUTBOX_BACKLOG.labels(self.config.service).set(await backlog(conn, self.config.table))
+
+
+PURGE_BATCH = 10_000
+PURGE_BATCHES_PER_ROUND = 10
+"""A purge deletes in short statements, at most this many per round, the rest in later rounds:
+one DELETE of a table grown large (a long run, a longer retention) would outlast the leader's
+statement timeout and be retried, and fail, on every lead, with publishing stalled behind it."""
+
+
+async def _purge(conn: asyncpg.Connection, table: str, column: str, keep: timedelta) -> None:
+    statement = (
+        f"DELETE FROM {table} WHERE ctid = ANY(ARRAY("  # noqa: S608
+        f"SELECT ctid FROM {table} WHERE {column} < now() - $1::interval LIMIT {PURGE_BATCH}))"
+    )
+    for _ in range(PURGE_BATCHES_PER_ROUND):
+        status = await conn.execute(statement, keep)
+        if int(status.rsplit(" ", 1)[-1]) < PURGE_BATCH:
+            return
 
 
 def _headers(value: Any) -> dict[str, str]:

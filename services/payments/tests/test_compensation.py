@@ -519,6 +519,8 @@ class SettlingRefunds:
 
     def __init__(self, stack: Stack, monkeypatch: pytest.MonkeyPatch, status: str) -> None:
         self.status = status
+        self.settled: dict[str, str] = {}
+        """Refunds (by id) the provider has settled, whatever `status` says of the others."""
         self.by_key: dict[str, ProviderRefund] = {}
         provider = stack.payments.provider
         listing = provider.refunds
@@ -537,11 +539,11 @@ class SettlingRefunds:
                     metadata=dict(metadata),
                 ),
             )
-            return replace(made, status=self.status)
+            return replace(made, status=self.settled.get(made.id, self.status))
 
         async def refunds(intent_id: str) -> list[ProviderRefund]:
             ours = [
-                replace(made, status=self.status)
+                replace(made, status=self.settled.get(made.id, self.status))
                 for made in self.by_key.values()
                 if made.payment_intent_id == intent_id
             ]
@@ -609,6 +611,33 @@ async def test_a_refund_pending_at_the_provider_counts_only_once_it_succeeds(
     )
     assert view.json()["amount_refunded"] == 4_000
     assert [r["status"] for r in view.json()["refunds"]] == ["succeeded"]
+
+
+async def test_a_compensation_refund_that_fails_after_pending_is_made_again(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cancellation's refund was answered pending, which ended the compensation; when the
+    provider later reported it failed, nothing tried again: a cancelled order stayed charged."""
+    placed, captured = await captured_order(stack, total=8_000)
+    provider = SettlingRefunds(stack, monkeypatch, status="pending")
+    await stack.bus.publish(order_cancelled(placed, "admin_request", "CONFIRMED"))
+
+    async def answered_pending() -> bool:
+        return len(provider.ids) == 1
+
+    await eventually(answered_pending, timeout=30)
+    [first] = provider.ids
+    provider.settled[first] = "failed"
+    provider.status = "succeeded"  # the next refund goes through
+    await _refund_webhook(stack, captured.provider_payment_id, first, "failed")
+
+    refunded = await stack.events.wait_for(placed.order_id, PaymentRefunded)
+    assert (refunded.amount, refunded.full) == (8_000, True)
+    view = await stack.client.get(
+        f"/api/payments/orders/{placed.order_id}", headers=admin_headers(stack)
+    )
+    assert view.json()["amount_refunded"] == 8_000
+    assert sorted(r["status"] for r in view.json()["refunds"]) == ["failed", "succeeded"]
 
 
 async def test_a_pending_refund_is_settled_by_the_next_sync(

@@ -219,7 +219,7 @@ class PasswordChangeRequest(Request):
     totp_code: Code | None = Field(
         default=None,
         description="With MFA on, a current TOTP code (or recovery_code): the password alone, "
-        "with a stolen access token, cannot change it. Without either, 401 `mfa_required`.",
+        "with a stolen access token, cannot change it. Without either, 403 `mfa-code-required`.",
     )
     recovery_code: Code | None = Field(
         default=None, description="A single-use MFA recovery code, instead of totp_code."

@@ -172,10 +172,17 @@ class PaymentAttempt(Base):
 
     @property
     def flagged_for_review(self) -> bool:
-        """Held for an admin's decision. Only a review still open holds anything: once approved
-        the payment goes ahead like any other (an approval given before the authorization, e.g.
-        during 3-D Secure, is never sent again, so announcing it as flagged would hold the
-        order forever), and a rejected one never reaches PaymentAuthorized."""
+        """The risk rules sent it to an admin's review (decided or not): what the payment view
+        shows, next to the review's status."""
+        return self.review_status != ReviewStatus.NONE
+
+    @property
+    def awaiting_review(self) -> bool:
+        """Held for an admin's decision, which is what `PaymentAuthorized.flagged_for_review`
+        announces. Only a review still open holds anything: once approved the payment goes
+        ahead like any other (an approval given before the authorization, e.g. during 3-D
+        Secure, is never sent again, so announcing it as flagged would hold the order forever),
+        and a rejected one never reaches PaymentAuthorized."""
         return self.review_status == ReviewStatus.PENDING
 
     @property

@@ -24,12 +24,10 @@ from payments_service.models import AttemptStatus, PaymentOrder, ReviewStatus
 from payments_service.provider import ProviderUnavailable
 from payments_service.runtime import Payments, outbox_emitter
 from payments_service.schemas import RefundCreate, RefundPublic, ReviewPublic, ReviewResolve
-from payments_service.service.refunds import refund, refund_rest
+from payments_service.service.refunds import REJECTED_REASON, refund, refund_rest
 from payments_service.service.transitions import CAPTURED, VOIDABLE, void
 from payments_service.service.views import captured_attempt, refund_public, review_public
 from payments_service.service.work import Work
-
-REJECTED_REASON = "risk_review_rejected"
 
 
 async def refund_order(

@@ -19,14 +19,19 @@ from payments_service.errors import (
 from payments_service.models import (
     AttemptStatus,
     PaymentAttempt,
+    PaymentOrder,
     Refund,
     RefundStatus,
+    ReviewStatus,
 )
 from payments_service.provider import Intent, ProviderRefund, RequestRejected
 from payments_service.service.transitions import CAPTURED, attempt_key
 from payments_service.service.work import Work, detached, provider_write
 
 log = logging.getLogger(__name__)
+
+REJECTED_REASON = "risk_review_rejected"
+"""Why the money of a payment rejected in review goes back (its void or refund)."""
 
 SUCCEEDED = "succeeded"
 """The only provider refund status that means the money went back to the customer."""
@@ -118,6 +123,33 @@ async def refund_rest(
         request_key=f"{prefix}{tries}",
         requested_by=requested_by,
     )
+
+
+async def refund_what_is_owed(work: Work, order: PaymentOrder, attempt: PaymentAttempt) -> None:
+    """Refund the rest of a payment whose money must go back (its order cancelled, its review
+    rejected) once the provider has said a refund of it failed.
+
+    A compensation's refund the provider answered as pending ends the compensation as done:
+    the cancellation is handled, and nothing else would ever try again when the provider later
+    reports the refund failed, leaving a cancelled order charged. The provider's word starts the
+    next try here, under the compensation's own key with the next number (`refund_rest`); a
+    refusal of that try raises, and the webhook carrying the news is retried, then left for an
+    operator, as a refused compensation is."""
+    if attempt.status not in CAPTURED:
+        return
+    if order.is_cancelled:
+        reason, request_key = order.cancel_reason or "order_cancelled", "order-cancelled"
+    elif attempt.review_status == ReviewStatus.REJECTED:
+        reason, request_key = REJECTED_REASON, "review-rejected"
+    else:
+        return
+    if await _free_to_refund(work, attempt) <= 0:
+        return
+    log.error(
+        "a compensation refund failed at the provider; refunding the rest again",
+        extra={"order_id": attempt.order_id, "payment_id": attempt.id},
+    )
+    await refund_rest(work, attempt, reason=reason, request_key=request_key, requested_by="system")
 
 
 async def _reconcile_pending(work: Work, attempt: PaymentAttempt) -> list[Refund]:
@@ -332,6 +364,24 @@ async def sync_refunds(work: Work, attempt: PaymentAttempt, intent: Intent) -> b
         else:
             if mine is not None and _unanswered(mine):
                 mine.provider_refund_id = found.id  # answered at last: settled by its webhook
+            elif mine is None and found.id not in by_provider_id:
+                # Made elsewhere (the provider's dashboard) and still settling: recorded, so
+                # that its amount is not asked for again meanwhile (the provider would refuse
+                # more than the charge), and counted once it succeeds.
+                settling_row = Refund(
+                    id=new_id(),
+                    order_id=attempt.order_id,
+                    payment_id=attempt.id,
+                    amount=found.amount,
+                    currency=found.currency or attempt.currency,
+                    reason="refunded_at_provider",
+                    status=RefundStatus.PENDING,
+                    full=False,
+                    request_key=f"provider:{found.id}",
+                    requested_by="provider",
+                    provider_refund_id=found.id,
+                )
+                await repository.insert_refund(work.session, settling_row)
             continue
         changed = True
     return changed

@@ -297,7 +297,7 @@ async def _authorized(
             provider_payment_id=intent.id,
             amount=attempt.amount,
             currency=attempt.currency,
-            flagged_for_review=attempt.flagged_for_review,
+            flagged_for_review=attempt.awaiting_review,
             authorized_at=attempt.authorized_at,
         )
     )

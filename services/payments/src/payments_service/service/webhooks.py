@@ -24,7 +24,7 @@ from payments_service.errors import InvalidWebhookError
 from payments_service.models import AttemptStatus, PaymentAttempt, StripeEvent
 from payments_service.provider import InvalidWebhook
 from payments_service.runtime import Payments, outbox_emitter
-from payments_service.service.refunds import sync_refunds
+from payments_service.service.refunds import refund_what_is_owed, sync_refunds
 from payments_service.service.transitions import OPEN, apply_intent
 from payments_service.service.work import Work
 
@@ -194,6 +194,8 @@ async def _process(session: AsyncSession, payments: Payments, event: StripeEvent
     intent = await payments.provider.retrieve(event.payment_intent_id)
     moved = await apply_intent(work, order, attempt, intent)
     refunded = await sync_refunds(work, attempt, intent)
+    if refunded:
+        await refund_what_is_owed(work, order, attempt)
     _seen(attempt, event)
     return "applied" if moved or refunded else "noop"
 
