@@ -368,16 +368,9 @@ async def _copies_on_topic(topic: str, event_id: str, expected: int) -> int | No
 async def test_an_event_the_topic_refuses_holds_back_only_its_own_document(
     db: Any, namespace: str
 ) -> None:
-    small_topic = "kittest.small"
-    await ensure_topics(
-        KAFKA_BOOTSTRAP, [namespace + small_topic], config={"max.message.bytes": "1000"}
-    )
     locks = DocumentLocks(db)
     stuck = new_id()
-    await write_events(db, locks, stuck, [ProbeHappened(probe_id=stuck, value=0, note="x" * 3000)])
-    document = await db[COLLECTION].find_one({"_id": stuck})
-    entries = [{**document["outbox"][0], "topic": small_topic}]
-    await db[COLLECTION].update_one({"_id": stuck}, {"$set": {"outbox": entries}})
+    await _write_refused_event(db, locks, namespace, stuck)
     others = [new_id() for _ in range(4)]
     for key in others:  # three events each: three rounds
         await write_events(db, locks, key, [ProbeHappened(probe_id=key, value=i) for i in range(3)])
@@ -394,29 +387,38 @@ async def test_an_event_the_topic_refuses_holds_back_only_its_own_document(
     # document first each time (it is the oldest), the others one event per restart.
     assert producers == 1
     left = await db[COLLECTION].find_one({"_id": stuck})
-    assert [entry["topic"] for entry in left["outbox"]] == [small_topic]
+    assert [entry["topic"] for entry in left["outbox"]] == [SMALL_TOPIC]
 
 
 async def _is_one(awaitable: Any) -> bool:
     return bool(await awaitable == 1)
 
 
+SMALL_TOPIC = "kittest.small"
+"""A topic that takes records of at most 1,000 bytes."""
+
+
+async def _write_refused_event(
+    db: Any, locks: DocumentLocks, namespace: str, thing_id: str
+) -> None:
+    """A document whose pending event the broker refuses: too large for its topic."""
+    await ensure_topics(
+        KAFKA_BOOTSTRAP, [namespace + SMALL_TOPIC], config={"max.message.bytes": "1000"}
+    )
+    await write_events(
+        db, locks, thing_id, [ProbeHappened(probe_id=thing_id, value=0, note="x" * 3000)]
+    )
+    document = await db[COLLECTION].find_one({"_id": thing_id})
+    entries = [{**document["outbox"][0], "topic": SMALL_TOPIC}]
+    await db[COLLECTION].update_one({"_id": thing_id}, {"$set": {"outbox": entries}})
+
+
 async def test_documents_held_back_do_not_fill_the_batch_for_the_others(
     db: Any, namespace: str
 ) -> None:
-    small_topic = "kittest.small"
-    await ensure_topics(
-        KAFKA_BOOTSTRAP, [namespace + small_topic], config={"max.message.bytes": "1000"}
-    )
     locks = DocumentLocks(db)
-    refused = [new_id() for _ in range(3)]
-    for thing_id in refused:  # the oldest pending documents, all refused by the broker
-        await write_events(
-            db, locks, thing_id, [ProbeHappened(probe_id=thing_id, value=0, note="x" * 3000)]
-        )
-        document = await db[COLLECTION].find_one({"_id": thing_id})
-        entries = [{**document["outbox"][0], "topic": small_topic}]
-        await db[COLLECTION].update_one({"_id": thing_id}, {"$set": {"outbox": entries}})
+    for _ in range(3):  # the oldest pending documents, all refused by the broker
+        await _write_refused_event(db, locks, namespace, new_id())
     later = new_id()
     await write_events(db, locks, later, [ProbeHappened(probe_id=later, value=1)])
     relay = MongoOutboxRelay(

@@ -345,46 +345,39 @@ async def sync_refunds(work: Work, attempt: PaymentAttempt, intent: Intent) -> b
                 # what the customer got back.
                 await _succeeded(work, attempt, mine, found)
             elif mine is None:
-                row = Refund(
-                    id=new_id(),
-                    order_id=attempt.order_id,
-                    payment_id=attempt.id,
-                    amount=found.amount,
-                    currency=found.currency or attempt.currency,
-                    reason="refunded_at_provider",
-                    status=RefundStatus.PENDING,
-                    full=False,
-                    request_key=f"provider:{found.id}",
-                    requested_by="provider",
-                )
-                await repository.insert_refund(work.session, row)
-                await _succeeded(work, attempt, row, found)
+                await _succeeded(work, attempt, await _made_elsewhere(work, attempt, found), found)
             else:
                 continue
         else:
             if mine is not None and _unanswered(mine):
                 mine.provider_refund_id = found.id  # answered at last: settled by its webhook
-            elif mine is None and found.id not in by_provider_id:
-                # Made elsewhere (the provider's dashboard) and still settling: recorded, so
-                # that its amount is not asked for again meanwhile (the provider would refuse
-                # more than the charge), and counted once it succeeds.
-                settling_row = Refund(
-                    id=new_id(),
-                    order_id=attempt.order_id,
-                    payment_id=attempt.id,
-                    amount=found.amount,
-                    currency=found.currency or attempt.currency,
-                    reason="refunded_at_provider",
-                    status=RefundStatus.PENDING,
-                    full=False,
-                    request_key=f"provider:{found.id}",
-                    requested_by="provider",
-                    provider_refund_id=found.id,
-                )
-                await repository.insert_refund(work.session, settling_row)
+            elif mine is None:
+                # Made elsewhere and still settling: recorded, so that its amount is not asked
+                # for again meanwhile (the provider would refuse more than the charge), and
+                # counted once it succeeds.
+                await _made_elsewhere(work, attempt, found)
             continue
         changed = True
     return changed
+
+
+async def _made_elsewhere(work: Work, attempt: PaymentAttempt, found: ProviderRefund) -> Refund:
+    """Record, pending, a refund made at the provider (its dashboard) that has no row of ours."""
+    row = Refund(
+        id=new_id(),
+        order_id=attempt.order_id,
+        payment_id=attempt.id,
+        amount=found.amount,
+        currency=found.currency or attempt.currency,
+        reason="refunded_at_provider",
+        status=RefundStatus.PENDING,
+        full=False,
+        request_key=f"provider:{found.id}",
+        requested_by="provider",
+        provider_refund_id=found.id,
+    )
+    await repository.insert_refund(work.session, row)
+    return row
 
 
 def _reversed(attempt: PaymentAttempt, row: Refund, found: ProviderRefund) -> None:
