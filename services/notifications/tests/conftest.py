@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -114,3 +116,33 @@ async def admin_view(service: Running, user_id: str) -> list[dict[str, Any]]:
     assert response.status_code == 200
     items: list[dict[str, Any]] = response.json()["items"]
     return items
+
+
+@asynccontextmanager
+async def refusing_server(answer_to_rcpt: str) -> AsyncIterator[int]:
+    """An SMTP server that answers RCPT TO with `answer_to_rcpt`, `{to}` being the address."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 refusing.test ESMTP\r\n")
+        while line := await reader.readline():
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                writer.write(b"250-refusing.test\r\n250 8BITMIME\r\n")
+            elif verb == b"RCPT":
+                to = line.decode().split("<", 1)[1].split(">", 1)[0]
+                writer.write(answer_to_rcpt.format(to=to).encode() + b"\r\n")
+            elif verb == b"QUIT":
+                writer.write(b"221 bye\r\n")
+                await writer.drain()
+                break
+            else:
+                writer.write(b"250 ok\r\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -4,10 +4,7 @@ never the provider's own words (they quote the recipient's address or number).""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -29,37 +26,7 @@ from sqlalchemy import select
 
 from contracts import Envelope, new_id
 
-from .conftest import Running, registered, unique_email
-
-
-@asynccontextmanager
-async def refusing_server(answer_to_rcpt: str) -> AsyncIterator[int]:
-    """An SMTP server that answers RCPT TO with `answer_to_rcpt`, `{to}` being the address."""
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"220 refusing.test ESMTP\r\n")
-        while line := await reader.readline():
-            verb = line[:4].upper()
-            if verb == b"EHLO":
-                writer.write(b"250-refusing.test\r\n250 8BITMIME\r\n")
-            elif verb == b"RCPT":
-                to = line.decode().split("<", 1)[1].split(">", 1)[0]
-                writer.write(answer_to_rcpt.format(to=to).encode() + b"\r\n")
-            elif verb == b"QUIT":
-                writer.write(b"221 bye\r\n")
-                await writer.drain()
-                break
-            else:
-                writer.write(b"250 ok\r\n")
-            await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        await server.wait_closed()
+from .conftest import Running, refusing_server, registered, unique_email
 
 
 def _email(to: str) -> Email:

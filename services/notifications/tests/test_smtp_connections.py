@@ -15,7 +15,7 @@ from shopkit.testing import eventually, pipe
 
 from contracts import new_id
 
-from .conftest import mailpit_messages
+from .conftest import mailpit_messages, refusing_server
 
 
 def _email(to: str) -> Email:
@@ -147,32 +147,11 @@ async def test_a_recipient_refused_for_now_is_retried_and_one_refused_for_good_i
 ) -> None:
     """Every refusal of the recipient counted as permanent: a greylisting server's "try again
     later" failed the email for good after one attempt."""
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"220 greylist.test ESMTP\r\n")
-        while line := await reader.readline():
-            verb = line[:4].upper()
-            if verb == b"EHLO":
-                writer.write(b"250-greylist.test\r\n250 8BITMIME\r\n")
-            elif verb == b"RCPT":
-                writer.write(answer + b"\r\n")
-            elif verb == b"QUIT":
-                writer.write(b"221 bye\r\n")
-                await writer.drain()
-                break
-            else:
-                writer.write(b"250 ok\r\n")
-            await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        async with transport(NotificationsSettings(smtp_port=port)) as smtp:
-            result = await smtp.send(_email(f"someone-{new_id()[-8:]}@example.com"))
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with (
+        refusing_server(answer.decode()) as port,
+        transport(NotificationsSettings(smtp_port=port)) as smtp,
+    ):
+        result = await smtp.send(_email(f"someone-{new_id()[-8:]}@example.com"))
     assert result.outcome == outcome, result.error
 
 
