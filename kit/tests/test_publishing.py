@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from shopkit.publishing import Failure, Holds, Outgoing, Stall
+from shopkit.publishing import Failure, Holds, Outgoing, PublishError, Stall
 
 
 class Clock:
@@ -55,14 +55,15 @@ def test_a_failure_before_queueing_holds_the_whole_topic_and_an_untried_event_ho
 def test_the_stall_watch_fires_once_after_the_limit_of_failures_without_an_ack() -> None:
     clock = Clock()
     stall = Stall(60.0, clock=clock)
-    assert not stall.note_round(acknowledged=False, failed=True)
+    stall.note_round(acknowledged=False, failed=True)
     clock.now += 59
-    assert not stall.note_round(acknowledged=False, failed=True)
-    assert not stall.note_round(acknowledged=True, failed=True)  # progress: the watch restarts
+    stall.note_round(acknowledged=False, failed=True)
+    stall.note_round(acknowledged=True, failed=True)  # progress: the watch restarts
     clock.now += 59
-    assert not stall.note_round(acknowledged=False, failed=True)
+    stall.note_round(acknowledged=False, failed=True)
     clock.now += 61
-    assert stall.note_round(acknowledged=False, failed=True)
-    assert not stall.note_round(acknowledged=False, failed=False)  # it starts over after firing
+    with pytest.raises(PublishError):
+        stall.note_round(acknowledged=False, failed=True)
+    stall.note_round(acknowledged=False, failed=False)  # it starts over after firing
     clock.now += 1000
-    assert not stall.note_round(acknowledged=False, failed=False)  # idle is no stall
+    stall.note_round(acknowledged=False, failed=False)  # idle is no stall

@@ -48,7 +48,7 @@ from shopkit.kafka import create_producer, ensure_topics
 from shopkit.loops import close_quietly, sleep_or_stop
 from shopkit.metrics import OUTBOX_BACKLOG, OUTBOX_FAILURES, OUTBOX_PUBLISHED
 from shopkit.outbox import outbox_records
-from shopkit.publishing import Failure, Holds, Outgoing, Stall, send_each
+from shopkit.publishing import Failure, Holds, Outgoing, PublishError, Stall, send_each
 
 log = logging.getLogger(__name__)
 
@@ -304,10 +304,6 @@ class MongoRelayConfig:
     """Sends failing with nothing acknowledged for this long start a new producer."""
 
 
-class PublishError(Exception):
-    pass
-
-
 class MongoOutboxRelay:
     """Publishes the outbox entries of documents, one document's events strictly in order.
 
@@ -513,16 +509,10 @@ class MongoOutboxRelay:
                 "outbox events not acknowledged; their documents wait, the others go on",
                 extra={"service": self.config.service, "error": repr(failure.error)},
             )
-        self._note_progress(made=acked > 0, failed=failure is not None)
+        # Nothing acknowledged for too long raises: the relay reconnects with a new producer.
+        self._stall.note_round(acknowledged=acked > 0, failed=failure is not None)
         # A round that published nothing waits for the first hold to pass (or a wake-up).
         return more and acked > 0
-
-    def _note_progress(self, *, made: bool, failed: bool) -> None:
-        if self._stall.note_round(acknowledged=made, failed=failed):
-            # Nothing at all acknowledged for that long: start a fresh connection and producer.
-            raise PublishError(
-                f"no event acknowledged for {self.config.reconnect_after_seconds:.0f} s"
-            )
 
     async def _settle(self, collection: str, document_id: Any, published: set[str]) -> None:
         """Remove acknowledged events from the document, under the writers' lock."""

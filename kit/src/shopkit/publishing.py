@@ -150,6 +150,10 @@ class Holds:
         holds[name] = _Hold(until=self.clock() + delay, failures=failures)
 
 
+class PublishError(Exception):
+    """A relay's round could not go on; the relay reconnects and tries again with backoff."""
+
+
 @dataclass
 class Stall:
     """Whether a relay's sends have all failed for so long that its producer should be replaced:
@@ -160,9 +164,9 @@ class Stall:
     clock: Callable[[], float] = time.monotonic
     _since: float | None = None
 
-    def note_round(self, *, acknowledged: bool, failed: bool) -> bool:
-        """Record a round; True (once, then the watch starts over) when nothing at all was
-        acknowledged for longer than the limit while sends kept failing."""
+    def note_round(self, *, acknowledged: bool, failed: bool) -> None:
+        """Record a round; raises `PublishError` (once, then the watch starts over) when nothing
+        at all was acknowledged for longer than the limit while sends kept failing."""
         now = self.clock()
         if acknowledged:
             self._since = None
@@ -170,5 +174,4 @@ class Stall:
             self._since = now
         if self._since is not None and now - self._since > self.limit_seconds:
             self._since = None
-            return True
-        return False
+            raise PublishError(f"no event acknowledged for {self.limit_seconds:.0f} s")

@@ -35,7 +35,7 @@ from contracts import topics
 from shopkit.kafka import create_producer, ensure_topics
 from shopkit.loops import close_quietly, sleep_or_stop
 from shopkit.metrics import OUTBOX_BACKLOG, OUTBOX_FAILURES, OUTBOX_PUBLISHED
-from shopkit.publishing import Holds, Outgoing, Stall, send_each
+from shopkit.publishing import Holds, Outgoing, PublishError, Stall, send_each
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +80,6 @@ class RelayConfig:
     """The leader's own wait for an answer: a half-open connection fails, and is replaced."""
 
 
-class PublishError(Exception):
-    pass
-
-
 class OutboxRelay:
     def __init__(
         self, config: RelayConfig, producer_factory: ProducerFactory | None = None
@@ -101,6 +97,14 @@ class OutboxRelay:
         self._no_other_heads_at: int | None = None
         """`_notifications` when the read past a busy aggregate last found nothing: no other
         head can exist until another commit notifies."""
+        # Built once: every round runs them. The second also serves the read past a busy
+        # aggregate, with its keys among those left out.
+        columns = f"SELECT seq, topic, key, headers, payload FROM {config.table} "  # noqa: S608
+        self._pending = f"{columns}WHERE sent_at IS NULL ORDER BY seq LIMIT $1"
+        self._pending_except = (
+            f"{columns}WHERE sent_at IS NULL AND key <> ALL($2::text[]) "
+            "AND topic <> ALL($3::text[]) ORDER BY seq LIMIT $1"
+        )
 
     @property
     def channel(self) -> str:
@@ -209,19 +213,10 @@ class OutboxRelay:
         held_keys, held_topics = self.holds.held_keys(), self.holds.held_topics()
         if held_keys or held_topics:
             rows = await conn.fetch(
-                f"SELECT seq, topic, key, headers, payload FROM {self.config.table} "  # noqa: S608
-                "WHERE sent_at IS NULL AND key <> ALL($2::text[]) AND topic <> ALL($3::text[]) "
-                "ORDER BY seq LIMIT $1",
-                self.config.batch_size,
-                held_keys,
-                held_topics,
+                self._pending_except, self.config.batch_size, held_keys, held_topics
             )
         else:
-            rows = await conn.fetch(
-                f"SELECT seq, topic, key, headers, payload FROM {self.config.table} "  # noqa: S608
-                "WHERE sent_at IS NULL ORDER BY seq LIMIT $1",
-                self.config.batch_size,
-            )
+            rows = await conn.fetch(self._pending, self.config.batch_size)
         if not rows:
             return False
         chosen = []
@@ -245,12 +240,7 @@ class OutboxRelay:
             # its whole backlog every round.
             notifications = self._notifications
             others = await conn.fetch(
-                f"SELECT seq, topic, key, headers, payload FROM {self.config.table} "  # noqa: S608
-                "WHERE sent_at IS NULL AND key <> ALL($2::text[]) AND topic <> ALL($3::text[]) "
-                "ORDER BY seq LIMIT $1",
-                self.config.batch_size,
-                [*seen_keys, *held_keys],
-                held_topics,
+                self._pending_except, self.config.batch_size, [*seen_keys, *held_keys], held_topics
             )
             if not others:
                 self._no_other_heads_at = notifications
@@ -299,17 +289,11 @@ class OutboxRelay:
                 "outbox events not acknowledged; their aggregates wait, the others go on",
                 extra={"service": self.config.service, "count": len(failed), "error": failed[0][1]},
             )
-        self._note_progress(made=bool(acked), failed=bool(failed))
+        # Nothing acknowledged for too long raises: the relay reconnects with a new producer.
+        self._stall.note_round(acknowledged=bool(acked), failed=bool(failed))
         # Only a round that published can have made room: a round of failures waits for the
         # first hold to pass (or a new commit) rather than reading the same rows again.
         return bool(acked) and (len(rows) == self.config.batch_size or len(chosen) < len(rows))
-
-    def _note_progress(self, *, made: bool, failed: bool) -> None:
-        if self._stall.note_round(acknowledged=made, failed=failed):
-            # Nothing at all acknowledged for that long: start a fresh connection and producer.
-            raise PublishError(
-                f"no event acknowledged for {self.config.reconnect_after_seconds:.0f} s"
-            )
 
     async def _purge_and_measure(self, conn: asyncpg.Connection) -> None:
         await _purge(conn, self.config.table, "sent_at", self.config.retention)
