@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from contracts.types import utc_now
 from fastapi import FastAPI
 from shopkit.db import UnitOfWork
 from shopkit.loops import every
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service import repository
 from auth_service.runtime import Runtime
@@ -29,14 +31,11 @@ PURGE_BATCH = 5000
 async def purge_login_attempts(rt: Runtime) -> bool:
     """One batch of attempts older than the retention; True when there may be more."""
     before = utc_now() - timedelta(days=rt.settings.login_attempt_retention_days)
-    async with UnitOfWork(rt.sessions) as uow:
-        purged = await repository.purge_login_attempts(
-            uow.session, before=before, limit=PURGE_BATCH
-        )
-        await uow.commit()
-    if purged:
-        log.info("housekeeping", extra={"login_attempts": purged})
-    return purged >= PURGE_BATCH
+    return await _purge_batch(
+        rt,
+        "login_attempts",
+        lambda session: repository.purge_login_attempts(session, before=before, limit=PURGE_BATCH),
+    )
 
 
 async def purge_ended_sessions(rt: Runtime) -> bool:
@@ -66,13 +65,24 @@ async def purge_password_resets(rt: Runtime) -> bool:
     """One batch of reset links expired longer ago than the retention; True when there may be
     more."""
     expired_before = utc_now() - timedelta(days=rt.settings.ended_credential_retention_days)
+    return await _purge_batch(
+        rt,
+        "password_resets",
+        lambda session: repository.purge_password_resets(
+            session, expired_before=expired_before, limit=PURGE_BATCH
+        ),
+    )
+
+
+async def _purge_batch(
+    rt: Runtime, what: str, purge: Callable[[AsyncSession], Awaitable[int]]
+) -> bool:
+    """Run one batch of `purge` in its own transaction; True when it filled the batch."""
     async with UnitOfWork(rt.sessions) as uow:
-        purged = await repository.purge_password_resets(
-            uow.session, expired_before=expired_before, limit=PURGE_BATCH
-        )
+        purged = await purge(uow.session)
         await uow.commit()
     if purged:
-        log.info("housekeeping", extra={"password_resets": purged})
+        log.info("housekeeping", extra={what: purged})
     return purged >= PURGE_BATCH
 
 
